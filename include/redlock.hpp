@@ -1,0 +1,12 @@
+// Everything a user needs: #include <redlock.hpp>
+#pragma once
+
+#include "redlock/asio_compat.hpp"
+#include "redlock/blocking.hpp"
+#include "redlock/endpoint.hpp"
+#include "redlock/error.hpp"
+#include "redlock/lock_manager.hpp"
+#include "redlock/node.hpp"
+#include "redlock/redis_node.hpp"
+#include "redlock/report.hpp"
+#include "redlock/settings.hpp"

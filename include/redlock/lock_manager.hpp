@@ -1,0 +1,252 @@
+// The Redlock lock manager and the lock handle.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/async_result.hpp>
+
+#include "redlock/detail/manager_impl.hpp"
+#include "redlock/error.hpp"
+#include "redlock/node.hpp"
+#include "redlock/report.hpp"
+#include "redlock/settings.hpp"
+
+namespace redlock {
+
+using steady_clock = std::chrono::steady_clock;
+
+/// Told about every node-level failure (error reply, timeout, connection problem) as it
+/// happens, like node-redlock's `clientError` event.
+struct node_error {
+  std::string node;     ///< the node's id(), never with a password
+  std::error_code ec;
+  std::string message;  ///< server message or a description of the failure
+};
+
+/// A held lock (or, after a failed operation, an empty one that still carries the report).
+/// A value type: copies refer to the same distributed lock. Holding a `lock` object does not
+/// keep anything alive on the servers; the lock ends at its validity deadline unless extended.
+/// Distinct objects: safe. Shared objects: safe for const use.
+class lock {
+ public:
+  lock() = default;
+
+  /// True when this handle came from a successful lock or extend.
+  bool acquired() const noexcept { return !value_.empty(); }
+  explicit operator bool() const noexcept { return acquired(); }
+
+  const std::vector<std::string>& resources() const noexcept { return resources_; }
+  /// The random value stored under every key (32 lowercase hex characters).
+  const std::string& value() const noexcept { return value_; }
+  std::chrono::milliseconds ttl() const noexcept { return ttl_; }
+  /// Steady-clock instant until which the lock is guaranteed (under the documented
+  /// assumptions) to be ours.
+  steady_clock::time_point validity_deadline() const noexcept { return deadline_; }
+  /// Time left until the validity deadline (negative once expired). No network.
+  steady_clock::duration remaining(steady_clock::time_point now = steady_clock::now()) const
+      noexcept {
+    return deadline_ - now;
+  }
+  bool expired(steady_clock::time_point now = steady_clock::now()) const noexcept {
+    return !acquired() || now >= deadline_;
+  }
+  /// Attempts used by the operation that produced this handle.
+  int attempts() const noexcept { return report_.attempts; }
+  const redlock::report& report() const noexcept { return report_; }
+
+  /// Releases the lock through its manager. Completion: void(std::error_code, unlock_result).
+  template <class CompletionToken>
+  auto async_unlock(CompletionToken&& token) const;
+  /// Extends the lock to `ttl` from now through its manager.
+  /// Completion: void(std::error_code, lock).
+  template <class CompletionToken>
+  auto async_extend(std::chrono::milliseconds ttl, CompletionToken&& token) const;
+
+  // Used by the implementation to build handles.
+  struct parts {
+    std::shared_ptr<detail::manager_impl> manager;
+    std::vector<std::string> resources;
+    std::string value;
+    std::chrono::milliseconds ttl{0};
+    steady_clock::time_point deadline{};
+    redlock::report report;
+  };
+  explicit lock(parts p)
+      : manager_(std::move(p.manager)),
+        resources_(std::move(p.resources)),
+        value_(std::move(p.value)),
+        ttl_(p.ttl),
+        deadline_(p.deadline),
+        report_(std::move(p.report)) {}
+  const std::shared_ptr<detail::manager_impl>& manager() const noexcept { return manager_; }
+
+ private:
+  std::shared_ptr<detail::manager_impl> manager_;
+  std::vector<std::string> resources_;
+  std::string value_;
+  std::chrono::milliseconds ttl_{0};
+  steady_clock::time_point deadline_{};
+  redlock::report report_;
+};
+
+/// Result of an unlock: how many nodes no longer hold our value.
+struct unlock_result {
+  std::size_t released = 0;  ///< nodes where our value was deleted by this call
+  std::size_t absent = 0;    ///< nodes that answered but no longer had our value
+  std::size_t nodes = 0;     ///< nodes in the manager
+  redlock::report report;
+};
+
+/// The Redlock lock manager over N independent nodes (quorum N/2 + 1).
+///
+/// Every operation is an Asio initiating function: `async_<verb>(..., token)` works with
+/// callbacks, asio::use_future and asio::use_awaitable. Handlers run on their associated
+/// executor (default: the manager's), never from inside the initiating call.
+/// Thread safety: distinct objects safe; shared objects safe (operations may be started
+/// from any thread).
+class lock_manager {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  /// Builds redis_nodes from URLs (see parse_endpoint). Throws lock_error with
+  /// errc::invalid_url (message says which URL and why) or errc::invalid_argument (no
+  /// servers, the same server twice, bad settings).
+  lock_manager(executor_type ex, const std::vector<std::string>& urls, settings s = {});
+  /// Uses the given nodes. Throws lock_error(errc::invalid_argument) for none, duplicates
+  /// (same object or same id()) or bad settings.
+  lock_manager(executor_type ex, std::vector<std::shared_ptr<node>> nodes, settings s = {});
+  /// Closes the nodes without waiting. Never throws or blocks.
+  ~lock_manager();
+
+  lock_manager(const lock_manager&) = delete;
+  lock_manager& operator=(const lock_manager&) = delete;
+  lock_manager(lock_manager&&) noexcept = default;
+  lock_manager& operator=(lock_manager&&) noexcept = default;
+
+  executor_type get_executor() const noexcept { return detail::executor_of(*impl_); }
+  std::size_t size() const noexcept;
+  std::size_t quorum() const noexcept;
+  const redlock::settings& get_settings() const noexcept;
+
+  /// Called for every node error, on the manager's strand. Set it before the first
+  /// operation. The hook must not throw.
+  void on_node_error(std::function<void(const node_error&)> hook);
+
+  /// Acquires all `resources` (atomically per node) for `ttl`.
+  /// Completion: void(std::error_code, lock). Errors: resource_locked, quorum_unreachable,
+  /// validity_exhausted, invalid_argument, closed, cancelled. The lock carries the report
+  /// in both cases.
+  template <class CompletionToken>
+  auto async_lock(std::vector<std::string> resources, std::chrono::milliseconds ttl,
+                  call_options opts, CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::error_code, lock)>(
+        [m = impl_](auto handler, std::vector<std::string> r, std::chrono::milliseconds t,
+                    call_options o) {
+          detail::start_lock(m, std::move(r), t, o,
+                             detail::bind_handler<decltype(handler), std::error_code, lock>(
+                                 std::move(handler), detail::executor_of(*m)));
+        },
+        token, std::move(resources), ttl, opts);
+  }
+  template <class CompletionToken>
+  auto async_lock(std::vector<std::string> resources, std::chrono::milliseconds ttl,
+                  CompletionToken&& token) {
+    return async_lock(std::move(resources), ttl, call_options{},
+                      std::forward<CompletionToken>(token));
+  }
+  template <class CompletionToken>
+  auto async_lock(std::string resource, std::chrono::milliseconds ttl, CompletionToken&& token) {
+    std::vector<std::string> r;
+    r.push_back(std::move(resource));
+    return async_lock(std::move(r), ttl, call_options{}, std::forward<CompletionToken>(token));
+  }
+
+  /// Extends `l` so that it expires `ttl` from now. Only while the lock's local validity
+  /// remains; only where our value is still present; never deletes anything.
+  /// Completion: void(std::error_code, lock) with the new validity deadline.
+  /// Errors: lock_expired, lock_lost, quorum_unreachable, validity_exhausted, closed.
+  template <class CompletionToken>
+  auto async_extend(const lock& l, std::chrono::milliseconds ttl, call_options opts,
+                    CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::error_code, lock)>(
+        [m = impl_](auto handler, lock l2, std::chrono::milliseconds t, call_options o) {
+          detail::start_extend(m, l2, t, o,
+                               detail::bind_handler<decltype(handler), std::error_code, lock>(
+                                   std::move(handler), detail::executor_of(*m)));
+        },
+        token, l, ttl, opts);
+  }
+  template <class CompletionToken>
+  auto async_extend(const lock& l, std::chrono::milliseconds ttl, CompletionToken&& token) {
+    return async_extend(l, ttl, call_options{}, std::forward<CompletionToken>(token));
+  }
+
+  /// Deletes our value on every node (only where it is ours).
+  /// Completion: void(std::error_code, unlock_result). Succeeds when a quorum no longer
+  /// holds our value. An already expired lock completes promptly with errc::lock_expired
+  /// after one best-effort release round.
+  template <class CompletionToken>
+  auto async_unlock(const lock& l, call_options opts, CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::error_code, unlock_result)>(
+        [m = impl_](auto handler, lock l2, call_options o) {
+          detail::start_unlock(
+              m, l2, o,
+              detail::bind_handler<decltype(handler), std::error_code, unlock_result>(
+                  std::move(handler), detail::executor_of(*m)));
+        },
+        token, l, opts);
+  }
+  template <class CompletionToken>
+  auto async_unlock(const lock& l, CompletionToken&& token) {
+    return async_unlock(l, call_options{}, std::forward<CompletionToken>(token));
+  }
+
+  /// Stops accepting operations, waits for those in flight (including releases), then
+  /// closes every node. Later operations fail with errc::closed.
+  /// Completion: void(std::error_code).
+  template <class CompletionToken>
+  auto async_quit(CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::error_code)>(
+        [m = impl_](auto handler) {
+          detail::start_quit(m, detail::bind_handler<decltype(handler), std::error_code>(
+                                    std::move(handler), detail::executor_of(*m)));
+        },
+        token);
+  }
+
+ private:
+  std::shared_ptr<detail::manager_impl> impl_;
+};
+
+template <class CompletionToken>
+auto lock::async_unlock(CompletionToken&& token) const {
+  return asio::async_initiate<CompletionToken, void(std::error_code, unlock_result)>(
+      [](auto handler, lock l) {
+        auto m = l.manager();  // null for an empty handle: completes with invalid_argument
+        detail::start_unlock(
+            m, l, call_options{},
+            detail::bind_handler<decltype(handler), std::error_code, unlock_result>(
+                std::move(handler), detail::fallback_executor(m.get())));
+      },
+      token, *this);
+}
+
+template <class CompletionToken>
+auto lock::async_extend(std::chrono::milliseconds ttl, CompletionToken&& token) const {
+  return asio::async_initiate<CompletionToken, void(std::error_code, lock)>(
+      [](auto handler, lock l, std::chrono::milliseconds t) {
+        auto m = l.manager();  // null for an empty handle: completes with invalid_argument
+        detail::start_extend(m, l, t, call_options{},
+                             detail::bind_handler<decltype(handler), std::error_code, lock>(
+                                 std::move(handler), detail::fallback_executor(m.get())));
+      },
+      token, *this, ttl);
+}
+
+}  // namespace redlock

@@ -1,0 +1,56 @@
+// The node interface: the one thing the lock manager needs from a Redis deployment.
+//
+// A node evaluates a Lua script with keys and arguments and calls back exactly once.
+// The built-in redis_node implements it over one pipelined connection; Sentinel- or
+// Cluster-backed nodes, or a wrapper around the user's own client, can too.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "redlock/detail/unique_function.hpp"
+#include "redlock/reply.hpp"
+
+namespace redlock {
+
+/// A Lua script with its SHA1 computed once, for EVALSHA.
+class script {
+ public:
+  explicit script(std::string text);
+  const std::string& text() const noexcept { return text_; }
+  /// 40 lowercase hex characters.
+  const std::string& sha1() const noexcept { return sha1_; }
+
+ private:
+  std::string text_;
+  std::string sha1_;
+};
+
+/// Completion of a node request: ec is empty exactly when the server answered with a
+/// non-error reply. For error replies ec is a redlock::errc (server_error, no_permission,
+/// auth_required, ...) and `r` still holds the server's message.
+using reply_handler = detail::unique_function<void(std::error_code ec, reply r)>;
+
+class node {
+ public:
+  virtual ~node() = default;
+
+  /// The node's identity for reports and hooks, e.g. "redis://10.0.0.7:6379/0".
+  /// Never contains a password.
+  virtual const std::string& id() const noexcept = 0;
+
+  /// Runs `EVALSHA sha numkeys keys... args...`, falling back to EVAL on NOSCRIPT.
+  /// Keys and args are copied before the call returns. The handler runs exactly once,
+  /// never from inside this call, on an executor of the node's choosing; it must not block.
+  /// Thread safety: may be called from any thread.
+  virtual void async_eval(const script& s, std::span<const std::string> keys,
+                          std::span<const std::string> args, reply_handler handler) = 0;
+
+  /// Fails every request in flight with errc::closed (their handlers still run) and
+  /// refuses new ones. Idempotent; does not block.
+  virtual void close() = 0;
+};
+
+}  // namespace redlock

@@ -1,0 +1,61 @@
+// The built-in Redis node: one pipelined connection to one server.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+
+#include "redlock/endpoint.hpp"
+#include "redlock/node.hpp"
+
+namespace redlock {
+
+/// Connection behaviour. Timeouts are always on.
+struct connection_options {
+  /// Deadline for TCP/Unix connect plus TLS handshake plus AUTH/SELECT.
+  std::chrono::milliseconds connect_timeout{1000};
+  /// Deadline of each request, from when it is issued. A request that misses it fails with
+  /// errc::timeout and the connection is reset, failing every other request in flight.
+  std::chrono::milliseconds request_timeout{500};
+  /// Reconnect backoff after a failed connect: doubles from initial to max, with jitter
+  /// (uniform in [backoff/2, backoff]). While backing off, requests fail at once with
+  /// errc::connect_failed instead of waiting.
+  std::chrono::milliseconds backoff_initial{50};
+  std::chrono::milliseconds backoff_max{2000};
+  /// Largest single bulk string accepted in a reply.
+  std::size_t max_reply_bytes = 64 * 1024 * 1024;
+  /// TCP_NODELAY on TCP connections (lower latency for small requests).
+  bool tcp_nodelay = true;
+};
+
+/// A node backed by one Redis connection, connected lazily on the first request and
+/// reconnected as needed. Distinct objects: safe. Shared objects: safe (all work runs on
+/// an internal strand).
+class redis_node final : public node {
+ public:
+  redis_node(asio::any_io_executor ex, endpoint ep, connection_options opts = {});
+  ~redis_node() override;  // closes; never blocks, never throws
+
+  redis_node(const redis_node&) = delete;
+  redis_node& operator=(const redis_node&) = delete;
+
+  const std::string& id() const noexcept override;
+  void async_eval(const script& s, std::span<const std::string> keys,
+                  std::span<const std::string> args, reply_handler handler) override;
+  void close() override;
+
+  /// Any command, e.g. {"PING"} or {"SET", "k", "v"}. Same completion rules as async_eval.
+  void async_exec(std::vector<std::string> argv, reply_handler handler);
+
+  const endpoint& get_endpoint() const noexcept;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace redlock

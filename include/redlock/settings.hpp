@@ -1,0 +1,35 @@
+// Lock manager settings. Plain aggregates; every default is documented at its field.
+#pragma once
+
+#include <chrono>
+#include <optional>
+
+namespace redlock {
+
+struct settings {
+  /// Expected server clock rate error. Validity is shortened by
+  /// round(ttl * drift_factor) + 2 ms. Must be in [0, 1).
+  double drift_factor = 0.01;
+  /// Attempts after the first: 0 = a single try, -1 = retry until acquired (or cancelled).
+  int retry_count = 10;
+  /// Pause between attempts...
+  std::chrono::milliseconds retry_delay{200};
+  /// ...plus or minus a uniformly random amount up to this (never below zero in total).
+  std::chrono::milliseconds retry_jitter{100};
+  /// How long to wait for one node's answer within an attempt; a node that misses it votes
+  /// "timeout". Keep it much smaller than the TTL (the Redlock spec's advice). Also used as
+  /// the request timeout of the built-in redis_node when the manager is built from URLs.
+  std::chrono::milliseconds request_timeout{200};
+  /// Connect timeout of built-in redis_nodes created from URLs.
+  std::chrono::milliseconds connect_timeout{1000};
+};
+
+/// Per-call overrides; an unset field uses the manager's settings. retry_count = 0 is
+/// honoured (one try).
+struct call_options {
+  std::optional<int> retry_count;
+  std::optional<std::chrono::milliseconds> retry_delay;
+  std::optional<std::chrono::milliseconds> retry_jitter;
+};
+
+}  // namespace redlock

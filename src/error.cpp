@@ -1,0 +1,61 @@
+#include "redlock/error.hpp"
+
+namespace redlock {
+namespace {
+
+class redlock_category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "redlock"; }
+  std::string message(int ev) const override {
+    switch (static_cast<errc>(ev)) {
+      case errc::resource_locked:
+        return "resource is locked by another owner";
+      case errc::quorum_unreachable:
+        return "too many nodes failed to reach a quorum";
+      case errc::validity_exhausted:
+        return "quorum reached but no validity was left";
+      case errc::lock_expired:
+        return "the lock's validity has expired";
+      case errc::lock_lost:
+        return "the lock is no longer held by a quorum";
+      case errc::invalid_argument:
+        return "invalid argument";
+      case errc::closed:
+        return "closed";
+      case errc::cancelled:
+        return "operation cancelled";
+      case errc::invalid_url:
+        return "invalid URL";
+      case errc::connect_failed:
+        return "could not connect to the node";
+      case errc::timeout:
+        return "timed out";
+      case errc::connection_lost:
+        return "connection lost";
+      case errc::tls_failed:
+        return "TLS handshake or certificate verification failed";
+      case errc::auth_failed:
+        return "authentication failed (wrong password, or unknown or disabled user)";
+      case errc::auth_required:
+        return "the server requires authentication (NOAUTH)";
+      case errc::auth_not_configured:
+        return "a password was given but the server has none configured";
+      case errc::no_permission:
+        return "the ACL user lacks permission for the command (NOPERM)";
+      case errc::server_error:
+        return "the server replied with an error";
+      case errc::protocol_error:
+        return "malformed or unexpected reply";
+    }
+    return "unknown redlock error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& category() noexcept {
+  static const redlock_category instance;
+  return instance;
+}
+
+}  // namespace redlock
