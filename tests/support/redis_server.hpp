@@ -1,0 +1,105 @@
+// A throwaway redis-server for tests: free loopback port, own temp dir, stopped by PID.
+//
+// The destructor always stops the process (SIGKILL if it does not exit on SIGTERM within
+// a deadline) and removes the directory, so a failing test leaves nothing behind.
+#pragma once
+
+#include <sys/types.h>
+
+#include <time.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "redlock/reply.hpp"
+
+namespace redlock::test {
+
+struct redis_server_options {
+  bool tls = false;            ///< also listen with TLS on tls_port() (certs from test_certs())
+  bool tls_auth_clients = false;  ///< require client certificates
+  bool unix_socket = false;    ///< also listen on unix_path()
+  std::string requirepass;     ///< password of the default user
+  /// Extra config lines, e.g. "user app on >secret ~* +get +eval". Written to redis.conf.
+  std::vector<std::string> extra_config;
+  bool appendonly = false;     ///< AOF persistence
+  std::string appendfsync = "everysec";  ///< with appendonly: "always", "everysec", "no"
+  bool save_rdb = false;       ///< RDB snapshots ("save ''" when false)
+  std::string bind = "127.0.0.1";
+  std::string executable = "redis-server";
+  /// Prefix command, e.g. {"ip", "netns", "exec", "ns"} (fault tests), or an LD_PRELOAD env
+  /// entry via `env`.
+  std::vector<std::string> wrapper;
+  std::vector<std::string> env;  ///< extra "NAME=value" entries for the server's environment
+  std::chrono::milliseconds start_timeout{10000};
+};
+
+class redis_server {
+ public:
+  explicit redis_server(redis_server_options opts = {});  // throws std::runtime_error
+  ~redis_server();
+  redis_server(const redis_server&) = delete;
+  redis_server& operator=(const redis_server&) = delete;
+
+  std::uint16_t port() const noexcept;
+  std::uint16_t tls_port() const noexcept;  ///< 0 unless opts.tls
+  const std::string& unix_path() const noexcept;
+  const std::string& dir() const noexcept;
+  pid_t pid() const noexcept;  ///< -1 when not running
+  bool running() const noexcept;
+
+  /// "redis://127.0.0.1:<port>" (with password if requirepass is set).
+  std::string url() const;
+  std::string tls_url() const;   ///< "rediss://127.0.0.1:<tls_port>"
+  std::string unix_url() const;  ///< "unix://<path>"
+
+  void kill9();   ///< SIGKILL and reap; the port stays reserved for restart()
+  void stop();    ///< SIGTERM, wait (then SIGKILL) and reap
+  void start();   ///< starts again on the same ports and dir (after kill9/stop)
+  void restart() { kill9(); start(); }
+  void pause();   ///< SIGSTOP
+  void resume();  ///< SIGCONT
+
+  /// Runs one command with a separate blocking client (hiredis), for arranging and checking
+  /// state independently of the code under test. Throws std::runtime_error on I/O failure.
+  reply command(const std::vector<std::string>& argv) const;
+
+ private:
+  void write_config();
+  void wait_ready();
+  redis_server_options opts_;
+  std::uint16_t port_ = 0;
+  std::uint16_t tls_port_ = 0;
+  std::string dir_;
+  std::string unix_path_;
+  pid_t pid_ = -1;
+};
+
+/// Paths of a CA, a server certificate/key (CN and SAN "localhost", IP 127.0.0.1) and a
+/// client certificate/key, generated once per test process with the openssl CLI into a temp
+/// dir that is removed at exit.
+struct test_certs {
+  std::string dir, ca_cert, server_cert, server_key, client_cert, client_key;
+  std::string other_ca_cert;  ///< a CA that signed nothing here (verification must fail)
+};
+const test_certs& certs();
+
+/// A free TCP port on 127.0.0.1 (bound and released; callers retry on a rare collision).
+std::uint16_t free_port();
+
+/// Waits until pred() is true or the deadline passes; returns pred()'s last value.
+/// Tests wait on conditions with this instead of sleeping.
+template <class Pred>
+bool wait_for(Pred pred, std::chrono::milliseconds deadline = std::chrono::milliseconds(5000)) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= until) return pred();
+    struct timespec ts{0, 2'000'000};
+    nanosleep(&ts, nullptr);
+  }
+  return true;
+}
+
+}  // namespace redlock::test
