@@ -48,6 +48,16 @@ void start_unlock(const std::shared_ptr<manager_impl>& m, const lock& l, call_op
 void start_quit(const std::shared_ptr<manager_impl>& m, quit_completion done);
 
 const asio::any_io_executor& executor_of(const manager_impl& m) noexcept;
+
+// Accessors for operations built outside the manager core (holding, inspection, try-lock).
+const std::vector<std::shared_ptr<node>>& nodes_of(const manager_impl& m) noexcept;
+const settings& settings_of(const manager_impl& m) noexcept;
+/// Calls the node-error hook (if set). Thread safety: any thread.
+void report_node_error(manager_impl& m, const node_error& e);
+/// Registers an operation in flight so that quit waits for it. Returns false (and registers
+/// nothing) once the manager is closing; end_operation() must follow every true return.
+bool begin_operation(manager_impl& m) noexcept;
+void end_operation(manager_impl& m) noexcept;
 /// The manager's executor, or asio::system_executor for a null manager (empty lock handles).
 asio::any_io_executor fallback_executor(const manager_impl* m) noexcept;
 
