@@ -1,0 +1,401 @@
+// RESP2 encoding, and decoding through hiredis's redisReader.
+//
+// hiredis 0.14 parses framing and nesting (and refuses nesting deeper than 7), but it trusts
+// every length it reads: a bulk header is buffered until the whole payload has arrived, a
+// negative length other than -1 becomes nil (or an array of negative size), an integer line
+// is not checked for digits or overflow, and a bulk payload is not checked for its trailing
+// CRLF. So a small framing scanner (`guard`) runs over every fed byte first. It is flat: RESP2
+// framing needs no nesting to find where each header line and each bulk payload starts and
+// ends, so it keeps a few integers of state and allocates nothing. It enforces the limits as
+// soon as a header line is complete, long before hiredis would buffer the payload, and stops
+// forwarding bytes to hiredis at the first bad byte, so replies that were complete before it
+// are still delivered and the error is reported after them.
+//
+// hiredis then builds redlock::reply values directly through custom object functions: the top
+// level reply lives in the reader (no allocation per reply), and array elements are written in
+// place into the parent's `elements`, sized once from the array header.
+#include "redlock/detail/resp.hpp"
+
+#include <hiredis/read.h>
+
+#include <charconv>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <utility>
+
+#include "redlock/error.hpp"
+
+namespace redlock::detail {
+
+namespace {
+
+// Decimal digits of v (v >= 0).
+constexpr std::size_t digits10(std::size_t v) noexcept {
+  std::size_t n = 1;
+  while (v >= 10000) {
+    v /= 10000;
+    n += 4;
+  }
+  if (v >= 1000)
+    return n + 3;
+  if (v >= 100)
+    return n + 2;
+  if (v >= 10)
+    return n + 1;
+  return n;
+}
+
+// Writes `<prefix><v>\r\n` at p; returns the end.
+inline char* put_header(char* p, char prefix, std::size_t v) noexcept {
+  *p++ = prefix;
+  p = std::to_chars(p, p + 20, v).ptr;
+  *p++ = '\r';
+  *p++ = '\n';
+  return p;
+}
+
+}  // namespace
+
+void append_command(std::string& out, std::span<const std::string_view> argv) {
+  std::size_t total = 1 + digits10(argv.size()) + 2;
+  for (std::string_view a : argv)
+    total += 1 + digits10(a.size()) + 2 + a.size() + 2;
+  const std::size_t old = out.size();
+  // libstdc++ grows geometrically on resize, so repeated appends stay amortised O(1).
+  out.resize(old + total);
+  char* p = out.data() + old;
+  p = put_header(p, '*', argv.size());
+  for (std::string_view a : argv) {
+    p = put_header(p, '$', a.size());
+    if (!a.empty())
+      std::memcpy(p, a.data(), a.size());
+    p += a.size();
+    *p++ = '\r';
+    *p++ = '\n';
+  }
+}
+
+std::string encode_command(std::span<const std::string_view> argv) {
+  std::string out;
+  append_command(out, argv);
+  return out;
+}
+
+namespace {
+
+// Validates RESP2 framing incrementally; see the file comment.
+class guard {
+ public:
+  explicit guard(const reader_limits& limits) : limits_(limits) {}
+
+  // Scans [data, data + size). Returns how many bytes are good; when that is less than
+  // size, error() says what is wrong.
+  std::size_t scan(const char* data, std::size_t size) noexcept {
+    const char* p = data;
+    const char* const end = data + size;
+    while (p < end) {
+      switch (state_) {
+        case state::type:
+          switch (*p) {
+            case '+':
+            case '-':
+              state_ = state::line;
+              line_len_ = 0;
+              saw_cr_ = false;
+              break;
+            case ':':
+            case '$':
+            case '*':
+              state_ = state::number;
+              number_kind_ = *p;
+              number_len_ = 0;
+              break;
+            default:
+              return fail(p, data, "unknown RESP2 type byte (RESP3 is not supported)");
+          }
+          ++p;
+          break;
+
+        case state::line: {
+          // Status and error lines end at the first CRLF; a lone CR is content.
+          if (saw_cr_) {
+            if (*p == '\n') {
+              ++p;
+              state_ = state::type;
+              break;
+            }
+            saw_cr_ = false;
+            ++line_len_;  // the CR was content
+            continue;
+          }
+          const auto* cr = static_cast<const char*>(std::memchr(p, '\r', end - p));
+          const std::size_t n = (cr ? cr : end) - p;
+          line_len_ += n;
+          if (line_len_ > limits_.max_bulk_bytes) {
+            return fail(p + n, data, "status or error line longer than the bulk limit");
+          }
+          p += n;
+          if (cr) {
+            saw_cr_ = true;
+            ++p;
+          }
+          break;
+        }
+
+        case state::number:
+          if (*p == '\r') {
+            ++p;
+            state_ = state::number_lf;
+            break;
+          }
+          if (!((*p >= '0' && *p <= '9') || (*p == '-' && number_len_ == 0)) ||
+              number_len_ == sizeof number_) {
+            return fail(p, data, "malformed number in a RESP2 header");
+          }
+          number_[number_len_++] = *p++;
+          break;
+
+        case state::number_lf: {
+          if (*p != '\n')
+            return fail(p, data, "header line not terminated by CRLF");
+          ++p;
+          if (const char* why = finish_number())
+            return fail(p, data, why);
+          break;
+        }
+
+        case state::payload: {
+          const std::size_t avail = static_cast<std::size_t>(end - p);
+          const std::size_t n = payload_left_ < avail ? payload_left_ : avail;
+          payload_left_ -= n;
+          p += n;
+          if (payload_left_ == 0)
+            state_ = state::payload_cr;
+          break;
+        }
+
+        case state::payload_cr:
+          if (*p != '\r')
+            return fail(p, data, "bulk string not terminated by CRLF");
+          ++p;
+          state_ = state::payload_lf;
+          break;
+
+        case state::payload_lf:
+          if (*p != '\n')
+            return fail(p, data, "bulk string not terminated by CRLF");
+          ++p;
+          state_ = state::type;
+          break;
+
+        case state::failed:
+          return 0;
+      }
+    }
+    return size;
+  }
+
+  bool failed() const noexcept { return state_ == state::failed; }
+  const char* error() const noexcept { return error_; }
+
+ private:
+  enum class state { type, line, number, number_lf, payload, payload_cr, payload_lf, failed };
+
+  std::size_t fail(const char* p, const char* data, const char* why) noexcept {
+    state_ = state::failed;
+    error_ = why;
+    return static_cast<std::size_t>(p - data);
+  }
+
+  // Checks a complete number line; returns an error message or nullptr.
+  const char* finish_number() noexcept {
+    std::int64_t v = 0;
+    const auto [ptr, ec] = std::from_chars(number_, number_ + number_len_, v);
+    if (ec != std::errc{} || ptr != number_ + number_len_ || number_len_ == 0) {
+      return "malformed number in a RESP2 header";
+    }
+    state_ = state::type;
+    switch (number_kind_) {
+      case ':':
+        return nullptr;
+      case '$':
+        if (v == -1)
+          return nullptr;
+        if (v < 0)
+          return "negative bulk string length other than -1";
+        if (static_cast<std::uint64_t>(v) > limits_.max_bulk_bytes) {
+          return "bulk string longer than the reader limit";
+        }
+        payload_left_ = static_cast<std::size_t>(v);
+        state_ = payload_left_ ? state::payload : state::payload_cr;
+        return nullptr;
+      default:  // '*'
+        if (v == -1)
+          return nullptr;
+        if (v < 0)
+          return "negative array length other than -1";
+        // hiredis counts elements in an int.
+        if (static_cast<std::uint64_t>(v) > limits_.max_array_elements || v > INT_MAX) {
+          return "array with more elements than the reader limit";
+        }
+        return nullptr;
+    }
+  }
+
+  reader_limits limits_;
+  state state_ = state::type;
+  const char* error_ = nullptr;
+  // state::line
+  std::size_t line_len_ = 0;
+  bool saw_cr_ = false;
+  // state::number: at most "-9223372036854775808"
+  char number_kind_ = 0;
+  char number_[20] = {};
+  std::size_t number_len_ = 0;
+  // state::payload
+  std::size_t payload_left_ = 0;
+};
+
+}  // namespace
+
+struct reply_reader::impl {
+  explicit impl(const reader_limits& l) : limits(l), scanner(l) { create(); }
+  ~impl() { destroy(); }
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
+
+  void create() {
+    r = redisReaderCreateWithFunctions(&functions);
+    if (r == nullptr)
+      throw std::bad_alloc();
+    r->privdata = this;
+    // Keep up to 64 KiB of buffer between replies rather than hiredis's 16 KiB, so a busy
+    // pipelined connection does not free and reallocate it on every read.
+    r->maxbuf = 64 * 1024;
+  }
+  void destroy() noexcept {
+    if (r != nullptr)
+      redisReaderFree(r);
+    r = nullptr;
+  }
+
+  // The slot an object for `task` is written into: the top-level reply, or its element in
+  // the parent array (sized by create_array).
+  static reply* slot(const redisReadTask* task) {
+    if (task->parent == nullptr) {
+      auto* self = static_cast<impl*>(task->privdata);
+      self->root = reply{};
+      return &self->root;
+    }
+    auto* parent = static_cast<reply*>(task->parent->obj);
+    return &parent->elements[static_cast<std::size_t>(task->idx)];
+  }
+
+  static void* create_string(const redisReadTask* task, char* str, size_t len) {
+    reply* out = slot(task);
+    switch (task->type) {
+      case REDIS_REPLY_STATUS:
+        out->kind = reply::type::status;
+        break;
+      case REDIS_REPLY_ERROR:
+        out->kind = reply::type::error;
+        break;
+      default:
+        out->kind = reply::type::string;
+        break;
+    }
+    out->str.assign(str, len);
+    return out;
+  }
+  static void* create_array(const redisReadTask* task, int elements) {
+    reply* out = slot(task);
+    out->kind = reply::type::array;
+    // The guard has rejected negative counts (hiredis would pass them through).
+    out->elements.resize(elements > 0 ? static_cast<std::size_t>(elements) : 0);
+    return out;
+  }
+  static void* create_integer(const redisReadTask* task, long long value) {
+    reply* out = slot(task);
+    out->kind = reply::type::integer;
+    out->integer = value;
+    return out;
+  }
+  static void* create_nil(const redisReadTask* task) {
+    reply* out = slot(task);
+    out->kind = reply::type::nil;
+    return out;
+  }
+  // Every object is owned by `root` (or by an array inside it): nothing to free.
+  static void free_object(void*) {}
+
+  static inline redisReplyObjectFunctions functions = {create_string, create_array, create_integer,
+                                                       create_nil, free_object};
+
+  reader_limits limits;
+  guard scanner;
+  redisReader* r = nullptr;
+  reply root;
+  bool failed = false;  // an error was reported by next() or feed()
+};
+
+reply_reader::reply_reader(reader_limits limits) : impl_(std::make_unique<impl>(limits)) {}
+
+reply_reader::~reply_reader() = default;
+
+std::error_code reply_reader::feed(const char* data, std::size_t size) {
+  impl& s = *impl_;
+  if (s.failed)
+    return errc::protocol_error;
+  if (size == 0)
+    return {};
+  // Check before copying anything, so memory stays bounded whatever the peer sends.
+  const std::size_t buffered = s.r->len - s.r->pos;
+  if (size > s.limits.max_buffered_bytes || buffered > s.limits.max_buffered_bytes - size) {
+    s.failed = true;
+    return errc::protocol_error;
+  }
+  // After a framing error the bytes are dropped; next() reports it once the replies before
+  // it have been pulled.
+  const std::size_t good = s.scanner.scan(data, size);
+  if (good > 0 && redisReaderFeed(s.r, data, good) != REDIS_OK) {
+    s.failed = true;
+    return errc::protocol_error;
+  }
+  return {};
+}
+
+std::optional<reply> reply_reader::next(std::error_code& ec) {
+  impl& s = *impl_;
+  ec.clear();
+  if (s.failed) {
+    ec = errc::protocol_error;
+    return std::nullopt;
+  }
+  void* out = nullptr;
+  if (redisReaderGetReply(s.r, &out) != REDIS_OK) {
+    s.failed = true;
+    ec = errc::protocol_error;
+    return std::nullopt;
+  }
+  if (out != nullptr)
+    return std::optional<reply>(std::move(s.root));
+  if (s.scanner.failed()) {
+    s.failed = true;
+    ec = errc::protocol_error;
+  }
+  return std::nullopt;
+}
+
+void reply_reader::reset() {
+  impl& s = *impl_;
+  s.destroy();
+  s.create();
+  s.scanner = guard(s.limits);
+  s.root = reply{};
+  s.failed = false;
+}
+
+}  // namespace redlock::detail
