@@ -18,15 +18,15 @@
 namespace redlock::test {
 
 struct redis_server_options {
-  bool tls = false;            ///< also listen with TLS on tls_port() (certs from test_certs())
+  bool tls = false;               ///< also listen with TLS on tls_port() (certs from test_certs())
   bool tls_auth_clients = false;  ///< require client certificates
-  bool unix_socket = false;    ///< also listen on unix_path()
-  std::string requirepass;     ///< password of the default user
+  bool unix_socket = false;       ///< also listen on unix_path()
+  std::string requirepass;        ///< password of the default user
   /// Extra config lines, e.g. "user app on >secret ~* +get +eval". Written to redis.conf.
   std::vector<std::string> extra_config;
-  bool appendonly = false;     ///< AOF persistence
+  bool appendonly = false;               ///< AOF persistence
   std::string appendfsync = "everysec";  ///< with appendonly: "always", "everysec", "no"
-  bool save_rdb = false;       ///< RDB snapshots ("save ''" when false)
+  bool save_rdb = false;                 ///< RDB snapshots ("save ''" when false)
   std::string bind = "127.0.0.1";
   std::string executable = "redis-server";
   /// Prefix command, e.g. {"ip", "netns", "exec", "ns"} (fault tests), or an LD_PRELOAD env
@@ -55,10 +55,13 @@ class redis_server {
   std::string tls_url() const;   ///< "rediss://127.0.0.1:<tls_port>"
   std::string unix_url() const;  ///< "unix://<path>"
 
-  void kill9();   ///< SIGKILL and reap; the port stays reserved for restart()
-  void stop();    ///< SIGTERM, wait (then SIGKILL) and reap
-  void start();   ///< starts again on the same ports and dir (after kill9/stop)
-  void restart() { kill9(); start(); }
+  void kill9();  ///< SIGKILL and reap; the port stays reserved for restart()
+  void stop();   ///< SIGTERM, wait (then SIGKILL) and reap
+  void start();  ///< starts again on the same ports and dir (after kill9/stop)
+  void restart() {
+    kill9();
+    start();
+  }
   void pause();   ///< SIGSTOP
   void resume();  ///< SIGCONT
 
@@ -83,6 +86,7 @@ class redis_server {
 struct test_certs {
   std::string dir, ca_cert, server_cert, server_key, client_cert, client_key;
   std::string other_ca_cert;  ///< a CA that signed nothing here (verification must fail)
+  std::string ca_dir;         ///< a hashed CA directory (`openssl rehash`) holding ca_cert
 };
 const test_certs& certs();
 
@@ -95,8 +99,11 @@ template <class Pred>
 bool wait_for(Pred pred, std::chrono::milliseconds deadline = std::chrono::milliseconds(5000)) {
   auto until = std::chrono::steady_clock::now() + deadline;
   while (!pred()) {
-    if (std::chrono::steady_clock::now() >= until) return pred();
-    struct timespec ts{0, 2'000'000};
+    if (std::chrono::steady_clock::now() >= until)
+      return pred();
+    struct timespec ts {
+      0, 2'000'000
+    };
     nanosleep(&ts, nullptr);
   }
   return true;
