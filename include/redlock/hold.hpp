@@ -1,0 +1,424 @@
+// Holding a lock while you work: automatic extension, a loss signal, release at the end.
+//
+// Three shapes over one engine:
+//  - async_hold(manager, resources, ttl, opts, routine, token): acquire, run a coroutine
+//    routine while the lock is extended in the background, release, complete.
+//  - hold(blocking_manager, resources, ttl, opts, fn): the same for threads; fn gets a
+//    std::stop_token (or a hold_context) and runs on the calling thread.
+//  - lock_keeper: the low-level handle. Give it an acquired lock; it extends the lock until
+//    you release it (or the lock is lost), and tells you once, with the reason, when it ends.
+//
+// The decisions (when to extend, when to retry, when the lock counts as lost, the hold cap)
+// live in detail::hold_machine, which takes `now` as input and does no I/O.
+#pragma once
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/async_result.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/strand.hpp>
+#include <asio/use_future.hpp>
+
+#include "redlock/blocking.hpp"
+#include "redlock/detail/unique_function.hpp"
+#include "redlock/error.hpp"
+#include "redlock/lock_manager.hpp"
+#include "redlock/report.hpp"
+#include "redlock/settings.hpp"
+
+namespace redlock {
+
+/// Why a hold stopped being a guaranteed hold.
+enum class loss_reason {
+  none,      ///< held throughout (so far)
+  lost,      ///< an extension found our value on fewer than a quorum of nodes (errc::lock_lost):
+             ///< the keys expired or were deleted, and someone else may hold them now
+  expired,   ///< the validity deadline passed before an extension succeeded (nodes down,
+             ///< unreachable or too slow); mutual exclusion is no longer guaranteed
+  max_hold,  ///< hold_options::max_hold was reached: extension stopped on purpose; the lock
+             ///< stays valid until its current deadline, then ends
+  closed,    ///< the lock manager was closed (quit) while holding
+};
+
+/// "none", "lost", "expired", "max_hold", "closed".
+const char* to_string(loss_reason r) noexcept;
+
+/// How a hold is kept alive. Plain aggregate; defaults documented at each field.
+struct hold_options {
+  /// Extend when the remaining validity drops to this fraction of the TTL; in (0, 1).
+  /// Default 0.5: one extension round per half TTL, and a failing extension has half the
+  /// TTL to be retried (a node restart, a short partition) before the lock can be lost.
+  /// Lower values send fewer requests but leave less room for retries; node-redlock's
+  /// fixed 500 ms leaves almost none with long TTLs, Redisson extends at 2/3 left.
+  double extend_threshold = 0.5;
+  /// Pause between failed extension rounds. Each round is one request to every node
+  /// (bounded by settings::request_timeout); rounds stop when validity runs out.
+  /// 0 (default) = ttl / 10, clamped to [10 ms, 1 s].
+  std::chrono::milliseconds extend_retry_delay{0};
+  /// Cap on the total hold time, counted from acquisition. When reached the routine is
+  /// signalled (loss_reason::max_hold) and extension stops; if the routine does not return,
+  /// the lock ends at most one TTL later by itself. nullopt (default) = no cap.
+  std::optional<std::chrono::milliseconds> max_hold;
+  /// Retry options of the initial acquire in async_hold / hold (how long to wait for the
+  /// resources). Unset fields use the manager's settings.
+  call_options acquire;
+};
+
+/// What happened during a hold. Part of every hold result.
+struct hold_outcome {
+  /// True when the lock was held from acquisition to release without a loss (reason ==
+  /// none) and the release found nothing wrong.
+  bool held_throughout = false;
+  loss_reason reason = loss_reason::none;
+  /// The error behind `reason` (e.g. errc::lock_lost or errc::quorum_unreachable for the
+  /// last failed extension); empty for none and max_hold.
+  std::error_code error;
+  /// Successful extensions.
+  int extensions = 0;
+  /// The last handle: its validity_deadline() is the end of the last successful extension.
+  lock last_lock;
+  /// Report of the last lock operation (acquire, extend or release).
+  redlock::report last_report;
+  /// Error of the final release (empty when a quorum no longer holds our value).
+  std::error_code release_error;
+};
+
+/// A hold's result: the outcome plus the routine's value (when it returned normally).
+template <class T>
+struct hold_result : hold_outcome {
+  std::optional<T> value;
+};
+template <>
+struct hold_result<void> : hold_outcome {};
+
+namespace detail {
+class hold_state;
+}
+
+/// What a routine sees of its hold: whether the lock is still ours, why not, and the current
+/// (extended) handle. A cheap handle; copies share state.
+/// Thread safety: distinct and shared objects safe (any thread may read).
+class hold_context {
+ public:
+  hold_context() = default;
+  explicit hold_context(std::shared_ptr<detail::hold_state> s) : state_(std::move(s)) {}
+
+  /// True once the hold has been signalled (loss or cap).
+  bool lost() const noexcept;
+  loss_reason reason() const noexcept;
+  /// The error behind reason() (see hold_outcome::error).
+  std::error_code error() const;
+  /// The latest handle (after the latest successful extension).
+  lock current_lock() const;
+  /// Validity left of the current handle, from its local deadline; no network. Negative
+  /// once expired.
+  steady_clock::duration remaining(steady_clock::time_point now = steady_clock::now()) const;
+  int extensions() const noexcept;
+  /// Requested when the hold is signalled (for thread routines).
+  std::stop_token stop_token() const noexcept;
+
+ private:
+  std::shared_ptr<detail::hold_state> state_;
+};
+
+/// Keeps an already acquired lock alive: extends it before expiry (see hold_options), and
+/// tells `on_loss` once when it is lost, expires, reaches the cap or the manager closes.
+/// Stop with async_release (extension stops, the lock is released) or detach().
+///
+/// Timers and handlers run on a strand of the lock's manager executor; `on_loss` runs there
+/// too, at most once, never after async_release/detach was called, and must not block.
+/// The destructor of a running keeper stops extending and releases in the background
+/// (never throws, never blocks).
+/// Thread safety: distinct objects safe; shared objects safe for the const members,
+/// async_release and detach.
+class lock_keeper {
+ public:
+  using loss_handler = std::function<void(loss_reason, std::error_code)>;
+
+  lock_keeper() = default;
+  /// Starts keeping `l`. Throws lock_error(errc::invalid_argument) for an empty handle or bad
+  /// options (extend_threshold outside (0, 1), negative durations).
+  explicit lock_keeper(lock l, hold_options opts = {}, loss_handler on_loss = {});
+  ~lock_keeper();
+  lock_keeper(lock_keeper&&) noexcept;
+  lock_keeper& operator=(lock_keeper&&) noexcept;
+  lock_keeper(const lock_keeper&) = delete;
+  lock_keeper& operator=(const lock_keeper&) = delete;
+
+  /// False for a default-constructed or moved-from keeper.
+  bool valid() const noexcept { return state_ != nullptr; }
+  /// The state a routine sees (lost(), reason(), current_lock(), stop_token()).
+  hold_context context() const;
+  bool lost() const noexcept { return context().lost(); }
+  loss_reason reason() const noexcept { return context().reason(); }
+  lock current_lock() const { return context().current_lock(); }
+  steady_clock::duration remaining(steady_clock::time_point now = steady_clock::now()) const {
+    return context().remaining(now);
+  }
+
+  /// Stops extending (waiting for an extension in flight, so that nothing recreates a key
+  /// after the release), then releases the lock on every node.
+  /// Completion: void(std::error_code, hold_outcome); ec is the release's error (e.g.
+  /// errc::lock_expired when the lock had already run out), also in outcome.release_error.
+  /// The handler runs on its associated executor (default: the manager's).
+  /// Cancellation: none. Calling it twice completes the second call with
+  /// errc::invalid_argument.
+  template <class CompletionToken>
+  auto async_release(CompletionToken&& token);
+  /// Blocking form. Do not call from the manager's own thread.
+  hold_outcome release();
+
+  /// Stops extending without releasing: the lock ends at its current deadline unless the
+  /// returned handle is extended or released by someone else.
+  lock detach();
+
+ private:
+  std::shared_ptr<detail::hold_state> state_;
+};
+
+namespace detail {
+
+/// The sans-I/O decisions of a hold. Feed it events with the current time; resume(now)
+/// says what to do next. No clock is read inside, so tests drive it with literal instants.
+class hold_machine {
+ public:
+  using time_point = steady_clock::time_point;
+  using duration = steady_clock::duration;
+
+  struct timing {
+    duration ttl{};                    ///< TTL used for each extension
+    duration threshold{};              ///< extend when deadline - now <= threshold
+    duration retry_delay{};            ///< pause after a failed extension round
+    std::optional<duration> max_hold;  ///< cap, counted from `acquired_at`
+  };
+  /// Derives the timing from options (auto retry delay, threshold = ttl × fraction).
+  static timing make_timing(std::chrono::milliseconds ttl, const hold_options& o);
+
+  enum class kind {
+    wait,    ///< nothing to do until `until` (or until the next event)
+    extend,  ///< start one extension round now; report on_extended / on_extend_failed
+    signal,  ///< tell the routine: the hold ended for `reason` (returned exactly once)
+    idle,    ///< nothing more will happen (signalled or stopped)
+  };
+  struct action {
+    kind what = kind::idle;
+    time_point until{};
+    loss_reason reason = loss_reason::none;
+  };
+
+  hold_machine(timing t, time_point acquired_at, time_point deadline);
+
+  action resume(time_point now);
+  /// An extension round succeeded; the lock is now valid until `new_deadline`.
+  void on_extended(time_point new_deadline);
+  /// An extension round failed with `ec`. lock_lost / lock_expired / closed end the hold at
+  /// the next resume; anything else is retried after retry_delay while validity remains.
+  void on_extend_failed(std::error_code ec, time_point now);
+  /// The routine is done (release follows): no more extensions or signals.
+  void stop() noexcept { stopped_ = true; }
+
+  bool extending() const noexcept { return in_flight_; }
+  loss_reason reason() const noexcept { return reason_; }
+  std::error_code error() const noexcept { return error_; }
+  int extensions() const noexcept { return extensions_; }
+  time_point deadline() const noexcept { return deadline_; }
+  const timing& get_timing() const noexcept { return timing_; }
+
+ private:
+  void end(loss_reason r) noexcept;
+  timing timing_;
+  time_point acquired_at_;
+  time_point deadline_;
+  time_point retry_at_{};
+  bool in_flight_ = false;
+  bool stopped_ = false;
+  bool signalled_ = false;
+  loss_reason reason_ = loss_reason::none;
+  std::error_code error_;
+  int extensions_ = 0;
+};
+
+using hold_completion = unique_function<void(std::error_code, hold_outcome)>;
+/// Runs the routine on `ex` with cancellation `slot` and calls `done` when it ends.
+using routine_runner = unique_function<void(
+    hold_context ctx, asio::strand<asio::any_io_executor> ex, asio::cancellation_slot slot,
+    unique_function<void(std::exception_ptr)> done)>;
+using hold_run_completion = unique_function<void(std::exception_ptr, hold_outcome)>;
+
+/// The manager of the kept lock (never null for a state made by make_hold_state).
+const std::shared_ptr<manager_impl>& manager_of(const hold_state& s) noexcept;
+std::shared_ptr<hold_state> make_hold_state(lock l, const hold_options& o,
+                                            lock_keeper::loss_handler on_loss);
+/// `s` may be null (a moved-from keeper): completes with errc::invalid_argument.
+void start_keeper_release(const std::shared_ptr<hold_state>& s, hold_completion done);
+/// Acquire, run, release. `outer` is the caller's cancellation slot (may be unconnected):
+/// a cancellation there is forwarded to the routine's slot.
+void start_hold(lock_manager& m, std::vector<std::string> resources, std::chrono::milliseconds ttl,
+                hold_options opts, routine_runner run, asio::cancellation_slot outer,
+                hold_run_completion done);
+
+template <class T>
+struct awaitable_value;
+template <class T, class E>
+struct awaitable_value<asio::awaitable<T, E>> {
+  using type = T;
+};
+
+/// Calls the routine with what it accepts: (hold_context), () or nothing (an awaitable).
+template <class Routine>
+auto invoke_routine(Routine& r, const hold_context& ctx) {
+  if constexpr (std::is_invocable_v<Routine&, hold_context>) {
+    return r(ctx);
+  } else if constexpr (std::is_invocable_v<Routine&>) {
+    return r();
+  } else {
+    return std::move(r);  // already an awaitable
+  }
+}
+
+template <class Routine>
+using routine_awaitable_t =
+    std::decay_t<decltype(invoke_routine(std::declval<Routine&>(), hold_context{}))>;
+
+}  // namespace detail
+
+/// Acquires `resources` for `ttl` (waiting per opts.acquire), runs the coroutine `routine`
+/// while the lock is extended automatically, then releases the lock (also when the routine
+/// throws) and completes.
+///
+/// `routine` is a callable `(hold_context) -> asio::awaitable<T>`, a callable
+/// `() -> asio::awaitable<T>`, or an `asio::awaitable<T>`. It runs on a strand of the
+/// manager's executor. When the hold is signalled (lost, expired, max_hold, closed) its
+/// cancellation slot is emitted with asio::cancellation_type::terminal, so the operation it
+/// is awaiting completes with asio::error::operation_aborted; hold_context::reason() says why.
+///
+/// Completion: void(std::exception_ptr, hold_result<T>), like asio::co_spawn. The
+/// exception is the routine's own (rethrown by use_awaitable / use_future after the release
+/// has completed), or a lock_error when the acquire failed (the routine then never ran).
+/// The handler runs on its associated executor (default: the manager's).
+/// Cancellation: terminal cancellation of the caller's slot is forwarded to the routine
+/// (hold_context::reason() stays none); the lock is released when the routine returns.
+template <class Routine, class CompletionToken>
+auto async_hold(lock_manager& m, std::vector<std::string> resources, std::chrono::milliseconds ttl,
+                hold_options opts, Routine&& routine, CompletionToken&& token) {
+  using awaitable_t = detail::routine_awaitable_t<std::decay_t<Routine>>;
+  using value_t = typename detail::awaitable_value<awaitable_t>::type;
+  using result_t = hold_result<value_t>;
+  return asio::async_initiate<CompletionToken, void(std::exception_ptr, result_t)>(
+      [&m](auto handler, std::vector<std::string> r, std::chrono::milliseconds t, hold_options o,
+           std::decay_t<Routine> rt) {
+        auto outer = asio::get_associated_cancellation_slot(handler);
+        auto box = std::make_shared<
+            std::optional<std::conditional_t<std::is_void_v<value_t>, char, value_t>>>();
+        detail::routine_runner run =
+            [rt = std::move(rt), box](
+                hold_context ctx, asio::strand<asio::any_io_executor> ex,
+                asio::cancellation_slot slot,
+                detail::unique_function<void(std::exception_ptr)> done) mutable {
+              if constexpr (std::is_void_v<value_t>) {
+                asio::co_spawn(ex, detail::invoke_routine(rt, ctx),
+                               asio::bind_cancellation_slot(
+                                   slot, [d = std::move(done)](std::exception_ptr e) mutable {
+                                     d(std::move(e));
+                                   }));
+              } else {
+                asio::co_spawn(
+                    ex, detail::invoke_routine(rt, ctx),
+                    asio::bind_cancellation_slot(
+                        slot, [d = std::move(done), box](std::exception_ptr e, value_t v) mutable {
+                          if (!e)
+                            box->emplace(std::move(v));
+                          d(std::move(e));
+                        }));
+              }
+            };
+        auto fallback = m.get_executor();
+        auto finish = detail::bind_handler<decltype(handler), std::exception_ptr, result_t>(
+            std::move(handler), fallback);
+        detail::start_hold(
+            m, std::move(r), t, std::move(o), std::move(run), outer,
+            [f = std::move(finish), box](std::exception_ptr e, hold_outcome out) mutable {
+              result_t res;
+              static_cast<hold_outcome&>(res) = std::move(out);
+              if constexpr (!std::is_void_v<value_t>) {
+                if (*box)
+                  res.value = std::move(**box);
+              }
+              f(std::move(e), std::move(res));
+            });
+      },
+      token, std::move(resources), ttl, std::move(opts), std::forward<Routine>(routine));
+}
+
+/// Blocking hold for threads: acquires `resources` for `ttl` (waiting per opts.acquire;
+/// throws lock_error when that fails), runs `fn` on the calling thread while the lock is
+/// extended on the manager's io thread, then releases the lock and returns the result.
+/// `fn` is called as fn(std::stop_token), fn(hold_context) or fn(); the stop token is
+/// requested when the hold is signalled (hold_context::reason() says why). If fn throws,
+/// the lock is released and the exception rethrown.
+/// Thread safety: like blocking_lock_manager (do not call from its own thread).
+template <class F>
+auto hold(blocking_lock_manager& m, const std::vector<std::string>& resources,
+          std::chrono::milliseconds ttl, hold_options opts, F&& fn) {
+  using ctx_t = hold_context;
+  auto call = [&fn](const ctx_t& ctx) -> decltype(auto) {
+    if constexpr (std::is_invocable_v<F&, std::stop_token>) {
+      return fn(ctx.stop_token());
+    } else if constexpr (std::is_invocable_v<F&, ctx_t>) {
+      return fn(ctx);
+    } else {
+      return fn();
+    }
+  };
+  using value_t = std::decay_t<decltype(call(std::declval<const ctx_t&>()))>;
+  lock l = m.acquire(resources, ttl, opts.acquire);
+  lock_keeper keeper(std::move(l), opts);
+  auto ctx = keeper.context();
+  hold_result<value_t> res;
+  std::exception_ptr err;
+  try {
+    if constexpr (std::is_void_v<value_t>) {
+      call(ctx);
+    } else {
+      res.value.emplace(call(ctx));
+    }
+  } catch (...) {
+    err = std::current_exception();
+  }
+  static_cast<hold_outcome&>(res) = keeper.release();
+  if (err)
+    std::rethrow_exception(err);
+  return res;
+}
+
+template <class CompletionToken>
+auto lock_keeper::async_release(CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(std::error_code, hold_outcome)>(
+      [s = state_](auto handler) {
+        auto fallback = asio::any_io_executor(asio::system_executor());
+        if (s)
+          fallback = detail::executor_of(*detail::manager_of(*s));
+        detail::start_keeper_release(
+            s, detail::bind_handler<decltype(handler), std::error_code, hold_outcome>(
+                   std::move(handler), fallback));
+      },
+      token);
+}
+
+}  // namespace redlock

@@ -1,0 +1,131 @@
+// Inspection: "is this locked, and by whom?" — a read-only query across all nodes.
+//
+// Redlock cannot say with certainty that a resource is locked (a partition may hide the
+// holder); what it can say is what a quorum of the nodes we reach agrees on. The verdict is
+// therefore held (by one value on a quorum), free (on a quorum) or indeterminate.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <asio/async_result.hpp>
+
+#include "redlock/blocking.hpp"
+#include "redlock/detail/unique_function.hpp"
+#include "redlock/lock_manager.hpp"
+
+namespace redlock {
+
+/// One key on one node.
+struct key_state {
+  bool present = false;  ///< the key exists
+  /// Its value when it is a string (a lock value is); nullopt when absent or another type.
+  std::optional<std::string> value;
+  /// PTTL as the server reported it: remaining time to live (>= 0), -1 when the key has no
+  /// expiry (not set by a Redlock client), -2 when absent.
+  std::chrono::milliseconds ttl{-2};
+};
+
+/// One node's answer.
+struct node_state {
+  std::string node;  ///< the node's id(), never with a password
+  /// Empty when the node answered; otherwise why not (error reply, timeout, closed...).
+  std::error_code ec;
+  std::string message;          ///< the server's error message, if any
+  std::vector<key_state> keys;  ///< one per resource, in order; empty when ec is set
+  std::chrono::microseconds latency{0};
+
+  bool answered() const noexcept { return !ec; }
+  /// Answered and no resource key exists.
+  bool free() const noexcept;
+  /// The string value present on every resource key of this node, if all keys hold the same
+  /// value; nullopt otherwise (some key absent, different values, not answered).
+  std::optional<std::string> holder() const;
+};
+
+enum class lock_status {
+  held,           ///< one value holds every resource key on a quorum of nodes
+  free,           ///< no resource key exists on a quorum of nodes
+  indeterminate,  ///< neither: partial holds, split values or too many unreachable nodes
+};
+/// "held", "free", "indeterminate".
+const char* to_string(lock_status s) noexcept;
+
+/// The result of an inspection.
+struct inspection {
+  std::vector<std::string> resources;
+  std::size_t quorum = 0;
+  std::vector<node_state> nodes;  ///< one per node, in manager order
+
+  lock_status status = lock_status::indeterminate;
+  /// held: the value that holds every key on a quorum (compare with lock::value()).
+  std::string holder;
+  /// Nodes where `holder` holds every key (held) / where no key exists (any verdict).
+  std::size_t holding_nodes = 0;
+  std::size_t free_nodes = 0;
+  /// held: a conservative end of the quorum's hold on our steady clock: request start +
+  /// the quorum-th largest per-node TTL (a node's TTL = its smallest key TTL) − drift, where
+  /// drift = round(largest TTL seen × drift_factor) + 2 ms (clock rate error accumulates
+  /// only over the remaining time, so the largest remaining TTL bounds it). Measured from
+  /// the request start because each TTL was read at some unknown instant after it.
+  /// time_point::max() when the quorum's keys have no expiry. Otherwise {}.
+  steady_clock::time_point validity_deadline{};
+
+  bool held() const noexcept { return status == lock_status::held; }
+  /// True when held by `l`'s value.
+  bool held_by(const lock& l) const noexcept {
+    return held() && l.acquired() && holder == l.value();
+  }
+  /// held: validity left (may be negative); otherwise zero.
+  steady_clock::duration remaining(
+      steady_clock::time_point now = steady_clock::now()) const noexcept;
+  /// Verdict line plus one line per node, e.g.
+  /// "redis://127.0.0.1:7001/0: a3f0... 2931 ms". No secrets.
+  std::string to_string() const;
+};
+
+namespace detail {
+
+using inspect_completion = unique_function<void(std::error_code, inspection)>;
+/// Starts the query; completes on the manager's strand (never from inside).
+void start_inspect(lock_manager& m, std::vector<std::string> resources, inspect_completion done);
+
+/// The sans-I/O verdict: fills status, holder, holding_nodes, free_nodes and
+/// validity_deadline of `in` from its nodes and quorum. `started` is when the requests went
+/// out.
+void decide(inspection& in, double drift_factor, steady_clock::time_point started);
+
+/// The read-only script: KEYS = resources; returns for each key {value or nil, PTTL}.
+const script& inspect_script();
+
+}  // namespace detail
+
+/// Reads every resource key on every node (one read-only script per node, sent at once) and
+/// decides the verdict. Nodes that fail or miss settings::request_timeout appear with an
+/// error and count as neither holding nor free. Nothing is written.
+/// Completion: void(std::error_code, inspection). Errors: invalid_argument (no resources,
+/// duplicates), closed. Node failures are not errors: they make the verdict indeterminate
+/// when too many fail. The handler runs on its associated executor (default: the
+/// manager's). Cancellation: none (bounded by request_timeout).
+template <class CompletionToken>
+auto async_inspect(lock_manager& m, std::vector<std::string> resources, CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(std::error_code, inspection)>(
+      [&m](auto handler, std::vector<std::string> r) {
+        auto fallback = m.get_executor();
+        detail::start_inspect(m, std::move(r),
+                              detail::bind_handler<decltype(handler), std::error_code, inspection>(
+                                  std::move(handler), fallback));
+      },
+      token, std::move(resources));
+}
+
+/// Blocking forms; the throwing one throws lock_error. Do not call from the manager's thread.
+inspection inspect(blocking_lock_manager& m, const std::vector<std::string>& resources);
+inspection inspect(blocking_lock_manager& m, const std::vector<std::string>& resources,
+                   std::error_code& ec);
+
+}  // namespace redlock
