@@ -18,6 +18,7 @@
 
 #include <hiredis/read.h>
 
+#include <algorithm>
 #include <charconv>
 #include <climits>
 #include <cstdint>
@@ -161,9 +162,11 @@ class guard {
         case state::number_lf: {
           if (*p != '\n')
             return fail(p, data, "header line not terminated by CRLF");
-          ++p;
+          // A bad header is failed before its LF, so hiredis never acts on it (it would
+          // allocate for an oversized array).
           if (const char* why = finish_number())
             return fail(p, data, why);
+          ++p;
           break;
         }
 
@@ -282,8 +285,9 @@ struct reply_reader::impl {
     r = nullptr;
   }
 
-  // The slot an object for `task` is written into: the top-level reply, or its element in
-  // the parent array (sized by create_array).
+  // The slot an object for `task` is written into: the top-level reply, or a new last element
+  // of the parent array. hiredis delivers elements in order and only moves on to a sibling
+  // once the previous one is complete, so appending never moves an object still being built.
   static reply* slot(const redisReadTask* task) {
     if (task->parent == nullptr) {
       auto* self = static_cast<impl*>(task->privdata);
@@ -291,7 +295,7 @@ struct reply_reader::impl {
       return &self->root;
     }
     auto* parent = static_cast<reply*>(task->parent->obj);
-    return &parent->elements[static_cast<std::size_t>(task->idx)];
+    return &parent->elements.emplace_back();
   }
 
   static void* create_string(const redisReadTask* task, char* str, size_t len) {
@@ -313,8 +317,13 @@ struct reply_reader::impl {
   static void* create_array(const redisReadTask* task, int elements) {
     reply* out = slot(task);
     out->kind = reply::type::array;
-    // The guard has rejected negative counts (hiredis would pass them through).
-    out->elements.resize(elements > 0 ? static_cast<std::size_t>(elements) : 0);
+    // The guard has rejected negative counts (hiredis would pass them through). Reserve no
+    // more than a few pages up front: a header alone must not cost memory for a million
+    // elements that may never arrive.
+    constexpr int max_reserve = 1024;
+    if (elements > 0) {
+      out->elements.reserve(static_cast<std::size_t>(std::min(elements, max_reserve)));
+    }
     return out;
   }
   static void* create_integer(const redisReadTask* task, long long value) {
