@@ -1,0 +1,178 @@
+// The fault harness tested on its own, against plain redis-servers and a raw client: each
+// fault must do what the lock-level tests rely on it doing.
+#include <dirent.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "fault_common.hpp"
+#include "support/fault_checker.hpp"
+#include "support/fault_clock.hpp"
+#include "support/tcp_proxy.hpp"
+
+namespace redlock::test {
+namespace {
+
+std::set<std::string> network_interfaces() {
+  std::set<std::string> names;
+  if (DIR* d = opendir("/sys/class/net")) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.')
+        names.insert(e->d_name);
+    closedir(d);
+  }
+  return names;
+}
+
+long long pttl(const redis_server& s, const std::string& key) {
+  return s.command({"PTTL", key}).integer;
+}
+
+TEST(Harness, RunsInsideAPrivateNamespaceWithOnlyLoopback) {
+  EXPECT_TRUE(in_private_netns());
+  EXPECT_EQ(network_interfaces(), std::set<std::string>{"lo"});
+}
+
+TEST(Harness, DropPartitionMakesConnectsAndRequestsTimeOutUntilHealed) {
+  redis_server s;
+  raw_client before(s.port(), 300ms);
+  ASSERT_TRUE(before.connected()) << before.error();
+  {
+    auto cut = partition(s.port(), partition_mode::drop);
+    EXPECT_FALSE(before.command({"PING"}).has_value()) << "an open connection must stall";
+    raw_client during(s.port(), 300ms);
+    EXPECT_FALSE(during.connected()) << "a new connection must not get through";
+  }
+  raw_client after(s.port(), 1000ms);
+  ASSERT_TRUE(after.connected()) << after.error();
+  EXPECT_EQ(after.command({"PING"}), "PONG");
+}
+
+TEST(Harness, RejectPartitionRefusesConnectionsAtOnce) {
+  redis_server s;
+  auto cut = partition(s.port(), partition_mode::reject);
+  const auto t0 = std::chrono::steady_clock::now();
+  raw_client c(s.port(), 2000ms);
+  EXPECT_FALSE(c.connected());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms) << "a reset is not a timeout";
+  cut.heal();
+  raw_client after(s.port(), 1000ms);
+  EXPECT_EQ(after.command({"PING"}), "PONG");
+}
+
+TEST(Harness, LostRepliesRuleExecutesTheCommandButLosesTheReply) {
+  redis_server s;
+  raw_client c(s.port(), 300ms);
+  ASSERT_TRUE(c.connected());
+  {
+    auto lost = lose_replies(s.port());
+    EXPECT_FALSE(c.command({"SET", "k", "v"}).has_value()) << "the reply must not arrive";
+  }
+  EXPECT_EQ(str(s.command({"GET", "k"})), "v") << "the command must have executed";
+}
+
+TEST(Harness, ClockShimRunsTheServerClockTwiceAsFast) {
+  server_clock clk(REDLOCK_CLOCK_SHIM);
+  redis_server_options o;
+  o.env = clk.env();
+  redis_server s(o);
+  clk.set_rate(2.0);
+  s.command({"SET", "k", "v", "PX", "20000"});
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(500ms);  // the quantity under test is elapsed time itself
+  const auto real_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  const long long used = 20000 - pttl(s, "k");
+  // Generous bounds: 2x within scheduling noise.
+  EXPECT_GT(used, real_ms * 17 / 10) << "server time used " << used << " ms in " << real_ms;
+  EXPECT_LT(used, real_ms * 23 / 10 + 50) << "server time used " << used << " ms in " << real_ms;
+}
+
+TEST(Harness, ClockShimJumpForwardExpiresKeys) {
+  server_clock clk(REDLOCK_CLOCK_SHIM);
+  redis_server_options o;
+  o.env = clk.env();
+  redis_server s(o);
+  s.command({"SET", "k", "v", "PX", "30000"});
+  clk.jump(60s);
+  EXPECT_TRUE(wait_for([&] { return s.command({"EXISTS", "k"}).integer == 0; }, 2000ms));
+}
+
+TEST(Harness, KillWithoutPersistenceLosesKeysAndAppendfsyncAlwaysKeepsThem) {
+  redis_server plain;
+  redis_server_options o;
+  o.appendonly = true;
+  o.appendfsync = "always";
+  redis_server durable(o);
+  for (auto* s : {&plain, &durable}) {
+    s->command({"SET", "k", "v", "PX", "60000"});
+    crash_and_restart(*s);
+  }
+  EXPECT_EQ(plain.command({"EXISTS", "k"}).integer, 0);
+  EXPECT_EQ(durable.command({"EXISTS", "k"}).integer, 1);
+  EXPECT_GT(pttl(durable, "k"), 0) << "the TTL survives the restart";
+}
+
+TEST(Harness, PausedServerAnswersOnlyAfterResume) {
+  redis_server s;
+  raw_client c(s.port(), 300ms);
+  ASSERT_TRUE(c.connected());
+  pause(s);
+  EXPECT_FALSE(c.command({"PING"}).has_value());
+  s.resume();
+  raw_client c2(s.port(), 1000ms);
+  EXPECT_EQ(c2.command({"PING"}), "PONG");
+}
+
+TEST(Harness, ProxyForwardsAddsLatencyAndCanDropReplies) {
+  redis_server s;
+  tcp_proxy p(s.port(), {.delay = 150ms});
+  raw_client c(p.port(), 2000ms);
+  ASSERT_TRUE(c.connected()) << c.error();
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(c.command({"PING"}), "PONG");
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 150ms);
+  p.set_delay(0ms, 0ms);
+  p.set_drop_replies(true);
+  raw_client c2(p.port(), 300ms);
+  EXPECT_FALSE(c2.command({"SET", "k", "v"}).has_value());
+  EXPECT_EQ(str(s.command({"GET", "k"})), "v");
+  p.set_drop_replies(false);
+  p.set_blackhole(true);
+  raw_client c3(p.port(), 300ms);
+  EXPECT_FALSE(c3.command({"SET", "k2", "v"}).has_value());
+  EXPECT_EQ(s.command({"EXISTS", "k2"}).integer, 0) << "a blackhole forwards nothing";
+  EXPECT_GE(p.accepted(), 3u);
+}
+
+TEST(Harness, ProxyResetFailsOpenConnections) {
+  redis_server s;
+  tcp_proxy p(s.port());
+  raw_client c(p.port(), 1000ms);
+  ASSERT_EQ(c.command({"PING"}), "PONG");
+  p.reset_all();
+  EXPECT_FALSE(c.command({"PING"}).has_value());
+  p.set_refuse(true);
+  raw_client c2(p.port(), 1000ms);
+  EXPECT_FALSE(c2.command({"PING"}).has_value());
+  p.set_refuse(false);
+  raw_client c3(p.port(), 1000ms);
+  EXPECT_EQ(c3.command({"PING"}), "PONG");
+}
+
+TEST(Harness, CheckerSeesOverlapsAndLostUpdates) {
+  std::vector<critical_section> clean{{0, 0, 10, 0, 1}, {1, 10, 20, 1, 2}, {0, 25, 30, 2, 3}};
+  EXPECT_TRUE(check_sections(clean, 3).ok());
+  std::vector<critical_section> overlapping{{0, 0, 10, 0, 1}, {1, 5, 20, 0, 1}};
+  auto r = check_sections(overlapping, 1);
+  EXPECT_EQ(r.overlaps, 1u);
+  EXPECT_GE(r.lost_updates, 1u);
+  EXPECT_FALSE(r.first_problem.empty());
+}
+
+}  // namespace
+}  // namespace redlock::test
