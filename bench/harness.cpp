@@ -1,0 +1,690 @@
+// The end-to-end benchmark client: one case per run, against servers that scripts/bench
+// started. Prints one JSON object on stdout; scripts/bench collects them and
+// bench/report.py turns them into docs/benchmarks.md.
+//
+//   redlock_bench seq        --urls U1,U2,.. [--max-count C] [--duration-ms D] [--cdf-out F]
+//   redlock_bench throughput --urls .. [--in-flight 64] [--max-count C] [--duration-ms D]
+//   redlock_bench contention --urls .. --counter HOST:PORT [--clients 16] [--duration-ms D]
+//   redlock_bench churn      --urls .. [--max-count C] [--warmup W] [--duration-ms D]
+//   redlock_bench held       --urls .. [--max-count H] [--duration-ms D]
+//   redlock_bench print-script acquire|release   (the library's script text, for case f)
+//
+// Every loop is bounded twice: by a count and by a deadline. A watchdog thread ends the
+// process (exit status 3) if a case overruns its deadline by more than a grace period, so a
+// stuck server or client can never hang a CI run.
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "redlock/asio_compat.hpp"
+#include "redlock/detail/scripts.hpp"
+#include "redlock/lock_manager.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+using asio::awaitable;
+using asio::use_awaitable;
+
+struct options {
+  std::string name;
+  std::vector<std::string> urls;
+  std::string counter;  // host:port of the contention counter's server
+  long max_count = 100000;
+  long warmup = 200;
+  long in_flight = 64;
+  long clients = 16;
+  long duration_ms = 5000;
+  long ttl_ms = 10000;
+  std::string cdf_out;
+  std::string label;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::cerr << "redlock_bench: " << why
+            << "\nusage: redlock_bench seq|throughput|contention|churn|held --urls U1,U2,... "
+               "[--counter HOST:PORT] [--max-count N] [--warmup N] [--in-flight N] "
+               "[--clients N] [--duration-ms MS] [--ttl-ms MS] [--cdf-out FILE] [--label S]\n";
+  std::exit(2);
+}
+
+long to_long(const std::string& s) {
+  try {
+    std::size_t used = 0;
+    long v = std::stol(s, &used);
+    if (used != s.size() || v < 0)
+      throw std::invalid_argument(s);
+    return v;
+  } catch (const std::exception&) {
+    usage("not a non-negative number: " + s);
+  }
+}
+
+options parse(int argc, char** argv) {
+  if (argc < 2)
+    usage("no case given");
+  options o;
+  o.name = argv[1];
+  for (int i = 2; i < argc; i += 2) {
+    std::string k = argv[i];
+    if (i + 1 >= argc)
+      usage("missing value for " + k);
+    std::string v = argv[i + 1];
+    if (k == "--urls") {
+      std::stringstream ss(v);
+      for (std::string u; std::getline(ss, u, ',');)
+        if (!u.empty())
+          o.urls.push_back(u);
+    } else if (k == "--counter") {
+      o.counter = v;
+    } else if (k == "--max-count") {
+      o.max_count = to_long(v);
+    } else if (k == "--warmup") {
+      o.warmup = to_long(v);
+    } else if (k == "--in-flight") {
+      o.in_flight = std::max(1L, to_long(v));
+    } else if (k == "--clients") {
+      o.clients = std::max(1L, to_long(v));
+    } else if (k == "--duration-ms") {
+      o.duration_ms = to_long(v);
+    } else if (k == "--ttl-ms") {
+      o.ttl_ms = to_long(v);
+    } else if (k == "--cdf-out") {
+      o.cdf_out = v;
+    } else if (k == "--label") {
+      o.label = v;
+    } else {
+      usage("unknown option " + k);
+    }
+  }
+  if (o.urls.empty())
+    usage("--urls is required");
+  return o;
+}
+
+// Resident set size of this process, from /proc/self/status (VmRSS, kB).
+long rss_kib() {
+  std::ifstream f("/proc/self/status");
+  for (std::string line; std::getline(f, line);) {
+    if (line.rfind("VmRSS:", 0) == 0)
+      return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+double micros(clock_type::duration d) {
+  return std::chrono::duration<double, std::micro>(d).count();
+}
+
+// Nearest-rank percentile of sorted samples.
+double pct(const std::vector<double>& sorted, double q) {
+  if (sorted.empty())
+    return 0;
+  auto i = static_cast<std::size_t>(q * static_cast<double>(sorted.size()));
+  return sorted[std::min(i, sorted.size() - 1)];
+}
+
+// A flat JSON object, built field by field (keys and string values are plain ASCII).
+class json {
+ public:
+  json& str(const std::string& k, const std::string& v) { return raw(k, "\"" + v + "\""); }
+  json& num(const std::string& k, double v) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.3f", v);
+    return raw(k, b);
+  }
+  json& num(const std::string& k, long v) { return raw(k, std::to_string(v)); }
+  std::string done() const { return "{" + body_ + "}"; }
+
+ private:
+  json& raw(const std::string& k, const std::string& v) {
+    if (!body_.empty())
+      body_ += ", ";
+    body_ += "\"" + k + "\": " + v;
+    return *this;
+  }
+  std::string body_;
+};
+
+json header(const options& o) {
+  json j;
+  j.str("case", o.name).num("nodes", static_cast<long>(o.urls.size()));
+  if (!o.label.empty())
+    j.str("label", o.label);
+  return j;
+}
+
+void latency_fields(json& j, const std::string& prefix, std::vector<double>& v) {
+  std::sort(v.begin(), v.end());
+  double sum = 0;
+  for (double x : v)
+    sum += x;
+  j.num(prefix + "_p50_us", pct(v, 0.50))
+      .num(prefix + "_p90_us", pct(v, 0.90))
+      .num(prefix + "_p99_us", pct(v, 0.99))
+      .num(prefix + "_max_us", v.empty() ? 0.0 : v.back())
+      .num(prefix + "_mean_us", v.empty() ? 0.0 : sum / static_cast<double>(v.size()));
+}
+
+// 1000 quantile points of sorted samples: "<microseconds> <fraction>" per line, for a CDF.
+void write_cdf(const std::string& path, const std::vector<double>& sorted) {
+  if (path.empty() || sorted.empty())
+    return;
+  std::ofstream f(path);
+  constexpr int points = 1000;
+  for (int i = 0; i < points; ++i) {
+    double q = (i + 0.5) / points;
+    f << pct(sorted, q) << " " << q << "\n";
+  }
+  f << sorted.back() << " 1\n";
+}
+
+// Ends the process if the case runs far past its deadline: a benchmark must never hang.
+class watchdog {
+ public:
+  explicit watchdog(clock_type::duration limit) {
+    thread_ = std::thread([this, limit] {
+      auto until = clock_type::now() + limit;
+      while (!done_.load()) {
+        if (clock_type::now() >= until) {
+          std::cerr << "redlock_bench: watchdog: case exceeded its time limit\n";
+          std::_Exit(3);
+        }
+        std::this_thread::sleep_for(20ms);
+      }
+    });
+  }
+  ~watchdog() {
+    done_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+redlock::settings bench_settings() {
+  redlock::settings s;
+  // A benchmark cycle on distinct keys never meets a holder; a failure is an error worth
+  // seeing, not something to wait out.
+  s.retry_count = 0;
+  return s;
+}
+
+// Shared state of a set of cycle workers on one io_context (one thread: plain counters).
+struct cycle_pool {
+  redlock::lock_manager* m = nullptr;
+  std::string prefix;
+  std::chrono::milliseconds ttl{10000};
+  long max_cycles = 0;
+  clock_type::time_point deadline;
+  long started = 0;
+  long completed = 0;
+  long failures = 0;
+  std::string first_error;
+  std::vector<redlock::lock>* keep = nullptr;  // held case: locks are kept, not released
+};
+
+cycle_pool make_pool(redlock::lock_manager& m, std::string prefix, std::chrono::milliseconds ttl,
+                     long max_cycles, clock_type::duration budget) {
+  cycle_pool p;
+  p.m = &m;
+  p.prefix = std::move(prefix);
+  p.ttl = ttl;
+  p.max_cycles = max_cycles;
+  p.deadline = clock_type::now() + budget;
+  return p;
+}
+
+// One worker: acquire + release on a fresh key until the pool's count or deadline is reached.
+awaitable<void> cycle_worker(cycle_pool& p) {
+  while (p.started < p.max_cycles && clock_type::now() < p.deadline) {
+    auto key = p.prefix + std::to_string(p.started++);
+    auto [ec, l] =
+        co_await p.m->async_lock(std::move(key), p.ttl, redlock::as_tuple(use_awaitable));
+    if (ec) {
+      if (p.failures++ == 0)
+        p.first_error = ec.message();
+      continue;
+    }
+    if (p.keep) {
+      p.keep->push_back(std::move(l));
+      ++p.completed;
+      continue;
+    }
+    auto [uec, ur] = co_await p.m->async_unlock(l, redlock::as_tuple(use_awaitable));
+    if (uec) {
+      if (p.failures++ == 0)
+        p.first_error = uec.message();
+      continue;
+    }
+    ++p.completed;
+  }
+}
+
+// Runs `in_flight` workers and returns when all have stopped.
+awaitable<void> run_pool(cycle_pool& p, long in_flight) {
+  auto ex = co_await asio::this_coro::executor;
+  long running = in_flight;
+  asio::steady_timer done(ex, clock_type::time_point::max());
+  for (long i = 0; i < in_flight; ++i) {
+    asio::co_spawn(
+        ex,
+        [&p, &running, &done]() -> awaitable<void> {
+          co_await cycle_worker(p);
+          if (--running == 0)
+            done.cancel();
+        },
+        asio::detached);
+  }
+  auto [ec] = co_await done.async_wait(redlock::as_tuple(use_awaitable));
+  (void)ec;
+}
+
+awaitable<void> quit(redlock::lock_manager& m) {
+  auto [ec] = co_await m.async_quit(redlock::as_tuple(use_awaitable));
+  (void)ec;
+}
+
+// Runs `body` on a one-thread io_context and returns when it and everything it started end.
+template <class Body>
+void run_on_context(Body body) {
+  asio::io_context ioc(1);
+  std::exception_ptr failure;
+  asio::co_spawn(ioc, body(ioc.get_executor()), [&failure](std::exception_ptr e) { failure = e; });
+  ioc.run();
+  if (failure)
+    std::rethrow_exception(failure);
+}
+
+// a. One cycle in flight: latency of each acquire and each release.
+std::string case_seq(const options& o) {
+  std::vector<double> acq, rel;
+  long failures = 0;
+  std::string first_error;
+  run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
+    redlock::lock_manager m(ex, o.urls, bench_settings());
+    auto ttl = std::chrono::milliseconds(o.ttl_ms);
+    acq.reserve(static_cast<std::size_t>(o.max_count));
+    rel.reserve(static_cast<std::size_t>(o.max_count));
+    auto deadline = clock_type::now() + std::chrono::milliseconds(o.duration_ms);
+    for (long i = 0; i < o.warmup + o.max_count && clock_type::now() < deadline; ++i) {
+      bool measured = i >= o.warmup;
+      auto t0 = clock_type::now();
+      auto [ec, l] = co_await m.async_lock("bench:a:" + std::to_string(i), ttl,
+                                           redlock::as_tuple(use_awaitable));
+      auto t1 = clock_type::now();
+      if (ec) {
+        if (failures++ == 0)
+          first_error = ec.message();
+        continue;
+      }
+      auto [uec, ur] = co_await m.async_unlock(l, redlock::as_tuple(use_awaitable));
+      auto t2 = clock_type::now();
+      if (uec) {
+        if (failures++ == 0)
+          first_error = uec.message();
+        continue;
+      }
+      if (measured) {
+        acq.push_back(micros(t1 - t0));
+        rel.push_back(micros(t2 - t1));
+      }
+    }
+    co_await quit(m);
+  });
+  auto j = header(o);
+  j.num("cycles", static_cast<long>(acq.size())).num("failures", failures);
+  latency_fields(j, "acquire", acq);
+  latency_fields(j, "release", rel);
+  write_cdf(o.cdf_out, acq);
+  if (!first_error.empty())
+    j.str("first_error", first_error);
+  return j.done();
+}
+
+// b. Throughput with `in_flight` cycles in flight on one manager.
+std::string case_throughput(const options& o) {
+  cycle_pool p;
+  double seconds = 0;
+  run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
+    redlock::lock_manager m(ex, o.urls, bench_settings());
+    p.m = &m;
+    p.ttl = std::chrono::milliseconds(o.ttl_ms);
+    // Warm-up: connections open, buffers grown, caches hot.
+    p.prefix = "bench:bw:";
+    p.max_cycles = o.warmup;
+    p.deadline = clock_type::now() + 2s;
+    co_await run_pool(p, o.in_flight);
+    p = make_pool(m, "bench:b:", p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
+    auto t0 = clock_type::now();
+    co_await run_pool(p, o.in_flight);
+    seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+    co_await quit(m);
+  });
+  auto j = header(o);
+  j.num("in_flight", o.in_flight)
+      .num("cycles", p.completed)
+      .num("failures", p.failures)
+      .num("seconds", seconds)
+      .num("cycles_per_s", seconds > 0 ? static_cast<double>(p.completed) / seconds : 0.0);
+  if (!p.first_error.empty())
+    j.str("first_error", p.first_error);
+  return j.done();
+}
+
+// e1. RSS before and after many cycles (after a warm-up that grows every buffer once).
+std::string case_churn(const options& o) {
+  cycle_pool p;
+  long rss_before = 0, rss_after = 0, warm_cycles = 0;
+  double seconds = 0;
+  run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
+    redlock::lock_manager m(ex, o.urls, bench_settings());
+    p.m = &m;
+    p.ttl = std::chrono::milliseconds(o.ttl_ms);
+    p.prefix = "bench:ew:";
+    p.max_cycles = o.warmup;
+    p.deadline = clock_type::now() + 20s;
+    co_await run_pool(p, o.in_flight);
+    warm_cycles = p.completed;
+    rss_before = rss_kib();
+    p = make_pool(m, "bench:e:", p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
+    auto t0 = clock_type::now();
+    co_await run_pool(p, o.in_flight);
+    seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+    rss_after = rss_kib();
+    co_await quit(m);
+  });
+  auto j = header(o);
+  j.num("in_flight", o.in_flight)
+      .num("warmup_cycles", warm_cycles)
+      .num("cycles", p.completed)
+      .num("failures", p.failures)
+      .num("seconds", seconds)
+      .num("rss_before_kib", rss_before)
+      .num("rss_after_kib", rss_after)
+      .num("rss_growth_kib", rss_after - rss_before);
+  if (!p.first_error.empty())
+    j.str("first_error", p.first_error);
+  return j.done();
+}
+
+// e2. RSS with many locks held at once: the cost of a lock handle plus anything the manager
+// keeps per held lock. The vector that holds the handles is counted (a caller needs one).
+std::string case_held(const options& o) {
+  cycle_pool p;
+  std::vector<redlock::lock> held;
+  long rss_before = 0, rss_after = 0, released = 0;
+  run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
+    redlock::lock_manager m(ex, o.urls, bench_settings());
+    p.m = &m;
+    p.ttl = std::chrono::milliseconds(o.ttl_ms);
+    p.prefix = "bench:hw:";
+    p.max_cycles = o.warmup;
+    p.deadline = clock_type::now() + 10s;
+    co_await run_pool(p, o.in_flight);
+    rss_before = rss_kib();
+    held.reserve(static_cast<std::size_t>(o.max_count));
+    p = make_pool(m, "bench:h:", p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
+    p.keep = &held;
+    co_await run_pool(p, o.in_flight);
+    rss_after = rss_kib();
+    // Release them all again (bounded: each unlock completes or fails once).
+    auto ex2 = co_await asio::this_coro::executor;
+    std::size_t next = 0;
+    long running = o.in_flight;
+    asio::steady_timer done(ex2, clock_type::time_point::max());
+    for (long w = 0; w < o.in_flight; ++w) {
+      asio::co_spawn(
+          ex2,
+          [&]() -> awaitable<void> {
+            while (next < held.size()) {
+              auto& l = held[next++];
+              auto [uec, ur] = co_await m.async_unlock(l, redlock::as_tuple(use_awaitable));
+              if (!uec)
+                ++released;
+            }
+            if (--running == 0)
+              done.cancel();
+          },
+          asio::detached);
+    }
+    auto [wec] = co_await done.async_wait(redlock::as_tuple(use_awaitable));
+    (void)wec;
+    co_await quit(m);
+  });
+  auto j = header(o);
+  auto n = static_cast<long>(held.size());
+  j.num("locks", n)
+      .num("failures", p.failures)
+      .num("released", released)
+      .num("sizeof_lock", static_cast<long>(sizeof(redlock::lock)))
+      .num("rss_before_kib", rss_before)
+      .num("rss_after_kib", rss_after)
+      .num("bytes_per_lock",
+           n > 0 ? static_cast<double>(rss_after - rss_before) * 1024.0 / static_cast<double>(n)
+                 : 0.0);
+  if (!p.first_error.empty())
+    j.str("first_error", p.first_error);
+  return j.done();
+}
+
+// c. Contention: independent clients (each with its own manager and io_context thread) take
+// turns on ONE resource and run a read-sleep-write critical section on a counter kept in a
+// separate redis-server. If mutual exclusion ever failed, two clients would read the same
+// value and one increment would be lost: the final counter would be below the acquisitions.
+struct client_result {
+  std::vector<double> waits;
+  double cs_sum_us = 0;
+  long acquisitions = 0;
+  long failures = 0;
+  long overran = 0;  // critical sections that ended after the lock's validity deadline
+  std::string error;
+};
+
+redisContext* connect_counter(const std::string& host_port) {
+  auto colon = host_port.rfind(':');
+  if (colon == std::string::npos)
+    throw std::runtime_error("--counter needs HOST:PORT");
+  timeval tv{2, 0};
+  redisContext* c = redisConnectWithTimeout(host_port.substr(0, colon).c_str(),
+                                            std::atoi(host_port.c_str() + colon + 1), tv);
+  if (!c || c->err) {
+    std::string why = c ? c->errstr : "out of memory";
+    if (c)
+      redisFree(c);
+    throw std::runtime_error("cannot connect to counter server: " + why);
+  }
+  redisSetTimeout(c, tv);
+  return c;
+}
+
+long long counter_command(redisContext* c, const char* fmt, const char* key, long long v = 0) {
+  auto* r = static_cast<redisReply*>(redisCommand(c, fmt, key, v));
+  if (!r)
+    throw std::runtime_error(std::string("counter server: ") + c->errstr);
+  long long out = 0;
+  if (r->type == REDIS_REPLY_STRING)
+    out = std::atoll(r->str);
+  if (r->type == REDIS_REPLY_INTEGER)
+    out = r->integer;
+  freeReplyObject(r);
+  return out;
+}
+
+void contention_client(const options& o, const std::string& counter_key,
+                       clock_type::time_point deadline, client_result& res) {
+  redisContext* c = nullptr;
+  try {
+    c = connect_counter(o.counter);
+    run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
+      redlock::settings s;
+      s.retry_count = -1;  // unlimited: a client waits as long as it takes
+      s.retry_delay = 10ms;
+      s.retry_jitter = 10ms;
+      redlock::lock_manager m(ex, o.urls, s);
+      auto ttl = std::chrono::milliseconds(o.ttl_ms);
+      asio::steady_timer sleeper(ex);
+      while (res.acquisitions < o.max_count && clock_type::now() < deadline) {
+        auto t0 = clock_type::now();
+        auto [ec, l] =
+            co_await m.async_lock("bench:c:resource", ttl, redlock::as_tuple(use_awaitable));
+        auto t1 = clock_type::now();
+        if (ec) {
+          ++res.failures;
+          if (res.error.empty())
+            res.error = ec.message();
+          continue;
+        }
+        // The critical section: read, hold ~1 ms, write back the increment.
+        long long v = counter_command(c, "GET %s", counter_key.c_str());
+        sleeper.expires_after(1ms);
+        auto [sec] = co_await sleeper.async_wait(redlock::as_tuple(use_awaitable));
+        (void)sec;
+        counter_command(c, "SET %s %lld", counter_key.c_str(), v + 1);
+        auto t2 = clock_type::now();
+        if (t2 >= l.validity_deadline())
+          ++res.overran;
+        ++res.acquisitions;
+        res.waits.push_back(micros(t1 - t0));
+        res.cs_sum_us += micros(t2 - t1);
+        auto [uec, ur] = co_await m.async_unlock(l, redlock::as_tuple(use_awaitable));
+        if (uec) {
+          ++res.failures;
+          if (res.error.empty())
+            res.error = "unlock: " + uec.message();
+        }
+      }
+      co_await quit(m);
+    });
+  } catch (const std::exception& e) {
+    res.error = e.what();
+  }
+  if (c)
+    redisFree(c);
+}
+
+std::string case_contention(const options& o) {
+  if (o.counter.empty())
+    usage("contention needs --counter HOST:PORT");
+  auto counter_key = "bench:c:counter:" + std::to_string(o.urls.size());
+  {
+    redisContext* c = connect_counter(o.counter);
+    counter_command(c, "SET %s %lld", counter_key.c_str(), 0);
+    redisFree(c);
+  }
+  std::vector<client_result> results(static_cast<std::size_t>(o.clients));
+  auto t0 = clock_type::now();
+  auto deadline = t0 + std::chrono::milliseconds(o.duration_ms);
+  {
+    std::vector<std::thread> threads;
+    for (auto& r : results) {
+      threads.emplace_back(
+          [&o, &counter_key, deadline, &r] { contention_client(o, counter_key, deadline, r); });
+    }
+    for (auto& t : threads)
+      t.join();
+  }
+  double seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+  long long counter = 0;
+  {
+    redisContext* c = connect_counter(o.counter);
+    counter = counter_command(c, "GET %s", counter_key.c_str());
+    redisFree(c);
+  }
+  std::vector<double> waits;
+  long acquisitions = 0, failures = 0, overran = 0;
+  double cs_sum = 0;
+  std::string error;
+  long min_per_client = -1, max_per_client = 0;
+  for (auto& r : results) {
+    waits.insert(waits.end(), r.waits.begin(), r.waits.end());
+    acquisitions += r.acquisitions;
+    failures += r.failures;
+    overran += r.overran;
+    cs_sum += r.cs_sum_us;
+    if (error.empty())
+      error = r.error;
+    min_per_client = min_per_client < 0 ? r.acquisitions : std::min(min_per_client, r.acquisitions);
+    max_per_client = std::max(max_per_client, r.acquisitions);
+  }
+  auto j = header(o);
+  j.num("clients", o.clients)
+      .num("acquisitions", acquisitions)
+      .num("seconds", seconds)
+      .num("acquisitions_per_s", seconds > 0 ? static_cast<double>(acquisitions) / seconds : 0.0)
+      .num("cs_mean_us", acquisitions > 0 ? cs_sum / static_cast<double>(acquisitions) : 0.0)
+      .num("counter", static_cast<long>(counter))
+      .num("lost_updates", acquisitions - static_cast<long>(counter))
+      .num("failures", failures)
+      .num("overran_validity", overran)
+      .num("min_per_client", min_per_client)
+      .num("max_per_client", max_per_client);
+  latency_fields(j, "wait", waits);
+  if (!error.empty())
+    j.str("first_error", error);
+  return j.done();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "print-script") {
+    // Case f loads exactly the library's scripts with SCRIPT LOAD, so that redis-benchmark
+    // runs the same server-side work as the client does.
+    std::string which = argv[2];
+    if (which == "acquire") {
+      std::cout << redlock::detail::acquire_script().text();
+    } else if (which == "release") {
+      std::cout << redlock::detail::release_script().text();
+    } else {
+      usage("print-script takes acquire or release");
+    }
+    return 0;
+  }
+  auto o = parse(argc, argv);
+  // Grace for connects, warm-ups, the release phase of `held` and the quit.
+  watchdog dog(std::chrono::milliseconds(o.duration_ms) * 3 + 60s);
+  try {
+    std::string out;
+    if (o.name == "seq") {
+      out = case_seq(o);
+    } else if (o.name == "throughput") {
+      out = case_throughput(o);
+    } else if (o.name == "contention") {
+      out = case_contention(o);
+    } else if (o.name == "churn") {
+      out = case_churn(o);
+    } else if (o.name == "held") {
+      out = case_held(o);
+    } else {
+      usage("unknown case " + o.name);
+    }
+    std::cout << out << std::endl;
+  } catch (const std::exception& e) {
+    std::cerr << "redlock_bench " << o.name << ": " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
