@@ -1,0 +1,292 @@
+// Private: the sans-I/O decision core of the lock manager.
+//
+// Votes, quorum, validity arithmetic, the retry schedule and the per-operation state machine
+// live here as plain C++: no Asio, no threads, no clock reads. Time enters only as steady-clock
+// time points passed in by the caller, and randomness through an injected function, so every
+// rule is unit-tested step by step with literal inputs. src/lock_manager.cpp is a thin Asio
+// loop over the actions this machine returns.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "redlock/reply.hpp"
+#include "redlock/report.hpp"
+
+namespace redlock::detail::core {
+
+using clock = std::chrono::steady_clock;
+using time_point = clock::time_point;
+using duration = clock::duration;
+using std::chrono::milliseconds;
+
+/// Largest TTL accepted: fits the wire as a 32-bit integer count of milliseconds (~24.8
+/// days), far from any overflow in steady-clock arithmetic.
+inline constexpr milliseconds max_ttl{2'147'483'647};
+
+/// Nodes needed for a decision: a strict majority.
+constexpr std::size_t quorum_of(std::size_t nodes) noexcept {
+  return nodes / 2 + 1;
+}
+
+/// round(ttl × drift_factor) + 2 ms: how much of the TTL is set aside for server clock
+/// drift and expiry granularity.
+milliseconds drift_margin(milliseconds ttl, double drift_factor) noexcept;
+
+/// The instant until which a lock whose winning attempt began at `attempt_start` is valid:
+/// attempt_start + ttl − drift. Equivalent to now + validity(...) for any now.
+time_point validity_deadline(milliseconds ttl, double drift_factor,
+                             time_point attempt_start) noexcept;
+
+/// ttl − (now − attempt_start) − drift. Only steady-clock points are inputs, so a wall-clock
+/// jump cannot change it.
+duration validity(milliseconds ttl, double drift_factor, time_point attempt_start,
+                  time_point now) noexcept;
+
+/// delay ± jitter with the offset uniform over [−jitter, +jitter] (microsecond steps) drawn
+/// from `random`; never negative.
+duration jittered_delay(milliseconds delay, milliseconds jitter, std::uint64_t random) noexcept;
+
+/// How many attempts an operation may make.
+struct retry_policy {
+  int retry_count = 10;  ///< attempts after the first; −1 = unlimited
+  milliseconds delay{200};
+  milliseconds jitter{100};
+
+  /// True when another attempt is allowed after `attempts_made` attempts.
+  bool may_retry(int attempts_made) const noexcept {
+    return retry_count < 0 || attempts_made <= retry_count;
+  }
+};
+
+/// The state of one vote count: quorum reached, quorum impossible, or not yet known.
+enum class decision { pending, reached, impossible };
+
+/// Counts votes of N nodes and decides as soon as the outcome is certain.
+class tally {
+ public:
+  explicit tally(std::size_t nodes) noexcept : nodes_(nodes), quorum_(quorum_of(nodes)) {}
+
+  void reset() noexcept { granted_ = against_ = 0; }
+  /// Keeps the granted votes (for rounds that re-ask only failed nodes), drops the rest.
+  void reset_against() noexcept { against_ = 0; }
+  void grant() noexcept { ++granted_; }
+  void reject() noexcept { ++against_; }
+
+  std::size_t nodes() const noexcept { return nodes_; }
+  std::size_t quorum() const noexcept { return quorum_; }
+  std::size_t granted() const noexcept { return granted_; }
+  std::size_t against() const noexcept { return against_; }
+
+  decision state() const noexcept {
+    if (granted_ >= quorum_)
+      return decision::reached;
+    if (nodes_ - against_ < quorum_)
+      return decision::impossible;
+    return decision::pending;
+  }
+
+ private:
+  std::size_t nodes_;
+  std::size_t quorum_;
+  std::size_t granted_ = 0;
+  std::size_t against_ = 0;
+};
+
+enum class op_kind : std::uint8_t { acquire, extend, release };
+
+/// One node's answer to one request, already interpreted for the operation.
+enum class answer : std::uint8_t {
+  ok,       ///< acquired / extended every key, or (release) deleted at least one key
+  absent,   ///< release: none of our keys were there any more
+  foreign,  ///< a key holds another value
+  missing,  ///< extend: no foreign value, but some of our keys are gone (e.g. node restart)
+  error,    ///< error reply, connection failure or an unexpected reply
+  timeout,  ///< no answer within the node deadline
+};
+
+/// The report's vote for an answer: ok/absent → granted, foreign/missing → denied.
+vote to_vote(answer a) noexcept;
+
+/// Interprets a node's completion for `kind` on a request with `nkeys` keys. Sets `ec_out`
+/// for error and timeout answers (errc::protocol_error for an unexpected reply).
+answer interpret(op_kind kind, const std::error_code& ec, const reply& r, std::size_t nkeys,
+                 std::error_code& ec_out) noexcept;
+
+/// What the machine knows about one node in the current attempt.
+struct node_state {
+  vote outcome = vote::pending;
+  answer ans = answer::error;
+  bool in_round = false;  ///< asked in the current attempt
+  bool done = false;      ///< release: no longer holds our value (kept across rounds)
+  bool resynced = false;  ///< extend: set-if-absent already sent
+  std::error_code ec;
+  std::string message;  ///< server message of an error reply
+  duration latency{};
+};
+
+/// Everything an operation needs to decide, fixed at its start.
+struct op_config {
+  op_kind kind = op_kind::acquire;
+  std::size_t nodes = 0;
+  milliseconds ttl{0};  ///< acquire/extend: the TTL asked for
+  double drift_factor = 0.01;
+  retry_policy retry;
+  milliseconds node_timeout{200};  ///< per-attempt node deadline: min(request_timeout, ttl)
+  time_point lock_deadline{};      ///< extend/release: validity deadline of the lock held
+};
+
+/// An input to the machine.
+struct event {
+  enum class type : std::uint8_t {
+    start,            ///< the operation begins
+    reply,            ///< node `node` answered request `attempt`
+    attempt_timeout,  ///< the node deadline of the current attempt passed
+    retry_timer,      ///< the retry delay passed
+    cancel,           ///< stop now; complete with `ec`
+    next,             ///< the previous action was performed; what next?
+  };
+  type kind = type::next;
+  time_point now{};
+  std::size_t node = 0;
+  std::uint32_t attempt = 0;
+  answer ans = answer::error;
+  std::error_code ec;
+  std::string_view message;  ///< reply: the server's error message (copied by the machine)
+
+  static event start(time_point now) {
+    event e;
+    e.kind = type::start;
+    e.now = now;
+    return e;
+  }
+  static event reply(std::size_t node, std::uint32_t attempt, answer a, std::error_code ec,
+                     time_point now) {
+    event e;
+    e.kind = type::reply;
+    e.now = now;
+    e.node = node;
+    e.attempt = attempt;
+    e.ans = a;
+    e.ec = ec;
+    return e;
+  }
+  static event attempt_timeout(time_point now) {
+    event e;
+    e.kind = type::attempt_timeout;
+    e.now = now;
+    return e;
+  }
+  static event retry_timer(time_point now) {
+    event e;
+    e.kind = type::retry_timer;
+    e.now = now;
+    return e;
+  }
+  static event cancel(std::error_code ec, time_point now) {
+    event e;
+    e.kind = type::cancel;
+    e.now = now;
+    e.ec = ec;
+    return e;
+  }
+  static event next() { return {}; }
+};
+
+/// An output of the machine: what the driver must do now. After doing it, the driver feeds
+/// event::next() until it gets `idle`.
+struct action {
+  enum class type : std::uint8_t {
+    idle,         ///< nothing to do until the next external event
+    send,         ///< send the operation's script to every node with in_round set; arm the
+                  ///< attempt timer for `delay`
+    release_all,  ///< send the release script to all nodes (fire and forget)
+    resync,       ///< send set-if-absent (acquire script, new ttl) to `node`
+    wait,         ///< arm the retry timer for `delay`
+    complete,     ///< complete the operation with `ec` (success when empty)
+  };
+  type kind = type::idle;
+  std::size_t node = 0;
+  duration delay{};
+  std::error_code ec;
+};
+
+using random_source = std::uint64_t (*)();
+
+/// The per-operation state machine of acquire, extend and release.
+///
+/// acquire: all nodes at once; success when a quorum granted and validity remains at that
+///   moment; any failure sends release to all nodes, then retries after delay ± jitter.
+/// extend: refused (lock_expired) once the lock's deadline passed; never releases; retries
+///   only while the old deadline lies beyond the retry; after success re-sets keys (only if
+///   absent) on nodes that reported them missing, while the new validity remains.
+/// release: succeeds once a quorum no longer holds our value; a round ends when every asked
+///   node answered or timed out; retries ask only the nodes that failed; an already expired
+///   lock gets exactly one round and completes with lock_expired.
+/// Memory: the node vector is sized once; only counts and the last attempt survive retries.
+class machine {
+ public:
+  machine(const op_config& config, random_source random);
+
+  action resume(const event& e);
+
+  const op_config& config() const noexcept { return config_; }
+  std::size_t quorum() const noexcept { return tally_.quorum(); }
+  int attempts() const noexcept { return attempts_; }
+  /// Identifies the current attempt's requests; replies to older attempts are ignored.
+  std::uint32_t attempt_id() const noexcept { return attempt_id_; }
+  time_point attempt_start() const noexcept { return attempt_start_; }
+  /// Validity deadline of a successful acquire or extend.
+  time_point deadline() const noexcept { return deadline_; }
+  bool finished() const noexcept { return phase_ == phase::done || phase_ == phase::settled; }
+  std::size_t released() const noexcept { return released_; }
+  std::size_t absent() const noexcept { return absent_; }
+  const std::vector<node_state>& nodes() const noexcept { return nodes_; }
+
+ private:
+  enum class phase : std::uint8_t { init, attempting, waiting, settled, done };
+
+  action begin_round(time_point now, bool only_not_done);
+  action on_reply(const event& e);
+  action on_attempt_timeout(const event& e);
+  action on_retry_timer(const event& e);
+  action on_cancel(const event& e);
+  action evaluate(time_point now);
+  action fail(std::error_code code, time_point now);
+  action finish(std::error_code code, time_point now);
+  action next();
+  void record(std::size_t i, answer a, std::error_code ec, std::string_view message,
+              time_point now);
+  std::error_code against_code() const noexcept;
+
+  op_config config_;
+  random_source random_;
+  tally tally_;
+  std::vector<node_state> nodes_;
+  phase phase_ = phase::init;
+  int attempts_ = 0;
+  std::uint32_t attempt_id_ = 0;
+  std::size_t awaiting_ = 0;
+  time_point attempt_start_{};
+  time_point deadline_{};
+  std::size_t released_ = 0;
+  std::size_t absent_ = 0;
+  bool expired_at_start_ = false;
+  bool dirty_ = false;  ///< acquire sent since the last release
+  std::error_code last_error_;
+  // Queued follow-up actions, drained by event::next() in this order.
+  bool release_pending_ = false;
+  std::size_t resync_cursor_ = 0;
+  bool resync_scan_ = false;
+  bool wait_pending_ = false;
+  duration wait_delay_{};
+  bool complete_pending_ = false;
+  std::error_code complete_ec_;
+};
+
+}  // namespace redlock::detail::core

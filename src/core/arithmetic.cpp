@@ -1,0 +1,93 @@
+#include <cmath>
+
+#include "redlock/detail/core.hpp"
+#include "redlock/error.hpp"
+
+namespace redlock::detail::core {
+
+milliseconds drift_margin(milliseconds ttl, double drift_factor) noexcept {
+  // Integer milliseconds like node-redlock: round(ttl × factor) + 2 ms, the 2 ms covering
+  // Redis' 1 ms expiry granularity.
+  const auto scaled = std::llround(static_cast<double>(ttl.count()) * drift_factor);
+  return milliseconds{static_cast<milliseconds::rep>(scaled) + 2};
+}
+
+time_point validity_deadline(milliseconds ttl, double drift_factor,
+                             time_point attempt_start) noexcept {
+  return attempt_start + ttl - drift_margin(ttl, drift_factor);
+}
+
+duration validity(milliseconds ttl, double drift_factor, time_point attempt_start,
+                  time_point now) noexcept {
+  return validity_deadline(ttl, drift_factor, attempt_start) - now;
+}
+
+duration jittered_delay(milliseconds delay, milliseconds jitter, std::uint64_t random) noexcept {
+  using std::chrono::microseconds;
+  const auto j = std::chrono::duration_cast<microseconds>(jitter).count();
+  auto d = std::chrono::duration_cast<microseconds>(delay).count();
+  if (j > 0) {
+    // Offset uniform over [-j, +j]; the modulo bias over 64 random bits is negligible.
+    const auto span = static_cast<std::uint64_t>(2 * j + 1);
+    d += static_cast<microseconds::rep>(random % span) - j;
+  }
+  if (d < 0)
+    d = 0;
+  return microseconds{d};
+}
+
+vote to_vote(answer a) noexcept {
+  switch (a) {
+    case answer::ok:
+    case answer::absent:
+      return vote::granted;
+    case answer::foreign:
+    case answer::missing:
+      return vote::denied;
+    case answer::error:
+      return vote::error;
+    case answer::timeout:
+      return vote::timeout;
+  }
+  return vote::error;
+}
+
+answer interpret(op_kind kind, const std::error_code& ec, const reply& r, std::size_t nkeys,
+                 std::error_code& ec_out) noexcept {
+  ec_out.clear();
+  if (ec) {
+    ec_out = ec;
+    return ec == errc::timeout ? answer::timeout : answer::error;
+  }
+  if (r.kind != reply::type::integer) {
+    ec_out = errc::protocol_error;
+    return answer::error;
+  }
+  const auto n = static_cast<std::int64_t>(nkeys);
+  switch (kind) {
+    case op_kind::acquire:
+      if (r.integer == n)
+        return answer::ok;
+      if (r.integer == 0)
+        return answer::foreign;
+      break;
+    case op_kind::extend:
+      if (r.integer == n)
+        return answer::ok;
+      if (r.integer == 0)
+        return answer::foreign;
+      if (r.integer == -1)
+        return answer::missing;
+      break;
+    case op_kind::release:
+      if (r.integer == 0)
+        return answer::absent;
+      if (r.integer > 0 && r.integer <= n)
+        return answer::ok;
+      break;
+  }
+  ec_out = errc::protocol_error;
+  return answer::error;
+}
+
+}  // namespace redlock::detail::core

@@ -1,0 +1,260 @@
+#include "redlock/detail/core.hpp"
+#include "redlock/error.hpp"
+
+namespace redlock::detail::core {
+
+machine::machine(const op_config& config, random_source random)
+    : config_(config), random_(random), tally_(config.nodes), nodes_(config.nodes) {}
+
+action machine::resume(const event& e) {
+  switch (e.kind) {
+    case event::type::start:
+      if (phase_ != phase::init)
+        return {};
+      if (config_.kind == op_kind::extend && e.now >= config_.lock_deadline) {
+        // Extending needs a lock that is still ours; nothing is sent.
+        return finish(errc::lock_expired, e.now);
+      }
+      expired_at_start_ = config_.kind == op_kind::release && e.now >= config_.lock_deadline;
+      return begin_round(e.now, false);
+    case event::type::reply:
+      return on_reply(e);
+    case event::type::attempt_timeout:
+      return on_attempt_timeout(e);
+    case event::type::retry_timer:
+      return on_retry_timer(e);
+    case event::type::cancel:
+      return on_cancel(e);
+    case event::type::next:
+      return next();
+  }
+  return {};
+}
+
+action machine::begin_round(time_point now, bool only_not_done) {
+  phase_ = phase::attempting;
+  ++attempts_;
+  ++attempt_id_;
+  attempt_start_ = now;
+  awaiting_ = 0;
+  if (config_.kind == op_kind::release) {
+    tally_.reset_against();  // nodes that released stay counted across rounds
+  } else {
+    tally_.reset();
+  }
+  for (auto& n : nodes_) {
+    const bool ask = !(only_not_done && n.done);
+    n.in_round = ask;
+    if (!ask)
+      continue;
+    n.outcome = vote::pending;
+    n.ans = answer::error;
+    n.ec.clear();
+    n.message.clear();  // keeps capacity: no growth over many attempts
+    n.latency = duration::zero();
+    ++awaiting_;
+  }
+  if (config_.kind == op_kind::acquire)
+    dirty_ = true;
+  return {action::type::send, 0, config_.node_timeout, {}};
+}
+
+void machine::record(std::size_t i, answer a, std::error_code ec, std::string_view message,
+                     time_point now) {
+  auto& n = nodes_[i];
+  n.ans = a;
+  n.message.assign(message);
+  n.outcome = to_vote(a);
+  n.ec = ec;
+  n.latency = now - attempt_start_;
+  --awaiting_;
+  if (config_.kind == op_kind::release) {
+    if (a == answer::ok || a == answer::absent) {
+      n.done = true;
+      if (a == answer::ok) {
+        ++released_;
+      } else {
+        ++absent_;
+      }
+      tally_.grant();
+    } else {
+      tally_.reject();
+    }
+  } else if (a == answer::ok) {
+    tally_.grant();
+  } else {
+    tally_.reject();
+  }
+}
+
+action machine::on_reply(const event& e) {
+  if (e.node >= nodes_.size() || e.attempt != attempt_id_)
+    return {};
+  auto& n = nodes_[e.node];
+  if (phase_ == phase::settled) {
+    // A late answer after a successful extend: a node that lost our keys (restarted) gets
+    // them back, but only while the new validity remains, so an expired lock is never
+    // recreated.
+    if (config_.kind == op_kind::extend && n.in_round && n.outcome == vote::pending) {
+      n.ans = e.ans;
+      n.outcome = to_vote(e.ans);
+      n.ec = e.ec;
+      n.message.assign(e.message);
+      n.latency = e.now - attempt_start_;
+      if (e.ans == answer::missing && !n.resynced && e.now < deadline_) {
+        n.resynced = true;
+        return {action::type::resync, e.node, {}, {}};
+      }
+    }
+    return {};
+  }
+  if (phase_ != phase::attempting || !n.in_round || n.outcome != vote::pending)
+    return {};
+  record(e.node, e.ans, e.ec, e.message, e.now);
+  return evaluate(e.now);
+}
+
+action machine::on_attempt_timeout(const event& e) {
+  if (phase_ != phase::attempting)
+    return {};
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    auto& n = nodes_[i];
+    if (n.in_round && n.outcome == vote::pending) {
+      record(i, answer::timeout, make_error_code(errc::timeout), {}, e.now);
+    }
+  }
+  return evaluate(e.now);
+}
+
+action machine::on_retry_timer(const event& e) {
+  if (phase_ != phase::waiting)
+    return {};
+  if (config_.kind != op_kind::acquire && e.now >= config_.lock_deadline) {
+    // The lock ran out while we waited: no retry can help any more.
+    return finish(last_error_, e.now);
+  }
+  return begin_round(e.now, config_.kind == op_kind::release);
+}
+
+action machine::on_cancel(const event& e) {
+  if (phase_ == phase::done || phase_ == phase::settled)
+    return {};
+  if (config_.kind == op_kind::acquire && dirty_) {
+    release_pending_ = true;
+    dirty_ = false;
+  }
+  return finish(e.ec, e.now);
+}
+
+std::error_code machine::against_code() const noexcept {
+  std::size_t answered_no = 0;
+  std::size_t failed = 0;
+  for (const auto& n : nodes_) {
+    if (!n.in_round)
+      continue;
+    if (n.ans == answer::foreign || n.ans == answer::missing) {
+      if (n.outcome != vote::pending)
+        ++answered_no;
+    } else if (n.outcome == vote::error || n.outcome == vote::timeout) {
+      ++failed;
+    }
+  }
+  // "Someone else holds it" only when the servers that answered "no" outweigh the failures;
+  // otherwise the failing servers are what stood between us and a quorum.
+  if (answered_no > 0 && answered_no >= failed) {
+    return config_.kind == op_kind::extend ? make_error_code(errc::lock_lost)
+                                           : make_error_code(errc::resource_locked);
+  }
+  return make_error_code(errc::quorum_unreachable);
+}
+
+action machine::evaluate(time_point now) {
+  if (config_.kind == op_kind::release) {
+    if (!expired_at_start_ && tally_.state() == decision::reached)
+      return finish({}, now);
+    if (awaiting_ > 0)
+      return {};
+    if (expired_at_start_)
+      return finish(errc::lock_expired, now);
+    return fail(errc::quorum_unreachable, now);
+  }
+  switch (tally_.state()) {
+    case decision::pending:
+      return {};
+    case decision::reached: {
+      const auto dl = validity_deadline(config_.ttl, config_.drift_factor, attempt_start_);
+      if (now < dl) {
+        deadline_ = dl;
+        if (config_.kind == op_kind::extend) {
+          resync_scan_ = true;
+          resync_cursor_ = 0;
+        }
+        return finish({}, now);
+      }
+      return fail(errc::validity_exhausted, now);
+    }
+    case decision::impossible:
+      return fail(against_code(), now);
+  }
+  return {};
+}
+
+action machine::fail(std::error_code code, time_point now) {
+  last_error_ = code;
+  if (config_.kind == op_kind::acquire) {
+    // Release everywhere, also where the node timed out (its write may have landed), so the
+    // next attempt never meets our own leftovers.
+    release_pending_ = true;
+    dirty_ = false;
+  }
+  if (config_.retry.may_retry(attempts_)) {
+    const auto d = jittered_delay(config_.retry.delay, config_.retry.jitter, random_());
+    // Extend and release only make sense while the lock can still be valid when we retry.
+    if (config_.kind == op_kind::acquire || now + d < config_.lock_deadline) {
+      phase_ = phase::waiting;
+      wait_pending_ = true;
+      wait_delay_ = d;
+      return next();
+    }
+  }
+  return finish(code, now);
+}
+
+action machine::finish(std::error_code code, time_point now) {
+  for (auto& n : nodes_) {
+    if (n.in_round && n.outcome == vote::pending)
+      n.latency = now - attempt_start_;
+  }
+  phase_ = (!code && config_.kind == op_kind::extend) ? phase::settled : phase::done;
+  complete_pending_ = true;
+  complete_ec_ = code;
+  return next();
+}
+
+action machine::next() {
+  if (release_pending_) {
+    release_pending_ = false;
+    return {action::type::release_all, 0, {}, {}};
+  }
+  if (resync_scan_) {
+    while (resync_cursor_ < nodes_.size()) {
+      auto& n = nodes_[resync_cursor_++];
+      if (n.in_round && n.ans == answer::missing && n.outcome == vote::denied && !n.resynced) {
+        n.resynced = true;
+        return {action::type::resync, resync_cursor_ - 1, {}, {}};
+      }
+    }
+    resync_scan_ = false;
+  }
+  if (wait_pending_) {
+    wait_pending_ = false;
+    return {action::type::wait, 0, wait_delay_, {}};
+  }
+  if (complete_pending_) {
+    complete_pending_ = false;
+    return {action::type::complete, 0, {}, complete_ec_};
+  }
+  return {};
+}
+
+}  // namespace redlock::detail::core

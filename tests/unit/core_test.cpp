@@ -1,0 +1,590 @@
+// The decision core, step by step with literal time points and scripted votes.
+#include <gtest/gtest.h>
+
+#include <type_traits>
+
+#include "redlock/detail/core.hpp"
+#include "redlock/error.hpp"
+
+namespace {
+
+using namespace redlock::detail::core;
+using namespace std::chrono_literals;
+using redlock::errc;
+using redlock::vote;
+using atype = action::type;
+
+const time_point t0{std::chrono::hours(1000)};
+
+std::uint64_t zero_random() {
+  return 0;
+}
+std::uint64_t mid_random() {
+  return 100'000;
+}  // with jitter 100 ms: offset exactly 0
+
+op_config acquire_config(std::size_t n, int retry_count = 0) {
+  op_config c;
+  c.kind = op_kind::acquire;
+  c.nodes = n;
+  c.ttl = 10s;
+  c.drift_factor = 0.01;
+  c.retry = {retry_count, 200ms, 100ms};
+  c.node_timeout = 200ms;
+  return c;
+}
+
+// Collects every action until idle, feeding event::next().
+std::vector<action> drain(machine& m, action a) {
+  std::vector<action> out;
+  while (a.kind != atype::idle) {
+    out.push_back(a);
+    a = m.resume(event::next());
+  }
+  return out;
+}
+
+bool has(const std::vector<action>& as, atype k) {
+  for (const auto& a : as) {
+    if (a.kind == k)
+      return true;
+  }
+  return false;
+}
+
+const action* find(const std::vector<action>& as, atype k) {
+  for (const auto& a : as) {
+    if (a.kind == k)
+      return &a;
+  }
+  return nullptr;
+}
+
+answer answer_for(vote v) {
+  switch (v) {
+    case vote::granted:
+      return answer::ok;
+    case vote::denied:
+      return answer::foreign;
+    case vote::timeout:
+      return answer::timeout;
+    default:
+      return answer::error;
+  }
+}
+
+// --- arithmetic -------------------------------------------------------------------------
+
+TEST(Validity, DriftIsRoundedTtlTimesFactorPlusTwoMilliseconds) {
+  EXPECT_EQ(drift_margin(10s, 0.01), 102ms);
+  EXPECT_EQ(drift_margin(1000ms, 0.01), 12ms);
+  EXPECT_EQ(drift_margin(150ms, 0.01), 4ms);  // 1.5 rounds to 2
+  EXPECT_EQ(drift_margin(149ms, 0.01), 3ms);  // 1.49 rounds to 1
+  EXPECT_EQ(drift_margin(1000ms, 0.0), 2ms);
+}
+
+TEST(Validity, IsTtlMinusElapsedMinusDrift) {
+  EXPECT_EQ(validity(10s, 0.01, t0, t0 + 50ms), 10000ms - 50ms - 102ms);
+  EXPECT_EQ(validity(10s, 0.01, t0, t0), 9898ms);
+  EXPECT_EQ(validity_deadline(10s, 0.01, t0), t0 + 9898ms);
+  EXPECT_LT(validity(1000ms, 0.01, t0, t0 + 988ms), duration::zero() + 1ns);
+  EXPECT_EQ(validity(1000ms, 0.01, t0, t0 + 988ms), duration::zero());
+}
+
+TEST(Validity, TakesOnlySteadyClockTimePointsSoWallClockJumpsCannotMatter) {
+  // Only steady-clock points are inputs: a system_clock point (which jumps with the wall
+  // clock) does not even compile as an argument.
+  static_assert(!std::is_convertible_v<std::chrono::system_clock::time_point, time_point>);
+  static_assert(std::is_same_v<time_point::clock, std::chrono::steady_clock>);
+  // A wall clock jump of ±30 s between start and now leaves steady points unaffected, so the
+  // validity depends on the steady elapsed time alone.
+  const auto elapsed = 40ms;
+  EXPECT_EQ(validity(10s, 0.01, t0, t0 + elapsed),
+            validity(10s, 0.01, t0 + 30s, t0 + 30s + elapsed));
+}
+
+TEST(Jitter, StaysWithinDelayPlusOrMinusJitter) {
+  EXPECT_EQ(jittered_delay(200ms, 100ms, 0), duration(100ms));
+  EXPECT_EQ(jittered_delay(200ms, 100ms, 200'000), duration(300ms));  // 2 * jitter in us
+  EXPECT_EQ(jittered_delay(200ms, 100ms, 100'000), duration(200ms));
+  EXPECT_EQ(jittered_delay(200ms, 0ms, 12345), duration(200ms));
+  std::uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 10000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const auto d = jittered_delay(200ms, 100ms, x);
+    ASSERT_GE(d, duration(100ms));
+    ASSERT_LE(d, duration(300ms));
+  }
+}
+
+TEST(Jitter, NeverNegative) {
+  for (std::uint64_t r = 0; r < 1000; r += 7) {
+    EXPECT_GE(jittered_delay(10ms, 100ms, r), duration::zero());
+  }
+  EXPECT_EQ(jittered_delay(10ms, 100ms, 0), duration::zero());
+}
+
+TEST(Tally, DecidesAsSoonAsCertain) {
+  tally t(5);
+  EXPECT_EQ(t.quorum(), 3u);
+  t.grant();
+  t.grant();
+  EXPECT_EQ(t.state(), decision::pending);
+  t.grant();
+  EXPECT_EQ(t.state(), decision::reached);
+  tally u(5);
+  u.reject();
+  u.reject();
+  EXPECT_EQ(u.state(), decision::pending);
+  u.reject();
+  EXPECT_EQ(u.state(), decision::impossible);
+  tally even(4);  // quorum 3: two against already make it impossible
+  even.reject();
+  even.reject();
+  EXPECT_EQ(even.state(), decision::impossible);
+}
+
+TEST(Interpret, NodeVotesForOnlyWhenReplyEqualsKeyCount) {
+  std::error_code ec;
+  redlock::reply r;
+  r.kind = redlock::reply::type::integer;
+  r.integer = 2;
+  EXPECT_EQ(interpret(op_kind::acquire, {}, r, 2, ec), answer::ok);
+  EXPECT_EQ(interpret(op_kind::acquire, {}, r, 3, ec), answer::error);
+  EXPECT_EQ(ec, errc::protocol_error);
+  r.integer = 0;
+  EXPECT_EQ(interpret(op_kind::acquire, {}, r, 2, ec), answer::foreign);
+  EXPECT_EQ(interpret(op_kind::extend, {}, r, 2, ec), answer::foreign);
+  EXPECT_EQ(interpret(op_kind::release, {}, r, 2, ec), answer::absent);
+  r.integer = -1;
+  EXPECT_EQ(interpret(op_kind::extend, {}, r, 2, ec), answer::missing);
+  EXPECT_EQ(interpret(op_kind::acquire, {}, r, 2, ec), answer::error);
+  r.integer = 1;
+  EXPECT_EQ(interpret(op_kind::release, {}, r, 2, ec), answer::ok);
+  EXPECT_EQ(interpret(op_kind::release, make_error_code(errc::timeout), r, 2, ec), answer::timeout);
+  EXPECT_EQ(interpret(op_kind::release, make_error_code(errc::server_error), r, 2, ec),
+            answer::error);
+  EXPECT_EQ(ec, errc::server_error);
+  redlock::reply s;
+  s.kind = redlock::reply::type::string;
+  s.str = "2";
+  EXPECT_EQ(interpret(op_kind::acquire, {}, s, 2, ec), answer::error);
+}
+
+// --- acquire: every combination of outcomes -----------------------------------------------
+
+// Drives one attempt (retry_count 0) where node i answers `votes[i]`, in index order; timeout
+// nodes never answer and the attempt timer fires at the end if still undecided.
+void check_combination(const std::vector<vote>& votes) {
+  const auto n = votes.size();
+  machine m(acquire_config(n), &zero_random);
+  auto first = drain(m, m.resume(event::start(t0)));
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(first[0].kind, atype::send);
+  for (const auto& s : m.nodes())
+    ASSERT_TRUE(s.in_round);
+
+  std::size_t granted = 0;
+  for (auto v : votes)
+    granted += v == vote::granted ? 1 : 0;
+  const bool should_succeed = granted >= quorum_of(n);
+
+  std::vector<action> acts;
+  for (std::size_t i = 0; i < n && !m.finished(); ++i) {
+    if (votes[i] == vote::timeout)
+      continue;
+    std::error_code ec;
+    if (votes[i] == vote::error)
+      ec = errc::server_error;
+    auto as =
+        drain(m, m.resume(event::reply(i, m.attempt_id(), answer_for(votes[i]), ec, t0 + 1ms)));
+    acts.insert(acts.end(), as.begin(), as.end());
+  }
+  if (!m.finished()) {
+    auto as = drain(m, m.resume(event::attempt_timeout(t0 + 200ms)));
+    acts.insert(acts.end(), as.begin(), as.end());
+  }
+  ASSERT_TRUE(m.finished());
+  const auto* done = find(acts, atype::complete);
+  ASSERT_NE(done, nullptr);
+  if (should_succeed) {
+    EXPECT_FALSE(done->ec);
+    EXPECT_FALSE(has(acts, atype::release_all));
+    EXPECT_EQ(m.deadline(), t0 + 9898ms);
+  } else {
+    EXPECT_TRUE(done->ec == errc::resource_locked || done->ec == errc::quorum_unreachable)
+        << done->ec.message();
+    // After any failure, release goes to all N nodes, before completion.
+    ASSERT_TRUE(has(acts, atype::release_all));
+    std::size_t denied = 0;
+    std::size_t failed = 0;
+    for (auto v : votes) {
+      denied += v == vote::denied ? 1 : 0;
+      failed += (v == vote::error || v == vote::timeout) ? 1 : 0;
+    }
+    if (failed == 0) {
+      EXPECT_EQ(done->ec, errc::resource_locked);
+    }
+    if (denied == 0) {
+      EXPECT_EQ(done->ec, errc::quorum_unreachable);
+    }
+  }
+  // Nothing but release and complete after the send.
+  for (const auto& a : acts) {
+    EXPECT_TRUE(a.kind == atype::release_all || a.kind == atype::complete);
+  }
+}
+
+void for_each_combination(std::size_t n) {
+  const vote kinds[] = {vote::granted, vote::denied, vote::timeout, vote::error};
+  std::size_t total = 1;
+  for (std::size_t i = 0; i < n; ++i)
+    total *= 4;
+  for (std::size_t c = 0; c < total; ++c) {
+    std::vector<vote> votes;
+    auto x = c;
+    for (std::size_t i = 0; i < n; ++i) {
+      votes.push_back(kinds[x % 4]);
+      x /= 4;
+    }
+    SCOPED_TRACE(::testing::Message() << "combination " << c);
+    check_combination(votes);
+    if (::testing::Test::HasFatalFailure())
+      return;
+  }
+}
+
+TEST(AcquireMachine, EveryOutcomeCombinationOfThreeNodesDecidesByQuorum) {
+  for_each_combination(3);
+}
+
+TEST(AcquireMachine, EveryOutcomeCombinationOfFiveNodesDecidesByQuorum) {
+  for_each_combination(5);
+}
+
+TEST(AcquireMachine, DecidesOnQuorumWithoutWaitingForTheSlowestNodes) {
+  machine m(acquire_config(5), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(drain(m, m.resume(event::reply(i, 1, answer::ok, {}, t0 + 1ms))).empty());
+  }
+  auto as = drain(m, m.resume(event::reply(2, 1, answer::ok, {}, t0 + 2ms)));
+  ASSERT_EQ(as.size(), 1u);
+  EXPECT_EQ(as[0].kind, atype::complete);
+  EXPECT_FALSE(as[0].ec);
+  EXPECT_EQ(m.nodes()[3].outcome, vote::pending);
+  // Late replies after the decision change nothing.
+  EXPECT_TRUE(drain(m, m.resume(event::reply(3, 1, answer::foreign, {}, t0 + 3ms))).empty());
+  EXPECT_TRUE(drain(m, m.resume(event::attempt_timeout(t0 + 200ms))).empty());
+}
+
+TEST(AcquireMachine, FailsEarlyWhenTooManyDeniedAndReleasesEverywhere) {
+  machine m(acquire_config(5), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  drain(m, m.resume(event::reply(0, 1, answer::foreign, {}, t0 + 1ms)));
+  drain(m, m.resume(event::reply(1, 1, answer::foreign, {}, t0 + 1ms)));
+  auto as = drain(m, m.resume(event::reply(2, 1, answer::foreign, {}, t0 + 1ms)));
+  ASSERT_EQ(as.size(), 2u);
+  EXPECT_EQ(as[0].kind, atype::release_all);
+  EXPECT_EQ(as[1].kind, atype::complete);
+  EXPECT_EQ(as[1].ec, errc::resource_locked);
+}
+
+TEST(AcquireMachine, QuorumAfterTheValidityRanOutIsAFailureNotAnExpiredLock) {
+  auto c = acquire_config(3);
+  c.ttl = 100ms;  // drift 3 ms: validity ends at t0 + 97 ms
+  machine m(c, &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  drain(m, m.resume(event::reply(0, 1, answer::ok, {}, t0 + 50ms)));
+  auto as = drain(m, m.resume(event::reply(1, 1, answer::ok, {}, t0 + 97ms)));
+  ASSERT_EQ(as.size(), 2u);
+  EXPECT_EQ(as[0].kind, atype::release_all);
+  EXPECT_EQ(as[1].ec, errc::validity_exhausted);
+}
+
+TEST(AcquireMachine, ValidityIsMeasuredFromTheStartOfTheWinningAttempt) {
+  machine m(acquire_config(3, 3), &mid_random);
+  drain(m, m.resume(event::start(t0)));
+  drain(m, m.resume(event::reply(0, 1, answer::foreign, {}, t0 + 1ms)));
+  auto as = drain(m, m.resume(event::reply(1, 1, answer::foreign, {}, t0 + 1ms)));
+  ASSERT_TRUE(has(as, atype::wait));
+  EXPECT_EQ(find(as, atype::wait)->delay, duration(200ms));
+  const auto t1 = t0 + 5s;
+  as = drain(m, m.resume(event::retry_timer(t1)));
+  ASSERT_EQ(as.size(), 1u);
+  EXPECT_EQ(as[0].kind, atype::send);
+  drain(m, m.resume(event::reply(0, 2, answer::ok, {}, t1 + 1ms)));
+  as = drain(m, m.resume(event::reply(1, 2, answer::ok, {}, t1 + 2ms)));
+  ASSERT_EQ(as.back().kind, atype::complete);
+  EXPECT_FALSE(as.back().ec);
+  EXPECT_EQ(m.deadline(), t1 + 9898ms);
+  EXPECT_EQ(m.attempts(), 2);
+}
+
+TEST(AcquireMachine, RepliesFromAnEarlierAttemptAreIgnored) {
+  machine m(acquire_config(3, 1), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  drain(m, m.resume(event::attempt_timeout(t0 + 200ms)));
+  drain(m, m.resume(event::retry_timer(t0 + 300ms)));
+  EXPECT_TRUE(drain(m, m.resume(event::reply(0, 1, answer::ok, {}, t0 + 301ms))).empty());
+  EXPECT_EQ(m.nodes()[0].outcome, vote::pending);
+}
+
+int attempts_until_done(int retry_count) {
+  machine m(acquire_config(3, retry_count), &zero_random);
+  auto now = t0;
+  auto as = drain(m, m.resume(event::start(now)));
+  for (int guard = 0; guard < 100; ++guard) {
+    for (std::size_t i = 0; i < 3; ++i) {
+      auto more = drain(m, m.resume(event::reply(i, m.attempt_id(), answer::foreign, {}, now)));
+      as.insert(as.end(), more.begin(), more.end());
+    }
+    if (m.finished())
+      return m.attempts();
+    now += 1s;
+    as = drain(m, m.resume(event::retry_timer(now)));
+  }
+  return -1;
+}
+
+TEST(AcquireMachine, RetryCountZeroMeansExactlyOneAttempt) {
+  EXPECT_EQ(attempts_until_done(0), 1);
+}
+
+TEST(AcquireMachine, RetryCountThreeMeansFourAttempts) {
+  EXPECT_EQ(attempts_until_done(3), 4);
+}
+
+TEST(AcquireMachine, UnlimitedRetriesKeepBoundedMemoryOverTenThousandFailedAttempts) {
+  machine m(acquire_config(5, -1), &zero_random);
+  auto now = t0;
+  drain(m, m.resume(event::start(now)));
+  std::size_t capacity = 0;
+  std::vector<std::size_t> message_capacity;
+  for (int attempt = 1; attempt <= 10'000; ++attempt) {
+    std::vector<action> as;
+    for (std::size_t i = 0; i < 5; ++i) {
+      auto e =
+          event::reply(i, m.attempt_id(), answer::error, make_error_code(errc::server_error), now);
+      e.message = "ERR something failed on this node";
+      auto more = drain(m, m.resume(e));
+      as.insert(as.end(), more.begin(), more.end());
+    }
+    ASSERT_FALSE(m.finished()) << "retry_count -1 stopped at attempt " << attempt;
+    ASSERT_TRUE(has(as, atype::release_all));
+    ASSERT_TRUE(has(as, atype::wait));
+    if (attempt == 1) {
+      capacity = m.nodes().capacity();
+      for (const auto& s : m.nodes())
+        message_capacity.push_back(s.message.capacity());
+    }
+    now += 300ms;
+    drain(m, m.resume(event::retry_timer(now)));
+  }
+  EXPECT_EQ(m.attempts(), 10'001);
+  EXPECT_EQ(m.nodes().size(), 5u);
+  EXPECT_EQ(m.nodes().capacity(), capacity);
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(m.nodes()[i].message.capacity(), message_capacity[i]);
+  }
+  // A cancel still ends it.
+  auto as = drain(m, m.resume(event::cancel(make_error_code(errc::cancelled), now)));
+  ASSERT_EQ(as.back().kind, atype::complete);
+  EXPECT_EQ(as.back().ec, errc::cancelled);
+}
+
+TEST(AcquireMachine, CancelDuringAnAttemptReleasesAndCompletes) {
+  machine m(acquire_config(3, 5), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  drain(m, m.resume(event::reply(0, 1, answer::ok, {}, t0 + 1ms)));
+  auto as = drain(m, m.resume(event::cancel(make_error_code(errc::cancelled), t0 + 2ms)));
+  ASSERT_EQ(as.size(), 2u);
+  EXPECT_EQ(as[0].kind, atype::release_all);
+  EXPECT_EQ(as[1].ec, errc::cancelled);
+  EXPECT_TRUE(drain(m, m.resume(event::reply(1, 1, answer::ok, {}, t0 + 3ms))).empty());
+}
+
+TEST(AcquireMachine, CancelWhileWaitingDoesNotReleaseTwice) {
+  machine m(acquire_config(3, 5), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  drain(m, m.resume(event::attempt_timeout(t0 + 200ms)));
+  auto as = drain(m, m.resume(event::cancel(make_error_code(errc::cancelled), t0 + 250ms)));
+  ASSERT_EQ(as.size(), 1u);
+  EXPECT_EQ(as[0].ec, errc::cancelled);
+  EXPECT_TRUE(drain(m, m.resume(event::retry_timer(t0 + 400ms))).empty());
+}
+
+// --- extend -----------------------------------------------------------------------------
+
+op_config extend_config(std::size_t n, time_point lock_deadline, int retry_count = 0) {
+  auto c = acquire_config(n, retry_count);
+  c.kind = op_kind::extend;
+  c.lock_deadline = lock_deadline;
+  return c;
+}
+
+TEST(ExtendMachine, ExpiredLockFailsAtOnceAndSendsNothing) {
+  machine m(extend_config(3, t0), &zero_random);
+  auto as = drain(m, m.resume(event::start(t0)));
+  ASSERT_EQ(as.size(), 1u);
+  EXPECT_EQ(as[0].kind, atype::complete);
+  EXPECT_EQ(as[0].ec, errc::lock_expired);
+}
+
+TEST(ExtendMachine, NewValidityIsComputedFromTheExtendStart) {
+  machine m(extend_config(3, t0 + 5s), &zero_random);
+  const auto start = t0 + 1s;
+  drain(m, m.resume(event::start(start)));
+  drain(m, m.resume(event::reply(0, 1, answer::ok, {}, start + 3ms)));
+  auto as = drain(m, m.resume(event::reply(1, 1, answer::ok, {}, start + 4ms)));
+  ASSERT_EQ(as.back().kind, atype::complete);
+  EXPECT_FALSE(as.back().ec);
+  EXPECT_EQ(m.deadline(), start + 9898ms);
+}
+
+TEST(ExtendMachine, FailureNeverReleasesAndSaysLockLostWhenDenied) {
+  machine m(extend_config(3, t0 + 5s), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  drain(m, m.resume(event::reply(0, 1, answer::foreign, {}, t0 + 1ms)));
+  auto as = drain(m, m.resume(event::reply(1, 1, answer::missing, {}, t0 + 1ms)));
+  EXPECT_FALSE(has(as, atype::release_all));
+  ASSERT_EQ(as.back().kind, atype::complete);
+  EXPECT_EQ(as.back().ec, errc::lock_lost);
+}
+
+TEST(ExtendMachine, FailureByUnreachableNodesSaysQuorumUnreachable) {
+  machine m(extend_config(3, t0 + 5s), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  auto as = drain(m, m.resume(event::attempt_timeout(t0 + 200ms)));
+  EXPECT_FALSE(has(as, atype::release_all));
+  EXPECT_EQ(as.back().ec, errc::quorum_unreachable);
+}
+
+TEST(ExtendMachine, RetriesOnlyWhileTheLockIsStillValid) {
+  // Deadline 1 s away, retry delay 200 ms: retries happen, and stop once a retry would
+  // start after the deadline.
+  machine m(extend_config(3, t0 + 1s, -1), &mid_random);
+  auto now = t0;
+  drain(m, m.resume(event::start(now)));
+  int rounds = 0;
+  for (; rounds < 100 && !m.finished(); ++rounds) {
+    auto as = drain(m, m.resume(event::attempt_timeout(now + 200ms)));
+    EXPECT_FALSE(has(as, atype::release_all));
+    if (m.finished())
+      break;
+    now += 400ms;
+    drain(m, m.resume(event::retry_timer(now)));
+  }
+  EXPECT_TRUE(m.finished());
+  EXPECT_LT(rounds, 5);
+  EXPECT_GE(m.attempts(), 2);
+}
+
+TEST(ExtendMachine, ResyncsNodesThatLostTheKeysWhenAQuorumStillHoldsThem) {
+  machine m(extend_config(5, t0 + 5s), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  drain(m, m.resume(event::reply(0, 1, answer::missing, {}, t0 + 1ms)));
+  drain(m, m.resume(event::reply(1, 1, answer::ok, {}, t0 + 1ms)));
+  drain(m, m.resume(event::reply(2, 1, answer::ok, {}, t0 + 1ms)));
+  auto as = drain(m, m.resume(event::reply(3, 1, answer::ok, {}, t0 + 2ms)));
+  ASSERT_EQ(as.size(), 2u);
+  EXPECT_EQ(as[0].kind, atype::resync);
+  EXPECT_EQ(as[0].node, 0u);
+  EXPECT_EQ(as[1].kind, atype::complete);
+  EXPECT_FALSE(as[1].ec);
+  // Node 4 answers late that its keys are missing: it is re-set too, while still valid.
+  as = drain(m, m.resume(event::reply(4, 1, answer::missing, {}, t0 + 3ms)));
+  ASSERT_EQ(as.size(), 1u);
+  EXPECT_EQ(as[0].kind, atype::resync);
+  EXPECT_EQ(as[0].node, 4u);
+}
+
+TEST(ExtendMachine, NeverRecreatesAnExpiredLock) {
+  // A late "missing" reply after the new validity ran out: no resync.
+  machine m(extend_config(5, t0 + 5s), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  for (std::size_t i = 0; i < 3; ++i) {
+    drain(m, m.resume(event::reply(i, 1, answer::ok, {}, t0 + 1ms)));
+  }
+  ASSERT_TRUE(m.finished());
+  EXPECT_TRUE(drain(m, m.resume(event::reply(3, 1, answer::missing, {}, t0 + 9898ms))).empty());
+  // Without a quorum nothing is re-set either, however much validity is left.
+  machine f(extend_config(3, t0 + 5s), &zero_random);
+  drain(f, f.resume(event::start(t0)));
+  drain(f, f.resume(event::reply(0, 1, answer::missing, {}, t0 + 1ms)));
+  auto as = drain(f, f.resume(event::reply(1, 1, answer::missing, {}, t0 + 1ms)));
+  EXPECT_FALSE(has(as, atype::resync));
+  EXPECT_EQ(as.back().ec, errc::lock_lost);
+  // And an extend that starts after the lock expired sends nothing at all.
+  machine e(extend_config(3, t0), &zero_random);
+  as = drain(e, e.resume(event::start(t0 + 1ms)));
+  EXPECT_FALSE(has(as, atype::send));
+  EXPECT_FALSE(has(as, atype::resync));
+}
+
+// --- release ----------------------------------------------------------------------------
+
+op_config release_config(std::size_t n, time_point lock_deadline, int retry_count) {
+  auto c = acquire_config(n, retry_count);
+  c.kind = op_kind::release;
+  c.lock_deadline = lock_deadline;
+  return c;
+}
+
+TEST(ReleaseMachine, SucceedsWhenAQuorumNoLongerHoldsOurValue) {
+  machine m(release_config(3, t0 + 5s, 3), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  drain(m, m.resume(event::reply(0, 1, answer::ok, {}, t0 + 1ms)));
+  auto as = drain(m, m.resume(event::reply(1, 1, answer::absent, {}, t0 + 1ms)));
+  ASSERT_EQ(as.back().kind, atype::complete);
+  EXPECT_FALSE(as.back().ec);
+  EXPECT_EQ(m.released(), 1u);
+  EXPECT_EQ(m.absent(), 1u);
+}
+
+TEST(ReleaseMachine, RetriesOnlyTheNodesThatFailed) {
+  machine m(release_config(3, t0 + 5s, 3), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  drain(m, m.resume(event::reply(0, 1, answer::ok, {}, t0 + 1ms)));
+  drain(m, m.resume(event::reply(1, 1, answer::error, make_error_code(errc::server_error), t0)));
+  auto as = drain(m, m.resume(event::attempt_timeout(t0 + 200ms)));
+  ASSERT_TRUE(has(as, atype::wait));
+  as = drain(m, m.resume(event::retry_timer(t0 + 400ms)));
+  ASSERT_EQ(as.size(), 1u);
+  EXPECT_EQ(as[0].kind, atype::send);
+  EXPECT_FALSE(m.nodes()[0].in_round);
+  EXPECT_TRUE(m.nodes()[1].in_round);
+  EXPECT_TRUE(m.nodes()[2].in_round);
+  as = drain(m, m.resume(event::reply(2, 2, answer::ok, {}, t0 + 401ms)));
+  ASSERT_EQ(as.back().kind, atype::complete);
+  EXPECT_FALSE(as.back().ec);
+  EXPECT_EQ(m.released(), 2u);
+  EXPECT_EQ(m.attempts(), 2);
+}
+
+TEST(ReleaseMachine, ExpiredLockGetsOneRoundThenLockExpiredEvenWithUnlimitedRetries) {
+  machine m(release_config(3, t0, -1), &zero_random);
+  auto as = drain(m, m.resume(event::start(t0 + 1ms)));
+  ASSERT_EQ(as.size(), 1u);
+  EXPECT_EQ(as[0].kind, atype::send);
+  drain(m, m.resume(event::reply(0, 1, answer::ok, {}, t0 + 2ms)));
+  drain(m, m.resume(event::reply(1, 1, answer::absent, {}, t0 + 2ms)));
+  as = drain(m, m.resume(event::attempt_timeout(t0 + 200ms)));
+  ASSERT_EQ(as.size(), 1u);
+  EXPECT_EQ(as[0].kind, atype::complete);
+  EXPECT_EQ(as[0].ec, errc::lock_expired);
+  EXPECT_EQ(m.attempts(), 1);
+  EXPECT_EQ(m.released(), 1u);
+}
+
+TEST(ReleaseMachine, GivesUpWhenTheLockWouldExpireBeforeTheRetry) {
+  machine m(release_config(3, t0 + 250ms, -1), &mid_random);
+  drain(m, m.resume(event::start(t0)));
+  auto as = drain(m, m.resume(event::attempt_timeout(t0 + 200ms)));
+  ASSERT_EQ(as.back().kind, atype::complete);
+  EXPECT_EQ(as.back().ec, errc::quorum_unreachable);
+}
+
+}  // namespace
