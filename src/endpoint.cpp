@@ -81,34 +81,42 @@ void percent_encode(std::string_view s, std::string& out, bool keep_slash = fals
 
 // The URL with anything that may be a password replaced by "***"; see the file comment.
 std::string redact(std::string_view url) {
+  constexpr std::size_t npos = std::string_view::npos;
+  // Userinfo password: from the first ':' after the scheme to the last '@'.
   const std::size_t sep = url.find(scheme_sep);
-  const std::size_t auth = sep == std::string_view::npos ? 0 : sep + scheme_sep.size();
-  std::string out;
-  std::size_t done = 0;
+  const std::size_t auth = sep == npos ? 0 : sep + scheme_sep.size();
+  std::size_t user_begin = npos;
   const std::size_t at = url.rfind('@');
-  if (at != std::string_view::npos && at >= auth) {
+  if (at != npos && at >= auth) {
     const std::size_t colon = url.substr(auth, at - auth).find(':');
-    if (colon != std::string_view::npos) {
-      out.append(url.substr(0, auth + colon + 1));
-      out.append("***");
-      done = at;
+    if (colon != npos)
+      user_begin = auth + colon + 1;
+  }
+  // Query password: from the first "?password=" or "&password=" anywhere to the end. With an
+  // unencoded '&' in the password its tail would otherwise look like further parameters.
+  std::size_t query_begin = npos;
+  for (std::size_t p = url.find_first_of("?&"); p != npos; p = url.find_first_of("?&", p + 1)) {
+    if (iequals(url.substr(p + 1, 9), "password=")) {
+      query_begin = p + 10;
+      break;
     }
   }
-  // A query password hides the rest of the URL: with an unencoded '&' in it, its tail would
-  // otherwise look like further parameters.
-  const std::size_t query = url.find('?', done);
-  if (query != std::string_view::npos) {
-    for (std::size_t p = query; p != std::string_view::npos && p < url.size();
-         p = url.find('&', p + 1)) {
-      const std::string_view param = url.substr(p + 1);
-      if (param.size() >= 9 && iequals(param.substr(0, 9), "password=")) {
-        out.append(url.substr(done, p + 1 + 9 - done));
-        out.append("***");
-        return out;
-      }
-    }
+  std::string out;
+  if (query_begin != npos && (user_begin == npos || query_begin <= user_begin)) {
+    out.append(url.substr(0, query_begin));
+    out.append("***");
+    return out;
   }
-  out.append(url.substr(done));
+  if (user_begin == npos)
+    return std::string(url);
+  out.append(url.substr(0, user_begin));
+  out.append("***");
+  if (query_begin == npos) {
+    out.append(url.substr(at));
+  } else if (query_begin > at) {
+    out.append(url.substr(at, query_begin - at));
+    out.append("***");
+  }
   return out;
 }
 

@@ -260,6 +260,8 @@ TEST(EndpointParseError, PasswordNeverAppearsInAnyMessage) {
       "unix:///s?password=hunter2&password=hunter2",
       "unix:///s?password=hun&ter2",  // unencoded '&' in the password
       "unix:///s?password=hunter2%",
+      "unix:///s?password=hunter2@x:y@z&db=q",  // '@' and ':' after a query password
+      "redis://u:a@h?password=hunter2&db=x",
       "redis://u:hunter2@h:1/2/3",
       "u:hunter2@h",
   };
