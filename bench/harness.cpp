@@ -7,13 +7,19 @@
 //   redlock_bench contention --urls .. --counter HOST:PORT [--clients 16] [--duration-ms D]
 //   redlock_bench churn      --urls .. [--max-count C] [--warmup W] [--duration-ms D]
 //   redlock_bench held       --urls .. [--max-count H] [--duration-ms D]
+//   redlock_bench floor      --urls .. (like seq, with a bare hiredis client: the fan-out floor)
 //   redlock_bench print-script acquire|release   (the library's script text, for case f)
 //
 // Every loop is bounded twice: by a count and by a deadline. A watchdog thread ends the
 // process (exit status 3) if a case overruns its deadline by more than a grace period, so a
 // stuck server or client can never hang a CI run.
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -37,6 +43,7 @@
 
 #include "redlock/asio_compat.hpp"
 #include "redlock/detail/scripts.hpp"
+#include "redlock/endpoint.hpp"
 #include "redlock/lock_manager.hpp"
 
 namespace {
@@ -132,6 +139,26 @@ long rss_kib() {
   return -1;
 }
 
+// Keys carry the process id, so that a run never meets keys left by an earlier one (a reply
+// that timed out can leave a key behind until its TTL ends).
+std::string key(const std::string& name) {
+  static const std::string prefix = "bench:" + std::to_string(::getpid()) + ":";
+  return prefix + name;
+}
+
+// Node errors seen by a manager (timeouts, resets...): reported, since they explain outliers.
+struct error_count {
+  long count = 0;
+  std::string first;
+  void watch(redlock::lock_manager& m) {
+    m.on_node_error([this](const redlock::node_error& e) {
+      if (count++ == 0)
+        first = e.node + ": " + e.ec.message() + " " + e.message;
+    });
+  }
+  void add_to(class json& j) const;
+};
+
 double micros(clock_type::duration d) {
   return std::chrono::duration<double, std::micro>(d).count();
 }
@@ -165,6 +192,12 @@ class json {
   }
   std::string body_;
 };
+
+void error_count::add_to(json& j) const {
+  j.num("node_errors", count);
+  if (!first.empty())
+    j.str("first_node_error", first);
+}
 
 json header(const options& o) {
   json j;
@@ -320,11 +353,13 @@ void run_on_context(Body body) {
 
 // a. One cycle in flight: latency of each acquire and each release.
 std::string case_seq(const options& o) {
+  error_count errs;
   std::vector<double> acq, rel;
   long failures = 0;
   std::string first_error;
   run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
     redlock::lock_manager m(ex, o.urls, bench_settings());
+    errs.watch(m);
     auto ttl = std::chrono::milliseconds(o.ttl_ms);
     acq.reserve(static_cast<std::size_t>(o.max_count));
     rel.reserve(static_cast<std::size_t>(o.max_count));
@@ -332,7 +367,7 @@ std::string case_seq(const options& o) {
     for (long i = 0; i < o.warmup + o.max_count && clock_type::now() < deadline; ++i) {
       bool measured = i >= o.warmup;
       auto t0 = clock_type::now();
-      auto [ec, l] = co_await m.async_lock("bench:a:" + std::to_string(i), ttl,
+      auto [ec, l] = co_await m.async_lock(key("a:" + std::to_string(i)), ttl,
                                            redlock::as_tuple(use_awaitable));
       auto t1 = clock_type::now();
       if (ec) {
@@ -361,23 +396,26 @@ std::string case_seq(const options& o) {
   write_cdf(o.cdf_out, acq);
   if (!first_error.empty())
     j.str("first_error", first_error);
+  errs.add_to(j);
   return j.done();
 }
 
 // b. Throughput with `in_flight` cycles in flight on one manager.
 std::string case_throughput(const options& o) {
+  error_count errs;
   cycle_pool p;
   double seconds = 0;
   run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
     redlock::lock_manager m(ex, o.urls, bench_settings());
+    errs.watch(m);
     p.m = &m;
     p.ttl = std::chrono::milliseconds(o.ttl_ms);
     // Warm-up: connections open, buffers grown, caches hot.
-    p.prefix = "bench:bw:";
+    p.prefix = key("bw:");
     p.max_cycles = o.warmup;
     p.deadline = clock_type::now() + 2s;
     co_await run_pool(p, o.in_flight);
-    p = make_pool(m, "bench:b:", p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
+    p = make_pool(m, key("b:"), p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
     auto t0 = clock_type::now();
     co_await run_pool(p, o.in_flight);
     seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -391,25 +429,28 @@ std::string case_throughput(const options& o) {
       .num("cycles_per_s", seconds > 0 ? static_cast<double>(p.completed) / seconds : 0.0);
   if (!p.first_error.empty())
     j.str("first_error", p.first_error);
+  errs.add_to(j);
   return j.done();
 }
 
 // e1. RSS before and after many cycles (after a warm-up that grows every buffer once).
 std::string case_churn(const options& o) {
+  error_count errs;
   cycle_pool p;
   long rss_before = 0, rss_after = 0, warm_cycles = 0;
   double seconds = 0;
   run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
     redlock::lock_manager m(ex, o.urls, bench_settings());
+    errs.watch(m);
     p.m = &m;
     p.ttl = std::chrono::milliseconds(o.ttl_ms);
-    p.prefix = "bench:ew:";
+    p.prefix = key("ew:");
     p.max_cycles = o.warmup;
     p.deadline = clock_type::now() + 20s;
     co_await run_pool(p, o.in_flight);
     warm_cycles = p.completed;
     rss_before = rss_kib();
-    p = make_pool(m, "bench:e:", p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
+    p = make_pool(m, key("e:"), p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
     auto t0 = clock_type::now();
     co_await run_pool(p, o.in_flight);
     seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -427,26 +468,29 @@ std::string case_churn(const options& o) {
       .num("rss_growth_kib", rss_after - rss_before);
   if (!p.first_error.empty())
     j.str("first_error", p.first_error);
+  errs.add_to(j);
   return j.done();
 }
 
 // e2. RSS with many locks held at once: the cost of a lock handle plus anything the manager
 // keeps per held lock. The vector that holds the handles is counted (a caller needs one).
 std::string case_held(const options& o) {
+  error_count errs;
   cycle_pool p;
   std::vector<redlock::lock> held;
   long rss_before = 0, rss_after = 0, released = 0;
   run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
     redlock::lock_manager m(ex, o.urls, bench_settings());
+    errs.watch(m);
     p.m = &m;
     p.ttl = std::chrono::milliseconds(o.ttl_ms);
-    p.prefix = "bench:hw:";
+    p.prefix = key("hw:");
     p.max_cycles = o.warmup;
     p.deadline = clock_type::now() + 10s;
     co_await run_pool(p, o.in_flight);
     rss_before = rss_kib();
     held.reserve(static_cast<std::size_t>(o.max_count));
-    p = make_pool(m, "bench:h:", p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
+    p = make_pool(m, key("h:"), p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
     p.keep = &held;
     co_await run_pool(p, o.in_flight);
     rss_after = rss_kib();
@@ -487,6 +531,7 @@ std::string case_held(const options& o) {
                  : 0.0);
   if (!p.first_error.empty())
     j.str("first_error", p.first_error);
+  errs.add_to(j);
   return j.done();
 }
 
@@ -501,6 +546,7 @@ struct client_result {
   long failures = 0;
   long overran = 0;  // critical sections that ended after the lock's validity deadline
   std::string error;
+  error_count errs;
 };
 
 redisContext* connect_counter(const std::string& host_port) {
@@ -544,12 +590,13 @@ void contention_client(const options& o, const std::string& counter_key,
       s.retry_delay = 10ms;
       s.retry_jitter = 10ms;
       redlock::lock_manager m(ex, o.urls, s);
+      res.errs.watch(m);
       auto ttl = std::chrono::milliseconds(o.ttl_ms);
       asio::steady_timer sleeper(ex);
       while (res.acquisitions < o.max_count && clock_type::now() < deadline) {
         auto t0 = clock_type::now();
         auto [ec, l] =
-            co_await m.async_lock("bench:c:resource", ttl, redlock::as_tuple(use_awaitable));
+            co_await m.async_lock(key("c:resource"), ttl, redlock::as_tuple(use_awaitable));
         auto t1 = clock_type::now();
         if (ec) {
           ++res.failures;
@@ -588,7 +635,7 @@ void contention_client(const options& o, const std::string& counter_key,
 std::string case_contention(const options& o) {
   if (o.counter.empty())
     usage("contention needs --counter HOST:PORT");
-  auto counter_key = "bench:c:counter:" + std::to_string(o.urls.size());
+  auto counter_key = key("c:counter");
   {
     redisContext* c = connect_counter(o.counter);
     counter_command(c, "SET %s %lld", counter_key.c_str(), 0);
@@ -618,6 +665,7 @@ std::string case_contention(const options& o) {
   double cs_sum = 0;
   std::string error;
   long min_per_client = -1, max_per_client = 0;
+  error_count errs;
   for (auto& r : results) {
     waits.insert(waits.end(), r.waits.begin(), r.waits.end());
     acquisitions += r.acquisitions;
@@ -644,9 +692,116 @@ std::string case_contention(const options& o) {
   latency_fields(j, "wait", waits);
   if (!error.empty())
     j.str("first_error", error);
+  errs.add_to(j);
   return j.done();
 }
 
+// The fan-out floor: the same EVALSHA acquire and release scripts sent to N servers by the
+// leanest client possible (hiredis, one write per server, poll() until a quorum answered,
+// nothing else: no value generation, timers, strands or allocation of handles). It measures
+// what the machine itself charges for a quorum round trip to N servers, so that case a can be
+// compared with it. Not a Redlock client: the fixed value is the same on every cycle.
+struct floor_conn {
+  redisContext* c = nullptr;
+  std::string acquire_sha, release_sha;
+  int pending = 0;
+};
+
+void floor_send(floor_conn& fc, const std::string& sha, const std::string& k, bool acquire) {
+  if (acquire) {
+    redisAppendCommand(fc.c, "EVALSHA %s 1 %s %s %s", sha.c_str(), k.c_str(),
+                       "0123456789abcdef0123456789abcdef", "10000");
+  } else {
+    redisAppendCommand(fc.c, "EVALSHA %s 1 %s %s", sha.c_str(), k.c_str(),
+                       "0123456789abcdef0123456789abcdef");
+  }
+  int done = 0;
+  while (!done) {
+    if (redisBufferWrite(fc.c, &done) != REDIS_OK)
+      throw std::runtime_error(fc.c->errstr);
+  }
+  ++fc.pending;
+}
+
+// Reads replies until `quorum` of the requests just sent have answered; returns at once.
+void floor_wait(std::vector<floor_conn>& conns, std::size_t quorum) {
+  std::size_t answered = 0;
+  for (auto& fc : conns)
+    answered += fc.pending == 0;
+  std::vector<pollfd> fds;
+  while (answered < quorum) {
+    fds.clear();
+    for (auto& fc : conns)
+      fds.push_back({fc.c->fd, static_cast<short>(fc.pending ? POLLIN : 0), 0});
+    if (::poll(fds.data(), fds.size(), 5000) <= 0)
+      throw std::runtime_error("floor: poll timeout");
+    for (std::size_t i = 0; i < conns.size(); ++i) {
+      if (!(fds[i].revents & POLLIN))
+        continue;
+      auto& fc = conns[i];
+      if (redisBufferRead(fc.c) != REDIS_OK)
+        throw std::runtime_error(fc.c->errstr);
+      void* r = nullptr;
+      while (fc.pending && redisGetReplyFromReader(fc.c, &r) == REDIS_OK && r) {
+        freeReplyObject(r);
+        r = nullptr;
+        if (--fc.pending == 0)
+          ++answered;
+      }
+    }
+  }
+}
+
+std::string case_floor(const options& o) {
+  std::vector<floor_conn> conns(o.urls.size());
+  for (std::size_t i = 0; i < o.urls.size(); ++i) {
+    auto ep = redlock::parse_endpoint(o.urls[i]);
+    conns[i].c = connect_counter(ep.host + ":" + std::to_string(ep.port));
+    int one = 1;
+    ::setsockopt(conns[i].c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    for (bool acquire : {true, false}) {
+      const auto& text = acquire ? redlock::detail::acquire_script().text()
+                                 : redlock::detail::release_script().text();
+      auto* r = static_cast<redisReply*>(redisCommand(conns[i].c, "SCRIPT LOAD %s", text.c_str()));
+      if (!r || r->type != REDIS_REPLY_STRING)
+        throw std::runtime_error("floor: SCRIPT LOAD failed");
+      (acquire ? conns[i].acquire_sha : conns[i].release_sha) = r->str;
+      freeReplyObject(r);
+    }
+  }
+  const std::size_t quorum = conns.size() / 2 + 1;
+  std::vector<double> acq, rel;
+  acq.reserve(static_cast<std::size_t>(o.max_count));
+  rel.reserve(static_cast<std::size_t>(o.max_count));
+  auto deadline = clock_type::now() + std::chrono::milliseconds(o.duration_ms);
+  for (long i = 0; i < o.warmup + o.max_count && clock_type::now() < deadline; ++i) {
+    auto k = key("f:" + std::to_string(i));
+    auto t0 = clock_type::now();
+    for (auto& fc : conns)
+      floor_send(fc, fc.acquire_sha, k, true);
+    floor_wait(conns, quorum);
+    auto t1 = clock_type::now();
+    floor_wait(conns, conns.size());  // drain the late replies outside the timed span
+    auto t2 = clock_type::now();
+    for (auto& fc : conns)
+      floor_send(fc, fc.release_sha, k, false);
+    floor_wait(conns, quorum);
+    auto t3 = clock_type::now();
+    floor_wait(conns, conns.size());
+    if (i >= o.warmup) {
+      acq.push_back(micros(t1 - t0));
+      rel.push_back(micros(t3 - t2));
+    }
+  }
+  for (auto& fc : conns)
+    redisFree(fc.c);
+  auto j = header(o);
+  j.num("cycles", static_cast<long>(acq.size())).num("failures", 0L);
+  latency_fields(j, "acquire", acq);
+  latency_fields(j, "release", rel);
+  write_cdf(o.cdf_out, acq);
+  return j.done();
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -676,6 +831,8 @@ int main(int argc, char** argv) {
       out = case_contention(o);
     } else if (o.name == "churn") {
       out = case_churn(o);
+    } else if (o.name == "floor") {
+      out = case_floor(o);
     } else if (o.name == "held") {
       out = case_held(o);
     } else {
