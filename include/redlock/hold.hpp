@@ -387,6 +387,8 @@ auto hold(blocking_lock_manager& m, const std::vector<std::string>& resources,
     }
   };
   using value_t = std::decay_t<decltype(call(std::declval<const ctx_t&>()))>;
+  // Bad options would otherwise only show after acquiring.
+  (void)detail::hold_machine::make_timing(ttl, opts);
   lock l = m.acquire(resources, ttl, opts.acquire);
   lock_keeper keeper(std::move(l), opts);
   auto ctx = keeper.context();

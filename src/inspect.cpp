@@ -1,0 +1,347 @@
+// Inspection: one read-only script to every node at once, then a sans-I/O verdict.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <future>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+
+#include "redlock/inspect.hpp"
+
+namespace redlock {
+
+bool node_state::free() const noexcept {
+  if (!answered())
+    return false;
+  return std::none_of(keys.begin(), keys.end(), [](const key_state& k) { return k.present; });
+}
+
+std::optional<std::string> node_state::holder() const {
+  if (!answered() || keys.empty())
+    return std::nullopt;
+  const auto& first = keys.front().value;
+  if (!first)
+    return std::nullopt;
+  for (const auto& k : keys) {
+    if (!k.value || *k.value != *first)
+      return std::nullopt;
+  }
+  return first;
+}
+
+const char* to_string(lock_status s) noexcept {
+  switch (s) {
+    case lock_status::held:
+      return "held";
+    case lock_status::free:
+      return "free";
+    case lock_status::indeterminate:
+      return "indeterminate";
+  }
+  return "unknown";
+}
+
+steady_clock::duration inspection::remaining(steady_clock::time_point now) const noexcept {
+  if (!held())
+    return steady_clock::duration::zero();
+  if (validity_deadline == steady_clock::time_point::max())
+    return steady_clock::duration::max();
+  return validity_deadline - now;
+}
+
+std::string inspection::to_string() const {
+  std::string out = redlock::to_string(status);
+  char buf[96];
+  if (held()) {
+    out += " by " + holder;
+    std::snprintf(buf, sizeof buf, " on %zu/%zu nodes (quorum %zu)", holding_nodes, nodes.size(),
+                  quorum);
+    out += buf;
+    if (validity_deadline == steady_clock::time_point::max()) {
+      out += ", no expiry";
+    } else {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(remaining()).count();
+      std::snprintf(buf, sizeof buf, ", %lld ms left", static_cast<long long>(left));
+      out += buf;
+    }
+  } else {
+    std::snprintf(buf, sizeof buf, " (free on %zu/%zu nodes, quorum %zu)", free_nodes, nodes.size(),
+                  quorum);
+    out += buf;
+  }
+  for (const auto& n : nodes) {
+    out += "\n";
+    out += n.node;
+    out += ": ";
+    if (!n.answered()) {
+      out += n.ec.message();
+      if (!n.message.empty())
+        out += " (" + n.message + ")";
+      continue;
+    }
+    bool first = true;
+    for (const auto& k : n.keys) {
+      if (!first)
+        out += ", ";
+      first = false;
+      if (!k.present) {
+        out += "none";
+      } else {
+        out += k.value ? *k.value : std::string("<not a string>");
+        if (k.ttl.count() >= 0) {
+          std::snprintf(buf, sizeof buf, " %lld ms", static_cast<long long>(k.ttl.count()));
+          out += buf;
+        } else {
+          out += " no expiry";
+        }
+      }
+    }
+  }
+  return out;
+}
+
+namespace detail {
+
+const script& inspect_script() {
+  // GET through pcall: a key of another type (not a lock) reads as nil with its PTTL, so
+  // "present but not a string" stays distinguishable from "absent" (PTTL -2).
+  static const script s(
+      "local out = {}\n"
+      "for _, key in ipairs(KEYS) do\n"
+      "  local v = redis.pcall('GET', key)\n"
+      "  if type(v) == 'table' then v = false end\n"
+      "  out[#out + 1] = v\n"
+      "  out[#out + 1] = redis.call('PTTL', key)\n"
+      "end\n"
+      "return out\n");
+  return s;
+}
+
+void decide(inspection& in, double drift_factor, steady_clock::time_point started) {
+  using std::chrono::milliseconds;
+  in.status = lock_status::indeterminate;
+  in.holder.clear();
+  in.holding_nodes = 0;
+  in.validity_deadline = {};
+  in.free_nodes = static_cast<std::size_t>(std::count_if(
+      in.nodes.begin(), in.nodes.end(), [](const node_state& n) { return n.free(); }));
+
+  std::map<std::string, std::size_t> votes;
+  for (const auto& n : in.nodes) {
+    if (auto h = n.holder())
+      ++votes[*h];
+  }
+  auto best = std::max_element(votes.begin(), votes.end(),
+                               [](const auto& a, const auto& b) { return a.second < b.second; });
+  if (in.quorum > 0 && best != votes.end() && best->second >= in.quorum) {
+    in.status = lock_status::held;
+    in.holder = best->first;
+    in.holding_nodes = best->second;
+    // A node's hold lasts as long as its shortest key; no expiry counts as unbounded.
+    constexpr auto unbounded = milliseconds::max();
+    std::vector<milliseconds> ttls;
+    for (const auto& n : in.nodes) {
+      if (n.holder() != in.holder)
+        continue;
+      auto t = unbounded;
+      for (const auto& k : n.keys) {
+        if (k.ttl.count() >= 0)
+          t = std::min(t, k.ttl);
+      }
+      ttls.push_back(t);
+    }
+    std::sort(ttls.begin(), ttls.end(), std::greater<>());
+    auto kth = ttls[in.quorum - 1];
+    if (kth == unbounded) {
+      in.validity_deadline = steady_clock::time_point::max();
+    } else {
+      auto largest = milliseconds::zero();
+      for (auto t : ttls) {
+        if (t != unbounded)
+          largest = std::max(largest, t);
+      }
+      auto drift = milliseconds(static_cast<milliseconds::rep>(
+                       std::llround(static_cast<double>(largest.count()) * drift_factor))) +
+                   milliseconds(2);
+      in.validity_deadline = started + kth - drift;
+    }
+  } else if (in.quorum > 0 && in.free_nodes >= in.quorum) {
+    in.status = lock_status::free;
+  }
+}
+
+namespace {
+
+// lock_manager does not expose its core to operations built outside it (nodes_of() and
+// friends take a manager_impl, but only lock handles carry one). Until it does, read the
+// handle's only member: a standard-layout class is pointer-interconvertible with its first
+// member. The asserts stop the build if lock_manager's layout changes.
+static_assert(std::is_standard_layout_v<lock_manager>);
+static_assert(sizeof(lock_manager) == sizeof(std::shared_ptr<manager_impl>));
+const std::shared_ptr<manager_impl>& core_of(lock_manager& m) noexcept {
+  return *reinterpret_cast<const std::shared_ptr<manager_impl>*>(&m);
+}
+
+// One inspection in flight. Every field is touched on `strand` only.
+struct inspect_op : std::enable_shared_from_this<inspect_op> {
+  inspect_op(std::shared_ptr<manager_impl> mi, asio::strand<asio::any_io_executor> s)
+      : m(std::move(mi)), strand(s), timer(s) {}
+
+  std::shared_ptr<manager_impl> m;
+  asio::strand<asio::any_io_executor> strand;
+  asio::steady_timer timer;
+  inspection result;
+  std::vector<bool> answered;
+  std::size_t pending = 0;
+  bool finished = false;
+  steady_clock::time_point started;
+  inspect_completion done;
+
+  void on_reply(std::size_t i, std::error_code ec, reply r) {
+    if (finished)
+      return;  // late reply after the timeout: the verdict is already out
+    answered[i] = true;
+    --pending;
+    auto& n = result.nodes[i];
+    n.latency =
+        std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - started);
+    if (!ec)
+      ec = parse(r, n);
+    if (ec) {
+      n.ec = ec;
+      if (r.kind == reply::type::error)
+        n.message = r.str;
+      n.keys.clear();
+      report_node_error(*m, node_error{n.node, n.ec, n.message.empty() ? ec.message() : n.message});
+    }
+    if (pending == 0)
+      finish();
+  }
+
+  std::error_code parse(const reply& r, node_state& n) const {
+    auto keys = result.resources.size();
+    if (r.kind != reply::type::array || r.elements.size() != 2 * keys) {
+      return make_error_code(errc::protocol_error);
+    }
+    n.keys.clear();
+    for (std::size_t k = 0; k < keys; ++k) {
+      const auto& v = r.elements[2 * k];
+      const auto& t = r.elements[2 * k + 1];
+      if (t.kind != reply::type::integer)
+        return make_error_code(errc::protocol_error);
+      key_state ks;
+      ks.ttl = std::chrono::milliseconds(t.integer);
+      ks.present = t.integer != -2;
+      if (v.kind == reply::type::string) {
+        ks.value = v.str;
+      } else if (v.kind != reply::type::nil) {
+        return make_error_code(errc::protocol_error);
+      }
+      n.keys.push_back(std::move(ks));
+    }
+    return {};
+  }
+
+  void on_timeout() {
+    if (finished)
+      return;
+    for (std::size_t i = 0; i < answered.size(); ++i) {
+      if (answered[i])
+        continue;
+      auto& n = result.nodes[i];
+      n.ec = make_error_code(errc::timeout);
+      n.latency =
+          std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - started);
+      report_node_error(*m, node_error{n.node, n.ec, "no inspection reply within request_timeout"});
+    }
+    finish();
+  }
+
+  void finish() {
+    finished = true;
+    timer.cancel();
+    decide(result, settings_of(*m).drift_factor, started);
+    end_operation(*m);
+    auto d = std::move(done);
+    d(std::error_code{}, std::move(result));
+  }
+};
+
+void fail_later(const asio::any_io_executor& ex, inspect_completion done, errc e) {
+  asio::post(ex, [d = std::move(done), e]() mutable { d(make_error_code(e), inspection{}); });
+}
+
+}  // namespace
+
+void start_inspect(lock_manager& lm, std::vector<std::string> resources, inspect_completion done) {
+  const auto& m = core_of(lm);
+  auto ex = executor_of(*m);
+  std::set<std::string> unique(resources.begin(), resources.end());
+  if (resources.empty() || unique.size() != resources.size()) {
+    fail_later(ex, std::move(done), errc::invalid_argument);
+    return;
+  }
+  if (!begin_operation(*m)) {
+    fail_later(ex, std::move(done), errc::closed);
+    return;
+  }
+  auto op = std::make_shared<inspect_op>(m, asio::make_strand(ex));
+  const auto& nodes = nodes_of(*m);
+  op->result.resources = std::move(resources);
+  op->result.quorum = nodes.size() / 2 + 1;
+  op->result.nodes.resize(nodes.size());
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    op->result.nodes[i].node = nodes[i]->id();
+  op->answered.assign(nodes.size(), false);
+  op->pending = nodes.size();
+  op->done = std::move(done);
+  // Everything below runs on the op's strand, so a reply cannot overtake the setup.
+  asio::post(op->strand, [op] {
+    op->started = steady_clock::now();
+    op->timer.expires_after(settings_of(*op->m).request_timeout);
+    op->timer.async_wait([op](std::error_code ec) {
+      if (!ec)
+        op->on_timeout();
+    });
+    const std::vector<std::string> no_args;
+    const auto& ns = nodes_of(*op->m);
+    for (std::size_t i = 0; i < ns.size(); ++i) {
+      ns[i]->async_eval(inspect_script(), op->result.resources, no_args,
+                        [op, i](std::error_code ec, reply r) {
+                          asio::post(op->strand, [op, i, ec, r = std::move(r)]() mutable {
+                            op->on_reply(i, ec, std::move(r));
+                          });
+                        });
+    }
+  });
+}
+
+}  // namespace detail
+
+inspection inspect(blocking_lock_manager& m, const std::vector<std::string>& resources,
+                   std::error_code& ec) {
+  std::promise<std::pair<std::error_code, inspection>> p;
+  auto f = p.get_future();
+  detail::start_inspect(m.async(), resources, [&p](std::error_code e, inspection in) {
+    p.set_value({e, std::move(in)});
+  });
+  auto [e, in] = f.get();
+  ec = e;
+  return std::move(in);
+}
+
+inspection inspect(blocking_lock_manager& m, const std::vector<std::string>& resources) {
+  std::error_code ec;
+  auto in = inspect(m, resources, ec);
+  if (ec)
+    throw lock_error(ec, "inspect");
+  return in;
+}
+
+}  // namespace redlock
