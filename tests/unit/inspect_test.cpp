@@ -1,0 +1,171 @@
+// The inspection verdict (detail::decide) from literal per-node answers.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "redlock/inspect.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using redlock::key_state;
+using redlock::lock_status;
+using redlock::node_state;
+using tp = redlock::steady_clock::time_point;
+
+const tp started = tp{} + 500s;
+
+key_state held_key(std::string v, std::chrono::milliseconds ttl) {
+  key_state k;
+  k.present = true;
+  k.value = std::move(v);
+  k.ttl = ttl;
+  return k;
+}
+key_state absent_key() {
+  return key_state{};
+}
+
+node_state answered(std::string id, std::vector<key_state> keys) {
+  node_state n;
+  n.node = std::move(id);
+  n.keys = std::move(keys);
+  return n;
+}
+node_state failed(std::string id) {
+  node_state n;
+  n.node = std::move(id);
+  n.ec = make_error_code(redlock::errc::connect_failed);
+  return n;
+}
+
+redlock::inspection make(std::vector<node_state> nodes, std::size_t keys = 1) {
+  redlock::inspection in;
+  for (std::size_t i = 0; i < keys; ++i)
+    in.resources.push_back("r" + std::to_string(i));
+  in.quorum = nodes.size() / 2 + 1;
+  in.nodes = std::move(nodes);
+  redlock::detail::decide(in, 0.01, started);
+  return in;
+}
+
+TEST(InspectVerdict, HeldByQuorumGivesHolderAndConservativeValidity) {
+  auto in = make({answered("n1", {held_key("v", 900ms)}), answered("n2", {held_key("v", 800ms)}),
+                  answered("n3", {absent_key()})});
+  EXPECT_EQ(in.status, lock_status::held);
+  EXPECT_EQ(in.holder, "v");
+  EXPECT_EQ(in.holding_nodes, 2u);
+  EXPECT_EQ(in.free_nodes, 1u);
+  // quorum-th (2nd) largest TTL 800 ms − drift (round(900 × 0.01) + 2 = 11 ms)
+  EXPECT_EQ(in.validity_deadline, started + 789ms);
+  EXPECT_EQ(in.remaining(started + 789ms), 0ms);
+}
+
+TEST(InspectVerdict, UsesTheQuorumThLargestTtlAndDriftFromTheLargest) {
+  auto in = make({answered("n1", {held_key("v", 300ms)}), answered("n2", {held_key("v", 1000ms)}),
+                  answered("n3", {held_key("v", 500ms)}), answered("n4", {held_key("v", 900ms)}),
+                  answered("n5", {absent_key()})});
+  ASSERT_EQ(in.status, lock_status::held);
+  EXPECT_EQ(in.holding_nodes, 4u);
+  // sorted 1000, 900, 500, 300; quorum 3 → 500 ms; drift round(1000 × 0.01) + 2 = 12 ms
+  EXPECT_EQ(in.validity_deadline, started + 488ms);
+}
+
+TEST(InspectVerdict, NodeTtlIsItsShortestKeyForASetOfResources) {
+  auto in = make({answered("n1", {held_key("v", 900ms), held_key("v", 100ms)}),
+                  answered("n2", {held_key("v", 900ms), held_key("v", 700ms)}),
+                  answered("n3", {absent_key(), absent_key()})},
+                 2);
+  ASSERT_EQ(in.status, lock_status::held);
+  // node TTLs 100 and 700; the 2nd largest is 100 ms; drift from the largest seen (700 ms)
+  EXPECT_EQ(in.validity_deadline, started + 100ms - 9ms);
+}
+
+TEST(InspectVerdict, FreeWhenNoKeyExistsOnAQuorum) {
+  auto in = make({answered("n1", {absent_key()}), answered("n2", {absent_key()}),
+                  answered("n3", {held_key("other", 900ms)})});
+  EXPECT_EQ(in.status, lock_status::free);
+  EXPECT_EQ(in.free_nodes, 2u);
+  EXPECT_TRUE(in.holder.empty());
+  EXPECT_EQ(in.remaining(started), 0ms);
+}
+
+TEST(InspectVerdict, SplitValuesAreIndeterminate) {
+  auto in = make({answered("n1", {held_key("v", 900ms)}), answered("n2", {held_key("w", 900ms)}),
+                  answered("n3", {absent_key()})});
+  EXPECT_EQ(in.status, lock_status::indeterminate);
+  EXPECT_TRUE(in.holder.empty());
+}
+
+TEST(InspectVerdict, PartialHoldOfAResourceSetIsNeitherHeldNorFreeOnThatNode) {
+  auto in = make({answered("n1", {held_key("v", 900ms), absent_key()}),
+                  answered("n2", {held_key("v", 900ms), absent_key()}),
+                  answered("n3", {held_key("v", 900ms), held_key("v", 900ms)})},
+                 2);
+  EXPECT_EQ(in.status, lock_status::indeterminate);
+  EXPECT_EQ(in.free_nodes, 0u);
+  EXPECT_FALSE(in.nodes[0].holder().has_value());
+  EXPECT_FALSE(in.nodes[0].free());
+  EXPECT_EQ(in.nodes[2].holder(), std::optional<std::string>("v"));
+}
+
+TEST(InspectVerdict, UnreachableNodesCountAsNeither) {
+  auto in = make({failed("n1"), failed("n2"), answered("n3", {absent_key()})});
+  EXPECT_EQ(in.status, lock_status::indeterminate);
+  EXPECT_EQ(in.free_nodes, 1u);
+  EXPECT_FALSE(in.nodes[0].free());
+  EXPECT_FALSE(in.nodes[0].holder().has_value());
+}
+
+TEST(InspectVerdict, HeldDespiteAMinorityDown) {
+  auto in = make({failed("n1"), answered("n2", {held_key("v", 900ms)}),
+                  answered("n3", {held_key("v", 950ms)})});
+  EXPECT_EQ(in.status, lock_status::held);
+  EXPECT_EQ(in.validity_deadline, started + 900ms - 12ms);
+}
+
+TEST(InspectVerdict, KeysWithoutExpiryMakeAnUnboundedHold) {
+  auto in = make({answered("n1", {held_key("v", -1ms)}), answered("n2", {held_key("v", -1ms)}),
+                  answered("n3", {absent_key()})});
+  ASSERT_EQ(in.status, lock_status::held);
+  EXPECT_EQ(in.validity_deadline, tp::max());
+  EXPECT_EQ(in.remaining(started), redlock::steady_clock::duration::max());
+}
+
+TEST(InspectVerdict, NonStringKeyIsPresentButHeldByNoValue) {
+  key_state hash;
+  hash.present = true;
+  hash.ttl = -1ms;
+  auto in = make({answered("n1", {hash}), answered("n2", {hash}), answered("n3", {absent_key()})});
+  EXPECT_EQ(in.status, lock_status::indeterminate);
+  EXPECT_EQ(in.free_nodes, 1u);
+}
+
+TEST(InspectVerdict, HeldByComparesTheLockValue) {
+  auto in = make({answered("n1", {held_key("abc", 900ms)}),
+                  answered("n2", {held_key("abc", 900ms)}), answered("n3", {absent_key()})});
+  redlock::lock::parts p;
+  p.resources = {"r0"};
+  p.value = "abc";
+  p.ttl = 1000ms;
+  EXPECT_TRUE(in.held_by(redlock::lock(p)));
+  p.value = "xyz";
+  EXPECT_FALSE(in.held_by(redlock::lock(p)));
+  EXPECT_FALSE(in.held_by(redlock::lock{}));
+}
+
+TEST(InspectVerdict, ToStringNamesTheVerdictAndEveryNode) {
+  auto in = make({answered("redis://a", {held_key("v", 900ms)}),
+                  answered("redis://b", {held_key("v", 800ms)}), failed("redis://c")});
+  auto s = in.to_string();
+  EXPECT_NE(s.find("held by v on 2/3 nodes (quorum 2)"), std::string::npos) << s;
+  EXPECT_NE(s.find("redis://a: v 900 ms"), std::string::npos) << s;
+  EXPECT_NE(s.find("redis://c: "), std::string::npos) << s;
+  EXPECT_STREQ(redlock::to_string(lock_status::free), "free");
+  EXPECT_STREQ(redlock::to_string(lock_status::indeterminate), "indeterminate");
+}
+
+}  // namespace
