@@ -4,7 +4,7 @@
 //
 //   redlock_bench seq        --urls U1,U2,.. [--max-count C] [--duration-ms D] [--cdf-out F]
 //   redlock_bench throughput --urls .. [--in-flight 64] [--max-count C] [--duration-ms D]
-//   redlock_bench contention --urls .. --counter HOST:PORT [--clients 16] [--duration-ms D]
+//   redlock_bench contention --urls .. --counter HOST:PORT [--clients 16] [--think-ms T]
 //   redlock_bench churn      --urls .. [--max-count C] [--warmup W] [--duration-ms D]
 //   redlock_bench held       --urls .. [--max-count H] [--duration-ms D]
 //   redlock_bench floor      --urls .. (like seq, with a bare hiredis client: the fan-out floor)
@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <unistd.h>
@@ -63,6 +64,7 @@ struct options {
   long clients = 16;
   long duration_ms = 5000;
   long ttl_ms = 10000;
+  long think_ms = 0;  // contention: pause after each release, outside the lock
   std::string cdf_out;
   std::string label;
 };
@@ -71,7 +73,8 @@ struct options {
   std::cerr << "redlock_bench: " << why
             << "\nusage: redlock_bench seq|throughput|contention|churn|held --urls U1,U2,... "
                "[--counter HOST:PORT] [--max-count N] [--warmup N] [--in-flight N] "
-               "[--clients N] [--duration-ms MS] [--ttl-ms MS] [--cdf-out FILE] [--label S]\n";
+               "[--clients N] [--duration-ms MS] [--ttl-ms MS] [--think-ms MS] [--cdf-out FILE] "
+               "[--label S]\n";
   std::exit(2);
 }
 
@@ -114,6 +117,8 @@ options parse(int argc, char** argv) {
       o.clients = std::max(1L, to_long(v));
     } else if (k == "--duration-ms") {
       o.duration_ms = to_long(v);
+    } else if (k == "--think-ms") {
+      o.think_ms = to_long(v);
     } else if (k == "--ttl-ms") {
       o.ttl_ms = to_long(v);
     } else if (k == "--cdf-out") {
@@ -158,6 +163,16 @@ struct error_count {
   }
   void add_to(class json& j) const;
 };
+
+// CPU time (user + system, all threads) this process has used so far, in microseconds.
+double cpu_micros() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  auto us = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
+  };
+  return us(ru.ru_utime) + us(ru.ru_stime);
+}
 
 double micros(clock_type::duration d) {
   return std::chrono::duration<double, std::micro>(d).count();
@@ -404,7 +419,7 @@ std::string case_seq(const options& o) {
 std::string case_throughput(const options& o) {
   error_count errs;
   cycle_pool p;
-  double seconds = 0;
+  double seconds = 0, cpu_us = 0;
   run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
     redlock::lock_manager m(ex, o.urls, bench_settings());
     errs.watch(m);
@@ -417,8 +432,10 @@ std::string case_throughput(const options& o) {
     co_await run_pool(p, o.in_flight);
     p = make_pool(m, key("b:"), p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
     auto t0 = clock_type::now();
+    auto c0 = cpu_micros();
     co_await run_pool(p, o.in_flight);
     seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+    cpu_us = cpu_micros() - c0;
     co_await quit(m);
   });
   auto j = header(o);
@@ -426,7 +443,10 @@ std::string case_throughput(const options& o) {
       .num("cycles", p.completed)
       .num("failures", p.failures)
       .num("seconds", seconds)
-      .num("cycles_per_s", seconds > 0 ? static_cast<double>(p.completed) / seconds : 0.0);
+      .num("cycles_per_s", seconds > 0 ? static_cast<double>(p.completed) / seconds : 0.0)
+      .num("client_cpu_us_per_cycle",
+           p.completed > 0 ? cpu_us / static_cast<double>(p.completed) : 0.0)
+      .num("client_cpu_share", seconds > 0 ? cpu_us / (seconds * 1e6) : 0.0);
   if (!p.first_error.empty())
     j.str("first_error", p.first_error);
   errs.add_to(j);
@@ -544,7 +564,9 @@ struct client_result {
   double cs_sum_us = 0;
   long acquisitions = 0;
   long failures = 0;
-  long overran = 0;  // critical sections that ended after the lock's validity deadline
+  long overran = 0;              // critical sections that ended after the lock's validity deadline
+  long repeats = 0;              // acquisitions right after this same client's previous one
+  std::vector<double> attempts;  // attempts used by each acquisition
   std::string error;
   error_count errs;
 };
@@ -580,7 +602,8 @@ long long counter_command(redisContext* c, const char* fmt, const char* key, lon
 }
 
 void contention_client(const options& o, const std::string& counter_key,
-                       clock_type::time_point deadline, client_result& res) {
+                       clock_type::time_point deadline, int id, std::atomic<int>& last_holder,
+                       client_result& res) {
   redisContext* c = nullptr;
   try {
     c = connect_counter(o.counter);
@@ -604,6 +627,10 @@ void contention_client(const options& o, const std::string& counter_key,
             res.error = ec.message();
           continue;
         }
+        // Inside the lock: who held it last (barging shows as the same client again).
+        if (last_holder.exchange(id, std::memory_order_relaxed) == id)
+          ++res.repeats;
+        res.attempts.push_back(l.attempts());
         // The critical section: read, hold ~1 ms, write back the increment.
         long long v = counter_command(c, "GET %s", counter_key.c_str());
         sleeper.expires_after(1ms);
@@ -621,6 +648,13 @@ void contention_client(const options& o, const std::string& counter_key,
           ++res.failures;
           if (res.error.empty())
             res.error = "unlock: " + uec.message();
+        }
+        if (o.think_ms > 0) {
+          // Work outside the lock: without it the client that just released asks again at
+          // once and usually wins (the others poll every 10 ms ± 10 ms).
+          sleeper.expires_after(std::chrono::milliseconds(o.think_ms));
+          auto [tec] = co_await sleeper.async_wait(redlock::as_tuple(use_awaitable));
+          (void)tec;
         }
       }
       co_await quit(m);
@@ -646,9 +680,13 @@ std::string case_contention(const options& o) {
   auto deadline = t0 + std::chrono::milliseconds(o.duration_ms);
   {
     std::vector<std::thread> threads;
+    std::atomic<int> last_holder{-1};
+    int id = 0;
     for (auto& r : results) {
-      threads.emplace_back(
-          [&o, &counter_key, deadline, &r] { contention_client(o, counter_key, deadline, r); });
+      threads.emplace_back([&o, &counter_key, deadline, id, &last_holder, &r] {
+        contention_client(o, counter_key, deadline, id, last_holder, r);
+      });
+      ++id;
     }
     for (auto& t : threads)
       t.join();
@@ -661,7 +699,8 @@ std::string case_contention(const options& o) {
     redisFree(c);
   }
   std::vector<double> waits;
-  long acquisitions = 0, failures = 0, overran = 0;
+  long acquisitions = 0, failures = 0, overran = 0, repeats = 0;
+  std::vector<double> attempts;
   double cs_sum = 0;
   std::string error;
   long min_per_client = -1, max_per_client = 0;
@@ -671,6 +710,8 @@ std::string case_contention(const options& o) {
     acquisitions += r.acquisitions;
     failures += r.failures;
     overran += r.overran;
+    repeats += r.repeats;
+    attempts.insert(attempts.end(), r.attempts.begin(), r.attempts.end());
     cs_sum += r.cs_sum_us;
     if (error.empty())
       error = r.error;
@@ -679,6 +720,7 @@ std::string case_contention(const options& o) {
   }
   auto j = header(o);
   j.num("clients", o.clients)
+      .num("think_ms", o.think_ms)
       .num("acquisitions", acquisitions)
       .num("seconds", seconds)
       .num("acquisitions_per_s", seconds > 0 ? static_cast<double>(acquisitions) / seconds : 0.0)
@@ -687,9 +729,14 @@ std::string case_contention(const options& o) {
       .num("lost_updates", acquisitions - static_cast<long>(counter))
       .num("failures", failures)
       .num("overran_validity", overran)
+      .num("same_client_again", repeats)
       .num("min_per_client", min_per_client)
       .num("max_per_client", max_per_client);
   latency_fields(j, "wait", waits);
+  std::sort(attempts.begin(), attempts.end());
+  j.num("attempts_p50", pct(attempts, 0.5))
+      .num("attempts_p99", pct(attempts, 0.99))
+      .num("attempts_max", attempts.empty() ? 0.0 : attempts.back());
   if (!error.empty())
     j.str("first_error", error);
   errs.add_to(j);
