@@ -5,7 +5,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 #include <asio/any_io_executor.hpp>
@@ -24,7 +26,7 @@ using steady_clock = std::chrono::steady_clock;
 /// Told about every node-level failure (error reply, timeout, connection problem) as it
 /// happens, like node-redlock's `clientError` event.
 struct node_error {
-  std::string node;     ///< the node's id(), never with a password
+  std::string node;  ///< the node's id(), never with a password
   std::error_code ec;
   std::string message;  ///< server message or a description of the failure
 };
@@ -49,8 +51,8 @@ class lock {
   /// assumptions) to be ours.
   steady_clock::time_point validity_deadline() const noexcept { return deadline_; }
   /// Time left until the validity deadline (negative once expired). No network.
-  steady_clock::duration remaining(steady_clock::time_point now = steady_clock::now()) const
-      noexcept {
+  steady_clock::duration remaining(
+      steady_clock::time_point now = steady_clock::now()) const noexcept {
     return deadline_ - now;
   }
   bool expired(steady_clock::time_point now = steady_clock::now()) const noexcept {
@@ -142,15 +144,19 @@ class lock_manager {
   /// Completion: void(std::error_code, lock). Errors: resource_locked, quorum_unreachable,
   /// validity_exhausted, invalid_argument, closed, cancelled. The lock carries the report
   /// in both cases.
+  /// Cancellation (the handler's associated slot): terminal, partial and total all stop the
+  /// operation, release anything taken on every node and complete with errc::cancelled.
   template <class CompletionToken>
   auto async_lock(std::vector<std::string> resources, std::chrono::milliseconds ttl,
                   call_options opts, CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::error_code, lock)>(
         [m = impl_](auto handler, std::vector<std::string> r, std::chrono::milliseconds t,
                     call_options o) {
-          detail::start_lock(m, std::move(r), t, o,
-                             detail::bind_handler<decltype(handler), std::error_code, lock>(
-                                 std::move(handler), detail::executor_of(*m)));
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          detail::start_lock(
+              m, std::move(r), t, o, slot,
+              detail::bind_cancellable_handler<decltype(handler), std::error_code, lock>(
+                  std::move(handler), slot, detail::fallback_executor(m.get())));
         },
         token, std::move(resources), ttl, opts);
   }
@@ -160,10 +166,12 @@ class lock_manager {
     return async_lock(std::move(resources), ttl, call_options{},
                       std::forward<CompletionToken>(token));
   }
-  template <class CompletionToken>
-  auto async_lock(std::string resource, std::chrono::milliseconds ttl, CompletionToken&& token) {
+  /// One resource. (A template so that a braced list like {"a"} picks the vector overload.)
+  template <class String, class CompletionToken>
+  requires std::is_convertible_v<String&&, std::string_view>
+  auto async_lock(String&& resource, std::chrono::milliseconds ttl, CompletionToken&& token) {
     std::vector<std::string> r;
-    r.push_back(std::move(resource));
+    r.emplace_back(std::string_view(resource));
     return async_lock(std::move(r), ttl, call_options{}, std::forward<CompletionToken>(token));
   }
 

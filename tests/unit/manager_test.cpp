@@ -1,0 +1,688 @@
+// The lock manager driven against fake nodes: no server needed.
+#include <gtest/gtest.h>
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/use_future.hpp>
+
+#include <memory>
+#include <thread>
+
+#include "redlock/asio_compat.hpp"
+#include "redlock/blocking.hpp"
+#include "redlock/lock_manager.hpp"
+#include "support/fake_node.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using redlock::errc;
+using redlock::vote;
+using redlock::test::fake_node;
+using kind = fake_node::script_kind;
+using step = fake_node::step;
+
+struct lock_out {
+  bool done = false;
+  std::error_code ec;
+  redlock::lock l;
+};
+
+struct unlock_out {
+  bool done = false;
+  std::error_code ec;
+  redlock::unlock_result r;
+};
+
+class ManagerTest : public ::testing::Test {
+ public:
+  asio::io_context io;
+  std::vector<std::shared_ptr<fake_node>> fakes;
+
+  std::vector<std::shared_ptr<redlock::node>> make_nodes(std::size_t n) {
+    fakes.clear();
+    std::vector<std::shared_ptr<redlock::node>> nodes;
+    for (std::size_t i = 0; i < n; ++i) {
+      fakes.push_back(
+          std::make_shared<fake_node>(io.get_executor(), "fake://node" + std::to_string(i)));
+      nodes.push_back(fakes.back());
+    }
+    return nodes;
+  }
+
+  static redlock::settings fast() {
+    redlock::settings s;
+    s.retry_count = 0;
+    s.retry_delay = 5ms;
+    s.retry_jitter = 2ms;
+    s.request_timeout = 50ms;
+    return s;
+  }
+
+  template <class Pred>
+  bool run_until(Pred pred, std::chrono::milliseconds limit = 10s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() >= until)
+        return false;
+      if (io.stopped())
+        io.restart();
+      io.run_one_for(5ms);
+    }
+    return true;
+  }
+
+  std::shared_ptr<lock_out> lock(redlock::lock_manager& m, std::vector<std::string> r,
+                                 std::chrono::milliseconds ttl = 10s,
+                                 redlock::call_options o = {}) {
+    auto out = std::make_shared<lock_out>();
+    m.async_lock(std::move(r), ttl, o, [out](std::error_code ec, redlock::lock l) {
+      out->done = true;
+      out->ec = ec;
+      out->l = std::move(l);
+    });
+    EXPECT_TRUE(run_until([&] { return out->done; }));
+    return out;
+  }
+
+  std::shared_ptr<lock_out> extend(redlock::lock_manager& m, const redlock::lock& l,
+                                   std::chrono::milliseconds ttl = 10s) {
+    auto out = std::make_shared<lock_out>();
+    m.async_extend(l, ttl, [out](std::error_code ec, redlock::lock r) {
+      out->done = true;
+      out->ec = ec;
+      out->l = std::move(r);
+    });
+    EXPECT_TRUE(run_until([&] { return out->done; }));
+    return out;
+  }
+
+  std::shared_ptr<unlock_out> unlock(redlock::lock_manager& m, const redlock::lock& l,
+                                     redlock::call_options o = {}) {
+    auto out = std::make_shared<unlock_out>();
+    m.async_unlock(l, o, [out](std::error_code ec, redlock::unlock_result r) {
+      out->done = true;
+      out->ec = ec;
+      out->r = std::move(r);
+    });
+    EXPECT_TRUE(run_until([&] { return out->done; }));
+    return out;
+  }
+
+  std::size_t total_calls() const {
+    std::size_t n = 0;
+    for (const auto& f : fakes)
+      n += f->calls().size();
+    return n;
+  }
+};
+
+TEST_F(ManagerTest, LocksExtendsAndUnlocksOnEveryNode) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  EXPECT_EQ(m.size(), 3u);
+  EXPECT_EQ(m.quorum(), 2u);
+  const auto before = std::chrono::steady_clock::now();
+  auto a = lock(m, {"res"}, 10s);
+  ASSERT_FALSE(a->ec) << a->ec.message();
+  ASSERT_TRUE(a->l.acquired());
+  EXPECT_EQ(a->l.value().size(), 32u);
+  EXPECT_EQ(a->l.attempts(), 1);
+  EXPECT_GT(a->l.validity_deadline(), before);
+  EXPECT_LE(a->l.validity_deadline(), before + 10s - 102ms + 1s);
+  for (const auto& f : fakes) {
+    EXPECT_EQ(f->store().at("res"), a->l.value());
+    ASSERT_EQ(f->calls().size(), 1u);
+    EXPECT_EQ(f->calls()[0].args.at(0), a->l.value());
+    EXPECT_EQ(f->calls()[0].args.at(1), "10000");
+  }
+
+  auto e = extend(m, a->l, 20s);
+  ASSERT_FALSE(e->ec) << e->ec.message();
+  EXPECT_EQ(e->l.value(), a->l.value());  // one value per lock, also across extensions
+  EXPECT_GT(e->l.validity_deadline(), a->l.validity_deadline());
+  EXPECT_EQ(e->l.ttl(), 20s);
+  for (const auto& f : fakes) {
+    EXPECT_EQ(f->count(kind::extend), 1u);
+    EXPECT_EQ(f->calls().back().args.at(1), "20000");
+  }
+
+  auto u = unlock(m, e->l);
+  ASSERT_FALSE(u->ec) << u->ec.message();
+  EXPECT_GE(u->r.released, 2u);
+  EXPECT_EQ(u->r.nodes, 3u);
+  ASSERT_TRUE(run_until([&] {
+    for (const auto& f : fakes) {
+      if (!f->store().empty())
+        return false;
+    }
+    return true;
+  }));
+}
+
+TEST_F(ManagerTest, LocksSeveralResourcesAtOnceWithOneValue) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto a = lock(m, {"a", "b", "c"});
+  ASSERT_FALSE(a->ec);
+  for (const auto& f : fakes) {
+    auto s = f->store();
+    EXPECT_EQ(s.size(), 3u);
+    for (const auto& [k, v] : s)
+      EXPECT_EQ(v, a->l.value()) << k;
+  }
+}
+
+TEST_F(ManagerTest, InvalidArgumentsCompleteWithInvalidArgumentAndSendNothing) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  redlock::call_options bad_retry;
+  bad_retry.retry_count = -2;
+  redlock::call_options bad_delay;
+  bad_delay.retry_delay = -1ms;
+  redlock::call_options bad_jitter;
+  bad_jitter.retry_jitter = -1ms;
+  EXPECT_EQ(lock(m, {})->ec, errc::invalid_argument);
+  EXPECT_EQ(lock(m, {"x", "y", "x"})->ec, errc::invalid_argument);
+  EXPECT_EQ(lock(m, {"x"}, 0ms)->ec, errc::invalid_argument);
+  EXPECT_EQ(lock(m, {"x"}, -5ms)->ec, errc::invalid_argument);
+  EXPECT_EQ(lock(m, {"x"}, 2ms)->ec, errc::invalid_argument);  // not above the drift margin
+  EXPECT_EQ(lock(m, {"x"}, std::chrono::hours(24 * 365))->ec, errc::invalid_argument);
+  EXPECT_EQ(lock(m, {"x"}, 10s, bad_retry)->ec, errc::invalid_argument);
+  EXPECT_EQ(lock(m, {"x"}, 10s, bad_delay)->ec, errc::invalid_argument);
+  EXPECT_EQ(lock(m, {"x"}, 10s, bad_jitter)->ec, errc::invalid_argument);
+  EXPECT_EQ(unlock(m, redlock::lock{})->ec, errc::invalid_argument);
+  EXPECT_EQ(extend(m, redlock::lock{})->ec, errc::invalid_argument);
+  EXPECT_EQ(total_calls(), 0u);
+}
+
+TEST_F(ManagerTest, AnEmptyHandleUnlocksWithInvalidArgument) {
+  redlock::lock empty;
+  std::promise<std::error_code> p;
+  empty.async_unlock([&](std::error_code ec, redlock::unlock_result) { p.set_value(ec); });
+  auto f = p.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(f.get(), errc::invalid_argument);
+}
+
+TEST_F(ManagerTest, ConstructorRejectsNoNodesDuplicatesAndBadSettings) {
+  auto expect_invalid = [&](auto make) {
+    try {
+      make();
+      ADD_FAILURE() << "no exception";
+    } catch (const redlock::lock_error& e) {
+      EXPECT_EQ(e.code(), errc::invalid_argument);
+    }
+  };
+  expect_invalid([&] { redlock::lock_manager m(io.get_executor(), make_nodes(0)); });
+  expect_invalid([&] {
+    auto nodes = make_nodes(2);
+    nodes.push_back(nodes[0]);
+    redlock::lock_manager m(io.get_executor(), nodes);
+  });
+  expect_invalid([&] {
+    auto nodes = make_nodes(2);
+    nodes.push_back(std::make_shared<fake_node>(io.get_executor(), "fake://node1"));
+    redlock::lock_manager m(io.get_executor(), nodes);
+  });
+  auto with = [&](auto change) {
+    expect_invalid([&] {
+      auto s = fast();
+      change(s);
+      redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+    });
+  };
+  with([](redlock::settings& s) { s.drift_factor = 1.0; });
+  with([](redlock::settings& s) { s.drift_factor = -0.01; });
+  with([](redlock::settings& s) { s.retry_count = -2; });
+  with([](redlock::settings& s) { s.retry_delay = -1ms; });
+  with([](redlock::settings& s) { s.retry_jitter = -1ms; });
+}
+
+// Every combination of per-node outcomes, through the real driver: success exactly when a
+// quorum granted; after any failure, release reaches all N nodes.
+void run_combinations(ManagerTest& t, std::size_t n) {
+  auto& fakes = t.fakes;
+  std::size_t total = 1;
+  for (std::size_t i = 0; i < n; ++i)
+    total *= 4;
+  for (std::size_t c = 0; c < total; ++c) {
+    redlock::lock_manager m(t.io.get_executor(), t.make_nodes(n), ManagerTest::fast());
+    std::size_t granted = 0;
+    auto x = c;
+    for (std::size_t i = 0; i < n; ++i, x /= 4) {
+      switch (x % 4) {
+        case 0:
+          ++granted;
+          break;  // the store grants
+        case 1:
+          fakes[i]->set_key("r", "someone-else");
+          break;
+        case 2:
+          // The node's own request timeout fired.
+          fakes[i]->push(kind::acquire, step::error(make_error_code(errc::timeout)));
+          break;
+        case 3:
+          fakes[i]->push(kind::acquire,
+                         step::error(make_error_code(errc::server_error), "ERR boom"));
+          break;
+      }
+    }
+    auto out = t.lock(m, {"r"});
+    SCOPED_TRACE(::testing::Message() << "N=" << n << " combination " << c);
+    ASSERT_TRUE(out->done);
+    if (granted >= m.quorum()) {
+      EXPECT_FALSE(out->ec) << out->ec.message();
+      for (const auto& f : fakes)
+        EXPECT_EQ(f->count(kind::release), 0u);
+    } else {
+      EXPECT_TRUE(out->ec == errc::resource_locked || out->ec == errc::quorum_unreachable)
+          << out->ec.message();
+      EXPECT_FALSE(out->l.acquired());
+      EXPECT_EQ(out->l.report().nodes.size(), n);
+      for (const auto& f : fakes)
+        EXPECT_EQ(f->count(kind::release), 1u);
+    }
+    if (::testing::Test::HasFailure())
+      return;
+  }
+}
+
+TEST_F(ManagerTest, EveryOutcomeCombinationOfThreeNodes) {
+  run_combinations(*this, 3);
+}
+
+TEST_F(ManagerTest, EveryOutcomeCombinationOfFiveNodes) {
+  run_combinations(*this, 5);
+}
+
+TEST_F(ManagerTest, NodesThatNeverAnswerVoteTimeoutAtTheAttemptDeadline) {
+  auto s = fast();
+  s.request_timeout = 20ms;
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+  fakes[1]->set_fallback(kind::acquire, step::silence());
+  fakes[2]->set_fallback(kind::acquire, step::silence());
+  auto out = lock(m, {"r"});
+  EXPECT_EQ(out->ec, errc::quorum_unreachable);
+  const auto& rep = out->l.report();
+  ASSERT_EQ(rep.nodes.size(), 3u);
+  EXPECT_EQ(rep.nodes[0].outcome, vote::granted);
+  EXPECT_EQ(rep.nodes[1].outcome, vote::timeout);
+  EXPECT_EQ(rep.nodes[2].outcome, vote::timeout);
+  EXPECT_EQ(rep.nodes[1].node, "fake://node1");
+  // Released also where the node timed out: its write may have landed.
+  for (const auto& f : fakes)
+    EXPECT_EQ(f->count(kind::release), 1u);
+}
+
+TEST_F(ManagerTest, DecidesWithoutWaitingForTheSlowestNodes) {
+  auto s = fast();
+  s.request_timeout = 60s;  // the test would hit the ctest deadline if we waited for it
+  redlock::lock_manager m(io.get_executor(), make_nodes(5), s);
+  fakes[3]->set_fallback(kind::acquire, step::silence());
+  fakes[4]->set_fallback(kind::acquire, step::silence());
+  auto out = lock(m, {"r"}, 120s);
+  ASSERT_FALSE(out->ec) << out->ec.message();
+  EXPECT_EQ(out->l.report().count(vote::granted), 3u);
+  EXPECT_EQ(out->l.report().count(vote::pending), 2u);
+}
+
+TEST_F(ManagerTest, PerCallRetryCountZeroMeansOneAttempt) {
+  auto s = fast();
+  s.retry_count = 10;
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+  for (auto& f : fakes)
+    f->set_key("r", "other");
+  redlock::call_options once;
+  once.retry_count = 0;
+  auto out = lock(m, {"r"}, 10s, once);
+  EXPECT_EQ(out->ec, errc::resource_locked);
+  EXPECT_EQ(out->l.attempts(), 1);
+  for (const auto& f : fakes)
+    EXPECT_EQ(f->count(kind::acquire), 1u);
+}
+
+TEST_F(ManagerTest, RetriesReleaseBetweenAttemptsAndHonourTheRetryCount) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  for (auto& f : fakes)
+    f->set_key("r", "other");
+  redlock::call_options three;
+  three.retry_count = 3;
+  auto out = lock(m, {"r"}, 10s, three);
+  EXPECT_EQ(out->ec, errc::resource_locked);
+  EXPECT_EQ(out->l.attempts(), 4);
+  for (const auto& f : fakes) {
+    EXPECT_EQ(f->count(kind::acquire), 4u);
+    EXPECT_EQ(f->count(kind::release), 4u);
+    // Release follows each acquire before the next one.
+    const auto calls = f->calls();
+    for (std::size_t i = 0; i < calls.size(); ++i) {
+      EXPECT_EQ(calls[i].kind, i % 2 == 0 ? kind::acquire : kind::release);
+    }
+  }
+}
+
+TEST_F(ManagerTest, RetrySucceedsOnceTheOtherHolderIsGone) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  for (auto& f : fakes) {
+    f->push(kind::acquire, step::integer(0));
+    f->push(kind::acquire, step::integer(0));
+  }
+  redlock::call_options o;
+  o.retry_count = 5;
+  auto out = lock(m, {"r"}, 10s, o);
+  ASSERT_FALSE(out->ec) << out->ec.message();
+  EXPECT_EQ(out->l.attempts(), 3);
+}
+
+TEST_F(ManagerTest, CancellationOfAnyTypeReleasesAndCompletesWithCancelled) {
+  for (auto type : {asio::cancellation_type::terminal, asio::cancellation_type::partial,
+                    asio::cancellation_type::total}) {
+    redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+    for (auto& f : fakes)
+      f->set_key("r", "other");
+    redlock::call_options forever;
+    forever.retry_count = -1;
+    asio::cancellation_signal sig;
+    auto out = std::make_shared<lock_out>();
+    m.async_lock(
+        {"r"}, 10s, forever,
+        asio::bind_cancellation_slot(sig.slot(), [out](std::error_code ec, redlock::lock l) {
+          out->done = true;
+          out->ec = ec;
+          out->l = std::move(l);
+        }));
+    ASSERT_TRUE(run_until([&] { return fakes[0]->count(kind::acquire) >= 2; }));
+    sig.emit(type);
+    ASSERT_TRUE(run_until([&] { return out->done; }));
+    EXPECT_EQ(out->ec, errc::cancelled);
+    EXPECT_FALSE(out->l.acquired());
+    for (const auto& f : fakes) {
+      EXPECT_GE(f->count(kind::release), 1u);
+      EXPECT_EQ(f->count(kind::acquire), f->count(kind::release));
+    }
+  }
+}
+
+TEST_F(ManagerTest, CancellationAfterSuccessChangesNothing) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  asio::cancellation_signal sig;
+  auto out = std::make_shared<lock_out>();
+  m.async_lock({"r"}, 10s, redlock::call_options{},
+               asio::bind_cancellation_slot(sig.slot(), [out](std::error_code ec, redlock::lock l) {
+                 out->done = true;
+                 out->ec = ec;
+                 out->l = std::move(l);
+               }));
+  ASSERT_TRUE(run_until([&] { return out->done; }));
+  sig.emit(asio::cancellation_type::terminal);  // the slot was cleared: a no-op
+  io.restart();
+  io.run_for(10ms);
+  EXPECT_FALSE(out->ec);
+  for (const auto& f : fakes)
+    EXPECT_EQ(f->count(kind::release), 0u);
+}
+
+TEST_F(ManagerTest, NeverCompletesInsideTheInitiatingCall) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  bool called = false;
+  m.async_lock({"r"}, 10s, [&](std::error_code, redlock::lock) { called = true; });
+  EXPECT_FALSE(called);
+  bool invalid_called = false;
+  m.async_lock(std::vector<std::string>{}, 10s,
+               [&](std::error_code, redlock::lock) { invalid_called = true; });
+  EXPECT_FALSE(invalid_called);
+  ASSERT_TRUE(run_until([&] { return called && invalid_called; }));
+  bool quit_called = false;
+  m.async_quit([&](std::error_code) { quit_called = true; });
+  EXPECT_FALSE(quit_called);
+  bool closed_called = false;
+  m.async_lock({"r"}, 10s, [&](std::error_code, redlock::lock) { closed_called = true; });
+  EXPECT_FALSE(closed_called);
+  ASSERT_TRUE(run_until([&] { return quit_called && closed_called; }));
+}
+
+TEST_F(ManagerTest, QuitWaitsForOperationsAndTheirReleasesThenClosesNodes) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  for (auto& f : fakes) {
+    f->push(kind::acquire, step::integer(0, 20ms));
+    f->push(kind::release, step::integer(0, 40ms));
+  }
+  auto out = std::make_shared<lock_out>();
+  m.async_lock({"r"}, 10s, [out](std::error_code ec, redlock::lock) {
+    out->done = true;
+    out->ec = ec;
+  });
+  bool quit_done = false;
+  bool lock_done_first = false;
+  m.async_quit([&](std::error_code ec) {
+    EXPECT_FALSE(ec);
+    quit_done = true;
+    lock_done_first = out->done;
+  });
+  ASSERT_TRUE(run_until([&] { return quit_done; }));
+  EXPECT_TRUE(lock_done_first);
+  EXPECT_EQ(out->ec, errc::resource_locked);
+  for (const auto& f : fakes) {
+    EXPECT_TRUE(f->closed());
+    EXPECT_EQ(f->count(kind::release), 1u);
+    EXPECT_EQ(f->in_flight_at_close(), 0) << "a release was still in flight at close";
+  }
+  EXPECT_EQ(lock(m, {"r"})->ec, errc::closed);
+  bool again = false;
+  m.async_quit([&](std::error_code ec) {
+    EXPECT_FALSE(ec);
+    again = true;
+  });
+  EXPECT_TRUE(run_until([&] { return again; }));
+}
+
+TEST_F(ManagerTest, QuitDoesNotWaitForUnlimitedRetriesToSucceed) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  for (auto& f : fakes)
+    f->set_key("r", "other");
+  redlock::call_options forever;
+  forever.retry_count = -1;
+  auto out = std::make_shared<lock_out>();
+  m.async_lock({"r"}, 10s, forever, [out](std::error_code ec, redlock::lock) {
+    out->done = true;
+    out->ec = ec;
+  });
+  ASSERT_TRUE(run_until([&] { return fakes[0]->count(kind::acquire) >= 2; }));
+  bool quit_done = false;
+  m.async_quit([&](std::error_code) { quit_done = true; });
+  ASSERT_TRUE(run_until([&] { return quit_done && out->done; }));
+  EXPECT_EQ(out->ec, errc::closed);
+}
+
+TEST_F(ManagerTest, DestructorClosesNodesWithoutWaiting) {
+  auto out = std::make_shared<lock_out>();
+  {
+    redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+    for (auto& f : fakes)
+      f->set_fallback(kind::acquire, step::silence());
+    m.async_lock({"r"}, 10s, [out](std::error_code ec, redlock::lock) {
+      out->done = true;
+      out->ec = ec;
+    });
+    io.restart();
+    io.poll();
+  }
+  for (const auto& f : fakes)
+    EXPECT_TRUE(f->closed());
+  ASSERT_TRUE(run_until([&] { return out->done; }));
+  EXPECT_TRUE(out->ec);
+}
+
+TEST_F(ManagerTest, HookHearsEveryErrorAndTimeoutWithTheNodeId) {
+  auto s = fast();
+  s.request_timeout = 20ms;
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+  std::vector<redlock::node_error> seen;
+  m.on_node_error([&](const redlock::node_error& e) { seen.push_back(e); });
+  fakes[0]->push(kind::acquire, step::error(make_error_code(errc::no_permission),
+                                            "NOPERM this user has no permissions"));
+  fakes[1]->set_fallback(kind::acquire, step::silence());
+  auto out = lock(m, {"r"});
+  EXPECT_EQ(out->ec, errc::quorum_unreachable);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].node, "fake://node0");
+  EXPECT_EQ(seen[0].ec, errc::no_permission);
+  EXPECT_EQ(seen[0].message, "NOPERM this user has no permissions");
+  EXPECT_EQ(seen[1].node, "fake://node1");
+  EXPECT_EQ(seen[1].ec, errc::timeout);
+  EXPECT_EQ(out->l.report().nodes[0].message, "NOPERM this user has no permissions");
+}
+
+TEST_F(ManagerTest, ExtendOfAnExpiredLockFailsPromptlyAndSendsNothing) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto a = lock(m, {"r"}, 50ms);
+  ASSERT_FALSE(a->ec);
+  ASSERT_TRUE(run_until([&] { return a->l.expired(); }));
+  const auto before = total_calls();
+  auto e = extend(m, a->l);
+  EXPECT_EQ(e->ec, errc::lock_expired);
+  EXPECT_EQ(total_calls(), before);
+}
+
+TEST_F(ManagerTest, FailedExtendNeverRunsTheReleaseScript) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto a = lock(m, {"r"});
+  ASSERT_FALSE(a->ec);
+  fakes[0]->set_key("r", "thief");
+  fakes[1]->set_key("r", "thief");
+  auto e = extend(m, a->l);
+  EXPECT_EQ(e->ec, errc::lock_lost);
+  EXPECT_FALSE(e->l.acquired());
+  for (const auto& f : fakes)
+    EXPECT_EQ(f->count(kind::release), 0u);
+  EXPECT_EQ(fakes[2]->store().at("r"), a->l.value());
+}
+
+TEST_F(ManagerTest, ExtendResetsKeysOnARestartedNodeWhileTheLockIsValid) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(5), fast());
+  auto a = lock(m, {"a", "b"});
+  ASSERT_FALSE(a->ec);
+  fakes[1]->clear_store();  // restarted without persistence
+  auto e = extend(m, a->l);
+  ASSERT_FALSE(e->ec) << e->ec.message();
+  ASSERT_TRUE(run_until([&] { return fakes[1]->store().size() == 2; }));
+  EXPECT_EQ(fakes[1]->store().at("a"), a->l.value());
+  EXPECT_EQ(fakes[1]->count(kind::acquire), 2u);  // the lock, then the re-sync
+}
+
+TEST_F(ManagerTest, UnlockOfAnExpiredLockIsPromptEvenWithUnlimitedRetries) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto a = lock(m, {"r"}, 30ms);
+  ASSERT_FALSE(a->ec);
+  ASSERT_TRUE(run_until([&] { return a->l.expired(); }));
+  for (auto& f : fakes)
+    f->set_fallback(kind::release, step::error(make_error_code(errc::timeout)));
+  redlock::call_options forever;
+  forever.retry_count = -1;
+  auto u = unlock(m, a->l, forever);
+  EXPECT_EQ(u->ec, errc::lock_expired);
+  for (const auto& f : fakes)
+    EXPECT_EQ(f->count(kind::release), 1u);
+}
+
+TEST_F(ManagerTest, UnlockCountsReleasedAndAbsentNodes) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(5), fast());
+  auto a = lock(m, {"r"});
+  ASSERT_FALSE(a->ec);
+  fakes[0]->clear_store();
+  for (std::size_t i = 0; i < 5; ++i) {
+    fakes[i]->push(kind::release, step::store(std::chrono::milliseconds(i * 5)));
+  }
+  auto u = unlock(m, a->l);
+  ASSERT_FALSE(u->ec);
+  EXPECT_GE(u->r.released + u->r.absent, 3u);
+  EXPECT_EQ(u->r.absent, 1u);  // node 0 answers first
+}
+
+TEST_F(ManagerTest, UnlockRetriesOnlyFailedNodes) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto a = lock(m, {"r"});
+  ASSERT_FALSE(a->ec);
+  fakes[1]->push(kind::release, step::error(make_error_code(errc::connection_lost)));
+  fakes[2]->push(kind::release, step::error(make_error_code(errc::connection_lost)));
+  redlock::call_options o;
+  o.retry_count = 2;
+  auto u = unlock(m, a->l, o);
+  ASSERT_FALSE(u->ec) << u->ec.message();
+  EXPECT_EQ(fakes[0]->count(kind::release), 1u);
+  EXPECT_EQ(fakes[1]->count(kind::release), 2u);
+  EXPECT_EQ(fakes[2]->count(kind::release), 2u);
+  EXPECT_EQ(u->r.report.attempts, 2);
+}
+
+TEST_F(ManagerTest, WorksWithFuturesAndCoroutines) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto guard = asio::make_work_guard(io);
+  std::thread t([&] { io.run(); });
+  auto f = m.async_lock("r", 10s, asio::use_future);
+  auto l = f.get();
+  EXPECT_TRUE(l.acquired());
+  auto u = m.async_unlock(l, asio::use_future).get();
+  EXPECT_GE(u.released, 2u);
+
+  auto done = std::make_shared<std::promise<bool>>();
+  asio::co_spawn(
+      io,
+      [&m, done]() -> asio::awaitable<void> {
+        auto held = co_await m.async_lock("c", 10s, asio::use_awaitable);
+        auto longer = co_await held.async_extend(20s, asio::use_awaitable);
+        auto [ec, r] = co_await longer.async_unlock(redlock::as_tuple(asio::use_awaitable));
+        done->set_value(!ec && longer.value() == held.value());
+      },
+      asio::detached);
+  auto fut = done->get_future();
+  ASSERT_EQ(fut.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(fut.get());
+  guard.reset();
+  io.stop();
+  t.join();
+}
+
+TEST(BlockingManager, ThrowsLockErrorWithTheReportOnFailure) {
+  asio::io_context io;
+  std::vector<std::shared_ptr<redlock::node>> nodes;
+  std::vector<std::shared_ptr<fake_node>> fakes;
+  // The fakes post their replies to their own io_context, run on a thread here.
+  auto guard = asio::make_work_guard(io);
+  std::thread t([&] { io.run(); });
+  for (int i = 0; i < 3; ++i) {
+    fakes.push_back(std::make_shared<fake_node>(io.get_executor(), "fake://b" + std::to_string(i)));
+    nodes.push_back(fakes.back());
+  }
+  {
+    redlock::settings s;
+    s.retry_count = 0;
+    redlock::blocking_lock_manager b(nodes, s);
+    auto l = b.acquire({"r"}, 10s);
+    EXPECT_TRUE(l.acquired());
+    auto l2 = b.extend(l, 20s);
+    EXPECT_EQ(l2.value(), l.value());
+    std::error_code ec;
+    auto other = b.acquire({"r"}, 10s, {}, ec);
+    EXPECT_EQ(ec, errc::resource_locked);
+    EXPECT_EQ(other.report().nodes.size(), 3u);
+    try {
+      b.acquire({"r"}, 10s);
+      ADD_FAILURE() << "no exception";
+    } catch (const redlock::lock_error& e) {
+      EXPECT_EQ(e.code(), errc::resource_locked);
+      EXPECT_NE(std::string(e.what()).find("fake://b1: denied"), std::string::npos) << e.what();
+    }
+    auto r = b.unlock(l2);
+    EXPECT_GE(r.released, 2u);
+  }
+  for (const auto& f : fakes)
+    EXPECT_TRUE(f->closed());
+  guard.reset();
+  io.stop();
+  t.join();
+}
+
+}  // namespace
