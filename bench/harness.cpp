@@ -64,7 +64,8 @@ struct options {
   long clients = 16;
   long duration_ms = 5000;
   long ttl_ms = 10000;
-  long think_ms = 0;  // contention: pause after each release, outside the lock
+  long think_ms = 0;             // contention: pause after each release, outside the lock
+  long request_timeout_ms = -1;  // -1: the library's default
   std::string cdf_out;
   std::string label;
 };
@@ -74,7 +75,7 @@ struct options {
             << "\nusage: redlock_bench seq|throughput|contention|churn|held --urls U1,U2,... "
                "[--counter HOST:PORT] [--max-count N] [--warmup N] [--in-flight N] "
                "[--clients N] [--duration-ms MS] [--ttl-ms MS] [--think-ms MS] [--cdf-out FILE] "
-               "[--label S]\n";
+               "[--label S] [--request-timeout-ms MS]\n";
   std::exit(2);
 }
 
@@ -117,6 +118,8 @@ options parse(int argc, char** argv) {
       o.clients = std::max(1L, to_long(v));
     } else if (k == "--duration-ms") {
       o.duration_ms = to_long(v);
+    } else if (k == "--request-timeout-ms") {
+      o.request_timeout_ms = to_long(v);
     } else if (k == "--think-ms") {
       o.think_ms = to_long(v);
     } else if (k == "--ttl-ms") {
@@ -272,8 +275,12 @@ class watchdog {
   std::thread thread_;
 };
 
+const options* g_options = nullptr;
+
 redlock::settings bench_settings() {
   redlock::settings s;
+  if (g_options && g_options->request_timeout_ms >= 0)
+    s.request_timeout = std::chrono::milliseconds(g_options->request_timeout_ms);
   // A benchmark cycle on distinct keys never meets a holder; a failure is an error worth
   // seeing, not something to wait out.
   s.retry_count = 0;
@@ -866,6 +873,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   auto o = parse(argc, argv);
+  g_options = &o;
   // Grace for connects, warm-ups, the release phase of `held` and the quit.
   watchdog dog(std::chrono::milliseconds(o.duration_ms) * 3 + 60s);
   try {

@@ -1,6 +1,12 @@
 // Micro-benchmarks: lock value and jitter generation (OpenSSL's CSPRNG), once per operation.
 #include <benchmark/benchmark.h>
 
+#include <openssl/rand.h>
+
+#include <array>
+#include <cstddef>
+#include <string>
+
 #include "redlock/detail/random.hpp"
 
 namespace {
@@ -19,6 +25,30 @@ void bm_random_u64(benchmark::State& state) {
   }
 }
 BENCHMARK(bm_random_u64);
+
+// For comparison, not the library's code: the cost of one value when the CSPRNG is asked for
+// 256 values' worth of bytes at once (one RAND_bytes call per 4 KiB), as a buffered
+// make_lock_value could do. A real one must drop its buffer in a forked child.
+void bm_batched_rand_bytes_per_value(benchmark::State& state) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::array<unsigned char, 4096> buf{};
+  std::size_t used = buf.size();
+  for (auto _ : state) {
+    if (used == buf.size()) {
+      if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1)
+        state.SkipWithError("RAND_bytes failed");
+      used = 0;
+    }
+    std::string out(32, '0');
+    for (std::size_t i = 0; i < 16; ++i) {
+      out[2 * i] = hex[buf[used + i] >> 4];
+      out[2 * i + 1] = hex[buf[used + i] & 0xF];
+    }
+    used += 16;
+    benchmark::DoNotOptimize(out);
+  }
+}
+BENCHMARK(bm_batched_rand_bytes_per_value);
 
 }  // namespace
 

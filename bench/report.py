@@ -50,7 +50,7 @@ def med(xs):
 
 
 def medf(rounds, field):
-    return med([x[field] for x in rounds])
+    return med([x.get(field, float("nan")) for x in rounds])
 
 
 def median_round(rounds, field):
@@ -326,8 +326,8 @@ def main():
       "(loaded with `SCRIPT LOAD`), one redis-benchmark per server, **all N at the same time**, "
       "right before b.")
     w("")
-    w("| N | b: redlock cycles/s | f: limit cycles/s | b / f per round | median b / f | f per node, last round (acquire rps, release rps) |")
-    w("|---|---|---|---|---|---|")
+    w("| N | b: redlock cycles/s | f: limit cycles/s | b / f per round | median b / f | client CPU per cycle | client CPU share | node errors (all rounds) | f per node, last round (acquire rps, release rps) |")
+    w("|---|---|---|---|---|---|---|---|---|")
     tput_rows = []
     for n in NS:
         if b[n] and f[n]:
@@ -336,7 +336,15 @@ def main():
             per = "; ".join(f"{ar:,.0f}, {rr:,.0f}" for ar, rr in zip(last["acquire_rps"], last["release_rps"]))
             bm, fm = medf(b[n], "cycles_per_s"), medf(f[n], "cycles_per_s")
             tput_rows.append((n, bm, fm))
-            w(f"| {n} | {fmt_rate(bm)} | {fmt_rate(fm)} | {rlist(rs, True)} | {med(rs):.0%} | {per} |")
+            errs = sum(x.get("node_errors", 0) for x in b[n])
+            w(f"| {n} | {fmt_rate(bm)} | {fmt_rate(fm)} | {rlist(rs, True)} | {med(rs):.0%} | "
+              f"{medf(b[n], 'client_cpu_us_per_cycle'):.1f} µs | {medf(b[n], 'client_cpu_share'):.0%} | "
+              f"{errs:,} | {per} |")
+    w("")
+    w("Client CPU per cycle: user + system time of the client process during b divided by the "
+      "cycles (getrusage); client CPU share: that time over the wall time of b. Node errors: "
+      "requests that failed at node level (mostly per-request timeouts of 200 ms, each of which "
+      "resets that node's connection), summed over the rounds.")
     w("")
     w("**What \"the limit\" means here.** A Redlock cycle is one acquire and one release on "
       "*every* node, so the cycle rate can never exceed what each server sustains for that pair "
