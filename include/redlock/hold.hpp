@@ -326,26 +326,28 @@ auto async_hold(lock_manager& m, std::vector<std::string> resources, std::chrono
         auto outer = asio::get_associated_cancellation_slot(handler);
         auto box = std::make_shared<
             std::optional<std::conditional_t<std::is_void_v<value_t>, char, value_t>>>();
+        // The routine object lives until its coroutine completes: a coroutine lambda reads
+        // its captures through the closure, which must outlive every suspension.
+        auto keep = std::make_shared<std::decay_t<Routine>>(std::move(rt));
         detail::routine_runner run =
-            [rt = std::move(rt), box](
-                hold_context ctx, asio::strand<asio::any_io_executor> ex,
-                asio::cancellation_slot slot,
-                detail::unique_function<void(std::exception_ptr)> done) mutable {
+            [keep, box](hold_context ctx, asio::strand<asio::any_io_executor> ex,
+                        asio::cancellation_slot slot,
+                        detail::unique_function<void(std::exception_ptr)> done) mutable {
               if constexpr (std::is_void_v<value_t>) {
-                asio::co_spawn(ex, detail::invoke_routine(rt, ctx),
+                asio::co_spawn(ex, detail::invoke_routine(*keep, ctx),
                                asio::bind_cancellation_slot(
-                                   slot, [d = std::move(done)](std::exception_ptr e) mutable {
+                                   slot, [d = std::move(done), keep](std::exception_ptr e) mutable {
                                      d(std::move(e));
                                    }));
               } else {
-                asio::co_spawn(
-                    ex, detail::invoke_routine(rt, ctx),
-                    asio::bind_cancellation_slot(
-                        slot, [d = std::move(done), box](std::exception_ptr e, value_t v) mutable {
-                          if (!e)
-                            box->emplace(std::move(v));
-                          d(std::move(e));
-                        }));
+                asio::co_spawn(ex, detail::invoke_routine(*keep, ctx),
+                               asio::bind_cancellation_slot(
+                                   slot, [d = std::move(done), box, keep](std::exception_ptr e,
+                                                                          value_t v) mutable {
+                                     if (!e)
+                                       box->emplace(std::move(v));
+                                     d(std::move(e));
+                                   }));
               }
             };
         auto fallback = m.get_executor();
