@@ -93,10 +93,17 @@ struct driver {
       if (issued < cfg.count)
         issue();
     };
-    if (cfg.command == "set")
-      node.async_exec({"SET", keys[0], cfg.value}, std::move(h));
-    else
+    if (cfg.command == "set") {
+      // Built without an initializer_list, which would copy every string once more.
+      std::vector<std::string> argv;
+      argv.reserve(3);
+      argv.emplace_back("SET");
+      argv.push_back(keys[0]);
+      argv.push_back(cfg.value);
+      node.async_exec(std::move(argv), std::move(h));
+    } else {
       node.async_eval(script, keys, args, std::move(h));
+    }
   }
 };
 

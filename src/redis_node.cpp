@@ -170,6 +170,17 @@ class request_ring {
     buf_[head_] = std::move(r);
     ++size_;
   }
+  // Drops the front request, whose handler the caller has moved out. The slot keeps its
+  // buffers for reuse but nothing that belongs to the caller.
+  void release_front() noexcept {
+    request& r = buf_[head_];
+    r.script = nullptr;
+    r.owned_script.reset();
+    r.tail.clear();
+    r.resent = false;
+    head_ = (head_ + 1) & (buf_.size() - 1);
+    --size_;
+  }
   request pop_front() {
     request r = std::move(buf_[head_]);
     head_ = (head_ + 1) & (buf_.size() - 1);
@@ -249,14 +260,49 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
 
   // ---- entry points (on the strand) ------------------------------------------------------
 
-  void submit(request r, const std::vector<std::string>* argv) {
+  // Called from any thread. Requests are handed to the strand in batches: the first one
+  // into an empty inbox posts a drain, later ones ride along. Compared with one post per
+  // request this saves a strand hand-off and an operation allocation per request when
+  // requests arrive in bursts (as they do from the completion handlers of a busy client).
+  void enqueue(request&& r, std::vector<std::string>&& argv) {
+    bool schedule = false;
+    {
+      std::lock_guard lock(inbox_mutex_);
+      inbox_.emplace_back(std::move(r), std::move(argv));
+      schedule = !drain_scheduled_;
+      drain_scheduled_ = true;
+    }
+    if (schedule)
+      asio::post(strand_, [self = shared_from_this()] { self->drain(); });
+  }
+
+  void drain() {
+    {
+      std::lock_guard lock(inbox_mutex_);
+      draining_.swap(inbox_);
+      drain_scheduled_ = false;
+    }
+    // One clock read per batch: a request's deadline counts from when the strand took it,
+    // which is at most one batch later than when it was issued.
+    const auto now = clock_type::now();
+    for (auto& in : draining_) {
+      if (in.r.k == request::kind::command && in.argv.empty()) {
+        in.r.handler(errc::invalid_argument, error_reply("empty command"));
+        continue;
+      }
+      const std::vector<std::string>* argv = in.r.k == request::kind::command ? &in.argv : nullptr;
+      submit(std::move(in.r), argv, now);
+    }
+    draining_.clear();  // keeps the capacity for the next batch
+  }
+
+  void submit(request&& r, const std::vector<std::string>* argv, clock_type::time_point now) {
     if (state_ == state::closed) {
       r.handler(errc::closed, error_reply("node " + id_ + " is closed"));
       return;
     }
     bool launch = false;
     if (state_ == state::idle) {
-      const auto now = clock_type::now();
       if (now < next_attempt_) {
         auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_attempt_ - now);
         r.handler(errc::connect_failed,
@@ -267,7 +313,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       prepare_connection();
       launch = true;
     }
-    r.deadline = clock_type::now() + opts_.request_timeout;
+    r.deadline = now + opts_.request_timeout;
     const std::size_t before = pending_.size();
     if (argv) {
       with_views(*argv,
@@ -614,9 +660,24 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       start_read(c);
   }
 
-  void on_reply(reply r) {
+  void on_reply(reply&& r) {
     if (entries_.empty())
       return protocol_failure("reply without a request");
+    request& front = entries_.front();
+    const bool noscript = front.k == request::kind::eval && front.sent_as_evalsha && r.is_error() &&
+                          starts_with(r.str, "NOSCRIPT");
+    if (front.k == request::kind::command || (front.k == request::kind::eval && !noscript)) {
+      // The hot path: complete in place, without moving the request out of the ring.
+      if (front.resent)
+        --resent_count_;
+      reply_handler h = std::move(front.handler);
+      entries_.release_front();
+      std::error_code ec;
+      if (r.is_error())
+        ec = classify_error(r.str);
+      h(ec, std::move(r));
+      return;
+    }
     request req = entries_.pop_front();
     if (req.resent)
       --resent_count_;
@@ -633,7 +694,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
           become_ready();
         return;
       case request::kind::eval:
-        if (r.is_error() && req.sent_as_evalsha && starts_with(r.str, "NOSCRIPT")) {
+        if (noscript) {
           // The script cache was flushed (SCRIPT FLUSH, restart without our knowledge):
           // send it again as EVAL. Caveat: the resent request executes after requests
           // that were pipelined behind it; only a flush between two of our requests on one
@@ -828,6 +889,18 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
   std::mutex scripts_mutex_;
   std::vector<std::unique_ptr<script_entry>> scripts_;
 
+  // Requests not yet taken by the strand (see enqueue()).
+  struct inbound {
+    inbound(request&& req, std::vector<std::string>&& args)
+        : r(std::move(req)), argv(std::move(args)) {}
+    request r;
+    std::vector<std::string> argv;  // for commands; evals are encoded already
+  };
+  std::mutex inbox_mutex_;
+  std::vector<inbound> inbox_;     // guarded by inbox_mutex_
+  bool drain_scheduled_ = false;   // guarded by inbox_mutex_
+  std::vector<inbound> draining_;  // strand only; swapped with inbox_ to keep both capacities
+
   // Strand-only state.
   state state_ = state::idle;
   std::shared_ptr<connection> conn_;
@@ -874,16 +947,9 @@ void redis_node::close() {
 }
 
 void redis_node::async_exec(std::vector<std::string> argv, reply_handler handler) {
-  asio::post(impl_->strand_,
-             [self = impl_, argv = std::move(argv), h = std::move(handler)]() mutable {
-               if (argv.empty()) {
-                 h(errc::invalid_argument, error_reply("empty command"));
-                 return;
-               }
-               request r;
-               r.handler = std::move(h);
-               self->submit(std::move(r), &argv);
-             });
+  request r;
+  r.handler = std::move(handler);
+  impl_->enqueue(std::move(r), std::move(argv));
 }
 
 void redis_node::async_eval(const script& s, std::span<const std::string> keys,
@@ -919,8 +985,7 @@ void redis_node::async_eval(const script& s, std::span<const std::string> keys,
   }
   r.tail_skip = r.tail.find('\n') + 1;
   r.tail_count = n;
-  asio::post(impl_->strand_,
-             [self = impl_, r = std::move(r)]() mutable { self->submit(std::move(r), nullptr); });
+  impl_->enqueue(std::move(r), std::vector<std::string>{});
 }
 
 }  // namespace redlock
