@@ -1,0 +1,327 @@
+// `redlock acquire | extend | release | status`.
+#include "commands.hpp"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+
+#include <asio/use_awaitable.hpp>
+
+#include "duration.hpp"
+#include "output.hpp"
+#include "redlock/asio_compat.hpp"
+#include "redlock/error.hpp"
+#include "redlock/inspect.hpp"
+#include "signals.hpp"
+
+namespace redlock::cli {
+
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+
+std::string name_of(const std::vector<std::string>& resources) {
+  if (resources.size() == 1)
+    return "'" + printable(resources[0]) + "'";
+  return std::to_string(resources.size()) + " resources";
+}
+
+/// The manager's internal handle, needed to rebuild a `lock` for a value acquired by an
+/// earlier invocation (the manager refuses handles that it did not make). The public API
+/// has no accessor for it; a lock attempt rejected before any I/O (no resources) completes
+/// with a handle that carries it. See adopt() for why the rebuilt handle is safe to use.
+asio::awaitable<std::shared_ptr<detail::manager_impl>> manager_handle(session& s) {
+  auto [ec, l] = co_await s.manager().async_lock(std::vector<std::string>{}, milliseconds(1000),
+                                                 as_tuple(asio::use_awaitable));
+  (void)ec;
+  if (!l.manager())
+    throw exit_error(exit_software, "internal error: no manager handle");
+  co_return l.manager();
+}
+
+/// Rebuilds the handle of a lock acquired elsewhere (`redlock acquire` in another process)
+/// from its resources and value.
+///
+/// The local validity of such a lock is unknown: the process that acquired it measured it.
+/// For extend, the handle's validity deadline is therefore read from the servers: an
+/// inspection finds the value on a quorum and takes the conservative end of that quorum's
+/// hold (quorum-th largest TTL minus drift, measured from the request start). A value not
+/// holding a quorum is not adopted (the lock is lost or expired), so an adopted handle never
+/// claims more validity than the servers grant. For release no deadline is needed (release
+/// deletes only our value); `nominal` is used then.
+struct adopted {
+  std::error_code ec;  ///< lock_lost: not held by this value; quorum_unreachable
+  lock l;
+  inspection seen;
+};
+asio::awaitable<adopted> adopt(session& s, const value_args& a, bool read_deadline) {
+  adopted out;
+  auto m = co_await manager_handle(s);
+  lock::parts p;
+  p.manager = m;
+  p.resources = a.resources;
+  p.value = a.value;
+  p.ttl = a.ttl;
+  p.report.quorum = s.manager().quorum();
+  if (!read_deadline) {
+    p.deadline = steady_clock::now() + a.ttl;
+    out.l = lock(std::move(p));
+    co_return out;
+  }
+  auto [ec, in] = co_await async_inspect(s.manager(), a.resources, as_tuple(asio::use_awaitable));
+  if (ec) {
+    out.ec = ec;
+    co_return out;
+  }
+  if (in.held() && in.holder == a.value && in.remaining() > steady_clock::duration::zero()) {
+    p.deadline = in.validity_deadline;
+    out.l = lock(std::move(p));
+  } else {
+    std::size_t answered = 0;
+    for (const auto& n : in.nodes)
+      answered += n.answered() ? 1 : 0;
+    out.ec = answered < in.quorum ? make_error_code(errc::quorum_unreachable)
+                                  : make_error_code(errc::lock_lost);
+  }
+  out.seen = std::move(in);
+  co_return out;
+}
+
+std::string describe_not_held(const inspection& in) {
+  switch (in.status) {
+    case lock_status::free:
+      return "it is free (expired or released)";
+    case lock_status::held:
+      return "another value holds it";
+    case lock_status::indeterminate:
+      break;
+  }
+  return "no quorum holds this value";
+}
+
+/// Ctrl-C / SIGTERM while acquire waits: stop waiting, release anything won, exit 128+N.
+asio::awaitable<int> acquire_body(session& s, const acquire_args& a) {
+  interruption intr;
+  signal_watcher sw(s.context(), {SIGINT, SIGTERM, SIGHUP});
+  sw.start([&](signal_event e) { intr.interrupt(e.signo); });
+  auto [ec, l, attempts] = co_await acquire_waiting(s, a.resources, a.ttl, a.wait, intr);
+  sw.stop();
+  if (intr.signo != 0) {
+    if (!ec)
+      co_await release_quietly(s, l);
+    co_return exit_signal_base + intr.signo;
+  }
+  if (ec) {
+    std::string what;
+    if (ec == errc::resource_locked)
+      what = "not acquired: " + name_of(a.resources) + " is held by another owner (" +
+             std::to_string(attempts) + (attempts == 1 ? " attempt)" : " attempts)");
+    else if (ec == errc::quorum_unreachable)
+      what = "not acquired: too many servers unreachable or failing for a quorum";
+    else
+      what = "not acquired: " + ec.message();
+    print_failure(what, l.report(), s.conf().verbose || ec != errc::resource_locked);
+    co_return exit_code_for(ec);
+  }
+  std::printf("%s\n", l.value().c_str());
+  std::fflush(stdout);
+  if (s.conf().verbose) {
+    std::fprintf(stderr, "redlock: acquired %s, valid for %s (%d attempts)\n",
+                 name_of(a.resources).c_str(),
+                 format_duration(duration_cast<milliseconds>(l.remaining())).c_str(), attempts);
+  }
+  co_return exit_ok;
+}
+
+asio::awaitable<int> extend_body(session& s, const value_args& a) {
+  auto ad = co_await adopt(s, a, true);
+  if (ad.ec == errc::lock_lost) {
+    std::fprintf(stderr, "redlock: not extended: %s is not held by this value: %s\n",
+                 name_of(a.resources).c_str(), describe_not_held(ad.seen).c_str());
+    if (s.conf().verbose)
+      std::fputs(ad.seen.to_string().c_str(), stderr);
+    co_return exit_lost;
+  }
+  if (ad.ec) {
+    std::fprintf(stderr, "redlock: not extended: %s\n",
+                 ad.ec == errc::quorum_unreachable
+                     ? "too many servers unreachable or failing for a quorum"
+                     : ad.ec.message().c_str());
+    if (!ad.seen.nodes.empty())
+      std::fputs(ad.seen.to_string().c_str(), stderr);
+    co_return exit_code_for(ad.ec);
+  }
+  auto [ec, l] = co_await s.manager().async_extend(ad.l, a.ttl, as_tuple(asio::use_awaitable));
+  if (ec) {
+    print_failure("not extended: " + ec.message(), l.report(), true);
+    co_return exit_code_for(ec);
+  }
+  if (s.conf().verbose) {
+    std::fprintf(stderr, "redlock: extended %s, valid for %s\n", name_of(a.resources).c_str(),
+                 format_duration(duration_cast<milliseconds>(l.remaining())).c_str());
+  }
+  co_return exit_ok;
+}
+
+asio::awaitable<int> release_body(session& s, const value_args& a) {
+  auto ad = co_await adopt(s, a, false);
+  auto [ec, r] = co_await s.manager().async_unlock(ad.l, as_tuple(asio::use_awaitable));
+  if (ec) {
+    print_failure("release failed: " + ec.message(), r.report, true);
+    co_return exit_code_for(ec);
+  }
+  if (r.released < s.manager().quorum()) {
+    // Our value is gone everywhere now, but it was not there on a quorum: the lock had
+    // expired (or was taken over) before this release. Scripts want to know.
+    std::fprintf(stderr,
+                 "redlock: %s was not held by this value (released on %zu of %zu servers); "
+                 "it had expired or been released\n",
+                 name_of(a.resources).c_str(), r.released, r.nodes);
+    co_return exit_lost;
+  }
+  if (s.conf().verbose) {
+    std::fprintf(stderr, "redlock: released %s on %zu of %zu servers\n",
+                 name_of(a.resources).c_str(), r.released, r.nodes);
+  }
+  co_return exit_ok;
+}
+
+std::string ttl_text(milliseconds ttl) {
+  if (ttl.count() == -1)
+    return "no expiry";
+  if (ttl.count() < 0)
+    return "-";
+  return format_duration(ttl);
+}
+
+void print_status_text(const inspection& in) {
+  std::string out;
+  out += "status: ";
+  out += to_string(in.status);
+  if (in.held()) {
+    out += " by " + printable(in.holder) + " on " + std::to_string(in.holding_nodes) + " of " +
+           std::to_string(in.nodes.size()) + " servers";
+    if (in.validity_deadline == steady_clock::time_point::max()) {
+      out += ", no expiry";
+    } else {
+      out += ", valid for at least " + format_duration(duration_cast<milliseconds>(std::max(
+                                           in.remaining(), steady_clock::duration::zero())));
+    }
+  } else if (in.status == lock_status::free) {
+    out += " on " + std::to_string(in.free_nodes) + " of " + std::to_string(in.nodes.size()) +
+           " servers";
+  }
+  out += " (quorum " + std::to_string(in.quorum) + ")\n";
+  for (const auto& n : in.nodes) {
+    out += "  " + n.node + ": ";
+    if (!n.answered()) {
+      out += "error: " + (n.message.empty() ? n.ec.message() : printable(n.message)) + "\n";
+      continue;
+    }
+    for (std::size_t i = 0; i < n.keys.size(); ++i) {
+      const auto& k = n.keys[i];
+      if (in.resources.size() > 1)
+        out += (i ? "; " : "") + printable(in.resources[i]) + " ";
+      if (!k.present) {
+        out += "free";
+      } else if (!k.value) {
+        out += "(not a string) ttl " + ttl_text(k.ttl);
+      } else {
+        out += printable(*k.value) + " ttl " + ttl_text(k.ttl);
+      }
+    }
+    out += "\n";
+  }
+  std::fputs(out.c_str(), stdout);
+}
+
+void print_status_json(const inspection& in) {
+  std::string out = "{\n";
+  out += "  \"status\": " + json_string(to_string(in.status)) + ",\n";
+  out += "  \"quorum\": " + std::to_string(in.quorum) + ",\n";
+  out += "  \"resources\": [";
+  for (std::size_t i = 0; i < in.resources.size(); ++i)
+    out += (i ? ", " : "") + json_string(in.resources[i]);
+  out += "],\n";
+  out += "  \"holder\": " + (in.held() ? json_string(in.holder) : std::string("null")) + ",\n";
+  out += "  \"holding_nodes\": " + std::to_string(in.holding_nodes) + ",\n";
+  out += "  \"free_nodes\": " + std::to_string(in.free_nodes) + ",\n";
+  std::string validity = "null";
+  if (in.held() && in.validity_deadline != steady_clock::time_point::max()) {
+    validity = std::to_string(
+        duration_cast<milliseconds>(std::max(in.remaining(), steady_clock::duration::zero()))
+            .count());
+  }
+  out += "  \"validity_ms\": " + validity + ",\n";
+  out += "  \"nodes\": [";
+  for (std::size_t n = 0; n < in.nodes.size(); ++n) {
+    const auto& ns = in.nodes[n];
+    out += n ? ",\n" : "\n";
+    out += "    {\"node\": " + json_string(ns.node) + ", ";
+    if (!ns.answered()) {
+      out += "\"error\": " + json_string(ns.message.empty() ? ns.ec.message() : ns.message) +
+             ", \"keys\": []}";
+      continue;
+    }
+    out +=
+        "\"error\": null, \"latency_us\": " + std::to_string(ns.latency.count()) + ", \"keys\": [";
+    for (std::size_t i = 0; i < ns.keys.size(); ++i) {
+      const auto& k = ns.keys[i];
+      out += i ? ", " : "";
+      out +=
+          "{\"resource\": " + json_string(in.resources[i]) +
+          ", \"present\": " + (k.present ? "true" : "false") +
+          ", \"value\": " + (k.value ? json_string(*k.value) : std::string("null")) +
+          ", \"ttl_ms\": " +
+          (k.present && k.ttl.count() >= 0 ? std::to_string(k.ttl.count()) : std::string("null")) +
+          "}";
+    }
+    out += "]}";
+  }
+  out += in.nodes.empty() ? "]\n}\n" : "\n  ]\n}\n";
+  std::fputs(out.c_str(), stdout);
+}
+
+asio::awaitable<int> status_body(session& s, const status_args& a) {
+  auto [ec, in] = co_await async_inspect(s.manager(), a.resources, as_tuple(asio::use_awaitable));
+  if (ec) {
+    std::fprintf(stderr, "redlock: status failed: %s\n", ec.message().c_str());
+    co_return exit_code_for(ec);
+  }
+  if (a.json)
+    print_status_json(in);
+  else
+    print_status_text(in);
+  std::fflush(stdout);
+  std::size_t answered = 0;
+  for (const auto& n : in.nodes)
+    answered += n.answered() ? 1 : 0;
+  // The verdict itself is not a failure; too few servers answering to know is.
+  co_return answered < in.quorum ? exit_unavailable : exit_ok;
+}
+
+}  // namespace
+
+int cmd_acquire(const config& c, const acquire_args& a) {
+  session s(c);
+  return s.run([&] { return acquire_body(s, a); });
+}
+
+int cmd_extend(const config& c, const value_args& a) {
+  session s(c);
+  return s.run([&] { return extend_body(s, a); });
+}
+
+int cmd_release(const config& c, const value_args& a) {
+  session s(c);
+  return s.run([&] { return release_body(s, a); });
+}
+
+int cmd_status(const config& c, const status_args& a) {
+  session s(c);
+  return s.run([&] { return status_body(s, a); });
+}
+
+}  // namespace redlock::cli

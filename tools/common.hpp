@@ -1,0 +1,75 @@
+// What every redlock subcommand shares: the servers, the manager settings, TLS files, the
+// errors that end the program with a given exit code, and printing helpers.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+
+#include "exit_codes.hpp"
+#include "redlock/endpoint.hpp"
+#include "redlock/lock_manager.hpp"
+#include "redlock/settings.hpp"
+
+namespace redlock::cli {
+
+/// Ends the program with `code` after printing "redlock: <what>" to stderr.
+class exit_error : public std::runtime_error {
+ public:
+  exit_error(int code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  int code() const noexcept { return code_; }
+
+ private:
+  int code_;
+};
+
+inline exit_error usage_error(const std::string& what) {
+  return {exit_usage, what};
+}
+
+/// The global options as given (durations still as text, so that a bad value can be
+/// reported by option name).
+struct global_options {
+  std::vector<std::string> servers;  ///< --server, repeatable
+  std::optional<double> drift;
+  std::string retry_delay, retry_jitter, request_timeout, connect_timeout;
+  bool tls = false;
+  std::string tls_ca, tls_ca_dir, tls_cert, tls_key, tls_server_name;
+  bool tls_insecure = false;
+  bool verbose = false;
+};
+
+/// The resolved configuration.
+struct config {
+  std::vector<endpoint> endpoints;
+  redlock::settings settings;
+  bool verbose = false;
+};
+
+/// Resolves servers (--server, else REDLOCK_SERVERS, else the default), parses durations,
+/// applies TLS files. Throws exit_error(exit_usage) saying what is wrong; never prints a
+/// password.
+config resolve(const global_options& g);
+
+/// Parses a duration option; throws a usage error naming the option.
+std::chrono::milliseconds duration_option(const std::string& name, const std::string& text);
+
+/// Builds the manager over redis_nodes for the configured endpoints.
+std::unique_ptr<lock_manager> make_manager(asio::any_io_executor ex, const config& c);
+
+/// Maps a failed lock operation to the exit code its kind of failure has.
+int exit_code_for(std::error_code ec);
+
+/// Prints "redlock: <what>" and, when verbose or useful, the per-node report to stderr.
+void print_failure(const std::string& what, const report& r, bool with_report);
+
+/// One line per node of the report, indented, for stderr.
+std::string indent_report(const report& r);
+
+}  // namespace redlock::cli

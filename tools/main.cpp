@@ -1,0 +1,241 @@
+// redlock: Redlock distributed locks from the shell, the way flock(1) is used.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "child.hpp"
+#include "commands.hpp"
+#include "common.hpp"
+#include "exit_codes.hpp"
+
+namespace redlock::cli {
+
+namespace {
+
+constexpr const char* environment_help =
+    "Environment:\n"
+    "  REDLOCK_SERVERS  comma-separated server URLs, used when no --server is given\n"
+    "                   (default redis://127.0.0.1:6379)\n";
+
+constexpr const char* examples_help =
+    "Examples:\n"
+    "  redlock run --ttl 30s --no-wait nightly-backup -- ./backup.sh --full\n"
+    "  v=$(redlock acquire deploy) && ./deploy.sh && redlock release deploy --value \"$v\"\n"
+    "  redlock status deploy --json\n";
+
+struct wait_flags {
+  std::string wait;
+  bool no_wait = false;
+};
+
+void add_wait_options(CLI::App* cmd, wait_flags& w) {
+  auto* wait = cmd->add_option("--wait", w.wait,
+                               "How long to keep trying while another owner holds the lock "
+                               "(default 30s)");
+  auto* no_wait = cmd->add_flag("--no-wait", w.no_wait, "Try once; do not wait");
+  wait->excludes(no_wait);
+}
+
+wait_options resolve_wait(const wait_flags& w) {
+  wait_options out;
+  out.no_wait = w.no_wait;
+  if (!w.wait.empty())
+    out.wait = duration_option("--wait", w.wait);
+  return out;
+}
+
+std::chrono::milliseconds resolve_ttl(const std::string& text) {
+  auto ttl = duration_option("--ttl", text);
+  if (ttl.count() <= 0)
+    throw usage_error("--ttl must be greater than 0");
+  return ttl;
+}
+
+int real_main(int argc, char** argv) {
+  // `run ... -- CMD ARGS`: everything after the first "--" is the command, verbatim.
+  std::vector<std::string> head;
+  std::vector<std::string> tail;
+  bool has_separator = false;
+  for (int i = 0; i < argc; ++i) {
+    if (!has_separator && i > 0 && std::strcmp(argv[i], "--") == 0) {
+      has_separator = true;
+      continue;
+    }
+    (has_separator ? tail : head).emplace_back(argv[i]);
+  }
+
+  CLI::App app{
+      "redlock: distributed locks over N independent Redis servers (the Redlock algorithm)."};
+  app.name("redlock");
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.footer(std::string("\n") + exit_code_help + "\n" + environment_help + "\n" + examples_help);
+
+  global_options g;
+  app.add_option("-s,--server", g.servers,
+                 "Redis server URL, repeatable: redis://[user[:password]@]host[:port][/db], "
+                 "rediss://... (TLS), unix:///path.sock")
+      ->type_name("URL")
+      ->allow_extra_args(false);  // one URL per --server; RESOURCE... follows
+  app.add_option("--drift", g.drift, "Clock drift factor (default 0.01)")->type_name("FACTOR");
+  app.add_option("--retry-delay", g.retry_delay, "Pause between attempts (default 200ms)")
+      ->type_name("DURATION");
+  app.add_option("--retry-jitter", g.retry_jitter, "Random +- spread of the pause (default 100ms)")
+      ->type_name("DURATION");
+  app.add_option("--request-timeout", g.request_timeout,
+                 "Per-server answer deadline (default 200ms)")
+      ->type_name("DURATION");
+  app.add_option("--connect-timeout", g.connect_timeout, "Per-server connect deadline (default 1s)")
+      ->type_name("DURATION");
+  app.add_flag("--tls", g.tls, "Use TLS for every server (as with rediss://)");
+  app.add_option("--tls-ca", g.tls_ca, "CA bundle (PEM) to verify servers")->type_name("FILE");
+  app.add_option("--tls-ca-dir", g.tls_ca_dir, "Directory of hashed CA certificates")
+      ->type_name("DIR");
+  app.add_option("--tls-cert", g.tls_cert, "Client certificate (PEM)")->type_name("FILE");
+  app.add_option("--tls-key", g.tls_key, "Client private key (PEM)")->type_name("FILE");
+  app.add_option("--tls-server-name", g.tls_server_name, "Name to verify and send as SNI")
+      ->type_name("NAME");
+  app.add_flag("--tls-insecure", g.tls_insecure,
+               "Do not verify server certificates (testing only)");
+  app.add_flag("-v,--verbose", g.verbose, "Per-server details on stderr");
+
+  // run
+  run_args ra;
+  std::string run_ttl = "10s", run_grace = "5s", run_on_lost = "term";
+  wait_flags run_wait;
+  auto* run = app.add_subcommand(
+      "run",
+      "Acquire, run a command (no shell) while extending the lock, release when it exits; "
+      "exit with its exit code. Usage: redlock run [options] RESOURCE... -- CMD [ARGS...]");
+  run->add_option("resources", ra.resources, "Resources (Redis keys) to lock")
+      ->required()
+      ->type_name("RESOURCE");
+  run->add_option("--ttl", run_ttl, "Lock TTL; extended automatically (default 10s)")
+      ->type_name("DURATION");
+  add_wait_options(run, run_wait);
+  run->add_option("--on-lost", run_on_lost,
+                  "If the lock is lost while the command runs: term (SIGTERM, then SIGKILL "
+                  "after --grace), kill (SIGKILL), ignore (warn only) (default term)")
+      ->check(CLI::IsMember({"term", "kill", "ignore"}));
+  run->add_option("--grace", run_grace, "Time between SIGTERM and SIGKILL (default 5s)")
+      ->type_name("DURATION");
+
+  // acquire
+  acquire_args aa;
+  std::string acq_ttl = "10s";
+  wait_flags acq_wait;
+  auto* acquire = app.add_subcommand(
+      "acquire", "Acquire and print the lock value (only it, on stdout) for extend/release");
+  acquire->add_option("resources", aa.resources, "Resources to lock")
+      ->required()
+      ->type_name("RESOURCE");
+  acquire->add_option("--ttl", acq_ttl, "Lock TTL (default 10s)")->type_name("DURATION");
+  add_wait_options(acquire, acq_wait);
+
+  // extend / release
+  value_args ea;
+  std::string ext_ttl = "10s";
+  auto* extend =
+      app.add_subcommand("extend", "Extend a lock acquired with `redlock acquire` to TTL from now");
+  extend->add_option("resources", ea.resources, "The lock's resources")
+      ->required()
+      ->type_name("RESOURCE");
+  extend->add_option("--value", ea.value, "The value printed by acquire")->required();
+  extend->add_option("--ttl", ext_ttl, "New TTL from now (default 10s)")->type_name("DURATION");
+
+  value_args rla;
+  auto* release = app.add_subcommand(
+      "release", "Release a lock acquired with `redlock acquire` (deletes only this value)");
+  release->add_option("resources", rla.resources, "The lock's resources")
+      ->required()
+      ->type_name("RESOURCE");
+  release->add_option("--value", rla.value, "The value printed by acquire")->required();
+
+  // status
+  status_args sa;
+  auto* status = app.add_subcommand(
+      "status", "Show per server the holder and TTL of the resources, and the verdict");
+  status->add_option("resources", sa.resources, "Resources to inspect")
+      ->required()
+      ->type_name("RESOURCE");
+  status->add_flag("--json", sa.json, "Machine-readable output");
+
+  auto parse = [&](const std::vector<std::string>& args) {
+    // CLI11 takes the arguments in reverse order, without the program name.
+    std::vector<std::string> rev(args.rbegin(), args.rend() - 1);
+    app.parse(rev);
+  };
+  try {
+    parse(head);
+    if (has_separator && !run->parsed()) {
+      // Not `run`: "--" keeps its usual meaning (end of options), so parse it all again.
+      app.clear();
+      std::vector<std::string> all = head;
+      all.emplace_back("--");
+      all.insert(all.end(), tail.begin(), tail.end());
+      parse(all);
+    }
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? exit_ok : exit_usage;
+  }
+
+  try {
+    if (run->parsed()) {
+      if (!has_separator || tail.empty())
+        throw usage_error("run: give the command after '--': redlock run RESOURCE... -- CMD");
+      ra.command = tail;
+      ra.ttl = resolve_ttl(run_ttl);
+      ra.wait = resolve_wait(run_wait);
+      ra.grace = duration_option("--grace", run_grace);
+      ra.on_lost = run_on_lost == "kill"     ? on_lost_policy::kill
+                   : run_on_lost == "ignore" ? on_lost_policy::ignore
+                                             : on_lost_policy::term;
+      return cmd_run(resolve(g), ra);
+    }
+    if (acquire->parsed()) {
+      aa.ttl = resolve_ttl(acq_ttl);
+      aa.wait = resolve_wait(acq_wait);
+      return cmd_acquire(resolve(g), aa);
+    }
+    if (extend->parsed()) {
+      ea.ttl = resolve_ttl(ext_ttl);
+      if (ea.value.empty())
+        throw usage_error("--value must not be empty");
+      return cmd_extend(resolve(g), ea);
+    }
+    if (release->parsed()) {
+      if (rla.value.empty())
+        throw usage_error("--value must not be empty");
+      return cmd_release(resolve(g), rla);
+    }
+    if (status->parsed())
+      return cmd_status(resolve(g), sa);
+  } catch (const exit_error& e) {
+    std::fprintf(stderr, "redlock: %s\n", e.what());
+    if (e.code() == exit_usage)
+      std::fputs("Run with --help for more information.\n", stderr);
+    return e.code();
+  }
+  return exit_usage;
+}
+
+}  // namespace
+
+}  // namespace redlock::cli
+
+int main(int argc, char** argv) {
+  // Before anything opens a descriptor: what is open now belongs to the caller and is
+  // passed on to `run`'s command.
+  redlock::cli::record_inherited_fds();
+  try {
+    return redlock::cli::real_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "redlock: internal error: %s\n", e.what());
+    return redlock::cli::exit_software;
+  }
+}

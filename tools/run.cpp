@@ -1,0 +1,186 @@
+// `redlock run`: acquire, run the command while extending, release, pass its exit code on.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include <asio/co_spawn.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "child.hpp"
+#include "commands.hpp"
+#include "duration.hpp"
+#include "redlock/asio_compat.hpp"
+#include "redlock/error.hpp"
+#include "redlock/hold.hpp"
+#include "signals.hpp"
+
+namespace redlock::cli {
+
+namespace {
+
+std::string describe_failure(std::error_code ec, const std::vector<std::string>& resources,
+                             int attempts) {
+  std::string what = resources.size() == 1 ? "'" + printable(resources[0]) + "'"
+                                           : std::to_string(resources.size()) + " resources";
+  const std::string tries =
+      " (" + std::to_string(attempts) + (attempts == 1 ? " attempt)" : " attempts)");
+  if (ec == errc::resource_locked)
+    return "not acquired: " + what + " is held by another owner" + tries;
+  if (ec == errc::quorum_unreachable)
+    return "not acquired: too many servers unreachable or failing for a quorum" + tries;
+  if (ec == errc::validity_exhausted)
+    return "not acquired: servers answered too slowly for the TTL" + tries;
+  return "not acquired: " + ec.message();
+}
+
+const char* signal_name(int s) {
+  const char* n = ::sigabbrev_np(s);
+  return n != nullptr ? n : "?";
+}
+
+asio::awaitable<int> run_body(session& s, signal_watcher& sw, const run_args& a) {
+  auto& ctx = s.context();
+  interruption intr;
+  pid_t child = -1;
+  bool exited = false;
+  int status = 0;
+  bool lost = false;
+  asio::steady_timer wake(ctx);  // cancelled to wake the waiting loop below
+  wake.expires_at(asio::steady_timer::time_point::max());
+  asio::steady_timer grace(ctx);
+
+  sw.start([&](signal_event e) {
+    if (e.signo == SIGCHLD) {
+      if (child > 0 && !exited) {
+        int st = 0;
+        if (::waitpid(child, &st, WNOHANG) == child) {
+          exited = true;
+          status = st;
+          wake.cancel();
+        }
+      }
+      return;
+    }
+    if (child > 0) {
+      // A terminal's Ctrl-C already reached the command (same process group); a signal
+      // sent to redlock by a process (kill, a supervisor) is passed on.
+      if (!exited && e.from_process)
+        ::kill(child, e.signo);
+      return;
+    }
+    intr.interrupt(e.signo);
+  });
+
+  auto [ec, l, attempts] = co_await acquire_waiting(s, a.resources, a.ttl, a.wait, intr);
+  if (intr.signo != 0) {
+    if (!ec)
+      co_await release_quietly(s, l);
+    sw.stop();
+    co_return exit_signal_base + intr.signo;
+  }
+  if (ec) {
+    print_failure(describe_failure(ec, a.resources, attempts), l.report(),
+                  s.conf().verbose || ec != errc::resource_locked);
+    sw.stop();
+    co_return exit_code_for(ec);
+  }
+
+  const pid_t parent = ::getpid();
+  const spawn_result sr = spawn_command(a.command, [&sw, parent] {
+    sw.reset_in_child();
+    // If redlock is killed (SIGKILL) nobody extends the lock any more: the command must
+    // not go on believing it holds it.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent)
+      ::_exit(exit_lost);
+  });
+  if (sr.pid < 0) {
+    std::fprintf(stderr, "redlock: cannot run '%s': %s\n", printable(a.command[0]).c_str(),
+                 std::strerror(sr.error));
+    co_await release_quietly(s, l);
+    sw.stop();
+    co_return sr.error == ENOENT ? exit_not_found : exit_cannot_execute;
+  }
+  child = sr.pid;
+
+  auto on_lost = [&](loss_reason why, std::error_code lec) {
+    lost = true;
+    if (exited)
+      return;
+    std::string reason = "lock lost: ";
+    if (why == loss_reason::expired) {
+      reason += "its validity ran out before an extension succeeded";
+      if (lec)
+        reason += " (last error: " + lec.message() + ")";
+    } else if (lec) {
+      reason += lec.message();
+    } else {
+      reason += to_string(why);
+    }
+    switch (a.on_lost) {
+      case on_lost_policy::term:
+        std::fprintf(stderr, "redlock: %s; sending SIGTERM to the command (SIGKILL in %s)\n",
+                     reason.c_str(), format_duration(a.grace).c_str());
+        ::kill(child, SIGTERM);
+        grace.expires_after(a.grace);
+        grace.async_wait([&](std::error_code gec) {
+          if (gec || exited)
+            return;
+          std::fprintf(stderr, "redlock: the command outlived the grace period; SIGKILL\n");
+          ::kill(child, SIGKILL);
+        });
+        break;
+      case on_lost_policy::kill:
+        std::fprintf(stderr, "redlock: %s; sending SIGKILL to the command\n", reason.c_str());
+        ::kill(child, SIGKILL);
+        break;
+      case on_lost_policy::ignore:
+        std::fprintf(stderr, "redlock: warning: %s; the command keeps running (--on-lost ignore)\n",
+                     reason.c_str());
+        break;
+    }
+  };
+  // Extends at half the TTL left, retries failed rounds while validity remains, and calls
+  // on_lost once if the lock is lost or its validity runs out.
+  lock_keeper keeper(l, hold_options{}, on_lost);
+
+  while (!exited)
+    co_await wake.async_wait(as_tuple(asio::use_awaitable));
+  grace.cancel();
+  sw.stop();
+
+  // Stops extending, then deletes our value wherever it is still present (nothing else).
+  auto [rec, outcome] = co_await keeper.async_release(as_tuple(asio::use_awaitable));
+  if (rec && !lost && rec != errc::lock_expired) {
+    print_failure("warning: release failed (" + rec.message() + "); the keys expire with their TTL",
+                  outcome.last_report, s.conf().verbose);
+  }
+
+  if (lost && a.on_lost != on_lost_policy::ignore)
+    co_return exit_lost;
+  if (WIFEXITED(status))
+    co_return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) {
+    if (s.conf().verbose)
+      std::fprintf(stderr, "redlock: the command was ended by SIG%s\n",
+                   signal_name(WTERMSIG(status)));
+    co_return exit_signal_base + WTERMSIG(status);
+  }
+  co_return exit_software;
+}
+
+}  // namespace
+
+int cmd_run(const config& c, const run_args& a) {
+  session s(c);
+  signal_watcher sw(s.context(), {SIGINT, SIGTERM, SIGHUP, SIGCHLD});
+  return s.run([&]() { return run_body(s, sw, a); });
+}
+
+}  // namespace redlock::cli

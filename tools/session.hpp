@@ -1,0 +1,84 @@
+// One invocation's event loop and lock manager, and the shared acquire-with-wait loop.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "common.hpp"
+#include "output.hpp"
+#include "redlock/lock_manager.hpp"
+
+// GCC 12 reports asio's awaitable frames (allocated and freed by asio's own operator
+// new/delete pair) as mismatched once it inlines them: a known false positive. Every file
+// that writes coroutines includes this header.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+namespace redlock::cli {
+
+/// The io_context (run on the main thread) and the manager over the configured servers.
+class session {
+ public:
+  explicit session(config c);
+  ~session();
+
+  asio::io_context& context() noexcept { return ioc_; }
+  lock_manager& manager() noexcept { return *manager_; }
+  const config& conf() const noexcept { return conf_; }
+
+  /// Runs `body` to completion, then quits the manager (waiting for releases in flight,
+  /// bounded) and returns body's exit code. Exceptions from body propagate.
+  int run(std::function<asio::awaitable<int>()> body);
+
+ private:
+  config conf_;
+  asio::io_context ioc_;
+  std::unique_ptr<lock_manager> manager_;
+};
+
+/// How long `acquire_waiting` keeps trying.
+struct wait_options {
+  /// Total time budget; nullopt with no_wait. Attempts start while it lasts.
+  std::chrono::milliseconds wait{30'000};
+  bool no_wait = false;
+};
+
+/// Set by a signal handler to make acquire_waiting stop early; `wake` cuts its sleep short.
+struct interruption {
+  int signo = 0;
+  asio::steady_timer* sleeper = nullptr;
+  void interrupt(int s);
+};
+
+/// Tries to acquire, one attempt at a time (retry delay +- jitter between attempts), until
+/// acquired, the wait budget is used up, or an interruption. On a terminal, a status line
+/// shows the time waited, the attempts and the holder's remaining TTL.
+struct acquire_result {
+  std::error_code ec;  ///< the last attempt's error (resource_locked, quorum_unreachable...)
+  lock l;              ///< the lock, or an empty handle with the last attempt's report
+  int attempts = 0;
+};
+asio::awaitable<acquire_result> acquire_waiting(session& s,
+                                                const std::vector<std::string>& resources,
+                                                std::chrono::milliseconds ttl, wait_options w,
+                                                interruption& intr);
+
+/// Releases `l` with a small retry budget; prints a warning on failure. Returns the error.
+asio::awaitable<std::error_code> release_quietly(session& s, const lock& l);
+
+/// The holder's remaining TTL on the resources (largest TTL among the nodes that a quorum
+/// agrees on), for the status line; nullopt when unknown.
+asio::awaitable<std::optional<std::chrono::milliseconds>> holder_ttl(
+    session& s, const std::vector<std::string>& resources);
+
+}  // namespace redlock::cli
