@@ -608,6 +608,7 @@ void redis_server::start() {
   std::vector<std::string> argv = opts_.wrapper;
   argv.push_back(opts_.executable);
   argv.push_back(dir_ + "/redis.conf");
+  argv.insert(argv.end(), opts_.extra_args.begin(), opts_.extra_args.end());
   // PDEATHSIG fires when the *thread* that forked exits, so only use it from the main thread.
   bool main_thread = static_cast<pid_t>(syscall(SYS_gettid)) == getpid();
   {

@@ -32,7 +32,9 @@ struct redis_server_options {
   /// Prefix command, e.g. {"ip", "netns", "exec", "ns"} (fault tests), or an LD_PRELOAD env
   /// entry via `env`.
   std::vector<std::string> wrapper;
-  std::vector<std::string> env;  ///< extra "NAME=value" entries for the server's environment
+  std::vector<std::string> env;
+  /// Extra command-line arguments after the config file, e.g. {"--sentinel"}.
+  std::vector<std::string> extra_args;  ///< extra "NAME=value" entries for the server's environment
   std::chrono::milliseconds start_timeout{10000};
 };
 

@@ -1,0 +1,86 @@
+// A node backed by a Redis Sentinel deployment: the master is found through the sentinels and
+// followed across failovers.
+//
+// Safety note: Sentinel replication is asynchronous. A lock written to a master that fails over
+// before replicating it is lost on the new master, so one Sentinel deployment is one Redlock
+// node, not N of them: use several independent deployments for a quorum (see the README).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+
+#include "redlock/endpoint.hpp"
+#include "redlock/node.hpp"
+#include "redlock/redis_node.hpp"
+
+namespace redlock {
+
+struct sentinel_config {
+  /// Sentinel addresses, asked in order. Their own username/password/TLS apply to them.
+  std::vector<endpoint> sentinels;
+  /// The monitored master's name (`sentinel monitor <name> ...`).
+  std::string master_name;
+  /// Credentials, db and TLS settings for the master; host and port come from the sentinels.
+  endpoint master;
+  /// Connection behaviour for the sentinels and the master.
+  connection_options options;
+  /// After a failure that suggests a failover (connection lost, connect failed, timeout or a
+  /// READONLY reply), the next request asks the sentinels again, but not more often than this.
+  std::chrono::milliseconds min_resolve_interval{100};
+  /// While everything works, the sentinels are still asked this often (in the background,
+  /// without delaying requests) so that a failover that left the old master writable is
+  /// noticed within about this time. Zero disables the periodic check.
+  std::chrono::milliseconds refresh_interval{1000};
+};
+
+/// True for `redis+sentinel://` and `rediss+sentinel://` URLs.
+bool is_sentinel_url(std::string_view url) noexcept;
+
+/// Parses `redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/master_name[/db]`
+/// with optional query parameters: `sentinel_user`, `sentinel_password` (credentials for the
+/// sentinels; the userinfo is the master's) and the TLS parameters of parse_endpoint (`ca`,
+/// `ca_dir`, `cert`, `key`, `sni`, `insecure`), which apply to the sentinels and the master.
+/// `rediss+sentinel://` turns TLS on for both. The sentinel port defaults to 26379. On failure
+/// sets ec to errc::invalid_url and `why` to a message that never contains a password.
+sentinel_config parse_sentinel_url(std::string_view url, std::error_code& ec, std::string& why);
+/// Throwing form: lock_error(errc::invalid_url).
+sentinel_config parse_sentinel_url(std::string_view url);
+
+/// A node whose requests go to the current master of a Sentinel-monitored deployment.
+/// Requests issued while the master is being looked up wait for the answer (bounded by the
+/// sentinels' request timeouts); if no sentinel knows the master they fail with
+/// errc::connect_failed. A reply of READONLY (the old master became a replica) or a connection
+/// failure marks the master stale, so the next request asks the sentinels again.
+/// Distinct objects: safe. Shared objects: safe.
+class sentinel_node final : public node {
+ public:
+  sentinel_node(asio::any_io_executor ex, sentinel_config cfg);
+  ~sentinel_node() override;  // closes; never blocks, never throws
+
+  sentinel_node(const sentinel_node&) = delete;
+  sentinel_node& operator=(const sentinel_node&) = delete;
+
+  /// "redis+sentinel://host:port,host:port/master_name" (never a password).
+  const std::string& id() const noexcept override;
+  void async_eval(const script& s, std::span<const std::string> keys,
+                  std::span<const std::string> args, reply_handler handler) override;
+  void close() override;
+
+  /// Any command, sent to the current master.
+  void async_exec(std::vector<std::string> argv, reply_handler handler);
+
+  /// "host:port" of the master as last resolved; empty before the first lookup.
+  std::string current_master() const;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace redlock

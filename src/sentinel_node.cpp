@@ -1,0 +1,381 @@
+#include "redlock/sentinel_node.hpp"
+
+#include <charconv>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
+
+#include "redlock/error.hpp"
+
+namespace redlock {
+
+namespace {
+
+constexpr std::string_view plain_scheme = "redis+sentinel://";
+constexpr std::string_view tls_scheme = "rediss+sentinel://";
+
+bool starts_with(std::string_view s, std::string_view p) noexcept {
+  return s.substr(0, p.size()) == p;
+}
+
+reply error_reply(std::string msg) {
+  reply r;
+  r.kind = reply::type::error;
+  r.str = std::move(msg);
+  return r;
+}
+
+// Errors after which the master may have moved: ask the sentinels again.
+bool suggests_failover(const std::error_code& ec, const reply& r) {
+  if (ec == errc::connection_lost || ec == errc::connect_failed || ec == errc::timeout)
+    return true;
+  return r.is_error() && starts_with(r.str, "READONLY");
+}
+
+}  // namespace
+
+bool is_sentinel_url(std::string_view url) noexcept {
+  return starts_with(url, plain_scheme) || starts_with(url, tls_scheme);
+}
+
+sentinel_config parse_sentinel_url(std::string_view url, std::error_code& ec, std::string& why) {
+  ec.clear();
+  why.clear();
+  sentinel_config cfg;
+  auto fail = [&](std::string msg) {
+    ec = make_error_code(errc::invalid_url);
+    why = "invalid sentinel URL: " + std::move(msg);
+    return sentinel_config{};
+  };
+  const bool tls = starts_with(url, tls_scheme);
+  if (!tls && !starts_with(url, plain_scheme))
+    return fail("the scheme must be redis+sentinel:// or rediss+sentinel://");
+  std::string_view rest = url.substr(tls ? tls_scheme.size() : plain_scheme.size());
+  const std::string_view scheme = tls ? "rediss://" : "redis://";
+
+  // Split off the query; it may hold passwords, so nothing of it is ever quoted here.
+  std::string_view query;
+  if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  // Userinfo ends at the last '@' before the path.
+  const auto slash = rest.find('/');
+  const std::string_view authority = rest.substr(0, slash);
+  const std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+  std::string_view userinfo;
+  std::string_view hosts = authority;
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    userinfo = authority.substr(0, at);
+    hosts = authority.substr(at + 1);
+  }
+  if (hosts.empty())
+    return fail("no sentinel host");
+
+  // Path: master_name[/db].
+  std::string_view name = path;
+  std::string_view db;
+  if (const auto s = path.find('/'); s != std::string_view::npos) {
+    name = path.substr(0, s);
+    db = path.substr(s + 1);
+  }
+  if (name.empty())
+    return fail("no master name (expected .../master_name[/db])");
+  cfg.master_name = std::string(name);
+
+  // Sentinel credentials come from the query; everything else of the query (TLS files) is
+  // handed to parse_endpoint for the sentinels and the master alike.
+  std::string sentinel_user;
+  std::string sentinel_password;
+  std::string common_query;
+  for (std::string_view q = query; !q.empty();) {
+    const auto amp = q.find('&');
+    const std::string_view param = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    if (starts_with(param, "sentinel_user=")) {
+      sentinel_user = std::string(param.substr(14));
+    } else if (starts_with(param, "sentinel_password=")) {
+      sentinel_password = std::string(param.substr(18));
+    } else {
+      common_query += common_query.empty() ? "" : "&";
+      common_query += param;
+    }
+  }
+  const std::string query_suffix = common_query.empty() ? "" : "?" + common_query;
+
+  // The master template: its host is a stand-in, replaced by what the sentinels say.
+  std::string master_url = std::string(scheme);
+  if (!userinfo.empty())
+    master_url += std::string(userinfo) + "@";
+  master_url += "127.0.0.1";
+  if (!db.empty())
+    master_url += "/" + std::string(db);
+  master_url += query_suffix;
+  std::error_code sub_ec;
+  std::string sub_why;
+  cfg.master = parse_endpoint(master_url, sub_ec, sub_why);
+  if (sub_ec)
+    return fail("master settings: " + sub_why);
+
+  std::string sentinel_userinfo;
+  if (!sentinel_password.empty())
+    sentinel_userinfo = sentinel_user + ":" + sentinel_password + "@";
+  else if (!sentinel_user.empty())
+    return fail("sentinel_user needs sentinel_password");
+  for (std::string_view h = hosts; !h.empty();) {
+    const auto comma = h.find(',');
+    const std::string_view host = h.substr(0, comma);
+    h = comma == std::string_view::npos ? std::string_view{} : h.substr(comma + 1);
+    if (host.empty())
+      return fail("empty host in the sentinel list");
+    // Default the sentinel port: a host without ":port" (or "[v6]" without "]:port").
+    std::string hp(host);
+    const bool bracketed = !hp.empty() && hp.front() == '[';
+    const bool has_port =
+        bracketed ? hp.find("]:") != std::string::npos : hp.find(':') != std::string::npos;
+    if (!has_port)
+      hp += ":26379";
+    endpoint e = parse_endpoint(std::string(scheme) + sentinel_userinfo + hp + query_suffix, sub_ec,
+                                sub_why);
+    if (sub_ec)
+      return fail("sentinel " + std::string(host) + ": " + sub_why);
+    if (e.kind != endpoint::transport::tcp)
+      return fail("sentinels must be TCP addresses");
+    cfg.sentinels.push_back(std::move(e));
+  }
+  return cfg;
+}
+
+sentinel_config parse_sentinel_url(std::string_view url) {
+  std::error_code ec;
+  std::string why;
+  auto cfg = parse_sentinel_url(url, ec, why);
+  if (ec)
+    throw lock_error(ec, why);
+  return cfg;
+}
+
+struct sentinel_node::impl : std::enable_shared_from_this<impl> {
+  // A request waiting for the master's address. The script is copied because the caller's
+  // may not outlive the lookup.
+  struct queued {
+    std::optional<script> s;
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+    std::vector<std::string> argv;  // async_exec
+    reply_handler handler;
+  };
+
+  impl(asio::any_io_executor ex, sentinel_config cfg)
+      : ex_(std::move(ex)), strand_(asio::make_strand(ex_)), cfg_(std::move(cfg)) {
+    id_ = cfg_.master.tls.enabled ? "rediss+sentinel://" : "redis+sentinel://";
+    for (std::size_t i = 0; i < cfg_.sentinels.size(); ++i) {
+      const endpoint& e = cfg_.sentinels[i];
+      if (i)
+        id_ += ',';
+      id_ += e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host;
+      id_ += ":" + std::to_string(e.port);
+      sentinels_.push_back(std::make_shared<redis_node>(ex_, e, cfg_.options));
+    }
+    id_ += "/" + cfg_.master_name;
+    if (cfg_.master.db != 0)
+      id_ += "/" + std::to_string(cfg_.master.db);
+  }
+
+  void submit(queued q) {
+    if (closed_) {
+      q.handler(errc::closed, error_reply("node " + id_ + " is closed"));
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    // A stale master is still used while a fresh lookup would come too soon: its failures
+    // are fast (backoff), and the sentinels are not flooded.
+    const bool may_resolve = !master_ || now - last_resolve_ >= cfg_.min_resolve_interval;
+    if (master_ && !resolving_ && (!stale_ || !may_resolve)) {
+      // Periodic check in the background: the request goes to the master we know.
+      if (!stale_ && cfg_.refresh_interval.count() > 0 &&
+          now - last_resolve_ >= cfg_.refresh_interval)
+        resolve();
+      forward(std::move(q));
+      return;
+    }
+    queue_.push_back(std::move(q));
+    if (!resolving_)
+      resolve();
+  }
+
+  void resolve() {
+    resolving_ = true;
+    last_resolve_ = std::chrono::steady_clock::now();
+    ask(0, std::string());
+  }
+
+  void ask(std::size_t i, std::string errors) {
+    if (closed_)
+      return;
+    if (i == sentinels_.size()) {
+      resolving_ = false;
+      const std::string msg =
+          "no sentinel of " + id_ + " named the master '" + cfg_.master_name + "': " + errors;
+      while (!queue_.empty()) {
+        queued q = std::move(queue_.front());
+        queue_.pop_front();
+        q.handler(errc::connect_failed, error_reply(msg));
+      }
+      return;
+    }
+    std::vector<std::string> argv{"SENTINEL", "get-master-addr-by-name", cfg_.master_name};
+    sentinels_[i]->async_exec(
+        std::move(argv), [self = shared_from_this(), i, errors = std::move(errors)](
+                             std::error_code ec, reply r) mutable {
+          asio::post(self->strand_,
+                     [self, i, errors = std::move(errors), ec, r = std::move(r)]() mutable {
+                       self->on_answer(i, std::move(errors), ec, std::move(r));
+                     });
+        });
+  }
+
+  void on_answer(std::size_t i, std::string errors, std::error_code ec, reply r) {
+    if (closed_)
+      return;
+    std::uint16_t port = 0;
+    const bool ok = !ec && r.kind == reply::type::array && r.elements.size() == 2 &&
+                    r.elements[0].kind == reply::type::string &&
+                    r.elements[1].kind == reply::type::string && !r.elements[0].str.empty() && [&] {
+                      const std::string& p = r.elements[1].str;
+                      auto res = std::from_chars(p.data(), p.data() + p.size(), port);
+                      return res.ec == std::errc() && res.ptr == p.data() + p.size() && port;
+                    }();
+    if (!ok) {
+      if (!errors.empty())
+        errors += "; ";
+      errors += sentinels_[i]->id() + ": ";
+      if (ec)
+        errors += r.str.empty() ? ec.message() : r.str;
+      else if (r.kind == reply::type::nil)
+        errors += "unknown master";
+      else
+        errors += "unexpected reply";
+      ask(i + 1, std::move(errors));
+      return;
+    }
+    on_master(r.elements[0].str, port);
+  }
+
+  void on_master(const std::string& host, std::uint16_t port) {
+    resolving_ = false;
+    stale_ = false;
+    if (!master_ || master_->get_endpoint().host != host || master_->get_endpoint().port != port) {
+      if (master_)
+        master_->close();
+      endpoint e = cfg_.master;
+      e.host = host;
+      e.port = port;
+      master_ = std::make_shared<redis_node>(ex_, std::move(e), cfg_.options);
+      std::lock_guard<std::mutex> g(addr_mutex_);
+      addr_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+              std::to_string(port);
+    }
+    while (!queue_.empty() && !closed_) {
+      queued q = std::move(queue_.front());
+      queue_.pop_front();
+      forward(std::move(q));
+    }
+  }
+
+  void forward(queued q) {
+    // The reply comes back on the master's strand; staleness is ours, so post it here.
+    auto wrapped = [self = shared_from_this(), master = master_, h = std::move(q.handler)](
+                       std::error_code ec, reply r) mutable {
+      if (suggests_failover(ec, r)) {
+        asio::post(self->strand_, [self, master] {
+          if (self->master_ == master)
+            self->stale_ = true;
+        });
+      }
+      h(ec, std::move(r));
+    };
+    if (q.s)
+      master_->async_eval(*q.s, q.keys, q.args, std::move(wrapped));
+    else
+      master_->async_exec(std::move(q.argv), std::move(wrapped));
+  }
+
+  void close() {
+    if (closed_)
+      return;
+    closed_ = true;
+    for (auto& s : sentinels_)
+      s->close();
+    if (master_)
+      master_->close();
+    while (!queue_.empty()) {
+      queued q = std::move(queue_.front());
+      queue_.pop_front();
+      q.handler(errc::closed, error_reply("node " + id_ + " was closed"));
+    }
+  }
+
+  asio::any_io_executor ex_;
+  asio::strand<asio::any_io_executor> strand_;
+  sentinel_config cfg_;
+  std::string id_;
+  std::vector<std::shared_ptr<redis_node>> sentinels_;
+  std::shared_ptr<redis_node> master_;
+  std::deque<queued> queue_;
+  std::chrono::steady_clock::time_point last_resolve_{};
+  bool resolving_ = false;
+  bool stale_ = true;
+  bool closed_ = false;
+  mutable std::mutex addr_mutex_;
+  std::string addr_;
+};
+
+sentinel_node::sentinel_node(asio::any_io_executor ex, sentinel_config cfg) {
+  if (cfg.sentinels.empty())
+    throw lock_error(make_error_code(errc::invalid_argument), "sentinel_node: no sentinels");
+  if (cfg.master_name.empty())
+    throw lock_error(make_error_code(errc::invalid_argument), "sentinel_node: no master name");
+  impl_ = std::make_shared<impl>(std::move(ex), std::move(cfg));
+}
+
+sentinel_node::~sentinel_node() {
+  // Close on the strand; the impl stays alive until queued work has finished.
+  asio::post(impl_->strand_, [i = impl_] { i->close(); });
+}
+
+const std::string& sentinel_node::id() const noexcept {
+  return impl_->id_;
+}
+
+void sentinel_node::async_eval(const script& s, std::span<const std::string> keys,
+                               std::span<const std::string> args, reply_handler handler) {
+  impl::queued q;
+  q.s.emplace(s);
+  q.keys.assign(keys.begin(), keys.end());
+  q.args.assign(args.begin(), args.end());
+  q.handler = std::move(handler);
+  asio::post(impl_->strand_, [i = impl_, q = std::move(q)]() mutable { i->submit(std::move(q)); });
+}
+
+void sentinel_node::async_exec(std::vector<std::string> argv, reply_handler handler) {
+  impl::queued q;
+  q.argv = std::move(argv);
+  q.handler = std::move(handler);
+  asio::post(impl_->strand_, [i = impl_, q = std::move(q)]() mutable { i->submit(std::move(q)); });
+}
+
+void sentinel_node::close() {
+  asio::post(impl_->strand_, [i = impl_] { i->close(); });
+}
+
+std::string sentinel_node::current_master() const {
+  std::lock_guard<std::mutex> g(impl_->addr_mutex_);
+  return impl_->addr_;
+}
+
+}  // namespace redlock
