@@ -678,6 +678,43 @@ TEST_F(RedisNode, DestructorWithRequestsInFlightRunsEachHandlerOnce) {
   EXPECT_EQ(closed.load(), n);
 }
 
+TEST_F(RedisNode, RequestDeadlineAppliesWhileConnecting) {
+  redis_server server(options([](redis_server_options& o) { o.tls = true; }));
+  connection_options opts;
+  opts.connect_timeout = 3000ms;
+  opts.request_timeout = 150ms;
+  auto node = make(tls_ep(server), opts);
+  server.pause();  // TCP connects (kernel backlog), the TLS handshake stalls
+  resume_guard resume{server};
+  const auto start = std::chrono::steady_clock::now();
+  auto r = run(*node, {"PING"});
+  EXPECT_EQ(r.ec, errc::timeout) << r.r.str;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5 * opts.request_timeout);
+}
+
+TEST(RedisNodeCompletion, HandlerNeverRunsInsideTheInitiatingCall) {
+  redis_server server;
+  asio::io_context io;  // not running: nothing can complete until run() below
+  std::atomic<int> calls{0};
+  {
+    redis_node node(io.get_executor(), ep_of(server.url()));
+    node.async_exec({"PING"}, [&](std::error_code, reply) { ++calls; });
+    node.close();
+    node.async_exec({"PING"}, [&](std::error_code ec, reply) {
+      EXPECT_EQ(ec, errc::closed);
+      ++calls;
+    });
+    redlock::script s("return 1");
+    node.async_eval(s, {}, {}, [&](std::error_code ec, reply) {
+      EXPECT_EQ(ec, errc::closed);
+      ++calls;
+    });
+    EXPECT_EQ(calls.load(), 0);
+  }
+  io.run_for(10s);
+  EXPECT_EQ(calls.load(), 3);
+}
+
 TEST_F(RedisNode, RequestsQueuedDuringConnectAreSentAfterAuthAndSelect) {
   redis_server server(options([](redis_server_options& o) { o.requirepass = "pw"; }));
   auto node = make(server.url() + "/2");
