@@ -1,0 +1,454 @@
+// The `redlock` tool against real redis-servers: exit codes, the command's lifetime under
+// the lock, signals, loss of the lock, and what scripts read from its output.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "process.hpp"
+#include "support/redis_server.hpp"
+
+namespace redlock::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int exit_usage = 2;
+constexpr int exit_unavailable = 69;
+constexpr int exit_not_acquired = 75;
+constexpr int exit_lost = 76;
+
+class cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 3; ++i)
+      servers_.push_back(std::make_unique<redis_server>());
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    resource_ = std::string("cli-test:") + info->name();
+  }
+
+  /// argv for the binary with every server given as --server.
+  std::vector<std::string> redlock(std::vector<std::string> args) const {
+    std::vector<std::string> argv{REDLOCK_CLI_PATH};
+    if (args.empty())
+      return argv;
+    argv.push_back(args.front());  // the subcommand
+    for (const auto& s : servers_) {
+      argv.emplace_back("--server");
+      argv.push_back(s->url());
+    }
+    argv.insert(argv.end(), args.begin() + 1, args.end());
+    return argv;
+  }
+
+  /// Sets `key` to a foreign value on every server, as another holder would.
+  void hold_elsewhere(const std::string& key, const std::string& ttl_ms = "60000") {
+    for (auto& s : servers_)
+      s->command({"SET", key, "someone-else", "PX", ttl_ms});
+  }
+
+  int holders_of(const std::string& key, const std::string& value) const {
+    int n = 0;
+    for (const auto& s : servers_) {
+      if (!s->running())
+        continue;
+      auto r = s->command({"GET", key});
+      if (r.kind == reply::type::string && r.str == value)
+        ++n;
+    }
+    return n;
+  }
+
+  int present_on(const std::string& key) const {
+    int n = 0;
+    for (const auto& s : servers_) {
+      if (!s->running())
+        continue;
+      n += s->command({"EXISTS", key}).is_integer(1) ? 1 : 0;
+    }
+    return n;
+  }
+
+  std::vector<std::unique_ptr<redis_server>> servers_;
+  std::string resource_;
+};
+
+// --- run: the command's exit code, and the lock around it -------------------------------
+
+TEST_F(cli, RunPassesTheCommandsExitCodeOn) {
+  auto r = run_to_end(redlock({"run", resource_, "--", "sh", "-c", "exit 7"}));
+  EXPECT_EQ(r.code, 7) << r.err;
+  r = run_to_end(redlock({"run", resource_, "--", "true"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+TEST_F(cli, RunHoldsTheLockWhileTheCommandRunsAndReleasesItAfter) {
+  // The command itself looks at a server: the key must hold a lock value while it runs.
+  const auto& s = *servers_[0];
+  const std::string check = "redis-cli -p " + std::to_string(s.port()) + " GET '" + resource_ +
+                            "' | grep -Eq '^[0-9a-f]{32}$'";
+  auto r = run_to_end(redlock({"run", resource_, "--", "sh", "-c", check}));
+  EXPECT_EQ(r.code, 0) << "the key did not hold a lock value while the command ran: " << r.err;
+  EXPECT_EQ(present_on(resource_), 0) << "the lock was not released after the command";
+}
+
+TEST_F(cli, RunCommandEndedBySignalExitsWith128PlusTheSignal) {
+  auto r = run_to_end(redlock({"run", resource_, "--", "sh", "-c", "kill -KILL $$"}));
+  EXPECT_EQ(r.code, 128 + SIGKILL) << r.err;
+  EXPECT_EQ(present_on(resource_), 0);
+}
+
+TEST_F(cli, RunCommandNotFoundExits127AndReleases) {
+  auto r = run_to_end(redlock({"run", resource_, "--", "/nonexistent/redlock-test-cmd"}));
+  EXPECT_EQ(r.code, 127);
+  EXPECT_NE(r.err.find("cannot run"), std::string::npos) << r.err;
+  EXPECT_EQ(present_on(resource_), 0);
+}
+
+TEST_F(cli, RunExtendsTheLockBeyondItsTtlWhileTheCommandRuns) {
+  // TTL 1s, the command runs 3s: without extension the key would expire under it.
+  const auto& s = *servers_[1];
+  const std::string script = "sleep 3; redis-cli -p " + std::to_string(s.port()) + " GET '" +
+                             resource_ + "' | grep -Eq '^[0-9a-f]{32}$'";
+  auto r = run_to_end(redlock({"run", "--ttl", "1s", resource_, "--", "sh", "-c", script}));
+  EXPECT_EQ(r.code, 0) << "the lock was not kept past its TTL: " << r.err;
+}
+
+TEST_F(cli, RunDoesNotLeakRedisConnectionsIntoTheCommand) {
+  auto r = run_to_end(redlock({"run", resource_, "--", "sh", "-c", "ls -l /proc/$$/fd"}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find("socket:"), std::string::npos) << r.out;
+}
+
+// --- contention -------------------------------------------------------------------------
+
+TEST_F(cli, RunNoWaitUnderContentionExits75WithoutRunningTheCommand) {
+  hold_elsewhere(resource_);
+  auto r = run_to_end(redlock({"run", "--no-wait", resource_, "--", "echo", "ran"}));
+  EXPECT_EQ(r.code, exit_not_acquired) << r.err;
+  EXPECT_EQ(r.out.find("ran"), std::string::npos);
+  EXPECT_NE(r.err.find("held by another owner"), std::string::npos) << r.err;
+  EXPECT_EQ(holders_of(resource_, "someone-else"), 3) << "the other holder's keys were touched";
+}
+
+TEST_F(cli, RunGivesUpAfterTheWaitBudget) {
+  hold_elsewhere(resource_);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = run_to_end(redlock({"run", "--wait", "700ms", resource_, "--", "true"}));
+  EXPECT_EQ(r.code, exit_not_acquired) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 20s) << "no hang";
+}
+
+TEST_F(cli, RunWaitsForTheHolderToGoAway) {
+  hold_elsewhere(resource_, "800");  // expires while redlock waits
+  auto r = run_to_end(redlock({"run", "--wait", "20s", resource_, "--", "true"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+TEST_F(cli, WaitingShowsNoStatusLineWhenStderrIsNotATerminal) {
+  hold_elsewhere(resource_);
+  auto r = run_to_end(redlock({"acquire", "--wait", "1s", resource_}));
+  EXPECT_EQ(r.code, exit_not_acquired);
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("waiting"), std::string::npos) << r.err;
+}
+
+TEST_F(cli, WaitingShowsAStatusLineOnATerminal) {
+  hold_elsewhere(resource_);
+  process_options o;
+  o.pty_stderr = true;
+  auto r = run_to_end(redlock({"acquire", "--wait", "1500ms", resource_}), o);
+  EXPECT_EQ(r.code, exit_not_acquired);
+  EXPECT_NE(r.err.find('\r'), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("waiting"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("attempts"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("held by another owner for"), std::string::npos)
+      << "the holder's remaining TTL is missing: " << r.err;
+}
+
+// --- signals ----------------------------------------------------------------------------
+
+TEST_F(cli, SigtermToRedlockReachesTheCommand) {
+  process p(redlock({"run", resource_, "--", "sh", "-c",
+                     "trap 'echo got-term; exit 42' TERM; echo ready; "
+                     "while :; do sleep 0.05; done"}));
+  ASSERT_TRUE(p.wait_output([](auto& out, auto&) { return out.find("ready") != out.npos; }, 20s))
+      << p.err();
+  p.signal(SIGTERM);
+  ASSERT_TRUE(p.wait_exit(20s));
+  EXPECT_EQ(p.exit_code(), 42) << p.err();
+  EXPECT_NE(p.out().find("got-term"), std::string::npos);
+  EXPECT_EQ(present_on(resource_), 0) << "released after the command ended";
+}
+
+TEST_F(cli, ForwardedSignalThatKillsTheCommandGives128PlusSignal) {
+  process p(redlock({"run", resource_, "--", "sh", "-c", "echo ready; exec sleep 30"}));
+  ASSERT_TRUE(p.wait_output([](auto& out, auto&) { return out.find("ready") != out.npos; }, 20s));
+  p.signal(SIGHUP);
+  ASSERT_TRUE(p.wait_exit(20s));
+  EXPECT_EQ(p.exit_code(), 128 + SIGHUP) << p.err();
+}
+
+// --- loss of the lock -------------------------------------------------------------------
+
+TEST_F(cli, LockDeletedDuringRunTerminatesTheCommandWithExit76) {
+  process p(redlock(
+      {"run", "--ttl", "1500ms", resource_, "--", "sh", "-c", "echo ready; exec sleep 30"}));
+  ASSERT_TRUE(p.wait_output([](auto& out, auto&) { return out.find("ready") != out.npos; }, 20s));
+  for (auto& s : servers_)
+    s->command({"DEL", resource_});
+  ASSERT_TRUE(p.wait_exit(20s)) << "the command was not stopped after the lock was lost";
+  EXPECT_EQ(p.exit_code(), exit_lost) << p.err();
+  EXPECT_NE(p.err().find("lock lost"), std::string::npos) << p.err();
+}
+
+TEST_F(cli, MajorityOfServersKilledDuringRunTerminatesTheCommand) {
+  process p(redlock(
+      {"run", "--ttl", "1500ms", resource_, "--", "sh", "-c", "echo ready; exec sleep 30"}));
+  ASSERT_TRUE(p.wait_output([](auto& out, auto&) { return out.find("ready") != out.npos; }, 20s));
+  servers_[0]->kill9();
+  servers_[1]->kill9();
+  ASSERT_TRUE(p.wait_exit(20s));
+  EXPECT_EQ(p.exit_code(), exit_lost) << p.err();
+}
+
+TEST_F(cli, MinorityOfServersKilledDuringRunDoesNotDisturbTheCommand) {
+  process p(redlock(
+      {"run", "--ttl", "1s", resource_, "--", "sh", "-c", "echo ready; sleep 2.5; exit 3"}));
+  ASSERT_TRUE(p.wait_output([](auto& out, auto&) { return out.find("ready") != out.npos; }, 20s));
+  servers_[2]->kill9();
+  ASSERT_TRUE(p.wait_exit(20s));
+  EXPECT_EQ(p.exit_code(), 3) << p.err();
+}
+
+TEST_F(cli, CommandIgnoringSigtermIsKilledAfterTheGracePeriod) {
+  process p(redlock({"run", "--ttl", "1500ms", "--grace", "500ms", resource_, "--", "sh", "-c",
+                     "trap '' TERM; echo ready; while :; do sleep 0.05; done"}));
+  ASSERT_TRUE(p.wait_output([](auto& out, auto&) { return out.find("ready") != out.npos; }, 20s));
+  for (auto& s : servers_)
+    s->command({"SET", resource_, "thief", "PX", "60000"});
+  ASSERT_TRUE(p.wait_exit(20s));
+  EXPECT_EQ(p.exit_code(), exit_lost) << p.err();
+  EXPECT_NE(p.err().find("SIGKILL"), std::string::npos) << p.err();
+  EXPECT_EQ(holders_of(resource_, "thief"), 3) << "the new holder's keys were deleted";
+}
+
+TEST_F(cli, OnLostIgnoreLetsTheCommandFinish) {
+  process p(redlock({"run", "--ttl", "1s", "--on-lost", "ignore", resource_, "--", "sh", "-c",
+                     "echo ready; sleep 2; exit 5"}));
+  ASSERT_TRUE(p.wait_output([](auto& out, auto&) { return out.find("ready") != out.npos; }, 20s));
+  for (auto& s : servers_)
+    s->command({"DEL", resource_});
+  ASSERT_TRUE(p.wait_exit(20s));
+  EXPECT_EQ(p.exit_code(), 5) << p.err();
+  EXPECT_NE(p.err().find("lock lost"), std::string::npos) << p.err();
+}
+
+// --- acquire / extend / release across invocations --------------------------------------
+
+TEST_F(cli, AcquireExtendReleaseRoundTrip) {
+  auto a = run_to_end(redlock({"acquire", "--ttl", "5s", resource_}));
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_TRUE(std::regex_match(a.out, std::regex("[0-9a-f]{32}\n"))) << "stdout: " << a.out;
+  const std::string value = a.out.substr(0, 32);
+  EXPECT_EQ(holders_of(resource_, value), 3);
+
+  auto e = run_to_end(redlock({"extend", "--ttl", "60s", resource_, "--value", value}));
+  ASSERT_EQ(e.code, 0) << e.err;
+  for (auto& s : servers_)
+    EXPECT_GT(s->command({"PTTL", resource_}).integer, 30000);
+
+  auto r = run_to_end(redlock({"release", resource_, "--value", value}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(present_on(resource_), 0);
+
+  // Released already: says so, with the "not held" code.
+  r = run_to_end(redlock({"release", resource_, "--value", value}));
+  EXPECT_EQ(r.code, exit_lost) << r.err;
+  e = run_to_end(redlock({"extend", resource_, "--value", value}));
+  EXPECT_EQ(e.code, exit_lost) << e.err;
+  EXPECT_EQ(present_on(resource_), 0) << "extend must never recreate a lock";
+}
+
+TEST_F(cli, ExtendAndReleaseWithAnotherValueTouchNothing) {
+  hold_elsewhere(resource_);
+  auto e =
+      run_to_end(redlock({"extend", resource_, "--value", "0123456789abcdef0123456789abcdef"}));
+  EXPECT_EQ(e.code, exit_lost) << e.err;
+  auto r =
+      run_to_end(redlock({"release", resource_, "--value", "0123456789abcdef0123456789abcdef"}));
+  EXPECT_EQ(r.code, exit_lost) << r.err;
+  EXPECT_EQ(holders_of(resource_, "someone-else"), 3);
+}
+
+TEST_F(cli, AcquireOfAHeldLockWithNoWaitExits75) {
+  hold_elsewhere(resource_);
+  auto a = run_to_end(redlock({"acquire", "--no-wait", resource_}));
+  EXPECT_EQ(a.code, exit_not_acquired) << a.err;
+  EXPECT_TRUE(a.out.empty()) << a.out;
+}
+
+TEST_F(cli, MultipleResourcesAreLockedTogether) {
+  const std::string other = resource_ + ":2";
+  auto a = run_to_end(redlock({"acquire", resource_, other}));
+  ASSERT_EQ(a.code, 0) << a.err;
+  const std::string value = a.out.substr(0, 32);
+  EXPECT_EQ(holders_of(resource_, value), 3);
+  EXPECT_EQ(holders_of(other, value), 3);
+  auto r = run_to_end(redlock({"release", resource_, other, "--value", value}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(present_on(other), 0);
+}
+
+// --- status -----------------------------------------------------------------------------
+
+/// Runs python3 over `json` with a program reading it as `d`; returns its exit code.
+int check_json(const std::string& json, const std::string& program) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("redlock-cli-json-" + std::to_string(::getpid()) + ".json");
+  std::ofstream(path) << json;
+  auto r =
+      run_to_end({"/usr/bin/python3", "-c",
+                  "import json,sys\nd=json.load(open(sys.argv[1]))\n" + program, path.string()});
+  std::filesystem::remove(path);
+  if (r.code != 0)
+    ADD_FAILURE() << r.err << "\n" << json;
+  return r.code;
+}
+
+TEST_F(cli, StatusJsonIsValidAndNamesTheHolder) {
+  auto a = run_to_end(redlock({"acquire", "--ttl", "30s", resource_}));
+  ASSERT_EQ(a.code, 0) << a.err;
+  const std::string value = a.out.substr(0, 32);
+  auto s = run_to_end(redlock({"status", "--json", resource_}));
+  ASSERT_EQ(s.code, 0) << s.err;
+  EXPECT_EQ(check_json(s.out,
+                       "assert d['status'] == 'held', d\n"
+                       "assert d['holder'] == '" +
+                           value +
+                           "', d\n"
+                           "assert d['holding_nodes'] == 3, d\n"
+                           "assert 0 < d['validity_ms'] <= 30000, d\n"
+                           "assert len(d['nodes']) == 3, d\n"
+                           "for n in d['nodes']:\n"
+                           "  assert n['keys'][0]['value'] == '" +
+                           value +
+                           "', n\n"
+                           "  assert 0 < n['keys'][0]['ttl_ms'] <= 30000, n\n"),
+            0);
+}
+
+TEST_F(cli, StatusJsonStaysValidForBinaryValuesAndDownServers) {
+  for (auto& s : servers_)
+    s->command({"SET", resource_, std::string("\xff\x01\"q\\\n", 6), "PX", "60000"});
+  servers_[0]->kill9();
+  auto s = run_to_end(redlock({"status", "--json", resource_}));
+  EXPECT_EQ(s.code, 0) << s.err;
+  EXPECT_EQ(check_json(s.out,
+                       "assert d['status'] == 'held', d\n"
+                       "assert d['nodes'][0]['error'] is not None, d\n"
+                       "assert d['holding_nodes'] == 2, d\n"),
+            0);
+}
+
+TEST_F(cli, StatusTextShowsVerdictAndEveryServer) {
+  auto s = run_to_end(redlock({"status", resource_}));
+  ASSERT_EQ(s.code, 0) << s.err;
+  EXPECT_NE(s.out.find("free"), std::string::npos) << s.out;
+  for (auto& srv : servers_)
+    EXPECT_NE(s.out.find(":" + std::to_string(srv->port())), std::string::npos) << s.out;
+}
+
+// --- servers and arguments --------------------------------------------------------------
+
+TEST_F(cli, ServersComeFromTheEnvironmentWithoutServerOptions) {
+  std::string list;
+  for (auto& s : servers_)
+    list += (list.empty() ? "" : ", ") + s->url();
+  process_options o;
+  o.env.push_back("REDLOCK_SERVERS=" + list);
+  auto a = run_to_end({REDLOCK_CLI_PATH, "acquire", resource_}, o);
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(holders_of(resource_, a.out.substr(0, 32)), 3);
+}
+
+TEST_F(cli, UnreachableServersExit69) {
+  const auto port = std::to_string(free_port());
+  auto r = run_to_end({REDLOCK_CLI_PATH, "acquire", "--no-wait", "--server",
+                       "redis://127.0.0.1:" + port, resource_});
+  EXPECT_EQ(r.code, exit_unavailable) << r.err;
+  EXPECT_NE(r.err.find("unreachable"), std::string::npos) << r.err;
+}
+
+TEST_F(cli, UsageErrorsExit2AndSayWhatIsWrong) {
+  struct usage_case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<usage_case> cases = {
+      {{"run", "--ttl", "10", resource_, "--", "true"}, "no unit"},
+      {{"run", "--ttl", "ten", resource_, "--", "true"}, "invalid duration"},
+      {{"run", "--wait", "5parsecs", resource_, "--", "true"}, "unknown unit"},
+      {{"acquire", "--ttl", "-1s", resource_}, "--ttl"},
+      {{"run", resource_}, "command"},
+      {{"run", "--", "true"}, "resources"},
+      {{"acquire", "--no-wait", "--wait", "1s", resource_}, "excludes"},
+      {{"release", resource_}, "--value"},
+      {{"status"}, "resources"},
+      {{"frobnicate"}, ""},
+      {{"run", "--on-lost", "maybe", resource_, "--", "true"}, "on-lost"},
+      {{"acquire", "--tls-ca", "/tmp/ca.pem", resource_}, "TLS"},
+  };
+  for (const auto& c : cases) {
+    auto r = run_to_end(redlock(c.args));
+    std::string joined;
+    for (const auto& a : c.args)
+      joined += a + " ";
+    EXPECT_EQ(r.code, exit_usage) << joined << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << joined << "\n" << r.err;
+  }
+}
+
+TEST_F(cli, BadServerUrlIsRejectedWithoutPrintingThePassword) {
+  auto r = run_to_end(
+      {REDLOCK_CLI_PATH, "acquire", "--server", "redis://app:s3cr3t-pw@127.0.0.1:notaport", "x"});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("server #1"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("s3cr3t-pw"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("s3cr3t-pw"), std::string::npos) << r.out;
+
+  process_options o;
+  o.env.push_back("REDLOCK_SERVERS=redis://127.0.0.1:1,rediss://u:hunter2-pw@[::1");
+  r = run_to_end({REDLOCK_CLI_PATH, "status", "x"}, o);
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_EQ(r.err.find("hunter2-pw"), std::string::npos) << r.err;
+
+  o.env = {"REDLOCK_SERVERS= , "};
+  r = run_to_end({REDLOCK_CLI_PATH, "status", "x"}, o);
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("no server"), std::string::npos) << r.err;
+}
+
+TEST_F(cli, DuplicateServersAreAUsageError) {
+  auto r = run_to_end({REDLOCK_CLI_PATH, "status", "--server", servers_[0]->url(), "--server",
+                       servers_[0]->url(), resource_});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+}
+
+TEST_F(cli, HelpListsTheExitCodes) {
+  auto r = run_to_end({REDLOCK_CLI_PATH, "--help"});
+  EXPECT_EQ(r.code, 0);
+  for (const char* code : {"69", "75", "76", "126", "128+N", "REDLOCK_SERVERS"})
+    EXPECT_NE(r.out.find(code), std::string::npos) << code << "\n" << r.out;
+}
+
+}  // namespace
+}  // namespace redlock::test
