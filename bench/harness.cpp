@@ -14,6 +14,7 @@
 // process (exit status 3) if a case overruns its deadline by more than a grace period, so a
 // stuck server or client can never hang a CI run.
 #include <hiredis/hiredis.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -175,6 +176,11 @@ double cpu_micros() {
     return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
   };
   return us(ru.ru_utime) + us(ru.ru_stime);
+}
+
+// Bytes currently allocated from malloc (live objects, without fragmentation or free pages).
+long heap_in_use() {
+  return static_cast<long>(::mallinfo2().uordblks);
 }
 
 double micros(clock_type::duration d) {
@@ -505,7 +511,7 @@ std::string case_held(const options& o) {
   error_count errs;
   cycle_pool p;
   std::vector<redlock::lock> held;
-  long rss_before = 0, rss_after = 0, released = 0;
+  long rss_before = 0, rss_after = 0, released = 0, heap_before = 0, heap_after = 0;
   run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
     redlock::lock_manager m(ex, o.urls, bench_settings());
     errs.watch(m);
@@ -516,11 +522,13 @@ std::string case_held(const options& o) {
     p.deadline = clock_type::now() + 10s;
     co_await run_pool(p, o.in_flight);
     rss_before = rss_kib();
+    heap_before = heap_in_use();
     held.reserve(static_cast<std::size_t>(o.max_count));
     p = make_pool(m, key("h:"), p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
     p.keep = &held;
     co_await run_pool(p, o.in_flight);
     rss_after = rss_kib();
+    heap_after = heap_in_use();
     // Release them all again (bounded: each unlock completes or fails once).
     auto ex2 = co_await asio::this_coro::executor;
     std::size_t next = 0;
@@ -553,6 +561,8 @@ std::string case_held(const options& o) {
       .num("sizeof_lock", static_cast<long>(sizeof(redlock::lock)))
       .num("rss_before_kib", rss_before)
       .num("rss_after_kib", rss_after)
+      .num("heap_bytes_per_lock",
+           n > 0 ? static_cast<double>(heap_after - heap_before) / static_cast<double>(n) : 0.0)
       .num("bytes_per_lock",
            n > 0 ? static_cast<double>(rss_after - rss_before) * 1024.0 / static_cast<double>(n)
                  : 0.0);

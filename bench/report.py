@@ -443,13 +443,14 @@ def main():
         w("Held locks: RSS before and after acquiring this many locks at once and keeping the "
           "`lock` handles in a `std::vector` (counted: a caller needs somewhere to keep them).")
         w("")
-        w("| N | locks held | sizeof(lock) | RSS before | RSS after | bytes per held lock |")
-        w("|---|---|---|---|---|---|")
+        w("| N | locks held | sizeof(lock) | RSS before | RSS after | bytes per held lock (RSS) | live heap per held lock (mallinfo2) | node errors |")
+        w("|---|---|---|---|---|---|---|---|")
         for n in NS:
             x = held.get(n)
             if x:
                 w(f"| {n} | {x['locks']:,} | {x['sizeof_lock']} B | {x['rss_before_kib']:,} KiB | "
-                  f"{x['rss_after_kib']:,} KiB | {x['bytes_per_lock']:.0f} B |")
+                  f"{x['rss_after_kib']:,} KiB | {x['bytes_per_lock']:.0f} B | "
+                  f"{x.get('heap_bytes_per_lock', float('nan')):.0f} B | {x.get('node_errors', 0):,} |")
         w("")
 
     # ----- micro -----
