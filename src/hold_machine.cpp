@@ -102,8 +102,9 @@ hold_machine::action hold_machine::resume(time_point now) {
 
 void hold_machine::on_extended(time_point new_deadline) {
   in_flight_ = false;
-  // After a signal the hold is over for the routine; a late success changes nothing.
-  if (stopped_ || reason_ != loss_reason::none)
+  // After a signal the hold is over for the routine; a late success changes nothing. After
+  // stop() (a release waiting for this round) the success still counts: it did extend.
+  if (reason_ != loss_reason::none)
     return;
   deadline_ = new_deadline;
   retry_at_ = {};

@@ -2,10 +2,20 @@
 // timing, retries within validity, the loss signal and the hold cap.
 #include <gtest/gtest.h>
 
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/use_future.hpp>
 #include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "redlock/error.hpp"
 #include "redlock/hold.hpp"
+#include "support/fake_node.hpp"
+#include "support/redis_server.hpp"
 
 namespace {
 
@@ -193,6 +203,16 @@ TEST(HoldMachine, StoppedMachineDoesNothingMore) {
   EXPECT_EQ(m.reason(), loss_reason::none);
 }
 
+TEST(HoldMachine, ExtensionCompletingAfterStopStillCounts) {
+  auto m = fresh();
+  ASSERT_EQ(m.resume(t0 + 490ms).what, kind::extend);
+  m.stop();
+  m.on_extended(t0 + 1480ms);
+  EXPECT_EQ(m.extensions(), 1);
+  EXPECT_FALSE(m.extending());
+  EXPECT_EQ(m.resume(t0 + 500ms).what, kind::idle);
+}
+
 TEST(HoldMachine, ExtendsAtOnceWhenAcquiredWithLessValidityThanTheThreshold) {
   auto m = hold_machine(timing_for(1000ms), t0, t0 + 300ms);
   EXPECT_EQ(m.resume(t0).what, kind::extend);
@@ -204,6 +224,109 @@ TEST(LossReason, HasReadableNames) {
   EXPECT_STREQ(redlock::to_string(loss_reason::expired), "expired");
   EXPECT_STREQ(redlock::to_string(loss_reason::max_hold), "max_hold");
   EXPECT_STREQ(redlock::to_string(loss_reason::closed), "closed");
+}
+
+// lock_keeper over fake nodes: the machine's decisions reach the nodes and the loss handler.
+class KeeperTest : public ::testing::Test {
+ protected:
+  using fake_node = redlock::test::fake_node;
+  using sk = fake_node::script_kind;
+
+  void SetUp() override {
+    std::vector<std::shared_ptr<redlock::node>> nodes;
+    for (int i = 0; i < 3; ++i) {
+      fakes_.push_back(std::make_shared<fake_node>(io_.get_executor(), "fake" + std::to_string(i)));
+      nodes.push_back(fakes_.back());
+    }
+    redlock::settings s;
+    s.request_timeout = 300ms;
+    s.retry_delay = 1ms;
+    s.retry_jitter = 0ms;
+    manager_ = std::make_unique<redlock::lock_manager>(io_.get_executor(), nodes, s);
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  void TearDown() override {
+    auto q = manager_->async_quit(asio::use_future);
+    (void)q.wait_for(5s);
+    work_.reset();
+    thread_.join();
+  }
+  redlock::lock acquire(std::chrono::milliseconds ttl) {
+    std::vector<std::string> res{"k"};
+    auto f = manager_->async_lock(res, ttl, asio::use_future);
+    if (f.wait_for(5s) != std::future_status::ready)
+      throw std::runtime_error("no lock");
+    return f.get();
+  }
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  std::vector<std::shared_ptr<fake_node>> fakes_;
+  std::unique_ptr<redlock::lock_manager> manager_;
+  std::thread thread_;
+};
+
+TEST_F(KeeperTest, FailingExtensionsAreRetriedUntilValidityRunsOutThenExpiredIsSignalled) {
+  auto l = acquire(300ms);
+  for (auto& f : fakes_) {
+    f->set_fallback(sk::extend,
+                    fake_node::step::error(make_error_code(redlock::errc::connect_failed)));
+  }
+  std::promise<loss_reason> lost;
+  redlock::lock_keeper k(l, {}, [&](loss_reason r, std::error_code) { lost.set_value(r); });
+  auto f = lost.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(f.get(), loss_reason::expired);
+  // Extension starts at 150 ms left and retries every 30 ms: several rounds before expiry.
+  EXPECT_GE(fakes_[0]->count(sk::extend), 2u);
+  EXPECT_EQ(k.context().error(), redlock::errc::quorum_unreachable);
+  auto out = k.release();
+  EXPECT_FALSE(out.held_throughout);
+  EXPECT_EQ(out.reason, loss_reason::expired);
+}
+
+TEST_F(KeeperTest, ReleaseWaitsForTheExtensionInFlightBeforeDeleting) {
+  auto l = acquire(300ms);
+  for (auto& f : fakes_)
+    f->push(sk::extend, fake_node::step::store(150ms));
+  redlock::lock_keeper k(l);
+  ASSERT_TRUE(redlock::test::wait_for(
+      [&] {
+        for (auto& f : fakes_) {
+          if (f->count(sk::extend) == 0)
+            return false;
+        }
+        return true;
+      },
+      5s));
+  auto out = k.release();  // issued while the delayed extension is in flight
+  EXPECT_EQ(out.extensions, 1) << "the in-flight extension completed before the release";
+  EXPECT_TRUE(out.held_throughout);
+  for (auto& f : fakes_) {
+    EXPECT_TRUE(f->store().empty());
+    auto calls = f->calls();
+    ASSERT_FALSE(calls.empty());
+    EXPECT_EQ(calls.back().kind, sk::release);
+  }
+}
+
+TEST_F(KeeperTest, QuitDuringAHoldSignalsClosed) {
+  auto l = acquire(300ms);
+  std::promise<loss_reason> lost;
+  redlock::lock_keeper k(l, {}, [&](loss_reason r, std::error_code) { lost.set_value(r); });
+  auto q = manager_->async_quit(asio::use_future);
+  ASSERT_EQ(q.wait_for(5s), std::future_status::ready);
+  auto f = lost.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(f.get(), loss_reason::closed);
+}
+
+TEST_F(KeeperTest, RejectsAnEmptyHandleAndBadOptions) {
+  EXPECT_THROW(redlock::lock_keeper(redlock::lock{}), redlock::lock_error);
+  redlock::hold_options o;
+  o.extend_threshold = 2.0;
+  auto l = acquire(300ms);
+  EXPECT_THROW(redlock::lock_keeper(l, o), redlock::lock_error);
 }
 
 }  // namespace
