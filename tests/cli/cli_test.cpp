@@ -128,6 +128,38 @@ TEST_F(cli, RunDoesNotLeakRedisConnectionsIntoTheCommand) {
   EXPECT_EQ(r.out.find("socket:"), std::string::npos) << r.out;
 }
 
+TEST_F(cli, RunPassesInheritedDescriptorsToTheCommand) {
+  // flock(1)'s habit: `redlock run ... 3>file` lets the command write to fd 3.
+  const auto path =
+      std::filesystem::temp_directory_path() / ("redlock-cli-fd3-" + std::to_string(::getpid()));
+  std::string cmdline = "exec 3>'" + path.string() + "'; exec";
+  for (const auto& a : redlock({"run", resource_, "--", "sh", "-c", "echo via-fd3 >&3"}))
+    cmdline += " '" + a + "'";
+  auto r = run_to_end({"/bin/sh", "-c", cmdline});
+  EXPECT_EQ(r.code, 0) << r.err;
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "via-fd3");
+  std::filesystem::remove(path);
+}
+
+TEST_F(cli, CommandGetsSigtermWhenRedlockIsKilled) {
+  // Nobody extends the lock once redlock is gone: the command must not carry on.
+  const auto marker =
+      std::filesystem::temp_directory_path() / ("redlock-cli-orphan-" + std::to_string(::getpid()));
+  std::filesystem::remove(marker);
+  process p(redlock({"run", resource_, "--", "sh", "-c",
+                     "trap 'echo term > \"" + marker.string() +
+                         "\"; exit 0' TERM; echo ready; while :; do sleep 0.05; done"}));
+  ASSERT_TRUE(p.wait_output([](auto& out, auto&) { return out.find("ready") != out.npos; }, 20s));
+  p.signal(SIGKILL);
+  ASSERT_TRUE(p.wait_exit(20s));
+  EXPECT_TRUE(wait_for([&] { return std::filesystem::exists(marker); }, 10000ms))
+      << "the command kept running after redlock was killed";
+  std::filesystem::remove(marker);
+}
+
 // --- contention -------------------------------------------------------------------------
 
 TEST_F(cli, RunNoWaitUnderContentionExits75WithoutRunningTheCommand) {
