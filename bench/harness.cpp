@@ -30,6 +30,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -159,11 +160,21 @@ std::string key(const std::string& name) {
 struct error_count {
   long count = 0;
   std::string first;
+  std::map<std::string, std::map<std::string, long>> by_node;  // node -> error kind -> count
   void watch(redlock::lock_manager& m) {
     m.on_node_error([this](const redlock::node_error& e) {
       if (count++ == 0)
         first = e.node + ": " + e.ec.message() + " " + e.message;
+      ++by_node[e.node][e.ec.message()];
     });
+  }
+  void merge(const error_count& o) {
+    count += o.count;
+    if (first.empty())
+      first = o.first;
+    for (const auto& [node, kinds] : o.by_node)
+      for (const auto& [kind, n] : kinds)
+        by_node[node][kind] += n;
   }
   void add_to(class json& j) const;
 };
@@ -221,6 +232,15 @@ void error_count::add_to(json& j) const {
   j.num("node_errors", count);
   if (!first.empty())
     j.str("first_node_error", first);
+  // "node: kind n, kind n; node: ..." so that a report shows which node failed and how.
+  std::string per;
+  for (const auto& [node, kinds] : by_node) {
+    per += (per.empty() ? "" : "; ") + node + ":";
+    for (const auto& [kind, n] : kinds)
+      per += " " + kind + " " + std::to_string(n);
+  }
+  if (!per.empty())
+    j.str("node_errors_by_node", per);
 }
 
 json header(const options& o) {
@@ -728,6 +748,7 @@ std::string case_contention(const options& o) {
     failures += r.failures;
     overran += r.overran;
     repeats += r.repeats;
+    errs.merge(r.errs);
     attempts.insert(attempts.end(), r.attempts.begin(), r.attempts.end());
     cs_sum += r.cs_sum_us;
     if (error.empty())
