@@ -359,6 +359,14 @@ def main():
       "also errs on the generous side. Neither f nor b is a property of Redis alone: both include "
       "the client's CPU on the same 2 cores.")
     w("")
+    per_node = [(n, x["round"], x["node_errors_by_node"]) for n in NS for x in b[n]
+                if x.get("node_errors_by_node")]
+    if per_node:
+        w("Node errors during b, by node and kind:")
+        w("")
+        for n, r, text in per_node:
+            w(f"- N={n}, round {r}: {text}")
+        w("")
     tp = plot_throughput(tput_rows, args.img)
     if tp:
         w(f"![throughput against N]({img_rel}/{tp})")
