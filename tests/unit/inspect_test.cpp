@@ -1,12 +1,20 @@
 // The inspection verdict (detail::decide) from literal per-node answers.
 #include <gtest/gtest.h>
 
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/use_future.hpp>
 #include <chrono>
+#include <future>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "redlock/inspect.hpp"
+#include "support/fake_node.hpp"
 
 namespace {
 
@@ -166,6 +174,114 @@ TEST(InspectVerdict, ToStringNamesTheVerdictAndEveryNode) {
   EXPECT_NE(s.find("redis://c: "), std::string::npos) << s;
   EXPECT_STREQ(redlock::to_string(lock_status::free), "free");
   EXPECT_STREQ(redlock::to_string(lock_status::indeterminate), "indeterminate");
+}
+
+// async_inspect over fake nodes: per-node timeout, malformed replies, the node-error hook.
+class InspectFakeTest : public ::testing::Test {
+ protected:
+  using fake_node = redlock::test::fake_node;
+  using sk = fake_node::script_kind;
+
+  void SetUp() override {
+    std::vector<std::shared_ptr<redlock::node>> nodes;
+    for (int i = 0; i < 3; ++i) {
+      fakes_.push_back(std::make_shared<fake_node>(io_.get_executor(), "fake" + std::to_string(i)));
+      nodes.push_back(fakes_.back());
+    }
+    redlock::settings s;
+    s.request_timeout = 100ms;
+    manager_ = std::make_unique<redlock::lock_manager>(io_.get_executor(), nodes, s);
+    manager_->on_node_error([this](const redlock::node_error& e) {
+      std::lock_guard g(mu_);
+      errors_.push_back(e.node);
+    });
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  void TearDown() override {
+    for (auto& f : fakes_)
+      f->close();  // answers silent requests
+    auto q = manager_->async_quit(asio::use_future);
+    (void)q.wait_for(5s);
+    work_.reset();
+    thread_.join();
+  }
+  static fake_node::step answer(std::optional<std::string> value, long long ttl) {
+    fake_node::step st;
+    st.r.kind = redlock::reply::type::array;
+    redlock::reply v;
+    if (value) {
+      v.kind = redlock::reply::type::string;
+      v.str = *value;
+    }
+    redlock::reply t;
+    t.kind = redlock::reply::type::integer;
+    t.integer = ttl;
+    st.r.elements = {v, t};
+    return st;
+  }
+  redlock::inspection inspect() {
+    std::vector<std::string> res{"k"};
+    auto f = redlock::async_inspect(*manager_, res, asio::use_future);
+    if (f.wait_for(5s) != std::future_status::ready)
+      throw std::runtime_error("no completion");
+    return f.get();
+  }
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  std::vector<std::shared_ptr<fake_node>> fakes_;
+  std::unique_ptr<redlock::lock_manager> manager_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> errors_;
+};
+
+TEST_F(InspectFakeTest, SilentNodeTimesOutAndTheVerdictComesFromTheOthers) {
+  fakes_[0]->push(sk::other, answer("v", 900));
+  fakes_[1]->push(sk::other, answer("v", 800));
+  fakes_[2]->push(sk::other, fake_node::step::silence());
+  auto in = inspect();
+  EXPECT_EQ(in.status, lock_status::held);
+  EXPECT_EQ(in.nodes[2].ec, redlock::errc::timeout);
+  EXPECT_TRUE(in.nodes[0].answered());
+  std::lock_guard g(mu_);
+  EXPECT_EQ(errors_, std::vector<std::string>{"fake2"});
+}
+
+TEST_F(InspectFakeTest, MalformedReplyIsAProtocolErrorForThatNode) {
+  fakes_[0]->push(sk::other, fake_node::step::integer(1));
+  fakes_[1]->push(sk::other, answer(std::nullopt, -2));
+  fakes_[2]->push(sk::other, answer(std::nullopt, -2));
+  auto in = inspect();
+  EXPECT_EQ(in.nodes[0].ec, redlock::errc::protocol_error);
+  EXPECT_EQ(in.status, lock_status::free);
+  EXPECT_EQ(in.free_nodes, 2u);
+}
+
+TEST_F(InspectFakeTest, ErrorRepliesKeepTheServerMessage) {
+  for (auto& f : fakes_) {
+    f->push(sk::other, fake_node::step::error(make_error_code(redlock::errc::no_permission),
+                                              "NOPERM no eval for you"));
+  }
+  auto in = inspect();
+  EXPECT_EQ(in.status, lock_status::indeterminate);
+  for (const auto& n : in.nodes) {
+    EXPECT_EQ(n.ec, redlock::errc::no_permission);
+    EXPECT_EQ(n.message, "NOPERM no eval for you");
+  }
+}
+
+TEST_F(InspectFakeTest, SendsTheResourcesAsKeysAndNoArguments) {
+  for (auto& f : fakes_)
+    f->push(sk::other, answer(std::nullopt, -2));
+  (void)inspect();
+  for (auto& f : fakes_) {
+    auto calls = f->calls();
+    ASSERT_EQ(calls.size(), 1u);
+    EXPECT_EQ(calls[0].kind, sk::other);
+    EXPECT_EQ(calls[0].keys, std::vector<std::string>{"k"});
+    EXPECT_TRUE(calls[0].args.empty());
+  }
 }
 
 }  // namespace
