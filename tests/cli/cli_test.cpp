@@ -45,6 +45,9 @@ class cli : public ::testing::Test {
       argv.emplace_back("--server");
       argv.push_back(s->url());
     }
+    // Generous per-server deadline: CI runs these beside other suites and under sanitizers.
+    argv.emplace_back("--request-timeout");
+    argv.emplace_back("1s");
     argv.insert(argv.end(), args.begin() + 1, args.end());
     return argv;
   }
@@ -114,11 +117,11 @@ TEST_F(cli, RunCommandNotFoundExits127AndReleases) {
 }
 
 TEST_F(cli, RunExtendsTheLockBeyondItsTtlWhileTheCommandRuns) {
-  // TTL 1s, the command runs 3s: without extension the key would expire under it.
+  // TTL 2s, the command runs 4s: without extension the key would expire under it.
   const auto& s = *servers_[1];
-  const std::string script = "sleep 3; redis-cli -p " + std::to_string(s.port()) + " GET '" +
+  const std::string script = "sleep 4; redis-cli -p " + std::to_string(s.port()) + " GET '" +
                              resource_ + "' | grep -Eq '^[0-9a-f]{32}$'";
-  auto r = run_to_end(redlock({"run", "--ttl", "1s", resource_, "--", "sh", "-c", script}));
+  auto r = run_to_end(redlock({"run", "--ttl", "2s", resource_, "--", "sh", "-c", script}));
   EXPECT_EQ(r.code, 0) << "the lock was not kept past its TTL: " << r.err;
 }
 
@@ -197,7 +200,7 @@ TEST_F(cli, WaitingShowsAStatusLineOnATerminal) {
   hold_elsewhere(resource_);
   process_options o;
   o.pty_stderr = true;
-  auto r = run_to_end(redlock({"acquire", "--wait", "1500ms", resource_}), o);
+  auto r = run_to_end(redlock({"acquire", "--wait", "2s", resource_}), o);
   EXPECT_EQ(r.code, exit_not_acquired);
   EXPECT_NE(r.err.find('\r'), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("waiting"), std::string::npos) << r.err;
@@ -253,8 +256,8 @@ TEST_F(cli, MajorityOfServersKilledDuringRunTerminatesTheCommand) {
 }
 
 TEST_F(cli, MinorityOfServersKilledDuringRunDoesNotDisturbTheCommand) {
-  process p(redlock(
-      {"run", "--ttl", "1s", resource_, "--", "sh", "-c", "echo ready; sleep 2.5; exit 3"}));
+  process p(
+      redlock({"run", "--ttl", "2s", resource_, "--", "sh", "-c", "echo ready; sleep 4; exit 3"}));
   ASSERT_TRUE(p.wait_output([](auto& out, auto&) { return out.find("ready") != out.npos; }, 20s));
   servers_[2]->kill9();
   ASSERT_TRUE(p.wait_exit(20s));
