@@ -223,7 +223,8 @@ class operation final : public std::enable_shared_from_this<operation> {
   }
 
   void hook(std::size_t i, std::error_code ec, std::string_view message) {
-    if (!m_->has_hook_.load(std::memory_order_acquire))
+    // errc::closed comes from our own quit or destructor, not from a failing node.
+    if (ec == errc::closed || !m_->has_hook_.load(std::memory_order_acquire))
       return;
     report_node_error(*m_, node_error{m_->nodes_[i]->id(), ec, std::string(message)});
   }

@@ -12,6 +12,8 @@
 #include <memory>
 #include <thread>
 
+#include <asio/steady_timer.hpp>
+
 #include "redlock/asio_compat.hpp"
 #include "redlock/blocking.hpp"
 #include "redlock/lock_manager.hpp"
@@ -643,6 +645,53 @@ TEST_F(ManagerTest, WorksWithFuturesAndCoroutines) {
   guard.reset();
   io.stop();
   t.join();
+}
+
+TEST_F(ManagerTest, LateRepliesAfterTheDecisionAreIgnoredSafely) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(5), fast());
+  fakes[3]->push(kind::acquire, step::integer(0, 30ms));
+  fakes[4]->push(kind::acquire, step::error(make_error_code(errc::server_error), "ERR x", 30ms));
+  auto out = lock(m, {"r"});
+  ASSERT_FALSE(out->ec);
+  EXPECT_EQ(out->l.report().count(vote::pending), 2u);
+  ASSERT_TRUE(run_until([&] { return fakes[3]->in_flight() == 0 && fakes[4]->in_flight() == 0; }));
+  bool quit_done = false;
+  m.async_quit([&](std::error_code) { quit_done = true; });
+  ASSERT_TRUE(run_until([&] { return quit_done; }));
+  EXPECT_EQ(out->l.report().count(vote::pending), 2u);  // the handle's report is a snapshot
+}
+
+TEST_F(ManagerTest, AwaitableOrOperatorCancelsAWaitingLock) {
+  using namespace redlock::awaitable_operators;
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  for (auto& f : fakes)
+    f->set_key("r", "other");
+  redlock::call_options forever;
+  forever.retry_count = -1;
+  bool timer_won = false;
+  bool finished = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(io, 50ms);
+        std::vector<std::string> resources;  // GCC 12: no braced list inside co_await
+        resources.emplace_back("r");
+        auto lock_op = m.async_lock(std::move(resources), 10s, forever,
+                                    redlock::as_tuple(asio::use_awaitable));
+        auto winner = co_await (std::move(lock_op) || t.async_wait(asio::use_awaitable));
+        timer_won = winner.index() == 1;
+        finished = true;
+      },
+      asio::detached);
+  ASSERT_TRUE(run_until([&] { return finished; }));
+  EXPECT_TRUE(timer_won);
+  ASSERT_TRUE(run_until([&] {
+    for (const auto& f : fakes) {
+      if (f->count(kind::acquire) != f->count(kind::release))
+        return false;
+    }
+    return true;
+  }));
 }
 
 TEST(BlockingManager, ThrowsLockErrorWithTheReportOnFailure) {
