@@ -33,26 +33,29 @@ namespace redlock::detail {
 
 namespace {
 
-// Decimal digits of v (v >= 0).
+// Decimal digits of v. Argument counts and lengths are mostly below 100: test those first.
 constexpr std::size_t digits10(std::size_t v) noexcept {
-  std::size_t n = 1;
-  while (v >= 10000) {
-    v /= 10000;
-    n += 4;
-  }
-  if (v >= 1000)
-    return n + 3;
-  if (v >= 100)
-    return n + 2;
-  if (v >= 10)
-    return n + 1;
+  if (v < 10)
+    return 1;
+  if (v < 100)
+    return 2;
+  std::size_t n = 3;
+  for (v /= 1000; v != 0; v /= 10)
+    ++n;
   return n;
 }
 
-// Writes `<prefix><v>\r\n` at p; returns the end.
+// Writes `<prefix><v>\r\n` at p; returns the end. Small values skip std::to_chars's setup.
 inline char* put_header(char* p, char prefix, std::size_t v) noexcept {
   *p++ = prefix;
-  p = std::to_chars(p, p + 20, v).ptr;
+  if (v < 10) {
+    *p++ = static_cast<char>('0' + v);
+  } else if (v < 100) {
+    *p++ = static_cast<char>('0' + v / 10);
+    *p++ = static_cast<char>('0' + v % 10);
+  } else {
+    p = std::to_chars(p, p + 20, v).ptr;
+  }
   *p++ = '\r';
   *p++ = '\n';
   return p;
@@ -147,16 +150,18 @@ class guard {
         }
 
         case state::number:
-          if (*p == '\r') {
+          // Digits in a tight loop; the line usually arrives whole.
+          for (; p < end && *p != '\r'; ++p) {
+            if (!((*p >= '0' && *p <= '9') || (*p == '-' && number_len_ == 0)) ||
+                number_len_ == sizeof number_) {
+              return fail(p, data, "malformed number in a RESP2 header");
+            }
+            number_[number_len_++] = *p;
+          }
+          if (p < end) {
             ++p;
             state_ = state::number_lf;
-            break;
           }
-          if (!((*p >= '0' && *p <= '9') || (*p == '-' && number_len_ == 0)) ||
-              number_len_ == sizeof number_) {
-            return fail(p, data, "malformed number in a RESP2 header");
-          }
-          number_[number_len_++] = *p++;
           break;
 
         case state::number_lf: {
@@ -290,9 +295,13 @@ struct reply_reader::impl {
   // once the previous one is complete, so appending never moves an object still being built.
   static reply* slot(const redisReadTask* task) {
     if (task->parent == nullptr) {
-      auto* self = static_cast<impl*>(task->privdata);
-      self->root = reply{};
-      return &self->root;
+      // Reset in place rather than assigning a fresh reply{}: after next() moved it out there
+      // is nothing to free, and this runs once per reply.
+      reply& root = static_cast<impl*>(task->privdata)->root;
+      root.integer = 0;
+      root.str.clear();
+      root.elements.clear();
+      return &root;
     }
     auto* parent = static_cast<reply*>(task->parent->obj);
     return &parent->elements.emplace_back();
@@ -343,10 +352,36 @@ struct reply_reader::impl {
   static inline redisReplyObjectFunctions functions = {create_string, create_array, create_integer,
                                                        create_nil, free_object};
 
+  // Hands hiredis the next slice of staged input; false when nothing is staged.
+  bool refill() {
+    const std::size_t left = staged.size() - staged_pos;
+    if (left == 0)
+      return false;
+    const std::size_t n = std::min(left, drip);
+    // Cannot fail: hiredis refuses input only in its error state, and next() stops there.
+    redisReaderFeed(r, staged.data() + staged_pos, n);
+    staged_pos += n;
+    if (staged_pos == staged.size()) {
+      staged.clear();
+      staged_pos = 0;
+    }
+    return true;
+  }
+
+  // hiredis compacts its buffer (memmove of everything unparsed) each time it has consumed
+  // 1 KiB, so one large read handed over at once costs quadratic copying: a 64 KiB read of
+  // small replies moved ~2 MB. Input is therefore given to hiredis in slices of `drip`
+  // bytes, the rest waiting in `staged`. The slice doubles while hiredis needs more bytes
+  // to finish a reply (one large bulk string costs a logarithmic number of refills).
+  static constexpr std::size_t min_drip = 4 * 1024;
+
   reader_limits limits;
   guard scanner;
   redisReader* r = nullptr;
   reply root;
+  std::string staged;  // checked input not yet given to hiredis, from staged_pos
+  std::size_t staged_pos = 0;
+  std::size_t drip = min_drip;
   bool failed = false;  // an error was reported by next() or feed()
 };
 
@@ -361,7 +396,7 @@ std::error_code reply_reader::feed(const char* data, std::size_t size) {
   if (size == 0)
     return {};
   // Check before copying anything, so memory stays bounded whatever the peer sends.
-  const std::size_t buffered = s.r->len - s.r->pos;
+  const std::size_t buffered = (s.r->len - s.r->pos) + (s.staged.size() - s.staged_pos);
   if (size > s.limits.max_buffered_bytes || buffered > s.limits.max_buffered_bytes - size) {
     s.failed = true;
     return errc::protocol_error;
@@ -369,9 +404,21 @@ std::error_code reply_reader::feed(const char* data, std::size_t size) {
   // After a framing error the bytes are dropped; next() reports it once the replies before
   // it have been pulled.
   const std::size_t good = s.scanner.scan(data, size);
-  if (good > 0 && redisReaderFeed(s.r, data, good) != REDIS_OK) {
-    s.failed = true;
-    return errc::protocol_error;
+  // The common case (a small read, nothing staged) goes to hiredis without a copy of ours.
+  std::size_t direct = 0;
+  if (s.staged.size() == s.staged_pos) {
+    direct = std::min(good, impl::min_drip);
+    if (direct > 0 && redisReaderFeed(s.r, data, direct) != REDIS_OK) {
+      s.failed = true;
+      return errc::protocol_error;
+    }
+  }
+  if (good > direct) {
+    if (s.staged_pos > 0) {
+      s.staged.erase(0, s.staged_pos);
+      s.staged_pos = 0;
+    }
+    s.staged.append(data + direct, good - direct);
   }
   return {};
 }
@@ -383,14 +430,21 @@ std::optional<reply> reply_reader::next(std::error_code& ec) {
     ec = errc::protocol_error;
     return std::nullopt;
   }
-  void* out = nullptr;
-  if (redisReaderGetReply(s.r, &out) != REDIS_OK) {
-    s.failed = true;
-    ec = errc::protocol_error;
-    return std::nullopt;
+  for (;;) {
+    void* out = nullptr;
+    if (redisReaderGetReply(s.r, &out) != REDIS_OK) {
+      s.failed = true;
+      ec = errc::protocol_error;
+      return std::nullopt;
+    }
+    if (out != nullptr) {
+      s.drip = impl::min_drip;
+      return std::optional<reply>(std::move(s.root));
+    }
+    if (!s.refill())
+      break;
+    s.drip *= 2;
   }
-  if (out != nullptr)
-    return std::optional<reply>(std::move(s.root));
   if (s.scanner.failed()) {
     s.failed = true;
     ec = errc::protocol_error;
@@ -404,6 +458,9 @@ void reply_reader::reset() {
   s.create();
   s.scanner = guard(s.limits);
   s.root = reply{};
+  s.staged.clear();
+  s.staged_pos = 0;
+  s.drip = impl::min_drip;
   s.failed = false;
 }
 

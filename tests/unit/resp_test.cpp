@@ -235,6 +235,16 @@ TEST(RespDecode, ManyPipelinedRepliesInOneFeed) {
     EXPECT_EQ(out[static_cast<std::size_t>(i)], integer(i));
 }
 
+TEST(RespDecode, LargeBulkStringsAmongSmallReplies) {
+  const std::string big(3 * 1024 * 1024 + 5, 'b');
+  const std::string input = ":1\r\n$" + std::to_string(big.size()) + "\r\n" + big + "\r\n+OK\r\n";
+  const std::vector<reply> expected{integer(1), text(reply::type::string, big),
+                                    text(reply::type::status, "OK")};
+  EXPECT_EQ(decode_ok(input), expected);
+  EXPECT_EQ(decode_ok(input, 4093), expected);
+  EXPECT_EQ(decode_ok(input, 100000), expected);
+}
+
 TEST(RespDecode, RepliesBeforeMalformedInputAreStillDelivered) {
   std::error_code ec;
   const auto out = decode("+OK\r\n:1\r\n?bad\r\n", ec);
