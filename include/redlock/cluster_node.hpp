@@ -1,0 +1,76 @@
+// A node backed by a Redis Cluster: each request goes to the master that owns its keys' hash
+// slot, following MOVED and ASK redirections.
+//
+// A lock's keys are written atomically by one script, so on a cluster node they must share a
+// hash slot: give multi-resource locks a hash tag, e.g. "{order:42}:items" and
+// "{order:42}:payment". Keys in different slots fail with errc::invalid_argument.
+//
+// Safety note: like Sentinel, a Cluster replicates asynchronously; a master that fails over
+// before replicating a lock loses it. One Cluster is one Redlock node: use several independent
+// deployments for a quorum (see the README).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+
+#include "redlock/endpoint.hpp"
+#include "redlock/node.hpp"
+#include "redlock/redis_node.hpp"
+
+namespace redlock {
+
+struct cluster_config {
+  /// Any nodes of the cluster; the slot map is read from the first that answers. Their
+  /// credentials and TLS settings are used for every node of the cluster.
+  std::vector<endpoint> seeds;
+  connection_options options;
+  /// Redirections (MOVED/ASK) followed for one request before it fails.
+  int max_redirects = 5;
+  /// The slot map is refreshed after a MOVED or a connection failure, but not more often.
+  std::chrono::milliseconds min_refresh_interval{100};
+};
+
+/// The hash slot (0..16383) of a key, honouring `{hash tags}` like Redis Cluster.
+std::uint16_t cluster_key_slot(std::string_view key) noexcept;
+
+/// True for `redis+cluster://` and `rediss+cluster://` URLs.
+bool is_cluster_url(std::string_view url) noexcept;
+
+/// Parses `redis+cluster://[user[:password]@]host:port[,host:port...][?tls parameters]`
+/// (`rediss+cluster://` for TLS). The TLS parameters are those of parse_endpoint. On failure
+/// sets ec to errc::invalid_url and `why` to a message that never contains the password.
+cluster_config parse_cluster_url(std::string_view url, std::error_code& ec, std::string& why);
+/// Throwing form: lock_error(errc::invalid_url).
+cluster_config parse_cluster_url(std::string_view url);
+
+/// A node whose requests go to the master owning their keys' slot.
+/// Distinct objects: safe. Shared objects: safe.
+class cluster_node final : public node {
+ public:
+  cluster_node(asio::any_io_executor ex, cluster_config cfg);
+  ~cluster_node() override;  // closes; never blocks, never throws
+
+  cluster_node(const cluster_node&) = delete;
+  cluster_node& operator=(const cluster_node&) = delete;
+
+  /// "redis+cluster://host:port,host:port" from the seeds (never a password).
+  const std::string& id() const noexcept override;
+  /// Fails with errc::invalid_argument (nothing sent) when the keys span several slots or
+  /// there are none.
+  void async_eval(const script& s, std::span<const std::string> keys,
+                  std::span<const std::string> args, reply_handler handler) override;
+  void close() override;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace redlock

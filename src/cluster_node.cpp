@@ -1,0 +1,420 @@
+#include "redlock/cluster_node.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <deque>
+#include <map>
+#include <optional>
+#include <utility>
+
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
+
+#include "redlock/error.hpp"
+
+namespace redlock {
+
+namespace {
+
+constexpr std::string_view plain_scheme = "redis+cluster://";
+constexpr std::string_view tls_scheme = "rediss+cluster://";
+constexpr std::size_t slot_count = 16384;
+
+bool starts_with(std::string_view s, std::string_view p) noexcept {
+  return s.substr(0, p.size()) == p;
+}
+
+reply error_reply(std::string msg) {
+  reply r;
+  r.kind = reply::type::error;
+  r.str = std::move(msg);
+  return r;
+}
+
+// CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), the checksum Redis Cluster uses
+// for key slots.
+std::uint16_t crc16(std::string_view data) noexcept {
+  std::uint16_t crc = 0;
+  for (unsigned char byte : data) {
+    crc = static_cast<std::uint16_t>(crc ^ (byte << 8));
+    for (int bit = 0; bit < 8; ++bit) {
+      crc = (crc & 0x8000) ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021)
+                           : static_cast<std::uint16_t>(crc << 1);
+    }
+  }
+  return crc;
+}
+
+// "host:port" (host may be an IPv6 literal without brackets) → parts.
+bool split_address(std::string_view addr, std::string& host, std::uint16_t& port) {
+  const auto colon = addr.rfind(':');
+  if (colon == std::string_view::npos || colon == 0)
+    return false;
+  const std::string_view p = addr.substr(colon + 1);
+  auto res = std::from_chars(p.data(), p.data() + p.size(), port);
+  if (res.ec != std::errc() || res.ptr != p.data() + p.size() || port == 0)
+    return false;
+  host = std::string(addr.substr(0, colon));
+  return true;
+}
+
+std::string join_address(const std::string& host, std::uint16_t port) {
+  return host + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+std::uint16_t cluster_key_slot(std::string_view key) noexcept {
+  // Only the part between the first '{' and the next '}' is hashed, when it is non-empty.
+  if (const auto open = key.find('{'); open != std::string_view::npos) {
+    const auto close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1)
+      key = key.substr(open + 1, close - open - 1);
+  }
+  return static_cast<std::uint16_t>(crc16(key) & (slot_count - 1));
+}
+
+bool is_cluster_url(std::string_view url) noexcept {
+  return starts_with(url, plain_scheme) || starts_with(url, tls_scheme);
+}
+
+cluster_config parse_cluster_url(std::string_view url, std::error_code& ec, std::string& why) {
+  ec.clear();
+  why.clear();
+  auto fail = [&](std::string msg) {
+    ec = make_error_code(errc::invalid_url);
+    why = "invalid cluster URL: " + std::move(msg);
+    return cluster_config{};
+  };
+  const bool tls = starts_with(url, tls_scheme);
+  if (!tls && !starts_with(url, plain_scheme))
+    return fail("the scheme must be redis+cluster:// or rediss+cluster://");
+  std::string_view rest = url.substr(tls ? tls_scheme.size() : plain_scheme.size());
+  std::string query;
+  if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    query = "?" + std::string(rest.substr(q + 1));
+    rest = rest.substr(0, q);
+  }
+  if (!rest.empty() && rest.back() == '/')
+    rest.remove_suffix(1);
+  if (rest.find('/') != std::string_view::npos)
+    return fail("a cluster has no databases: remove the path");
+  std::string userinfo;
+  std::string_view hosts = rest;
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+    userinfo = std::string(rest.substr(0, at)) + "@";
+    hosts = rest.substr(at + 1);
+  }
+  if (hosts.empty())
+    return fail("no host");
+  cluster_config cfg;
+  const std::string scheme = tls ? "rediss://" : "redis://";
+  for (std::string_view h = hosts; !h.empty();) {
+    const auto comma = h.find(',');
+    const std::string_view host = h.substr(0, comma);
+    h = comma == std::string_view::npos ? std::string_view{} : h.substr(comma + 1);
+    if (host.empty())
+      return fail("empty host in the list");
+    std::error_code sub_ec;
+    std::string sub_why;
+    endpoint e = parse_endpoint(scheme + userinfo + std::string(host) + query, sub_ec, sub_why);
+    if (sub_ec)
+      return fail(std::string(host) + ": " + sub_why);
+    if (e.kind != endpoint::transport::tcp)
+      return fail("cluster nodes must be TCP addresses");
+    cfg.seeds.push_back(std::move(e));
+  }
+  return cfg;
+}
+
+cluster_config parse_cluster_url(std::string_view url) {
+  std::error_code ec;
+  std::string why;
+  auto cfg = parse_cluster_url(url, ec, why);
+  if (ec)
+    throw lock_error(ec, why);
+  return cfg;
+}
+
+struct cluster_node::impl : std::enable_shared_from_this<impl> {
+  // The script is copied: a redirected request is sent again after the caller has returned.
+  struct request {
+    std::optional<script> s;
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+    std::uint16_t slot = 0;
+    int redirects = 0;
+    reply_handler handler;
+  };
+  using request_ptr = std::shared_ptr<request>;
+
+  impl(asio::any_io_executor ex, cluster_config cfg)
+      : ex_(std::move(ex)), strand_(asio::make_strand(ex_)), cfg_(std::move(cfg)) {
+    owner_.fill(-1);
+    id_ = cfg_.seeds.front().tls.enabled ? "rediss+cluster://" : "redis+cluster://";
+    for (std::size_t i = 0; i < cfg_.seeds.size(); ++i) {
+      const endpoint& e = cfg_.seeds[i];
+      id_ += i ? "," : "";
+      id_ += e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host;
+      id_ += ":" + std::to_string(e.port);
+      seed_addresses_.push_back(join_address(e.host, e.port));
+    }
+  }
+
+  // ---- routing ----------------------------------------------------------------------------
+
+  void submit(request_ptr r) {
+    if (closed_) {
+      r->handler(errc::closed, error_reply("node " + id_ + " is closed"));
+      return;
+    }
+    const int owner = owner_[r->slot];
+    if (owner < 0) {
+      waiting_.push_back(std::move(r));
+      refresh(true);
+      return;
+    }
+    send(std::move(r), addresses_[static_cast<std::size_t>(owner)], false);
+  }
+
+  void send(request_ptr r, const std::string& address, bool asking) {
+    auto n = node_for(address);
+    if (!n) {
+      r->handler(errc::server_error, error_reply("bad node address from the cluster: " + address));
+      return;
+    }
+    if (asking) {
+      // Pipelined on the same connection, so ASKING applies to the script right behind it.
+      n->async_exec({"ASKING"}, [](std::error_code, reply) {});
+    }
+    n->async_eval(*r->s, r->keys, r->args,
+                  [self = shared_from_this(), r](std::error_code ec, reply rep) mutable {
+                    asio::post(self->strand_, [self, r, ec, rep = std::move(rep)]() mutable {
+                      self->on_reply(std::move(r), ec, std::move(rep));
+                    });
+                  });
+  }
+
+  void on_reply(request_ptr r, std::error_code ec, reply rep) {
+    if (rep.is_error() && !closed_) {
+      const bool moved = starts_with(rep.str, "MOVED ");
+      const bool ask = starts_with(rep.str, "ASK ");
+      if (moved || ask) {
+        // "MOVED <slot> <host>:<port>"
+        const std::string_view msg = rep.str;
+        const auto sp = msg.find(' ', moved ? 6 : 4);
+        std::string host;
+        std::uint16_t port = 0;
+        if (sp != std::string_view::npos && split_address(msg.substr(sp + 1), host, port) &&
+            r->redirects < cfg_.max_redirects) {
+          ++r->redirects;
+          const std::string address = join_address(host, port);
+          if (moved) {
+            owner_[r->slot] = address_index(address);
+            refresh(false);  // more slots have probably moved too
+          }
+          send(std::move(r), address, ask);
+          return;
+        }
+      }
+    }
+    if (ec == errc::connection_lost || ec == errc::connect_failed || ec == errc::timeout ||
+        (rep.is_error() && starts_with(rep.str, "CLUSTERDOWN")))
+      refresh(false);  // a master may have failed over
+    r->handler(ec, std::move(rep));
+  }
+
+  // ---- the slot map -----------------------------------------------------------------------
+
+  // `needed`: requests are waiting for the map, so the rate limit does not apply.
+  void refresh(bool needed) {
+    if (refreshing_ || closed_)
+      return;
+    const auto now = std::chrono::steady_clock::now();
+    if (!needed && now - last_refresh_ < cfg_.min_refresh_interval)
+      return;
+    refreshing_ = true;
+    last_refresh_ = now;
+    // Known masters first (they are likelier to be up), then the seeds.
+    std::vector<std::string> candidates = addresses_;
+    for (const auto& s : seed_addresses_)
+      if (std::find(candidates.begin(), candidates.end(), s) == candidates.end())
+        candidates.push_back(s);
+    ask_slots(std::move(candidates), 0, std::string());
+  }
+
+  void ask_slots(std::vector<std::string> candidates, std::size_t i, std::string errors) {
+    if (closed_)
+      return;
+    if (i == candidates.size()) {
+      refreshing_ = false;
+      fail_waiting(errc::connect_failed,
+                   "no node of " + id_ + " answered CLUSTER SLOTS: " + errors);
+      return;
+    }
+    auto n = node_for(candidates[i]);
+    n->async_exec({"CLUSTER", "SLOTS"}, [self = shared_from_this(), candidates, i, errors](
+                                            std::error_code ec, reply rep) mutable {
+      asio::post(self->strand_, [self, candidates = std::move(candidates), i,
+                                 errors = std::move(errors), ec, rep = std::move(rep)]() mutable {
+        if (!ec && self->apply_slots(rep, candidates[i])) {
+          self->refreshing_ = false;
+          self->after_refresh();
+          return;
+        }
+        errors += errors.empty() ? "" : "; ";
+        errors += candidates[i] + ": " +
+                  (ec ? (rep.str.empty() ? ec.message() : rep.str)
+                      : std::string("unexpected CLUSTER SLOTS reply"));
+        self->ask_slots(std::move(candidates), i + 1, std::move(errors));
+      });
+    });
+  }
+
+  // CLUSTER SLOTS: [[start, end, [host, port, id...], replicas...], ...].
+  bool apply_slots(const reply& rep, const std::string& asked) {
+    if (rep.kind != reply::type::array)
+      return false;
+    std::array<int, slot_count> owner;
+    owner.fill(-1);
+    for (const reply& range : rep.elements) {
+      if (range.kind != reply::type::array || range.elements.size() < 3)
+        return false;
+      const reply& lo = range.elements[0];
+      const reply& hi = range.elements[1];
+      const reply& master = range.elements[2];
+      if (lo.kind != reply::type::integer || hi.kind != reply::type::integer ||
+          master.kind != reply::type::array || master.elements.size() < 2 ||
+          master.elements[1].kind != reply::type::integer || lo.integer < 0 ||
+          hi.integer >= static_cast<std::int64_t>(slot_count) || lo.integer > hi.integer)
+        return false;
+      std::string host = master.elements[0].str;
+      if (host.empty() || host == "?") {
+        // "Unknown endpoint": the node we asked is meant.
+        std::uint16_t ignored = 0;
+        split_address(asked, host, ignored);
+      }
+      const auto port = master.elements[1].integer;
+      if (port <= 0 || port > 65535)
+        return false;
+      const int idx = address_index(join_address(host, static_cast<std::uint16_t>(port)));
+      for (auto s = lo.integer; s <= hi.integer; ++s)
+        owner[static_cast<std::size_t>(s)] = idx;
+    }
+    owner_ = owner;
+    return true;
+  }
+
+  void after_refresh() {
+    std::deque<request_ptr> waiting;
+    waiting.swap(waiting_);
+    for (auto& r : waiting) {
+      if (owner_[r->slot] < 0) {
+        r->handler(errc::server_error,
+                   error_reply("CLUSTERDOWN hash slot " + std::to_string(r->slot) +
+                               " is not served by any master of " + id_));
+      } else {
+        submit(std::move(r));
+      }
+    }
+  }
+
+  void fail_waiting(errc code, const std::string& msg) {
+    std::deque<request_ptr> waiting;
+    waiting.swap(waiting_);
+    for (auto& r : waiting)
+      r->handler(code, error_reply(msg));
+  }
+
+  int address_index(const std::string& address) {
+    for (std::size_t i = 0; i < addresses_.size(); ++i)
+      if (addresses_[i] == address)
+        return static_cast<int>(i);
+    addresses_.push_back(address);
+    return static_cast<int>(addresses_.size() - 1);
+  }
+
+  // One connection per cluster node, created on first use with the seeds' credentials/TLS.
+  std::shared_ptr<redis_node> node_for(const std::string& address) {
+    if (auto it = nodes_.find(address); it != nodes_.end())
+      return it->second;
+    endpoint e = cfg_.seeds.front();
+    if (!split_address(address, e.host, e.port))
+      return nullptr;
+    auto n = std::make_shared<redis_node>(ex_, std::move(e), cfg_.options);
+    nodes_.emplace(address, n);
+    return n;
+  }
+
+  void close() {
+    if (closed_)
+      return;
+    closed_ = true;
+    for (auto& [address, n] : nodes_)
+      n->close();
+    fail_waiting(errc::closed, "node " + id_ + " was closed");
+  }
+
+  asio::any_io_executor ex_;
+  asio::strand<asio::any_io_executor> strand_;
+  cluster_config cfg_;
+  std::string id_;
+  std::vector<std::string> seed_addresses_;
+  std::vector<std::string> addresses_;  // index → "host:port"
+  std::array<int, slot_count> owner_;   // slot → index into addresses_, −1 unknown
+  std::map<std::string, std::shared_ptr<redis_node>> nodes_;
+  std::deque<request_ptr> waiting_;
+  std::chrono::steady_clock::time_point last_refresh_{};
+  bool refreshing_ = false;
+  bool closed_ = false;
+};
+
+cluster_node::cluster_node(asio::any_io_executor ex, cluster_config cfg) {
+  if (cfg.seeds.empty())
+    throw lock_error(make_error_code(errc::invalid_argument), "cluster_node: no seed nodes");
+  impl_ = std::make_shared<impl>(std::move(ex), std::move(cfg));
+}
+
+cluster_node::~cluster_node() {
+  asio::post(impl_->strand_, [i = impl_] { i->close(); });
+}
+
+const std::string& cluster_node::id() const noexcept {
+  return impl_->id_;
+}
+
+void cluster_node::async_eval(const script& s, std::span<const std::string> keys,
+                              std::span<const std::string> args, reply_handler handler) {
+  auto r = std::make_shared<impl::request>();
+  r->handler = std::move(handler);
+  if (keys.empty()) {
+    asio::post(impl_->strand_, [r] {
+      r->handler(errc::invalid_argument, error_reply("a cluster node needs at least one key"));
+    });
+    return;
+  }
+  r->slot = cluster_key_slot(keys.front());
+  for (const auto& k : keys) {
+    if (cluster_key_slot(k) != r->slot) {
+      // Checked here, before anything is sent: the keys of one lock are written by one
+      // script, which a cluster refuses across slots (CROSSSLOT).
+      asio::post(impl_->strand_, [r] {
+        r->handler(errc::invalid_argument,
+                   error_reply("the keys of one lock map to different hash slots of the "
+                               "cluster; give them a common hash tag, e.g. {order:42}:a"));
+      });
+      return;
+    }
+  }
+  r->s.emplace(s);
+  r->keys.assign(keys.begin(), keys.end());
+  r->args.assign(args.begin(), args.end());
+  asio::post(impl_->strand_, [i = impl_, r]() mutable { i->submit(std::move(r)); });
+}
+
+void cluster_node::close() {
+  asio::post(impl_->strand_, [i = impl_] { i->close(); });
+}
+
+}  // namespace redlock
