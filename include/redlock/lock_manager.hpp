@@ -97,7 +97,9 @@ class lock {
   redlock::report report_;
 };
 
-/// Result of an unlock: how many nodes no longer hold our value.
+/// Result of an unlock: how many nodes no longer hold our value. The counts cover the answers
+/// received by the time the outcome was decided (a quorum is enough; slower nodes still get
+/// the release, their answers are not waited for).
 struct unlock_result {
   std::size_t released = 0;  ///< nodes where our value was deleted by this call
   std::size_t absent = 0;    ///< nodes that answered but no longer had our value
@@ -176,9 +178,15 @@ class lock_manager {
   }
 
   /// Extends `l` so that it expires `ttl` from now. Only while the lock's local validity
-  /// remains; only where our value is still present; never deletes anything.
-  /// Completion: void(std::error_code, lock) with the new validity deadline.
-  /// Errors: lock_expired, lock_lost, quorum_unreachable, validity_exhausted, closed.
+  /// remains (else lock_expired at once, nothing sent); only where our value is still
+  /// present; never deletes anything. The new validity counts from the extend's start.
+  /// Retries (per the retry settings) only while the old validity remains. When a quorum
+  /// extended, nodes that lost our keys (e.g. restarted) get them set again, only if absent,
+  /// while the new validity remains; an expired lock is never recreated.
+  /// Completion: void(std::error_code, lock) with the new validity deadline; on failure an
+  /// empty handle carrying the report.
+  /// Errors: lock_expired, lock_lost (too many nodes deny), quorum_unreachable,
+  /// validity_exhausted, invalid_argument, closed.
   template <class CompletionToken>
   auto async_extend(const lock& l, std::chrono::milliseconds ttl, call_options opts,
                     CompletionToken&& token) {
@@ -197,8 +205,10 @@ class lock_manager {
 
   /// Deletes our value on every node (only where it is ours).
   /// Completion: void(std::error_code, unlock_result). Succeeds when a quorum no longer
-  /// holds our value. An already expired lock completes promptly with errc::lock_expired
-  /// after one best-effort release round.
+  /// holds our value. Retries ask only the nodes that failed, while the lock is still valid.
+  /// An already expired lock completes promptly with errc::lock_expired after one
+  /// best-effort release round, whatever the retry count. Errors: quorum_unreachable,
+  /// lock_expired, invalid_argument (empty handle), closed.
   template <class CompletionToken>
   auto async_unlock(const lock& l, call_options opts, CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::error_code, unlock_result)>(

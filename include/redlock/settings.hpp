@@ -17,7 +17,8 @@ struct settings {
   /// ...plus or minus a uniformly random amount up to this (never below zero in total).
   std::chrono::milliseconds retry_jitter{100};
   /// How long to wait for one node's answer within an attempt; a node that misses it votes
-  /// "timeout". Keep it much smaller than the TTL (the Redlock spec's advice). Also used as
+  /// "timeout" (the wait is capped at the TTL). Keep it much smaller than the TTL (the
+  /// Redlock spec's advice). Must be positive. Also used as
   /// the request timeout of the built-in redis_node when the manager is built from URLs.
   std::chrono::milliseconds request_timeout{200};
   /// Connect timeout of built-in redis_nodes created from URLs.
