@@ -6,76 +6,29 @@
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
 
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "raw_client.hpp"
+#include "redlock/lock_manager.hpp"
+#include "redlock/redis_node.hpp"
+#include "support/fault_checker.hpp"
 #include "support/fault_net.hpp"
 #include "support/redis_server.hpp"
 
 namespace redlock::test {
 
 using namespace std::chrono_literals;
-
-/// A blocking hiredis connection with a short timeout, for checking what the network does
-/// independently of redis_node.
-class raw_client {
- public:
-  raw_client(std::uint16_t port, std::chrono::milliseconds timeout) {
-    timeval tv{static_cast<time_t>(timeout.count() / 1000),
-               static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
-    ctx_.reset(redisConnectWithTimeout("127.0.0.1", port, tv));
-    if (ctx_ && ctx_->err == 0)
-      redisSetTimeout(ctx_.get(), tv);
-  }
-  bool connected() const { return ctx_ && ctx_->err == 0; }
-  std::string error() const { return ctx_ ? ctx_->errstr : "no context"; }
-  /// The reply as a string ("(error) ..." for errors, "(nil)", integers in decimal), or
-  /// nullopt on I/O failure or timeout.
-  std::optional<std::string> command(const std::vector<std::string>& argv) {
-    if (!connected())
-      return std::nullopt;
-    std::vector<const char*> a;
-    std::vector<size_t> l;
-    for (const auto& s : argv) {
-      a.push_back(s.data());
-      l.push_back(s.size());
-    }
-    auto* r = static_cast<redisReply*>(
-        redisCommandArgv(ctx_.get(), static_cast<int>(a.size()), a.data(), l.data()));
-    if (r == nullptr)
-      return std::nullopt;
-    std::string out;
-    switch (r->type) {
-      case REDIS_REPLY_INTEGER:
-        out = std::to_string(r->integer);
-        break;
-      case REDIS_REPLY_NIL:
-        out = "(nil)";
-        break;
-      case REDIS_REPLY_ERROR:
-        out = "(error) " + std::string(r->str, r->len);
-        break;
-      case REDIS_REPLY_STRING:
-      case REDIS_REPLY_STATUS:
-        out = std::string(r->str, r->len);
-        break;
-      default:
-        out = "(array)";
-    }
-    freeReplyObject(r);
-    return out;
-  }
-
- private:
-  struct free_ctx {
-    void operator()(redisContext* c) const { redisFree(c); }
-  };
-  std::unique_ptr<redisContext, free_ctx> ctx_;
-};
 
 inline std::string str(const reply& r) {
   if (r.kind == reply::type::integer)
@@ -100,6 +53,157 @@ inline void pause(redis_server& s) {
   count_fault("sigstop");
 }
 
+/// Settings for fault tests: short per-node timeouts so that faults cost little time, one
+/// attempt unless a test asks for retries.
+inline settings fault_settings() {
+  settings s;
+  s.retry_count = 0;
+  s.retry_delay = 100ms;
+  s.retry_jitter = 20ms;
+  s.request_timeout = 300ms;
+  s.connect_timeout = 300ms;
+  return s;
+}
+
+/// One client: its own io thread and lock_manager over redis_nodes with a short reconnect
+/// backoff (so that a healed node is usable again quickly). Every wait is bounded.
+class lock_client {
+ public:
+  struct outcome {
+    std::error_code ec;
+    lock held;
+    std::chrono::steady_clock::time_point started;
+    std::chrono::steady_clock::duration took{};
+  };
+  struct unlock_outcome {
+    std::error_code ec;
+    unlock_result result;
+  };
+
+  lock_client(const std::vector<std::uint16_t>& ports, settings s = fault_settings())
+      : work_(asio::make_work_guard(io_)), manager_(io_.get_executor(), make_nodes(ports, s), s) {
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~lock_client() {
+    auto done = std::make_shared<std::promise<void>>();
+    auto f = done->get_future();
+    manager_.async_quit([done](std::error_code) { done->set_value(); });
+    f.wait_for(5s);
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+  lock_client(const lock_client&) = delete;
+  lock_client& operator=(const lock_client&) = delete;
+
+  lock_manager& manager() { return manager_; }
+
+  outcome acquire(const std::string& resource, std::chrono::milliseconds ttl,
+                  call_options opts = {}) {
+    auto p = std::make_shared<std::promise<outcome>>();
+    auto f = p->get_future();
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::string> r{resource};
+    manager_.async_lock(std::move(r), ttl, opts, [p, t0](std::error_code ec, lock l) {
+      p->set_value(outcome{ec, std::move(l), t0, std::chrono::steady_clock::now() - t0});
+    });
+    return wait(f, t0);
+  }
+  outcome extend(const lock& l, std::chrono::milliseconds ttl) {
+    auto p = std::make_shared<std::promise<outcome>>();
+    auto f = p->get_future();
+    const auto t0 = std::chrono::steady_clock::now();
+    manager_.async_extend(l, ttl, [p, t0](std::error_code ec, lock l2) {
+      p->set_value(outcome{ec, std::move(l2), t0, std::chrono::steady_clock::now() - t0});
+    });
+    return wait(f, t0);
+  }
+  unlock_outcome unlock(const lock& l) {
+    auto p = std::make_shared<std::promise<unlock_outcome>>();
+    auto f = p->get_future();
+    manager_.async_unlock(l, [p](std::error_code ec, unlock_result r) {
+      p->set_value(unlock_outcome{ec, std::move(r)});
+    });
+    if (f.wait_for(30s) != std::future_status::ready) {
+      ADD_FAILURE() << "unlock did not complete within 30 s";
+      return {make_error_code(errc::timeout), {}};
+    }
+    return f.get();
+  }
+
+ private:
+  std::vector<std::shared_ptr<node>> make_nodes(const std::vector<std::uint16_t>& ports,
+                                                const settings& s);
+  template <class T>
+  static T wait(std::future<T>& f, std::chrono::steady_clock::time_point t0) {
+    if (f.wait_for(60s) != std::future_status::ready) {
+      ADD_FAILURE() << "operation did not complete within 60 s";
+      return T{make_error_code(errc::timeout), {}, t0, {}};
+    }
+    return f.get();
+  }
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  lock_manager manager_;
+  std::thread thread_;
+};
+
+inline std::vector<std::shared_ptr<node>> lock_client::make_nodes(
+    const std::vector<std::uint16_t>& ports, const settings& s) {
+  std::vector<std::shared_ptr<node>> nodes;
+  connection_options o;
+  o.connect_timeout = s.connect_timeout;
+  o.request_timeout = s.request_timeout;
+  o.backoff_initial = 20ms;
+  o.backoff_max = 200ms;
+  for (auto p : ports) {
+    endpoint ep;
+    ep.port = p;
+    nodes.push_back(std::make_shared<redis_node>(io_.get_executor(), std::move(ep), o));
+  }
+  return nodes;
+}
+
+/// Three (or n) plain servers plus helpers to look at one key on all of them.
+struct cluster {
+  std::vector<std::unique_ptr<redis_server>> servers;
+  explicit cluster(std::size_t n, redis_server_options o = {}) {
+    for (std::size_t i = 0; i < n; ++i)
+      servers.push_back(std::make_unique<redis_server>(o));
+  }
+  redis_server& operator[](std::size_t i) { return *servers[i]; }
+  std::vector<std::uint16_t> ports() const {
+    std::vector<std::uint16_t> p;
+    for (const auto& s : servers)
+      p.push_back(s->port());
+    return p;
+  }
+  /// How many running servers hold `key` with exactly `value` ("" = any value).
+  std::size_t holding(const std::string& key, const std::string& value = "") const {
+    std::size_t n = 0;
+    for (const auto& s : servers) {
+      if (!s->running())
+        continue;
+      auto r = s->command({"GET", key});
+      if (r.kind == reply::type::string && (value.empty() || r.str == value))
+        ++n;
+    }
+    return n;
+  }
+};
+
+/// A holder's critical section as the checker sees it: from the moment its acquire completed
+/// to its validity deadline (the longest it may legitimately act).
+inline critical_section held_section(int client, const lock_client::outcome& o) {
+  return {client, (o.started + o.took).time_since_epoch().count(),
+          o.held.validity_deadline().time_since_epoch().count(), -1, -1};
+}
+
+inline std::size_t votes(const lock_client::outcome& o, vote v) {
+  return o.held.report().count(v);
+}
+
 /// Fails every test at once when not inside scripts/in-netns, and prints the fault figures at
 /// the end ("faults injected: N") for the README.
 class fault_environment : public ::testing::Environment {
@@ -110,6 +214,13 @@ class fault_environment : public ::testing::Environment {
   }
   void TearDown() override {
     std::printf("faults injected: %llu\n", static_cast<unsigned long long>(faults_injected()));
+    // scripts/fault-test adds up the figures of every binary for the README.
+    if (const char* tally = std::getenv("REDLOCK_FAULT_TALLY")) {
+      if (FILE* f = std::fopen(tally, "a")) {
+        std::fprintf(f, "%llu\n", static_cast<unsigned long long>(faults_injected()));
+        std::fclose(f);
+      }
+    }
   }
 };
 
