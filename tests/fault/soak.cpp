@@ -1,0 +1,459 @@
+// The soak: k client processes do read-sleep-write on a register under a seeded random
+// schedule of faults, and a checker verifies that no two critical sections overlapped and no
+// update was lost (test-catalogue.md: "k clients, long random schedule of faults").
+//
+//   redlock_soak [--seconds S] [--seed N] [--clients K]      (run it through scripts/soak)
+//
+// Setup: five lock servers -- nodes 0-2 with appendfsync always (restarted at once after a
+// crash), nodes 3-4 without persistence (restarted only after a full TTL) -- each behind a TCP
+// proxy, plus one register server that is never faulted. Clients reach the lock servers
+// through the proxies and the register directly. The faults stay within the documented
+// assumptions (persistence or delayed restarts; server clocks untouched; clients never paused),
+// so the checker must find nothing.
+//
+// Each client logs its critical sections -- CLOCK_MONOTONIC start/end on this one machine, the
+// register value read and written -- and the parent checks them. The last line is
+// "N passed, N failed".
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "raw_client.hpp"
+#include "redlock/lock_manager.hpp"
+#include "redlock/redis_node.hpp"
+#include "support/fault_checker.hpp"
+#include "support/fault_net.hpp"
+#include "support/redis_server.hpp"
+#include "support/tcp_proxy.hpp"
+
+namespace rt = redlock::test;
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr milliseconds lock_ttl{1000};
+constexpr const char* resource = "soak-lock";
+constexpr const char* register_key = "soak-register";
+constexpr std::size_t durable_nodes = 3;  // 0..2 appendfsync always; the rest: no persistence
+constexpr std::size_t lock_nodes = 5;
+
+std::int64_t now_ns() {
+  return rt::monotonic_ns();
+}
+
+std::vector<std::uint16_t> parse_ports(const std::string& s) {
+  std::vector<std::uint16_t> out;
+  std::size_t pos = 0;
+  while (pos < s.size()) {
+    auto comma = s.find(',', pos);
+    if (comma == std::string::npos)
+      comma = s.size();
+    out.push_back(static_cast<std::uint16_t>(std::stoi(s.substr(pos, comma - pos))));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+// --- client process -------------------------------------------------------------------------
+
+int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t register_port,
+               std::int64_t until_ns, const std::string& log_path, std::uint64_t seed) {
+  std::mt19937_64 rng(seed * 1000 + static_cast<std::uint64_t>(id));
+  auto uniform = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  std::ofstream log(log_path, std::ios::app);
+
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  redlock::settings s;
+  s.retry_count = 3;
+  s.retry_delay = 40ms;
+  s.retry_jitter = 30ms;
+  s.request_timeout = 150ms;
+  s.connect_timeout = 150ms;
+  std::vector<std::shared_ptr<redlock::node>> nodes;
+  redlock::connection_options co;
+  co.connect_timeout = s.connect_timeout;
+  co.request_timeout = s.request_timeout;
+  co.backoff_initial = 20ms;
+  co.backoff_max = 300ms;
+  for (auto p : ports) {
+    redlock::endpoint ep;
+    ep.port = p;
+    nodes.push_back(std::make_shared<redlock::redis_node>(io.get_executor(), ep, co));
+  }
+  redlock::lock_manager manager(io.get_executor(), nodes, s);
+  std::thread runner([&io] { io.run(); });
+
+  auto acquire = [&]() -> std::pair<std::error_code, redlock::lock> {
+    auto p = std::make_shared<std::promise<std::pair<std::error_code, redlock::lock>>>();
+    auto f = p->get_future();
+    manager.async_lock(resource, lock_ttl, [p](std::error_code ec, redlock::lock l) {
+      p->set_value({ec, std::move(l)});
+    });
+    if (f.wait_for(30s) != std::future_status::ready)
+      return {redlock::errc::timeout, {}};
+    return f.get();
+  };
+  auto extend = [&](const redlock::lock& l) -> std::pair<std::error_code, redlock::lock> {
+    auto p = std::make_shared<std::promise<std::pair<std::error_code, redlock::lock>>>();
+    auto f = p->get_future();
+    manager.async_extend(l, lock_ttl, [p](std::error_code ec, redlock::lock l2) {
+      p->set_value({ec, std::move(l2)});
+    });
+    if (f.wait_for(30s) != std::future_status::ready)
+      return {redlock::errc::timeout, {}};
+    return f.get();
+  };
+  auto unlock = [&](const redlock::lock& l) {
+    auto p = std::make_shared<std::promise<void>>();
+    auto f = p->get_future();
+    manager.async_unlock(l, [p](std::error_code, redlock::unlock_result) { p->set_value(); });
+    f.wait_for(30s);
+  };
+
+  int rc = 0;
+  rt::raw_client reg(register_port, 2000ms);
+  long sections = 0, failures = 0, aborted = 0;
+  // Bounded by time and by count.
+  for (long iter = 0; iter < 1'000'000 && now_ns() < until_ns; ++iter) {
+    auto [ec, held] = acquire();
+    if (ec) {
+      ++failures;
+      std::this_thread::sleep_for(milliseconds(uniform(5, 40)));
+      continue;
+    }
+    // A careful client: act only with comfortable validity left, and check again before the
+    // write (the documented assumption is that it is not paused in between).
+    const auto margin = 150ms;
+    bool ok = held.remaining() > margin;
+    std::int64_t start = now_ns();
+    std::int64_t value = -1;
+    if (ok) {
+      auto r = reg.command({"GET", register_key});
+      if (!r) {
+        rc = 2;
+        break;
+      }
+      value = *r == "(nil)" ? 0 : std::stoll(*r);
+      std::this_thread::sleep_for(milliseconds(uniform(0, 30)));
+      if (uniform(0, 3) == 0) {
+        auto [eec, extended] = extend(held);
+        if (eec) {
+          ok = false;  // lost or expired: do not write
+        } else {
+          held = extended;
+        }
+      }
+    }
+    if (ok && held.remaining() > margin) {
+      auto w = reg.command({"SET", register_key, std::to_string(value + 1)});
+      if (!w || *w != "OK") {
+        rc = 2;
+        break;
+      }
+      const std::int64_t end = now_ns();
+      rt::critical_section cs{id, start, end, value, value + 1};
+      log << rt::to_line(cs) << '\n' << std::flush;
+      ++sections;
+    } else {
+      ++aborted;
+    }
+    unlock(held);
+    std::this_thread::sleep_for(milliseconds(uniform(0, 20)));
+  }
+  std::fprintf(stderr, "client %d: %ld sections, %ld failed acquires, %ld aborted\n", id, sections,
+               failures, aborted);
+  auto q = std::make_shared<std::promise<void>>();
+  auto qf = q->get_future();
+  manager.async_quit([q](std::error_code) { q->set_value(); });
+  qf.wait_for(10s);
+  work.reset();
+  io.stop();
+  runner.join();
+  return rc;
+}
+
+// --- fault schedule (parent) ----------------------------------------------------------------
+
+struct pending {
+  std::int64_t at_ns;
+  std::function<void()> action;
+};
+
+struct soak_faults {
+  std::vector<std::unique_ptr<rt::redis_server>>& servers;
+  std::vector<std::unique_ptr<rt::tcp_proxy>>& proxies;
+  std::mt19937_64 rng;
+  std::vector<pending> later;
+  std::vector<bool> busy;  // a node with a fault in progress gets no second one
+  std::map<std::string, int> counts;
+  std::vector<std::unique_ptr<rt::iptables_rule>> rules;
+
+  int uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+
+  void schedule(milliseconds after, std::function<void()> f) {
+    later.push_back({now_ns() + std::chrono::nanoseconds(after).count(), std::move(f)});
+  }
+
+  void run_due(bool all) {
+    const auto t = now_ns();
+    for (std::size_t i = 0; i < later.size();) {
+      if (all || later[i].at_ns <= t) {
+        auto f = std::move(later[i].action);
+        later.erase(later.begin() + static_cast<std::ptrdiff_t>(i));
+        f();
+      } else {
+        ++i;
+      }
+    }
+  }
+
+  void inject_one() {
+    const auto n = static_cast<std::size_t>(uniform(0, static_cast<int>(lock_nodes) - 1));
+    if (busy[n])
+      return;
+    busy[n] = true;
+    auto& s = *servers[n];
+    auto& p = *proxies[n];
+    const int kind = uniform(0, 6);
+    const auto hold = milliseconds(uniform(100, 1500));
+    switch (kind) {
+      case 0:  // kill -9 and restart: at once if durable, after a full TTL if not
+        s.kill9();
+        rt::count_fault("kill9");
+        if (n < durable_nodes) {
+          ++counts["kill9+restart (appendfsync always)"];
+          s.start();
+          busy[n] = false;
+        } else {
+          ++counts["kill9+delayed restart (>= TTL)"];
+          schedule(lock_ttl + 200ms, [this, n] {
+            servers[n]->start();
+            busy[n] = false;
+          });
+        }
+        break;
+      case 1:
+        ++counts["SIGSTOP/SIGCONT"];
+        rt::count_fault("sigstop");
+        s.pause();
+        schedule(hold, [this, n] {
+          servers[n]->resume();
+          busy[n] = false;
+        });
+        break;
+      case 2:
+      case 3: {
+        const bool drop = kind == 2;
+        ++counts[drop ? "partition (DROP)" : "partition (REJECT)"];
+        rules.push_back(std::make_unique<rt::iptables_rule>(
+            rt::partition(s.port(), drop ? rt::partition_mode::drop : rt::partition_mode::reject)));
+        auto* r = rules.back().get();
+        schedule(hold, [this, n, r] {
+          r->heal();
+          busy[n] = false;
+        });
+        break;
+      }
+      case 4: {
+        ++counts["lost replies"];
+        rules.push_back(std::make_unique<rt::iptables_rule>(rt::lose_replies(s.port())));
+        auto* r = rules.back().get();
+        schedule(hold, [this, n, r] {
+          r->heal();
+          busy[n] = false;
+        });
+        break;
+      }
+      case 5:
+        ++counts["latency (proxy)"];
+        rt::count_fault("latency");
+        p.set_delay(milliseconds(uniform(20, 300)), milliseconds(uniform(0, 100)));
+        schedule(hold, [this, n] {
+          proxies[n]->set_delay(0ms, 0ms);
+          busy[n] = false;
+        });
+        break;
+      default:
+        ++counts["connection reset (proxy)"];
+        rt::count_fault("reset");
+        p.reset_all();
+        busy[n] = false;
+        break;
+    }
+  }
+};
+
+pid_t spawn_client(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int run_parent(int seconds, std::uint64_t seed, int clients) {
+  std::printf("soak: seed %llu, %d s, %d clients, %zu lock servers (%zu durable)\n",
+              static_cast<unsigned long long>(seed), seconds, clients, lock_nodes, durable_nodes);
+  std::fflush(stdout);
+  if (!rt::in_private_netns()) {
+    std::printf("soak must run inside scripts/in-netns\n0 passed, 1 failed\n");
+    return 1;
+  }
+  std::vector<std::unique_ptr<rt::redis_server>> servers;
+  std::vector<std::unique_ptr<rt::tcp_proxy>> proxies;
+  for (std::size_t i = 0; i < lock_nodes; ++i) {
+    rt::redis_server_options o;
+    if (i < durable_nodes) {
+      o.appendonly = true;
+      o.appendfsync = "always";
+    }
+    servers.push_back(std::make_unique<rt::redis_server>(o));
+    proxies.push_back(std::make_unique<rt::tcp_proxy>(servers.back()->port()));
+  }
+  rt::redis_server register_server;  // never faulted
+  std::string ports;
+  for (auto& p : proxies)
+    ports += (ports.empty() ? "" : ",") + std::to_string(p->port());
+
+  char tmpl[] = "/tmp/redlock-soak-XXXXXX";
+  const std::string dir = mkdtemp(tmpl) ? tmpl : "/tmp";
+  const std::int64_t until =
+      now_ns() + std::chrono::nanoseconds(std::chrono::seconds(seconds)).count();
+  std::vector<pid_t> pids;
+  for (int i = 0; i < clients; ++i) {
+    pids.push_back(spawn_client(
+        {"redlock_soak", "--client", std::to_string(i), "--ports", ports, "--register",
+         std::to_string(register_server.port()), "--until", std::to_string(until), "--log",
+         dir + "/client-" + std::to_string(i) + ".log", "--seed", std::to_string(seed)}));
+  }
+
+  soak_faults faults{servers, proxies, std::mt19937_64(seed), {}, std::vector<bool>(lock_nodes),
+                     {},      {}};
+  // Leave the last 2 s fault-free so that clients finish against healthy servers.
+  const std::int64_t faults_until = until - 2'000'000'000;
+  std::int64_t next = now_ns() + 300'000'000;
+  while (now_ns() < until) {
+    if (now_ns() >= next && now_ns() < faults_until) {
+      faults.inject_one();
+      next = now_ns() + std::chrono::nanoseconds(milliseconds(faults.uniform(100, 700))).count();
+    }
+    faults.run_due(now_ns() >= faults_until);
+    std::this_thread::sleep_for(10ms);
+  }
+  faults.run_due(true);
+  faults.rules.clear();
+
+  // Collect the clients: bounded wait, then SIGKILL stragglers (a failure).
+  int clean_exits = 0;
+  const std::int64_t reap_until = now_ns() + 40'000'000'000;
+  for (pid_t pid : pids) {
+    int status = 0;
+    pid_t r = 0;
+    while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now_ns() < reap_until)
+      std::this_thread::sleep_for(10ms);
+    if (r == 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      ++clean_exits;
+    }
+  }
+
+  std::vector<rt::critical_section> sections;
+  for (int i = 0; i < clients; ++i) {
+    std::ifstream in(dir + "/client-" + std::to_string(i) + ".log");
+    std::string line;
+    while (std::getline(in, line))
+      if (auto s = rt::parse_line(line))
+        sections.push_back(*s);
+  }
+  std::int64_t final_value = 0;
+  auto fv = register_server.command({"GET", register_key});
+  if (fv.kind == redlock::reply::type::string)
+    final_value = std::stoll(fv.str);
+  auto result = rt::check_sections(sections, final_value);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+
+  std::printf("faults injected: %llu\n", static_cast<unsigned long long>(rt::faults_injected()));
+  for (const auto& [kind, n] : faults.counts)
+    std::printf("  %-40s %d\n", kind.c_str(), n);
+  std::printf("critical sections: %zu, final register: %lld\n", result.sections,
+              static_cast<long long>(final_value));
+  std::printf("overlapping critical sections: %zu\n", result.overlaps);
+  std::printf("lost updates: %zu\n", result.lost_updates);
+  if (!result.first_problem.empty())
+    std::printf("first problem: %s\n", result.first_problem.c_str());
+
+  int passed = 0, failed = 0;
+  auto check = [&](bool ok, const char* what) {
+    std::printf("%s: %s\n", ok ? "PASS" : "FAIL", what);
+    (ok ? passed : failed)++;
+  };
+  check(result.overlaps == 0, "no overlapping critical sections");
+  check(result.lost_updates == 0, "no lost updates (register history and final value)");
+  check(static_cast<std::int64_t>(result.sections) == final_value,
+        "every critical section's write is in the register");
+  check(clean_exits == clients, "every client exited cleanly within its deadline");
+  check(result.sections >= static_cast<std::size_t>(clients), "clients made progress");
+  check(rt::faults_injected() > 0, "faults were injected");
+  std::printf("seed %llu\n%d passed, %d failed\n", static_cast<unsigned long long>(seed), passed,
+              failed);
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> args;
+  for (int i = 1; i + 1 < argc; i += 2)
+    args[argv[i]] = argv[i + 1];
+  auto get = [&](const char* k, const std::string& d) {
+    auto it = args.find(k);
+    return it == args.end() ? d : it->second;
+  };
+  try {
+    if (args.count("--client")) {
+      return run_client(std::stoi(args["--client"]), parse_ports(args["--ports"]),
+                        static_cast<std::uint16_t>(std::stoi(args["--register"])),
+                        std::stoll(args["--until"]), args["--log"],
+                        std::stoull(get("--seed", "1")));
+    }
+    const int seconds = std::stoi(get("--seconds", "120"));
+    const std::uint64_t seed = std::stoull(get("--seed", std::to_string(std::random_device{}())));
+    const int clients = std::stoi(get("--clients", "4"));
+    if (seconds < 5 || seconds > 24 * 3600 || clients < 2 || clients > 32) {
+      std::fprintf(stderr,
+                   "usage: redlock_soak [--seconds 5..86400] [--seed N] [--clients 2..32]\n");
+      return 2;
+    }
+    return run_parent(seconds, seed, clients);
+  } catch (const std::exception& e) {
+    std::printf("soak: error: %s\n0 passed, 1 failed\n", e.what());
+    return 1;
+  }
+}
