@@ -41,6 +41,14 @@ struct endpoint {
 /// `unix:///path/to.sock[?db=N]` (also `?password=...&user=...`) and IPv6 literal hosts in
 /// brackets. Userinfo may be percent-encoded. On failure sets ec to errc::invalid_url and
 /// `why` to a message that says what is wrong and never contains the password.
+///
+/// Query parameters (values percent-decoded; each at most once):
+///  - all schemes: `db=N`, `user=NAME`, `password=SECRET`;
+///  - rediss:// only, filling tls_options: `ca=FILE`, `ca_dir=DIR`, `cert=FILE`, `key=FILE`,
+///    `sni=NAME`, `insecure=true|false` (insecure_skip_verify).
+/// Example: `rediss://app:pw@redis.local:6380/2?ca=/etc/redis/ca.pem&sni=redis.local`.
+/// Percent-encode '@', '/', '?', '#', '&' and '%' inside user names and passwords; an '@'
+/// after the host is rejected so that a mis-encoded password is never quoted in a message.
 endpoint parse_endpoint(std::string_view url, std::error_code& ec, std::string& why);
 /// Throwing form: lock_error(errc::invalid_url) whose what() explains the problem.
 endpoint parse_endpoint(std::string_view url);
