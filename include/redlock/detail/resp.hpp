@@ -24,8 +24,8 @@ std::string encode_command(std::span<const std::string_view> argv);
 
 /// Limits applied while decoding; a reply beyond them is a protocol error.
 struct reader_limits {
-  std::size_t max_bulk_bytes = 64 * 1024 * 1024;  ///< one bulk string
-  std::size_t max_array_elements = 1024 * 1024;  ///< elements of one array
+  std::size_t max_bulk_bytes = 64 * 1024 * 1024;       ///< one bulk string
+  std::size_t max_array_elements = 1024 * 1024;        ///< elements of one array
   std::size_t max_buffered_bytes = 128 * 1024 * 1024;  ///< unparsed input held at once
 };
 
@@ -38,7 +38,9 @@ class reply_reader {
   reply_reader(const reply_reader&) = delete;
   reply_reader& operator=(const reply_reader&) = delete;
 
-  /// Adds bytes. Returns a protocol_error if the buffer limit would be exceeded.
+  /// Adds bytes. Returns a protocol_error if the buffer limit would be exceeded (counting
+  /// unparsed bytes already held) or the reader has failed. Malformed input is not reported
+  /// here: next() reports it after the replies that were complete before it.
   std::error_code feed(const char* data, std::size_t size);
 
   /// Returns the next complete reply, std::nullopt if more bytes are needed, or sets `ec`
