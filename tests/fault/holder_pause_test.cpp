@@ -32,6 +32,11 @@ bool read_line(int fd, std::string& out, std::chrono::milliseconds deadline) {
   return false;
 }
 
+[[noreturn]] void pause_forever() {
+  for (;;)
+    ::pause();  // killed by the parent
+}
+
 TEST(HolderPause, HolderStoppedPastValidityFindsItsLockExpiredAndCannotExtendIt) {
   cluster c(3);
   int to_parent[2], to_child[2];
@@ -88,6 +93,44 @@ TEST(HolderPause, HolderStoppedPastValidityFindsItsLockExpiredAndCannotExtendIt)
   EXPECT_EQ(extend_ec, static_cast<int>(errc::lock_expired))
       << "extend after expiry must refuse, not re-acquire";
   for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]})
+    close(fd);
+}
+
+// test-catalogue.md: "client crashes while holding" -- others acquire within TTL + drift.
+TEST(HolderCrash, OthersAcquireWithinTtlPlusDriftAfterTheHolderIsKilled) {
+  cluster c(3);
+  int to_parent[2];
+  ASSERT_EQ(pipe(to_parent), 0);
+  const auto ports = c.ports();
+  const auto ttl = 2000ms;
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    lock_client holder(ports);
+    auto o = holder.acquire("crashed-holder", ttl);
+    const char* msg = o.ec ? "error\n" : "acquired\n";
+    (void)!write(to_parent[1], msg, std::strlen(msg));
+    pause_forever();
+  }
+  std::string line;
+  ASSERT_TRUE(read_line(to_parent[0], line, 10s));
+  ASSERT_EQ(line, "acquired");
+  const auto acquired_by_child = std::chrono::steady_clock::now();
+  kill(child, SIGKILL);  // no release, no goodbye
+  count_fault("client-kill9");
+  waitpid(child, nullptr, 0);
+  lock_client other(ports);
+  call_options retry;
+  retry.retry_count = 100;
+  retry.retry_delay = 50ms;
+  retry.retry_jitter = 10ms;
+  auto o = other.acquire("crashed-holder", ttl, retry);
+  EXPECT_FALSE(o.ec) << o.held.report().to_string();
+  const auto drift = std::chrono::milliseconds(
+      static_cast<long long>(static_cast<double>(ttl.count()) * fault_settings().drift_factor) + 2);
+  // Generous bound: TTL + drift from when the child had it, plus one retry step and slack.
+  EXPECT_LT(std::chrono::steady_clock::now() - acquired_by_child, ttl + drift + 1000ms);
+  for (int fd : to_parent)
     close(fd);
 }
 
