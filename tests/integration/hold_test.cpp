@@ -102,6 +102,41 @@ class HoldTest : public ::testing::Test {
                                asio::use_future);
   }
 
+  struct failure {
+    std::string type;
+    std::error_code code;
+    std::string what;
+  };
+  // Completes with what the hold's exception was. The exception is examined in the handler,
+  // on the io thread: handing an exception_ptr to another thread (as use_future does) trips
+  // a ThreadSanitizer false positive, libstdc++'s refcount not being instrumented.
+  template <class Routine>
+  std::future<failure> hold_failure(std::string key, std::chrono::milliseconds ttl, hold_options o,
+                                    Routine r) {
+    auto p = std::make_shared<std::promise<failure>>();
+    auto f = p->get_future();
+    std::vector<std::string> res{std::move(key)};
+    redlock::async_hold(*manager_, std::move(res), ttl, std::move(o), std::move(r),
+                        [p](std::exception_ptr e, auto) {
+                          failure out;
+                          try {
+                            if (e)
+                              std::rethrow_exception(e);
+                            out.type = "none";
+                          } catch (const redlock::lock_error& x) {
+                            out.type = "lock_error";
+                            out.code = x.code();
+                          } catch (const std::runtime_error& x) {
+                            out.type = "runtime_error";
+                            out.what = x.what();
+                          } catch (...) {
+                            out.type = "other";
+                          }
+                          p->set_value(out);
+                        });
+    return f;
+  }
+
   std::vector<std::unique_ptr<redis_server>> servers_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
@@ -216,12 +251,14 @@ TEST_F(HoldTest, CapSignalsMaxHoldAndTheLockIsReleasedWhenTheRoutineReturns) {
 }
 
 TEST_F(HoldTest, RoutineExceptionIsRethrownAfterTheRelease) {
-  auto f = hold("hold:throw", 1000ms, {}, [&](hold_context) -> asio::awaitable<int> {
+  auto f = hold_failure("hold:throw", 1000ms, {}, [&](hold_context) -> asio::awaitable<int> {
     co_await nap(10ms);
     throw std::runtime_error("routine failed");
   });
-  EXPECT_THROW(get(f), std::runtime_error);
-  EXPECT_TRUE(absent_everywhere("hold:throw"));
+  auto r = get(f);
+  EXPECT_EQ(r.type, "runtime_error");
+  EXPECT_EQ(r.what, "routine failed");
+  EXPECT_TRUE(absent_everywhere("hold:throw"));  // released before the completion
 }
 
 TEST_F(HoldTest, AcquireFailureCompletesWithLockErrorAndNeverRunsTheRoutine) {
@@ -230,16 +267,13 @@ TEST_F(HoldTest, AcquireFailureCompletesWithLockErrorAndNeverRunsTheRoutine) {
   hold_options o;
   o.acquire.retry_count = 0;
   std::atomic<bool> ran{false};
-  auto f = hold("hold:taken", 1000ms, o, [&]() -> asio::awaitable<void> {
+  auto f = hold_failure("hold:taken", 1000ms, o, [&]() -> asio::awaitable<void> {
     ran = true;
     co_return;
   });
-  try {
-    get(f);
-    ADD_FAILURE() << "expected lock_error";
-  } catch (const redlock::lock_error& e) {
-    EXPECT_EQ(e.code(), errc::resource_locked);
-  }
+  auto r = get(f);
+  EXPECT_EQ(r.type, "lock_error");
+  EXPECT_EQ(r.code, errc::resource_locked);
   EXPECT_FALSE(ran);
 }
 
