@@ -22,8 +22,8 @@ const char* to_string(vote v) noexcept {
 }
 
 std::size_t report::count(vote v) const noexcept {
-  return static_cast<std::size_t>(
-      std::count_if(nodes.begin(), nodes.end(), [v](const node_result& r) { return r.outcome == v; }));
+  return static_cast<std::size_t>(std::count_if(
+      nodes.begin(), nodes.end(), [v](const node_result& r) { return r.outcome == v; }));
 }
 
 std::string report::to_string() const {

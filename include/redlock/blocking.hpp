@@ -31,8 +31,7 @@ class blocking_lock_manager {
   lock acquire(const std::vector<std::string>& resources, std::chrono::milliseconds ttl,
                call_options opts, std::error_code& ec);
   lock extend(const lock& l, std::chrono::milliseconds ttl, call_options opts = {});
-  lock extend(const lock& l, std::chrono::milliseconds ttl, call_options opts,
-              std::error_code& ec);
+  lock extend(const lock& l, std::chrono::milliseconds ttl, call_options opts, std::error_code& ec);
   unlock_result unlock(const lock& l, call_options opts = {});
   unlock_result unlock(const lock& l, call_options opts, std::error_code& ec);
   /// Waits for operations in flight and closes the connections. Idempotent.

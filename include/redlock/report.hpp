@@ -23,8 +23,8 @@ const char* to_string(vote v) noexcept;
 struct node_result {
   std::string node;  ///< the node's id(), never with a password
   vote outcome = vote::pending;
-  std::error_code ec;    ///< for error and timeout
-  std::string message;   ///< the server's error message, if any
+  std::error_code ec;                    ///< for error and timeout
+  std::string message;                   ///< the server's error message, if any
   std::chrono::microseconds latency{0};  ///< request to reply (or to the decision)
 };
 

@@ -18,9 +18,8 @@ class unique_function<R(Args...)> {
   unique_function() = default;
   unique_function(std::nullptr_t) noexcept {}  // NOLINT: mirrors std::function
 
-  template <class F, class = std::enable_if_t<
-                         !std::is_same_v<std::decay_t<F>, unique_function> &&
-                         std::is_invocable_r_v<R, std::decay_t<F>&, Args...>>>
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, unique_function> &&
+                                              std::is_invocable_r_v<R, std::decay_t<F>&, Args...>>>
   unique_function(F&& f)  // NOLINT: implicit like std::function
       : impl_(std::make_unique<model<std::decay_t<F>>>(std::forward<F>(f))) {}
 
