@@ -472,6 +472,32 @@ TEST_F(cli, BadServerUrlIsRejectedWithoutPrintingThePassword) {
   EXPECT_NE(r.err.find("no server"), std::string::npos) << r.err;
 }
 
+TEST_F(cli, WrongPasswordExits69AndNeverPrintsThePassword) {
+  redis_server_options o;
+  o.requirepass = "right-pw";
+  redis_server guarded(o);
+  const std::string url = "redis://:wrong-pw-123@127.0.0.1:" + std::to_string(guarded.port());
+  auto r = run_to_end({REDLOCK_CLI_PATH, "acquire", "--no-wait", "--server", url, resource_});
+  EXPECT_EQ(r.code, exit_unavailable) << r.err;
+  EXPECT_NE(r.err.find(std::to_string(guarded.port())), std::string::npos)
+      << "the failing server is not named: " << r.err;
+  EXPECT_EQ(r.err.find("wrong-pw-123"), std::string::npos) << r.err;
+}
+
+TEST_F(cli, TlsFilesApplyToTlsServers) {
+  redis_server_options o;
+  o.tls = true;
+  redis_server tls_server(o);
+  const auto& c = certs();
+  auto ok = run_to_end({REDLOCK_CLI_PATH, "acquire", "--no-wait", "--server", tls_server.tls_url(),
+                        "--tls-ca", c.ca_cert, resource_});
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  // A CA that signed nothing here: verification fails, the server counts as unreachable.
+  auto bad = run_to_end({REDLOCK_CLI_PATH, "acquire", "--no-wait", "--server", tls_server.tls_url(),
+                         "--tls-ca", c.other_ca_cert, resource_ + ":2"});
+  EXPECT_EQ(bad.code, exit_unavailable) << bad.err;
+}
+
 TEST_F(cli, DuplicateServersAreAUsageError) {
   auto r = run_to_end({REDLOCK_CLI_PATH, "status", "--server", servers_[0]->url(), "--server",
                        servers_[0]->url(), resource_});
