@@ -299,6 +299,23 @@ TEST_F(ManagerTest, EveryOutcomeCombinationOfFiveNodes) {
   run_combinations(*this, 5);
 }
 
+TEST_F(ManagerTest, QuorumIsAStrictMajorityForOddAndEvenNodeCounts) {
+  for (std::size_t n : {1u, 2u, 4u, 7u}) {
+    redlock::lock_manager m(io.get_executor(), make_nodes(n), fast());
+    EXPECT_EQ(m.quorum(), n / 2 + 1);
+    // Exactly a quorum granting is enough; one fewer is not.
+    for (std::size_t i = m.quorum(); i < n; ++i)
+      fakes[i]->set_key("r", "other");
+    auto ok = lock(m, {"r"});
+    EXPECT_FALSE(ok->ec) << "N=" << n;
+    redlock::lock_manager m2(io.get_executor(), make_nodes(n), fast());
+    for (std::size_t i = m2.quorum() - 1; i < n; ++i)
+      fakes[i]->set_key("r", "other");
+    auto no = lock(m2, {"r"});
+    EXPECT_EQ(no->ec, errc::resource_locked) << "N=" << n;
+  }
+}
+
 TEST_F(ManagerTest, NodesThatNeverAnswerVoteTimeoutAtTheAttemptDeadline) {
   auto s = fast();
   s.request_timeout = 20ms;
