@@ -106,12 +106,14 @@ def terminal():
 
 
 def plot_cdf(img_dir, name, title, series):
-    """series: (data file, title, dash type) with lines "<microseconds> <fraction>"."""
+    """series: (data file, title, dash type, colour) with lines "<microseconds> <fraction>"."""
     series = [x for x in series if x[0] and os.path.exists(x[0])]
     if not series:
         return None
-    plots = ", ".join(f"'{os.path.abspath(p)}' using ($1/1000):2 with lines lw 2 dt {dt} title '{t}'"
-                      for p, t, dt in series)
+    colours = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd"]
+    plots = ", ".join(f"'{os.path.abspath(p)}' using ($1/1000):2 with lines lw 2 dt {dt} "
+                      f"lc rgb '{colours[c % len(colours)]}' title '{t}'"
+                      for p, t, dt, c in series)
     script = f"""{terminal()}
 set output '{name}'
 set title '{title}'
@@ -306,11 +308,11 @@ def main():
     for n in NS:
         mr = median_round(a[n], "acquire_p50_us")
         if mr:
-            series.append((os.path.join(res, f"cdf_a_{n}_r{mr['round']}.dat"), f"redlock, N={n}", 1))
+            series.append((os.path.join(res, f"cdf_a_{n}_r{mr['round']}.dat"), f"redlock, N={n}", 1, NS.index(n)))
     for n in NS:
         mr = median_round(g[n], "acquire_p50_us")
         if mr:
-            series.append((os.path.join(res, f"cdf_g_{n}_r{mr['round']}.dat"), f"bare fan-out floor, N={n}", 2))
+            series.append((os.path.join(res, f"cdf_g_{n}_r{mr['round']}.dat"), f"bare fan-out floor, N={n}", 2, NS.index(n)))
     cdf = plot_cdf(args.img, "acquire_cdf.png",
                    "Acquire latency CDF, one in flight (median round of each)", series)
     if cdf:
@@ -428,8 +430,8 @@ def main():
         w("")
         mb, mslow = median_round(d_base, "acquire_p50_us"), median_round(d_slow, "acquire_p50_us")
         cdf = plot_cdf(args.img, "tail_cdf.png", "Acquire latency CDF, N = 5, with and without a +20 ms node",
-                       [(os.path.join(res, f"cdf_d_base_r{mb['round']}.dat"), "all 5 direct", 1),
-                        (os.path.join(res, f"cdf_d_slow_r{mslow['round']}.dat"), "node 5 behind +20 ms proxy", 1)])
+                       [(os.path.join(res, f"cdf_d_base_r{mb['round']}.dat"), "all 5 direct", 1, 0),
+                        (os.path.join(res, f"cdf_d_slow_r{mslow['round']}.dat"), "node 5 behind +20 ms proxy", 1, 2)])
         if cdf:
             w(f"![tail tolerance CDF]({img_rel}/{cdf})")
             w("")
