@@ -136,7 +136,9 @@ std::vector<std::unique_ptr<redis_server>>* LockManagerIntegration::servers_ = n
 TEST_F(LockManagerIntegration, LocksExtendsAndUnlocksOnFiveServers) {
   redlock::lock_manager m(io.get_executor(), urls(), fast_settings());
   const auto k = key();
-  auto [ec, l] = lock(m, {k}, 10s);
+  auto r1 = lock(m, {k}, 10s);
+  auto& ec = r1.first;
+  auto& l = r1.second;
   ASSERT_FALSE(ec) << ec.message() << "\n" << l.report().to_string();
   ASSERT_TRUE(wait_for([&] {
     for (std::size_t i = 0; i < 5; ++i) {
@@ -149,7 +151,9 @@ TEST_F(LockManagerIntegration, LocksExtendsAndUnlocksOnFiveServers) {
     EXPECT_GT(pttl(i, k), 5000);
     EXPECT_LE(pttl(i, k), 10000);
   }
-  auto [eec, l2] = extend(m, l, 30s);
+  auto r2 = extend(m, l, 30s);
+  auto& eec = r2.first;
+  auto& l2 = r2.second;
   ASSERT_FALSE(eec) << eec.message();
   EXPECT_EQ(l2.value(), l.value());
   ASSERT_TRUE(wait_for([&] {
@@ -159,7 +163,9 @@ TEST_F(LockManagerIntegration, LocksExtendsAndUnlocksOnFiveServers) {
     }
     return true;
   }));
-  auto [uec, res] = unlock(m, l2);
+  auto r3 = unlock(m, l2);
+  auto& uec = r3.first;
+  auto& res = r3.second;
   ASSERT_FALSE(uec) << uec.message();
   EXPECT_GE(res.released, 3u);
   EXPECT_EQ(res.nodes, 5u);
@@ -176,31 +182,43 @@ TEST_F(LockManagerIntegration, LocksExtendsAndUnlocksOnFiveServers) {
 TEST_F(LockManagerIntegration, LocksSeveralResourcesAtomicallyAndReleasesPartialWins) {
   redlock::lock_manager m(io.get_executor(), urls(), fast_settings());
   const auto a = key(":a"), b = key(":b"), c = key(":c"), d = key(":d");
-  auto [ec, l] = lock(m, {a, b, c}, 10s);
+  auto r4 = lock(m, {a, b, c}, 10s);
+  auto& ec = r4.first;
+  auto& l = r4.second;
   ASSERT_FALSE(ec) << ec.message();
   for (std::size_t i = 0; i < 5; ++i) {
     EXPECT_TRUE(wait_for([&] { return get(i, c) == l.value(); }));
   }
   // {c, d} overlaps on c: refused everywhere, and d is not left behind.
-  auto [ec2, l2] = lock(m, {c, d}, 10s);
+  auto r5 = lock(m, {c, d}, 10s);
+  auto& ec2 = r5.first;
+  auto& l2 = r5.second;
   EXPECT_EQ(ec2, errc::resource_locked);
   EXPECT_GE(l2.report().count(vote::denied), 3u);  // decided at the third denial
   for (std::size_t i = 0; i < 5; ++i)
     EXPECT_EQ(get(i, d), "<nil>");
-  auto [uec, res] = unlock(m, l);
+  auto r6 = unlock(m, l);
+  auto& uec = r6.first;
+  auto& res = r6.second;
   EXPECT_FALSE(uec);
+  EXPECT_GE(res.released, 3u);
   quit(m);
 }
 
 TEST_F(LockManagerIntegration, UnlockDeletesOnlyOurValue) {
   redlock::lock_manager m(io.get_executor(), urls(3), fast_settings());
   const auto k = key();
-  auto [ec, l] = lock(m, {k}, 10s);
+  auto r7 = lock(m, {k}, 10s);
+  auto& ec = r7.first;
+  auto& l = r7.second;
   ASSERT_FALSE(ec);
   ASSERT_TRUE(wait_for([&] { return get(0, k) == l.value(); }));
   server(0).command({"SET", k, "foreign"});
-  auto [uec, res] = unlock(m, l);
+  auto r8 = unlock(m, l);
+  auto& uec = r8.first;
+  auto& res = r8.second;
   EXPECT_FALSE(uec);
+  EXPECT_GE(res.released + res.absent, 2u);
   EXPECT_EQ(get(0, k), "foreign");
   quit(m);
 }
@@ -230,14 +248,20 @@ TEST_F(LockManagerIntegration, MinorityDownStillLocksExtendsAndUnlocks) {
   server(3).kill9();
   server(4).kill9();
   const auto k = key();
-  auto [ec, l] = lock(m, {k}, 10s);
+  auto r9 = lock(m, {k}, 10s);
+  auto& ec = r9.first;
+  auto& l = r9.second;
   ASSERT_FALSE(ec) << ec.message() << "\n" << l.report().to_string();
   EXPECT_EQ(l.report().count(vote::error) + l.report().count(vote::pending) +
                 l.report().count(vote::timeout),
             2u);
-  auto [eec, l2] = extend(m, l, 10s);
+  auto r10 = extend(m, l, 10s);
+  auto& eec = r10.first;
+  auto& l2 = r10.second;
   EXPECT_FALSE(eec) << eec.message();
-  auto [uec, res] = unlock(m, l2);
+  auto r11 = unlock(m, l2);
+  auto& uec = r11.first;
+  auto& res = r11.second;
   EXPECT_FALSE(uec) << uec.message();
   EXPECT_GE(res.released, 3u);
   quit(m);
@@ -255,7 +279,9 @@ TEST_F(LockManagerIntegration, MajorityDownFailsWithPerNodeReasonsAndLeavesNothi
   server(1).kill9();
   server(2).kill9();
   const auto k = key();
-  auto [ec, l] = lock(m, {k}, 10s);
+  auto r12 = lock(m, {k}, 10s);
+  auto& ec = r12.first;
+  auto& l = r12.second;
   EXPECT_EQ(ec, errc::quorum_unreachable) << ec.message();
   EXPECT_FALSE(l.acquired());
   const auto& rep = l.report();
@@ -284,14 +310,18 @@ TEST_F(LockManagerIntegration, OwnStaleEntriesOnTwoOfThreeNodesDoNotBlockUs) {
   s.retry_jitter = 5ms;
   redlock::lock_manager m(io.get_executor(), urls(3), s);
   const auto k = key();
-  auto [ec, old] = lock(m, {k}, 30s);
+  auto r13 = lock(m, {k}, 30s);
+  auto& ec = r13.first;
+  auto& old = r13.second;
   ASSERT_FALSE(ec);
   ASSERT_TRUE(wait_for([&] { return get(2, k) == old.value(); }));
   server(2).command({"DEL", k});
   server(0).command({"PEXPIRE", k, "300"});
   server(1).command({"PEXPIRE", k, "20000"});
 
-  auto [ec2, l] = lock(m, {k}, 10s);
+  auto r14 = lock(m, {k}, 10s);
+  auto& ec2 = r14.first;
+  auto& l = r14.second;
   ASSERT_FALSE(ec2) << ec2.message() << "\n" << l.report().to_string();
   EXPECT_NE(l.value(), old.value());
   EXPECT_EQ(get(0, k), l.value());
@@ -306,7 +336,9 @@ TEST_F(LockManagerIntegration, OwnStaleEntriesOnTwoOfThreeNodesDoNotBlockUs) {
 TEST_F(LockManagerIntegration, ExtendResyncsARestartedNode) {
   redlock::lock_manager m(io.get_executor(), urls(), fast_settings());
   const auto k = key();
-  auto [ec, l] = lock(m, {k}, 10s);
+  auto r15 = lock(m, {k}, 10s);
+  auto& ec = r15.first;
+  auto& l = r15.second;
   ASSERT_FALSE(ec);
   ASSERT_TRUE(wait_for([&] { return get(2, k) == l.value(); }));
   server(2).restart();  // no persistence: the key is gone
@@ -314,7 +346,9 @@ TEST_F(LockManagerIntegration, ExtendResyncsARestartedNode) {
   // The node reconnects lazily; extend until it took part (bounded).
   bool back = false;
   for (int i = 0; i < 20 && !back; ++i) {
-    auto [eec, l2] = extend(m, l, 10s);
+    auto r16 = extend(m, l, 10s);
+    auto& eec = r16.first;
+    auto& l2 = r16.second;
     ASSERT_FALSE(eec) << eec.message();
     l = l2;
     back = wait_for([&] { return get(2, k) == l.value(); }, 500ms);
@@ -328,12 +362,17 @@ TEST_F(LockManagerIntegration, ExtendResyncsARestartedNode) {
 TEST_F(LockManagerIntegration, ExtendAfterExpiryFailsAndDoesNotRecreate) {
   redlock::lock_manager m(io.get_executor(), urls(3), fast_settings());
   const auto k = key();
-  auto [ec, l] = lock(m, {k}, 100ms);
+  auto r17 = lock(m, {k}, 100ms);
+  auto& ec = r17.first;
+  auto& l = r17.second;
   ASSERT_FALSE(ec);
   ASSERT_TRUE(wait_for(
       [&] { return get(0, k) == "<nil>" && get(1, k) == "<nil>" && get(2, k) == "<nil>"; }));
-  auto [eec, l2] = extend(m, l, 10s);
+  auto r18 = extend(m, l, 10s);
+  auto& eec = r18.first;
+  auto& l2 = r18.second;
   EXPECT_EQ(eec, errc::lock_expired);
+  EXPECT_FALSE(l2.acquired());
   for (std::size_t i = 0; i < 3; ++i)
     EXPECT_EQ(get(i, k), "<nil>");
   quit(m);
