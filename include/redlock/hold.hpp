@@ -82,8 +82,9 @@ struct hold_options {
 
 /// What happened during a hold. Part of every hold result.
 struct hold_outcome {
-  /// True when the lock was held from acquisition to release without a loss (reason ==
-  /// none) and the release found nothing wrong.
+  /// True when the lock was held from acquisition to release: no loss or cap was signalled
+  /// and the release started before the validity deadline (reason == none). A release error
+  /// (release_error) does not change it: exclusion held until the release was sent.
   bool held_throughout = false;
   loss_reason reason = loss_reason::none;
   /// The error behind `reason` (e.g. errc::lock_lost or errc::quorum_unreachable for the
