@@ -178,16 +178,6 @@ void decide(inspection& in, double drift_factor, steady_clock::time_point starte
 
 namespace {
 
-// lock_manager does not expose its core to operations built outside it (nodes_of() and
-// friends take a manager_impl, but only lock handles carry one). Until it does, read the
-// handle's only member: a standard-layout class is pointer-interconvertible with its first
-// member. The asserts stop the build if lock_manager's layout changes.
-static_assert(std::is_standard_layout_v<lock_manager>);
-static_assert(sizeof(lock_manager) == sizeof(std::shared_ptr<manager_impl>));
-const std::shared_ptr<manager_impl>& core_of(lock_manager& m) noexcept {
-  return *reinterpret_cast<const std::shared_ptr<manager_impl>*>(&m);
-}
-
 // One inspection in flight. Every field is touched on `strand` only.
 struct inspect_op : std::enable_shared_from_this<inspect_op> {
   inspect_op(std::shared_ptr<manager_impl> mi, asio::strand<asio::any_io_executor> s)
@@ -280,7 +270,7 @@ void fail_later(const asio::any_io_executor& ex, inspect_completion done, errc e
 }  // namespace
 
 void start_inspect(lock_manager& lm, std::vector<std::string> resources, inspect_completion done) {
-  const auto& m = core_of(lm);
+  const auto& m = detail::impl_of(lm);
   auto ex = executor_of(*m);
   std::set<std::string> unique(resources.begin(), resources.end());
   if (resources.empty() || unique.size() != resources.size()) {

@@ -107,6 +107,11 @@ struct unlock_result {
   redlock::report report;
 };
 
+class lock_manager;
+namespace detail {
+const std::shared_ptr<manager_impl>& impl_of(const lock_manager& m) noexcept;
+}  // namespace detail
+
 /// The Redlock lock manager over N independent nodes (quorum N/2 + 1).
 ///
 /// Every operation is an Asio initiating function: `async_<verb>(..., token)` works with
@@ -137,6 +142,26 @@ class lock_manager {
   std::size_t size() const noexcept;
   std::size_t quorum() const noexcept;
   const redlock::settings& get_settings() const noexcept;
+
+  /// Rebuilds a handle for a lock acquired elsewhere (another process, an earlier run of this
+  /// one) from its resources and value, so that it can be extended or released here. No
+  /// network. The local validity is unknown to this process, so the caller states it:
+  /// `deadline` should come from evidence (e.g. async_inspect's conservative validity
+  /// deadline); extend refuses once it has passed, and release deletes only `value`.
+  /// Returns an empty handle (acquired() == false) when resources or value are empty.
+  lock adopt(std::vector<std::string> resources, std::string value, std::chrono::milliseconds ttl,
+             steady_clock::time_point deadline) const {
+    if (resources.empty() || value.empty())
+      return lock{};
+    lock::parts p;
+    p.manager = impl_;
+    p.resources = std::move(resources);
+    p.value = std::move(value);
+    p.ttl = ttl;
+    p.deadline = deadline;
+    p.report.quorum = quorum();
+    return lock(std::move(p));
+  }
 
   /// Called for every node error, on the manager's strand. Set it before the first
   /// operation. The hook must not throw.
@@ -239,8 +264,17 @@ class lock_manager {
   }
 
  private:
+  friend const std::shared_ptr<detail::manager_impl>& detail::impl_of(
+      const lock_manager& m) noexcept;
   std::shared_ptr<detail::manager_impl> impl_;
 };
+
+namespace detail {
+/// The core of a manager, for operations built outside it (inspection, holding).
+inline const std::shared_ptr<manager_impl>& impl_of(const lock_manager& m) noexcept {
+  return m.impl_;
+}
+}  // namespace detail
 
 template <class CompletionToken>
 auto lock::async_unlock(CompletionToken&& token) const {
