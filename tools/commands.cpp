@@ -28,19 +28,6 @@ std::string name_of(const std::vector<std::string>& resources) {
   return std::to_string(resources.size()) + " resources";
 }
 
-/// The manager's internal handle, needed to rebuild a `lock` for a value acquired by an
-/// earlier invocation (the manager refuses handles that it did not make). The public API
-/// has no accessor for it; a lock attempt rejected before any I/O (no resources) completes
-/// with a handle that carries it. See adopt() for why the rebuilt handle is safe to use.
-asio::awaitable<std::shared_ptr<detail::manager_impl>> manager_handle(session& s) {
-  auto [ec, l] = co_await s.manager().async_lock(std::vector<std::string>{}, milliseconds(1000),
-                                                 as_tuple(asio::use_awaitable));
-  (void)ec;
-  if (!l.manager())
-    throw exit_error(exit_software, "internal error: no manager handle");
-  co_return l.manager();
-}
-
 /// Rebuilds the handle of a lock acquired elsewhere (`redlock acquire` in another process)
 /// from its resources and value.
 ///
@@ -50,7 +37,7 @@ asio::awaitable<std::shared_ptr<detail::manager_impl>> manager_handle(session& s
 /// hold (quorum-th largest TTL minus drift, measured from the request start). A value not
 /// holding a quorum is not adopted (the lock is lost or expired), so an adopted handle never
 /// claims more validity than the servers grant. For release no deadline is needed (release
-/// deletes only our value); `nominal` is used then.
+/// deletes only our value); the nominal ttl from now is used then.
 struct adopted {
   std::error_code ec;  ///< lock_lost: not held by this value; quorum_unreachable
   lock l;
@@ -58,16 +45,8 @@ struct adopted {
 };
 asio::awaitable<adopted> adopt(session& s, const value_args& a, bool read_deadline) {
   adopted out;
-  auto m = co_await manager_handle(s);
-  lock::parts p;
-  p.manager = m;
-  p.resources = a.resources;
-  p.value = a.value;
-  p.ttl = a.ttl;
-  p.report.quorum = s.manager().quorum();
   if (!read_deadline) {
-    p.deadline = steady_clock::now() + a.ttl;
-    out.l = lock(std::move(p));
+    out.l = s.manager().adopt(a.resources, a.value, a.ttl, steady_clock::now() + a.ttl);
     co_return out;
   }
   auto [ec, in] = co_await async_inspect(s.manager(), a.resources, as_tuple(asio::use_awaitable));
@@ -76,8 +55,7 @@ asio::awaitable<adopted> adopt(session& s, const value_args& a, bool read_deadli
     co_return out;
   }
   if (in.held() && in.holder == a.value && in.remaining() > steady_clock::duration::zero()) {
-    p.deadline = in.validity_deadline;
-    out.l = lock(std::move(p));
+    out.l = s.manager().adopt(a.resources, a.value, a.ttl, in.validity_deadline);
   } else {
     std::size_t answered = 0;
     for (const auto& n : in.nodes)

@@ -3,10 +3,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "duration.hpp"
 #include "redlock/error.hpp"
+#include "redlock/make_node.hpp"
 #include "redlock/redis_node.hpp"
 
 namespace redlock::cli {
@@ -65,33 +67,24 @@ config resolve(const global_options& g) {
 
   bool any_tls = false;
   for (std::size_t i = 0; i < urls.size(); ++i) {
-    std::error_code ec;
-    std::string why;
-    // The message names the server by position: the URL itself may carry a password.
-    endpoint ep = parse_endpoint(urls[i], ec, why);
-    if (ec) {
+    try {
+      // Validates the URL (plain, Sentinel or Cluster); the message never quotes a password.
+      const std::string shown = redacted_url(urls[i]);
+      any_tls = any_tls || g.tls || shown.rfind("rediss", 0) == 0;
+    } catch (const lock_error& e) {
+      // The message names the server by position: the URL itself may carry a password.
       throw usage_error("server #" + std::to_string(i + 1) + " (" + source +
-                        "): invalid URL: " + why);
+                        "): invalid URL: " + e.what());
     }
-    if (g.tls)
-      ep.tls.enabled = true;
-    if (ep.tls.enabled) {
-      any_tls = true;
-      if (!g.tls_ca.empty())
-        ep.tls.ca_file = g.tls_ca;
-      if (!g.tls_ca_dir.empty())
-        ep.tls.ca_dir = g.tls_ca_dir;
-      if (!g.tls_cert.empty())
-        ep.tls.cert_file = g.tls_cert;
-      if (!g.tls_key.empty())
-        ep.tls.key_file = g.tls_key;
-      if (!g.tls_server_name.empty())
-        ep.tls.server_name = g.tls_server_name;
-      if (g.tls_insecure)
-        ep.tls.insecure_skip_verify = true;
-    }
-    c.endpoints.push_back(std::move(ep));
+    c.urls.push_back(urls[i]);
   }
+  c.force_tls = g.tls;
+  c.tls_flags.ca_file = g.tls_ca;
+  c.tls_flags.ca_dir = g.tls_ca_dir;
+  c.tls_flags.cert_file = g.tls_cert;
+  c.tls_flags.key_file = g.tls_key;
+  c.tls_flags.server_name = g.tls_server_name;
+  c.tls_flags.insecure_skip_verify = g.tls_insecure;
   if (tls_files && !any_tls)
     throw usage_error("TLS options given but no server uses TLS (use rediss:// URLs or --tls)");
 
@@ -118,10 +111,36 @@ std::unique_ptr<lock_manager> make_manager(asio::any_io_executor ex, const confi
   connection_options co;
   co.connect_timeout = c.settings.connect_timeout;
   co.request_timeout = c.settings.request_timeout;
+  // Flags override the URL's TLS settings on every endpoint that uses TLS.
+  auto adjust = [&c](endpoint& ep) {
+    if (c.force_tls)
+      ep.tls.enabled = true;
+    if (!ep.tls.enabled)
+      return;
+    const tls_options& f = c.tls_flags;
+    if (!f.ca_file.empty())
+      ep.tls.ca_file = f.ca_file;
+    if (!f.ca_dir.empty())
+      ep.tls.ca_dir = f.ca_dir;
+    if (!f.cert_file.empty())
+      ep.tls.cert_file = f.cert_file;
+    if (!f.key_file.empty())
+      ep.tls.key_file = f.key_file;
+    if (!f.server_name.empty())
+      ep.tls.server_name = f.server_name;
+    if (f.insecure_skip_verify)
+      ep.tls.insecure_skip_verify = true;
+  };
   std::vector<std::shared_ptr<node>> nodes;
-  nodes.reserve(c.endpoints.size());
-  for (const auto& ep : c.endpoints)
-    nodes.push_back(std::make_shared<redis_node>(ex, ep, co));
+  std::set<std::string> servers;
+  nodes.reserve(c.urls.size());
+  for (const auto& url : c.urls) {
+    // One server must never vote twice (the library refuses duplicate node ids too, but
+    // two URLs of one server can differ in db or user).
+    if (!servers.insert(server_identity(url)).second)
+      throw usage_error("the same server is listed twice: " + redacted_url(url));
+    nodes.push_back(make_node(ex, url, co, adjust));
+  }
   try {
     return std::make_unique<lock_manager>(ex, std::move(nodes), c.settings);
   } catch (const lock_error& e) {

@@ -47,7 +47,11 @@ struct global_options {
 
 /// The resolved configuration.
 struct config {
-  std::vector<endpoint> endpoints;
+  /// Server URLs as given (plain servers, Sentinel or Cluster deployments), validated.
+  std::vector<std::string> urls;
+  /// TLS flags given on the command line, applied to every TLS endpoint of every node.
+  tls_options tls_flags;
+  bool force_tls = false;
   redlock::settings settings;
   bool verbose = false;
 };
@@ -60,7 +64,7 @@ config resolve(const global_options& g);
 /// Parses a duration option; throws a usage error naming the option.
 std::chrono::milliseconds duration_option(const std::string& name, const std::string& text);
 
-/// Builds the manager over redis_nodes for the configured endpoints.
+/// Builds the manager over one node per configured URL (see redlock::make_node).
 std::unique_ptr<lock_manager> make_manager(asio::any_io_executor ex, const config& c);
 
 /// Maps a failed lock operation to the exit code its kind of failure has.
