@@ -434,6 +434,22 @@ void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
   start_lock(m, std::move(resources), ttl, opts, asio::cancellation_slot(), std::move(done));
 }
 
+// The fixed inputs of one operation, from the manager's settings and the call's overrides.
+core_ns::op_config config_for(core_ns::op_kind kind, const manager_impl& m, milliseconds ttl,
+                              const call_options& opts, core_ns::time_point lock_deadline = {}) {
+  const auto& s = m.settings_;
+  core_ns::op_config cfg;
+  cfg.kind = kind;
+  cfg.nodes = m.nodes_.size();
+  cfg.ttl = ttl;
+  cfg.drift_factor = s.drift_factor;
+  cfg.retry = policy_for(s, opts);
+  // An adopted handle may carry no ttl: release then waits the plain request timeout.
+  cfg.node_timeout = ttl.count() > 0 ? node_timeout_for(s, ttl) : s.request_timeout;
+  cfg.lock_deadline = lock_deadline;
+  return cfg;
+}
+
 void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
                 milliseconds ttl, call_options opts, asio::cancellation_slot slot,
                 lock_completion done) {
@@ -448,13 +464,7 @@ void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
   if (!begin_operation(*m))
     return post_lock_error(m, errc::closed, std::move(done));
 
-  core_ns::op_config cfg;
-  cfg.kind = core_ns::op_kind::acquire;
-  cfg.nodes = m->nodes_.size();
-  cfg.ttl = ttl;
-  cfg.drift_factor = s.drift_factor;
-  cfg.retry = policy_for(s, opts);
-  cfg.node_timeout = node_timeout_for(s, ttl);
+  const auto cfg = config_for(core_ns::op_kind::acquire, *m, ttl, opts);
   std::shared_ptr<operation> op;
   try {
     op = std::make_shared<operation>(m, cfg, std::move(resources), make_lock_value(), ttl);
@@ -489,14 +499,7 @@ void start_extend(const std::shared_ptr<manager_impl>& m, const lock& l, millise
   if (!begin_operation(*m))
     return post_lock_error(m, errc::closed, std::move(done));
 
-  core_ns::op_config cfg;
-  cfg.kind = core_ns::op_kind::extend;
-  cfg.nodes = m->nodes_.size();
-  cfg.ttl = ttl;
-  cfg.drift_factor = s.drift_factor;
-  cfg.retry = policy_for(s, opts);
-  cfg.node_timeout = node_timeout_for(s, ttl);
-  cfg.lock_deadline = l.validity_deadline();
+  const auto cfg = config_for(core_ns::op_kind::extend, *m, ttl, opts, l.validity_deadline());
   auto op = std::make_shared<operation>(m, cfg, l.resources(), l.value(), ttl);
   op->lock_done_ = std::move(done);
   asio::post(m->strand_, [op] { op->start(); });
@@ -513,14 +516,7 @@ void start_unlock(const std::shared_ptr<manager_impl>& m, const lock& l, call_op
   if (!begin_operation(*m))
     return post_unlock_error(m, errc::closed, std::move(done));
 
-  core_ns::op_config cfg;
-  cfg.kind = core_ns::op_kind::release;
-  cfg.nodes = m->nodes_.size();
-  cfg.ttl = l.ttl();
-  cfg.drift_factor = s.drift_factor;
-  cfg.retry = policy_for(s, opts);
-  cfg.node_timeout = l.ttl().count() > 0 ? node_timeout_for(s, l.ttl()) : s.request_timeout;
-  cfg.lock_deadline = l.validity_deadline();
+  const auto cfg = config_for(core_ns::op_kind::release, *m, l.ttl(), opts, l.validity_deadline());
   auto op = std::make_shared<operation>(m, cfg, l.resources(), l.value(), l.ttl());
   op->unlock_done_ = std::move(done);
   asio::post(m->strand_, [op] { op->start(); });
