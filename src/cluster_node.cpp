@@ -11,6 +11,7 @@
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 
+#include "host_list.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
@@ -110,21 +111,10 @@ cluster_config parse_cluster_url(std::string_view url, std::error_code& ec, std:
     return fail("no host");
   cluster_config cfg;
   const std::string scheme = tls ? "rediss://" : "redis://";
-  for (std::string_view h = hosts; !h.empty();) {
-    const auto comma = h.find(',');
-    const std::string_view host = h.substr(0, comma);
-    h = comma == std::string_view::npos ? std::string_view{} : h.substr(comma + 1);
-    if (host.empty())
-      return fail("empty host in the list");
-    std::error_code sub_ec;
-    std::string sub_why;
-    endpoint e = parse_endpoint(scheme + userinfo + std::string(host) + query, sub_ec, sub_why);
-    if (sub_ec)
-      return fail(std::string(host) + ": " + sub_why);
-    if (e.kind != endpoint::transport::tcp)
-      return fail("cluster nodes must be TCP addresses");
-    cfg.seeds.push_back(std::move(e));
-  }
+  std::string why_member;
+  if (!detail::parse_host_list(hosts, scheme + userinfo, query, "", "cluster node", cfg.seeds,
+                               why_member))
+    return fail(why_member);
   return cfg;
 }
 

@@ -9,6 +9,7 @@
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 
+#include "host_list.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
@@ -126,27 +127,9 @@ sentinel_config parse_sentinel_url(std::string_view url, std::error_code& ec, st
     sentinel_userinfo = sentinel_user + ":" + sentinel_password + "@";
   else if (!sentinel_user.empty())
     return fail("sentinel_user needs sentinel_password");
-  for (std::string_view h = hosts; !h.empty();) {
-    const auto comma = h.find(',');
-    const std::string_view host = h.substr(0, comma);
-    h = comma == std::string_view::npos ? std::string_view{} : h.substr(comma + 1);
-    if (host.empty())
-      return fail("empty host in the sentinel list");
-    // Default the sentinel port: a host without ":port" (or "[v6]" without "]:port").
-    std::string hp(host);
-    const bool bracketed = !hp.empty() && hp.front() == '[';
-    const bool has_port =
-        bracketed ? hp.find("]:") != std::string::npos : hp.find(':') != std::string::npos;
-    if (!has_port)
-      hp += ":26379";
-    endpoint e = parse_endpoint(std::string(scheme) + sentinel_userinfo + hp + query_suffix, sub_ec,
-                                sub_why);
-    if (sub_ec)
-      return fail("sentinel " + std::string(host) + ": " + sub_why);
-    if (e.kind != endpoint::transport::tcp)
-      return fail("sentinels must be TCP addresses");
-    cfg.sentinels.push_back(std::move(e));
-  }
+  if (!detail::parse_host_list(hosts, std::string(scheme) + sentinel_userinfo, query_suffix,
+                               "26379", "sentinel", cfg.sentinels, sub_why))
+    return fail(sub_why);
   return cfg;
 }
 
