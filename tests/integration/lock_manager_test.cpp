@@ -268,9 +268,10 @@ TEST_F(LockManagerIntegration, MinorityDownStillLocksExtendsAndUnlocks) {
 }
 
 TEST_F(LockManagerIntegration, MajorityDownFailsWithPerNodeReasonsAndLeavesNothing) {
-  redlock::lock_manager m(io.get_executor(), urls(), fast_settings());
+  // Declared before the manager, so that they outlive every call of its hook.
   std::vector<std::string> errors;
   std::mutex mu;
+  redlock::lock_manager m(io.get_executor(), urls(), fast_settings());
   m.on_node_error([&](const redlock::node_error& e) {
     std::lock_guard lk(mu);
     errors.push_back(e.node);

@@ -212,9 +212,10 @@ TEST_F(MutexTest, ScopedLockOfTwoMutexesInOppositeOrdersDoesNotDeadlock) {
 }
 
 TEST_F(MutexTest, UnlockWithAMajorityDownDoesNotThrowAndReportsToTheHook) {
-  auto m = make_manager();
+  // Declared before the manager, so that they outlive its thread, which calls the hook.
   std::mutex hook_mu;
   std::vector<redlock::node_error> seen;
+  auto m = make_manager();
   m->async().on_node_error([&](const redlock::node_error& e) {
     std::lock_guard g(hook_mu);
     seen.push_back(e);
