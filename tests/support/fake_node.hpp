@@ -90,4 +90,18 @@ class fake_node final : public node, public std::enable_shared_from_this<fake_no
   long long in_flight_at_close_ = -1;
 };
 
+/// `n` fake nodes named "<prefix>0", "<prefix>1", ... on `ex`. `fakes` is replaced by them
+/// (for scripting answers and reading calls); the returned list is what a lock_manager takes.
+inline std::vector<std::shared_ptr<node>> make_fake_nodes(
+    const asio::any_io_executor& ex, std::size_t n, std::vector<std::shared_ptr<fake_node>>& fakes,
+    const std::string& prefix = "fake") {
+  fakes.clear();
+  std::vector<std::shared_ptr<node>> nodes;
+  for (std::size_t i = 0; i < n; ++i) {
+    fakes.push_back(std::make_shared<fake_node>(ex, prefix + std::to_string(i)));
+    nodes.push_back(fakes.back());
+  }
+  return nodes;
+}
+
 }  // namespace redlock::test

@@ -183,11 +183,7 @@ class InspectFakeTest : public ::testing::Test {
   using sk = fake_node::script_kind;
 
   void SetUp() override {
-    std::vector<std::shared_ptr<redlock::node>> nodes;
-    for (int i = 0; i < 3; ++i) {
-      fakes_.push_back(std::make_shared<fake_node>(io_.get_executor(), "fake" + std::to_string(i)));
-      nodes.push_back(fakes_.back());
-    }
+    auto nodes = redlock::test::make_fake_nodes(io_.get_executor(), 3, fakes_);
     redlock::settings s;
     s.request_timeout = 100ms;
     manager_ = std::make_unique<redlock::lock_manager>(io_.get_executor(), nodes, s);

@@ -46,14 +46,7 @@ class ManagerTest : public ::testing::Test {
   std::vector<std::shared_ptr<fake_node>> fakes;
 
   std::vector<std::shared_ptr<redlock::node>> make_nodes(std::size_t n) {
-    fakes.clear();
-    std::vector<std::shared_ptr<redlock::node>> nodes;
-    for (std::size_t i = 0; i < n; ++i) {
-      fakes.push_back(
-          std::make_shared<fake_node>(io.get_executor(), "fake://node" + std::to_string(i)));
-      nodes.push_back(fakes.back());
-    }
-    return nodes;
+    return redlock::test::make_fake_nodes(io.get_executor(), n, fakes, "fake://node");
   }
 
   static redlock::settings fast() {

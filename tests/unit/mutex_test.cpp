@@ -25,11 +25,7 @@ using kind = fake_node::script_kind;
 class TryLockTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::vector<std::shared_ptr<redlock::node>> nodes;
-    for (int i = 0; i < 3; ++i) {
-      fakes_.push_back(std::make_shared<fake_node>(io_.get_executor(), "fake" + std::to_string(i)));
-      nodes.push_back(fakes_.back());
-    }
+    auto nodes = redlock::test::make_fake_nodes(io_.get_executor(), 3, fakes_);
     redlock::settings s;
     s.retry_count = 5;  // try-lock must ignore it
     s.retry_delay = 1ms;
