@@ -40,12 +40,8 @@ struct counter_store {
 };
 
 TEST(Contention, SixteenClientsWithTheLockLoseNoUpdates) {
-  std::vector<std::unique_ptr<redis_server>> servers;
-  for (int i = 0; i < 3; ++i)
-    servers.push_back(std::make_unique<redis_server>());
-  std::vector<std::string> urls;
-  for (auto& s : servers)
-    urls.push_back(s->url());
+  const auto servers = redlock::test::start_servers(3);
+  const auto urls = redlock::test::urls_of(servers);
   counter_store store;
   const std::string key = "counter:locked";
 

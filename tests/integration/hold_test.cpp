@@ -66,11 +66,8 @@ asio::awaitable<bool> nap(steady_clock::duration d) {
 class HoldTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (int i = 0; i < 3; ++i)
-      servers_.push_back(std::make_unique<redis_server>());
-    std::vector<std::string> urls;
-    for (auto& s : servers_)
-      urls.push_back(s->url());
+    servers_ = redlock::test::start_servers(3);
+    const auto urls = redlock::test::urls_of(servers_);
     manager_ = std::make_unique<redlock::lock_manager>(io_.get_executor(), urls, fast_settings());
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -365,11 +362,8 @@ TEST_F(HoldTest, KeeperReleaseStopsExtendingAndDeletesTheKeys) {
 class BlockingHoldTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (int i = 0; i < 3; ++i)
-      servers_.push_back(std::make_unique<redis_server>());
-    std::vector<std::string> urls;
-    for (auto& s : servers_)
-      urls.push_back(s->url());
+    servers_ = redlock::test::start_servers(3);
+    const auto urls = redlock::test::urls_of(servers_);
     manager_ = std::make_unique<redlock::blocking_lock_manager>(urls, fast_settings());
   }
   std::vector<std::unique_ptr<redis_server>> servers_;

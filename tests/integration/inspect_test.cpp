@@ -35,11 +35,8 @@ redlock::settings fast_settings() {
 class InspectTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (int i = 0; i < 3; ++i)
-      servers_.push_back(std::make_unique<redis_server>());
-    std::vector<std::string> urls;
-    for (auto& s : servers_)
-      urls.push_back(s->url());
+    servers_ = redlock::test::start_servers(3);
+    const auto urls = redlock::test::urls_of(servers_);
     manager_ = std::make_unique<redlock::blocking_lock_manager>(urls, fast_settings());
   }
   void set(std::size_t server, const std::string& key, const std::string& value,

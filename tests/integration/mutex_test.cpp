@@ -35,10 +35,8 @@ redlock::settings fast_settings() {
 class MutexTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (int i = 0; i < 3; ++i)
-      servers_.push_back(std::make_unique<redis_server>());
-    for (auto& s : servers_)
-      urls_.push_back(s->url());
+    servers_ = redlock::test::start_servers(3);
+    urls_ = redlock::test::urls_of(servers_);
   }
   std::unique_ptr<redlock::blocking_lock_manager> make_manager() {
     return std::make_unique<redlock::blocking_lock_manager>(urls_, fast_settings());

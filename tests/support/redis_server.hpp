@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,23 @@ class redis_server {
   std::string unix_path_;
   pid_t pid_ = -1;
 };
+
+/// `n` servers with the same options, started in order; each stops when the vector goes.
+inline std::vector<std::unique_ptr<redis_server>> start_servers(
+    std::size_t n, const redis_server_options& opts = {}) {
+  std::vector<std::unique_ptr<redis_server>> servers;
+  for (std::size_t i = 0; i < n; ++i)
+    servers.push_back(std::make_unique<redis_server>(opts));
+  return servers;
+}
+
+/// The servers' url()s, in order.
+inline std::vector<std::string> urls_of(const std::vector<std::unique_ptr<redis_server>>& servers) {
+  std::vector<std::string> urls;
+  for (const auto& s : servers)
+    urls.push_back(s->url());
+  return urls;
+}
 
 /// Paths of a CA, a server certificate/key (CN and SAN "localhost", IP 127.0.0.1) and a
 /// client certificate/key, generated once per test process with the openssl CLI into a temp
