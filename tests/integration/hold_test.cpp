@@ -355,8 +355,11 @@ TEST_F(HoldTest, KeeperReleaseStopsExtendingAndDeletesTheKeys) {
   EXPECT_TRUE(out.held_throughout);
   EXPECT_EQ(out.extensions, 0);
   EXPECT_TRUE(absent_everywhere("hold:keeper2"));
-  auto again = k.async_release(asio::use_future);
-  EXPECT_THROW(get(again), std::system_error) << "a second release is refused";
+  // A callback, not use_future, for the error: see hold_failure() on exception_ptr and TSan.
+  std::promise<std::error_code> refused;
+  k.async_release([&refused](std::error_code ec, redlock::hold_outcome) { refused.set_value(ec); });
+  auto again = refused.get_future();
+  EXPECT_EQ(get(again), errc::invalid_argument) << "a second release is refused";
 }
 
 class BlockingHoldTest : public ::testing::Test {

@@ -6,6 +6,7 @@
 #include <asio/io_context.hpp>
 #include <asio/use_future.hpp>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -175,14 +176,14 @@ TEST(InspectAsync, CompletesThroughUseFutureAndFailsAfterQuit) {
   EXPECT_EQ(f.get().status, lock_status::free);
   auto q = m.async_quit(asio::use_future);
   ASSERT_EQ(q.wait_for(10s), std::future_status::ready);
-  auto after = redlock::async_inspect(m, keys, asio::use_future);
+  // The error comes through a plain callback, not use_future: an exception_ptr handed across
+  // threads trips a ThreadSanitizer false positive (libstdc++'s refcount is not instrumented).
+  std::promise<std::error_code> closed;
+  redlock::async_inspect(
+      m, keys, [&closed](std::error_code ec, redlock::inspection) { closed.set_value(ec); });
+  auto after = closed.get_future();
   ASSERT_EQ(after.wait_for(10s), std::future_status::ready);
-  try {
-    after.get();
-    ADD_FAILURE() << "expected errc::closed";
-  } catch (const std::system_error& e) {
-    EXPECT_EQ(e.code(), errc::closed);
-  }
+  EXPECT_EQ(after.get(), errc::closed);
   work.reset();
   t.join();
 }
