@@ -46,6 +46,8 @@ class redlock_category final : public std::error_category {
         return "the server replied with an error";
       case errc::protocol_error:
         return "malformed or unexpected reply";
+      case errc::node_lagging:
+        return "not sent: the node is lagging (its oldest request waits beyond the lag limit)";
     }
     return "unknown redlock error";
   }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cmath>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <unordered_set>
 
@@ -34,13 +35,18 @@ class manager_impl {
         strand_(asio::make_strand(ex_)),
         nodes_(std::move(nodes)),
         settings_(s),
-        quorum_(core_ns::quorum_of(nodes_.size())) {}
+        quorum_(core_ns::quorum_of(nodes_.size())),
+        backlog_(nodes_.size()),
+        lag_limit_(s.node_lag_limit.count() > 0 ? s.node_lag_limit : s.request_timeout / 2) {}
 
   asio::any_io_executor ex_;
   asio::strand<asio::any_io_executor> strand_;
   std::vector<std::shared_ptr<node>> nodes_;
   settings settings_;
   std::size_t quorum_;
+  // Per node, this manager's unanswered requests (strand only): see core::backlog.
+  std::vector<core_ns::backlog> backlog_;
+  core_ns::duration lag_limit_;
 
   std::mutex hook_mutex_;
   std::shared_ptr<const std::function<void(const node_error&)>> hook_;
@@ -190,20 +196,36 @@ class operation final : public std::enable_shared_from_this<operation> {
   void send(std::size_t i, const script& s, purpose p) {
     ++outstanding_;
     const auto attempt = machine_.attempt_id();
+    const auto now = core_ns::clock::now();
+    auto& backlog = m_->backlog_[i];
+    // Releases always go out (they only remove keys); acquires and extends to a lagging node
+    // fail now rather than deepen its queue. The failure arrives like a reply, posted, so the
+    // machine sees the same sequence of events either way.
+    if (p != purpose::release && machine_.config().kind != core_ns::op_kind::release &&
+        backlog.lagging(now, m_->lag_limit_)) {
+      asio::post(m_->strand_, [self = shared_from_this(), i, p, attempt] {
+        self->on_node_reply(i, p, attempt, make_error_code(errc::node_lagging), reply{},
+                            std::nullopt);
+      });
+      return;
+    }
+    const auto ticket = backlog.sent(now);
     m_->nodes_[i]->async_eval(
         s, keys_, args_,
-        [self = shared_from_this(), i, p, attempt](std::error_code ec, reply r) mutable {
+        [self = shared_from_this(), i, p, attempt, ticket](std::error_code ec, reply r) mutable {
           auto& strand = self->m_->strand_;
-          asio::post(strand,
-                     [self = std::move(self), i, p, attempt, ec, r = std::move(r)]() mutable {
-                       self->on_node_reply(i, p, attempt, ec, r);
-                     });
+          asio::post(strand, [self = std::move(self), i, p, attempt, ticket, ec,
+                              r = std::move(r)]() mutable {
+            self->on_node_reply(i, p, attempt, ec, r, ticket);
+          });
         });
   }
 
   void on_node_reply(std::size_t i, purpose p, std::uint32_t attempt, std::error_code ec,
-                     const reply& r) {
+                     const reply& r, std::optional<core_ns::backlog::ticket> ticket) {
     --outstanding_;
+    if (ticket)
+      m_->backlog_[i].answered(*ticket);
     const auto kind = p == purpose::primary   ? machine_.config().kind
                       : p == purpose::release ? core_ns::op_kind::release
                                               : core_ns::op_kind::acquire;
@@ -426,6 +448,8 @@ std::shared_ptr<manager_impl> make_manager(asio::any_io_executor ex,
   if (s.request_timeout.count() <= 0 || s.connect_timeout.count() <= 0) {
     invalid("timeouts must be positive");
   }
+  if (s.node_lag_limit.count() < 0)
+    invalid("node_lag_limit must not be negative");
   return std::make_shared<manager_impl>(std::move(ex), std::move(nodes), s);
 }
 

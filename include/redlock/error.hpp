@@ -53,6 +53,10 @@ enum class errc {
   server_error,
   /// The reply could not be parsed, was of an unexpected type, or was too large.
   protocol_error,
+  /// The request was not sent: the node's oldest request in flight has waited longer than the
+  /// lag limit (settings::node_lag_limit), so it would most likely time out. Only acquire and
+  /// extend requests are refused this way; releases are always sent.
+  node_lagging,
 };
 
 /// The category of redlock::errc. Its name() is "redlock".

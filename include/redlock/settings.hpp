@@ -23,6 +23,11 @@ struct settings {
   std::chrono::milliseconds request_timeout{200};
   /// Connect timeout of built-in redis_nodes created from URLs.
   std::chrono::milliseconds connect_timeout{1000};
+  /// A node whose oldest unanswered request (from this manager) has waited longer than this
+  /// is lagging: new acquire and extend requests to it fail at once with errc::node_lagging
+  /// instead of joining a queue that would end in a timeout and a connection reset. Releases
+  /// are always sent. 0 (the default) means request_timeout / 2. Must not be negative.
+  std::chrono::milliseconds node_lag_limit{0};
 };
 
 /// Per-call overrides; an unset field uses the manager's settings. retry_count = 0 is

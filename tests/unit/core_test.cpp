@@ -587,4 +587,41 @@ TEST(ReleaseMachine, GivesUpWhenTheLockWouldExpireBeforeTheRetry) {
   EXPECT_EQ(as.back().ec, errc::quorum_unreachable);
 }
 
+TEST(Backlog, TheOldestUnansweredRequestDecidesWhetherANodeLags) {
+  backlog b;
+  EXPECT_FALSE(b.lagging(t0 + 10s, 100ms)) << "an empty backlog never lags";
+  const auto first = b.sent(t0);
+  const auto second = b.sent(t0 + 50ms);
+  const auto third = b.sent(t0 + 120ms);
+  EXPECT_EQ(b.size(), 3u);
+  EXPECT_FALSE(b.lagging(t0 + 100ms, 100ms)) << "exactly at the limit is not beyond it";
+  EXPECT_TRUE(b.lagging(t0 + 101ms, 100ms));
+  // Answered out of order: the oldest still pending keeps deciding.
+  b.answered(second);
+  EXPECT_EQ(b.size(), 3u);
+  EXPECT_TRUE(b.lagging(t0 + 101ms, 100ms));
+  b.answered(first);
+  EXPECT_EQ(b.size(), 1u) << "both answered entries at the front are dropped";
+  EXPECT_FALSE(b.lagging(t0 + 220ms, 100ms));
+  EXPECT_TRUE(b.lagging(t0 + 221ms, 100ms));
+  b.answered(third);
+  EXPECT_EQ(b.size(), 0u);
+  EXPECT_FALSE(b.lagging(t0 + 1h, 100ms));
+}
+
+TEST(Backlog, UnknownAndRepeatedTicketsAreIgnored) {
+  backlog b;
+  const auto t = b.sent(t0);
+  b.answered(t + 5);  // never issued
+  EXPECT_EQ(b.size(), 1u);
+  b.answered(t);
+  b.answered(t);  // twice
+  EXPECT_EQ(b.size(), 0u);
+  const auto u = b.sent(t0 + 1s);
+  EXPECT_EQ(u, t + 1) << "tickets keep counting after the backlog emptied";
+  b.answered(t);  // an old ticket again
+  EXPECT_EQ(b.size(), 1u);
+  EXPECT_TRUE(b.lagging(t0 + 2s, 100ms));
+}
+
 }  // namespace

@@ -340,6 +340,51 @@ TEST_F(ManagerTest, DecidesWithoutWaitingForTheSlowestNodes) {
   EXPECT_EQ(out->l.report().count(vote::pending), 2u);
 }
 
+TEST_F(ManagerTest, ALaggingNodeGetsNoNewAcquiresButStillGetsReleasesAndRecovers) {
+  auto s = fast();
+  s.request_timeout = 5s;  // node votes come from answers here, never from the attempt timer
+  s.node_lag_limit = 30ms;
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+  std::vector<redlock::node_error> seen;
+  m.on_node_error([&](const redlock::node_error& e) { seen.push_back(e); });
+  // Node 2 answers its first acquire only after 300 ms: its backlog's oldest request ages.
+  fakes[2]->push(kind::acquire, step::store(300ms));
+  const auto first_sent = std::chrono::steady_clock::now();
+  auto a = lock(m, {"a"});
+  ASSERT_FALSE(a->ec) << a->ec.message();
+  ASSERT_EQ(fakes[2]->in_flight(), 1u);
+  // Past the lag limit (and well before the 300 ms answer), node 2 is lagging.
+  ASSERT_TRUE(run_until([&] { return std::chrono::steady_clock::now() - first_sent > 60ms; }));
+  ASSERT_EQ(fakes[2]->in_flight(), 1u) << "the slow answer came early; the test proves nothing";
+  auto b = lock(m, {"b"});
+  ASSERT_FALSE(b->ec) << b->ec.message();
+  EXPECT_EQ(fakes[2]->count(kind::acquire), 1u) << "no new acquire joins a lagging node's queue";
+  EXPECT_EQ(b->l.report().nodes[2].ec, errc::node_lagging);
+  EXPECT_EQ(b->l.report().nodes[2].outcome, vote::error);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().node, "fake://node2");
+  EXPECT_EQ(seen.back().ec, errc::node_lagging);
+  // An extend is refused there too, but releases are always sent.
+  auto e = extend(m, b->l);
+  ASSERT_FALSE(e->ec) << e->ec.message();
+  EXPECT_EQ(fakes[2]->count(kind::extend), 0u);
+  auto u = unlock(m, e->l);
+  EXPECT_FALSE(u->ec) << u->ec.message();
+  EXPECT_EQ(fakes[2]->count(kind::release), 1u);
+  // Once the slow answer is in, node 2 is asked again.
+  ASSERT_TRUE(run_until([&] { return fakes[2]->in_flight() == 0; }));
+  auto c = lock(m, {"c"});
+  ASSERT_FALSE(c->ec) << c->ec.message();
+  EXPECT_EQ(fakes[2]->count(kind::acquire), 2u);
+  EXPECT_NE(c->l.report().nodes[2].ec, errc::node_lagging);
+}
+
+TEST_F(ManagerTest, NegativeLagLimitIsRejected) {
+  auto s = fast();
+  s.node_lag_limit = -1ms;
+  EXPECT_THROW(redlock::lock_manager(io.get_executor(), make_nodes(1), s), redlock::lock_error);
+}
+
 TEST_F(ManagerTest, PerCallRetryCountZeroMeansOneAttempt) {
   auto s = fast();
   s.retry_count = 10;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -287,6 +288,54 @@ class machine {
   duration wait_delay_{};
   bool complete_pending_ = false;
   std::error_code complete_ec_;
+};
+
+/// One node's backlog as seen by one manager: the send times of its requests that have not
+/// been answered yet, oldest first, so the age of the oldest is known at any time.
+///
+/// Why it exists: the manager decides at quorum and does not wait for the slowest node, so
+/// nothing paces a node that lags behind the others. Without a bound, its pipeline grows until
+/// a request reaches the request timeout and the connection is reset, failing everything in
+/// flight on it (and leaving keys whose releases were failed). A node whose oldest request has
+/// waited longer than the lag limit is "lagging": new acquire and extend requests to it fail
+/// at once with errc::node_lagging (the vote it would most likely have given anyway, a
+/// timeout, only sooner), while releases are still sent. It recovers by itself as its backlog
+/// drains. Answers may come back in any order (Cluster or custom nodes).
+class backlog {
+ public:
+  using ticket = std::uint64_t;
+
+  /// Records a request sent at `sent`; the ticket identifies its answer.
+  ticket sent(time_point sent) {
+    pending_.push_back({sent, false});
+    return next_++;
+  }
+  /// Records the answer (or failure) of the request with this ticket. Unknown or repeated
+  /// tickets are ignored.
+  void answered(ticket t) noexcept {
+    if (t < base_ || t >= next_)
+      return;
+    pending_[static_cast<std::size_t>(t - base_)].answered = true;
+    while (!pending_.empty() && pending_.front().answered) {
+      pending_.pop_front();
+      ++base_;
+    }
+  }
+  /// Requests sent and not answered yet, counting any answered behind an older pending one.
+  std::size_t size() const noexcept { return pending_.size(); }
+  /// True when the oldest unanswered request has waited longer than `limit` at `now`.
+  bool lagging(time_point now, duration limit) const noexcept {
+    return !pending_.empty() && now - pending_.front().at > limit;
+  }
+
+ private:
+  struct entry {
+    time_point at;
+    bool answered;
+  };
+  std::deque<entry> pending_;
+  ticket base_ = 0;  ///< ticket of pending_.front()
+  ticket next_ = 0;
 };
 
 }  // namespace redlock::detail::core
