@@ -68,6 +68,7 @@ struct options {
   long ttl_ms = 10000;
   long think_ms = 0;             // contention: pause after each release, outside the lock
   long request_timeout_ms = -1;  // -1: the library's default
+  long lag_limit_ms = -1;        // -1: the library's default (request timeout / 2)
   std::string cdf_out;
   std::string label;
 };
@@ -77,7 +78,7 @@ struct options {
             << "\nusage: redlock_bench seq|throughput|contention|churn|held --urls U1,U2,... "
                "[--counter HOST:PORT] [--max-count N] [--warmup N] [--in-flight N] "
                "[--clients N] [--duration-ms MS] [--ttl-ms MS] [--think-ms MS] [--cdf-out FILE] "
-               "[--label S] [--request-timeout-ms MS]\n";
+               "[--label S] [--request-timeout-ms MS] [--lag-limit-ms MS]\n";
   std::exit(2);
 }
 
@@ -122,6 +123,8 @@ options parse(int argc, char** argv) {
       o.duration_ms = to_long(v);
     } else if (k == "--request-timeout-ms") {
       o.request_timeout_ms = to_long(v);
+    } else if (k == "--lag-limit-ms") {
+      o.lag_limit_ms = to_long(v);
     } else if (k == "--think-ms") {
       o.think_ms = to_long(v);
     } else if (k == "--ttl-ms") {
@@ -307,6 +310,8 @@ redlock::settings bench_settings() {
   redlock::settings s;
   if (g_options && g_options->request_timeout_ms >= 0)
     s.request_timeout = std::chrono::milliseconds(g_options->request_timeout_ms);
+  if (g_options && g_options->lag_limit_ms >= 0)
+    s.node_lag_limit = std::chrono::milliseconds(g_options->lag_limit_ms);
   // A benchmark cycle on distinct keys never meets a holder; a failure is an error worth
   // seeing, not something to wait out.
   s.retry_count = 0;
