@@ -131,13 +131,15 @@ enum class purpose : std::uint8_t { primary, release, resync };
 class operation final : public std::enable_shared_from_this<operation> {
  public:
   operation(std::shared_ptr<manager_impl> m, const core_ns::op_config& cfg,
-            std::vector<std::string> keys, std::string value, milliseconds ttl)
+            std::vector<std::string> keys, std::string value, milliseconds ttl,
+            std::uint64_t written = 0)
       : m_(std::move(m)),
         machine_(cfg, &random_u64),
         keys_(std::move(keys)),
         args_{std::move(value), std::to_string(ttl.count())},
         ttl_(ttl),
-        timer_(m_->strand_) {}
+        timer_(m_->strand_),
+        written_(written) {}
 
   lock_completion lock_done_;
   unlock_completion unlock_done_;
@@ -193,22 +195,37 @@ class operation final : public std::enable_shared_from_this<operation> {
     arm(timer_use::attempt, node_deadline);
   }
 
+  bool may_hold(std::size_t i) const noexcept { return i >= 64 || ((written_ >> i) & 1U) != 0; }
+
+  // Answers node i without sending anything; posted, so the machine sees the same sequence of
+  // events as with a real reply.
+  void answer_locally(std::size_t i, purpose p, std::error_code ec, reply r) {
+    asio::post(m_->strand_,
+               [self = shared_from_this(), i, p, attempt = machine_.attempt_id(), ec,
+                r = std::move(r)] { self->on_node_reply(i, p, attempt, ec, r, std::nullopt); });
+  }
+
   void send(std::size_t i, const script& s, purpose p) {
     ++outstanding_;
     const auto attempt = machine_.attempt_id();
     const auto now = core_ns::clock::now();
     auto& backlog = m_->backlog_[i];
-    // Releases always go out (they only remove keys); acquires and extends to a lagging node
-    // fail now rather than deepen its queue. The failure arrives like a reply, posted, so the
-    // machine sees the same sequence of events either way.
-    if (p != purpose::release && machine_.config().kind != core_ns::op_kind::release &&
-        backlog.lagging(now, m_->lag_limit_)) {
-      asio::post(m_->strand_, [self = shared_from_this(), i, p, attempt] {
-        self->on_node_reply(i, p, attempt, make_error_code(errc::node_lagging), reply{},
-                            std::nullopt);
-      });
-      return;
+    const bool releasing =
+        p == purpose::release || machine_.config().kind == core_ns::op_kind::release;
+    if (releasing && !may_hold(i)) {
+      // No acquire of this value ever went to node i, so it cannot hold it: "absent" is
+      // certain, and sending would only feed a node that was skipped for lagging.
+      reply absent;
+      absent.kind = reply::type::integer;
+      absent.integer = 0;
+      return answer_locally(i, p, {}, std::move(absent));
     }
+    // Acquires and extends to a lagging node fail now rather than deepen its queue; releases
+    // always go out (they only remove keys).
+    if (!releasing && backlog.lagging(now, m_->lag_limit_))
+      return answer_locally(i, p, make_error_code(errc::node_lagging), reply{});
+    if (&s == &acquire_script() && i < 64)
+      written_ |= std::uint64_t{1} << i;
     const auto ticket = backlog.sent(now);
     m_->nodes_[i]->async_eval(
         s, keys_, args_,
@@ -343,6 +360,7 @@ class operation final : public std::enable_shared_from_this<operation> {
       parts.ttl = ttl_;
       parts.deadline = ec ? core_ns::time_point{} : machine_.deadline();
       parts.report = std::move(rep);
+      parts.written = written_;
       auto done = std::move(lock_done_);
       if (outstanding_ > 0)
         arm(timer_use::drain, machine_.config().node_timeout);
@@ -372,6 +390,7 @@ class operation final : public std::enable_shared_from_this<operation> {
   bool completed_ = false;
   bool registered_ = true;
   bool drained_ = false;
+  std::uint64_t written_;  // see lock::parts::written
 };
 
 // Completes on the strand, never inside the initiating call.
@@ -524,7 +543,7 @@ void start_extend(const std::shared_ptr<manager_impl>& m, const lock& l, millise
     return post_lock_error(m, errc::closed, std::move(done));
 
   const auto cfg = config_for(core_ns::op_kind::extend, *m, ttl, opts, l.validity_deadline());
-  auto op = std::make_shared<operation>(m, cfg, l.resources(), l.value(), ttl);
+  auto op = std::make_shared<operation>(m, cfg, l.resources(), l.value(), ttl, l.written_nodes());
   op->lock_done_ = std::move(done);
   asio::post(m->strand_, [op] { op->start(); });
 }
@@ -541,7 +560,8 @@ void start_unlock(const std::shared_ptr<manager_impl>& m, const lock& l, call_op
     return post_unlock_error(m, errc::closed, std::move(done));
 
   const auto cfg = config_for(core_ns::op_kind::release, *m, l.ttl(), opts, l.validity_deadline());
-  auto op = std::make_shared<operation>(m, cfg, l.resources(), l.value(), l.ttl());
+  auto op =
+      std::make_shared<operation>(m, cfg, l.resources(), l.value(), l.ttl(), l.written_nodes());
   op->unlock_done_ = std::move(done);
   asio::post(m->strand_, [op] { op->start(); });
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -78,6 +79,10 @@ class lock {
     std::chrono::milliseconds ttl{0};
     steady_clock::time_point deadline{};
     redlock::report report;
+    /// Bit i set: an acquire of this value was sent to node i at some point, so only those
+    /// nodes can hold it and need a release. Nodes from index 64 on always count as written;
+    /// the default (all set) is right for handles of unknown history (adopt()).
+    std::uint64_t written = ~std::uint64_t{0};
   };
   explicit lock(parts p)
       : manager_(std::move(p.manager)),
@@ -85,8 +90,10 @@ class lock {
         value_(std::move(p.value)),
         ttl_(p.ttl),
         deadline_(p.deadline),
-        report_(std::move(p.report)) {}
+        report_(std::move(p.report)),
+        written_(p.written) {}
   const std::shared_ptr<detail::manager_impl>& manager() const noexcept { return manager_; }
+  std::uint64_t written_nodes() const noexcept { return written_; }
 
  private:
   std::shared_ptr<detail::manager_impl> manager_;
@@ -95,6 +102,7 @@ class lock {
   std::chrono::milliseconds ttl_{0};
   steady_clock::time_point deadline_{};
   redlock::report report_;
+  std::uint64_t written_ = ~std::uint64_t{0};
 };
 
 /// Result of an unlock: how many nodes no longer hold our value. The counts cover the answers

@@ -364,12 +364,18 @@ TEST_F(ManagerTest, ALaggingNodeGetsNoNewAcquiresButStillGetsReleasesAndRecovers
   ASSERT_FALSE(seen.empty());
   EXPECT_EQ(seen.back().node, "fake://node2");
   EXPECT_EQ(seen.back().ec, errc::node_lagging);
-  // An extend is refused there too, but releases are always sent.
+  // An extend is refused there too.
   auto e = extend(m, b->l);
   ASSERT_FALSE(e->ec) << e->ec.message();
   EXPECT_EQ(fakes[2]->count(kind::extend), 0u);
-  auto u = unlock(m, e->l);
-  EXPECT_FALSE(u->ec) << u->ec.message();
+  // "b" never reached node 2, so its unlock sends nothing there (it cannot hold the value)...
+  auto ub = unlock(m, e->l);
+  EXPECT_FALSE(ub->ec) << ub->ec.message();
+  EXPECT_EQ(fakes[2]->count(kind::release), 0u);
+  // ...while "a" did, and its release goes out even though node 2 is still lagging.
+  ASSERT_EQ(fakes[2]->in_flight(), 1u);
+  auto ua = unlock(m, a->l);
+  EXPECT_FALSE(ua->ec) << ua->ec.message();
   EXPECT_EQ(fakes[2]->count(kind::release), 1u);
   // Once the slow answer is in, node 2 is asked again.
   ASSERT_TRUE(run_until([&] { return fakes[2]->in_flight() == 0; }));
@@ -377,6 +383,45 @@ TEST_F(ManagerTest, ALaggingNodeGetsNoNewAcquiresButStillGetsReleasesAndRecovers
   ASSERT_FALSE(c->ec) << c->ec.message();
   EXPECT_EQ(fakes[2]->count(kind::acquire), 2u);
   EXPECT_NE(c->l.report().nodes[2].ec, errc::node_lagging);
+}
+
+TEST_F(ManagerTest, AFailedAttemptReleasesOnlyWhereAnAcquireWasSent) {
+  auto s = fast();
+  s.request_timeout = 5s;
+  s.node_lag_limit = 30ms;
+  redlock::lock_manager m(io.get_executor(), make_nodes(5), s);
+  // Nodes 3 and 4 each hold an old request for 300 ms, then lag; 0-2 make the quorum.
+  fakes[3]->push(kind::acquire, step::store(300ms));
+  fakes[4]->push(kind::acquire, step::store(300ms));
+  const auto first_sent = std::chrono::steady_clock::now();
+  auto a = lock(m, {"a"});
+  ASSERT_FALSE(a->ec) << a->ec.message();
+  ASSERT_TRUE(run_until([&] { return std::chrono::steady_clock::now() - first_sent > 60ms; }));
+  ASSERT_EQ(fakes[3]->in_flight() + fakes[4]->in_flight(), 2u) << "answers came early";
+  // Another owner holds "b" on node 2: with 3 and 4 lagging no quorum is possible.
+  fakes[2]->set_key("b", "someone-else");
+  auto b = lock(m, {"b"});
+  EXPECT_TRUE(b->ec == errc::quorum_unreachable || b->ec == errc::resource_locked)
+      << b->ec.message();
+  EXPECT_EQ(b->l.report().nodes[3].ec, errc::node_lagging);
+  EXPECT_EQ(b->l.report().nodes[4].ec, errc::node_lagging);
+  // Released where the acquire went (nodes 0-2), nowhere else.
+  for (std::size_t i = 0; i < 3; ++i)
+    EXPECT_EQ(fakes[i]->count(kind::release), 1u) << i;
+  EXPECT_EQ(fakes[3]->count(kind::release) + fakes[4]->count(kind::release), 0u);
+  EXPECT_EQ(fakes[0]->store().count("b"), 0u);
+  EXPECT_EQ(fakes[2]->store().at("b"), "someone-else");
+}
+
+TEST_F(ManagerTest, AnAdoptedHandleIsReleasedOnEveryNode) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto a = lock(m, {"r"});
+  ASSERT_FALSE(a->ec);
+  auto adopted = m.adopt({"r"}, a->l.value(), 10s, a->l.validity_deadline());
+  auto u = unlock(m, adopted);
+  EXPECT_FALSE(u->ec) << u->ec.message();
+  for (const auto& f : fakes)
+    EXPECT_EQ(f->count(kind::release), 1u);
 }
 
 TEST_F(ManagerTest, NegativeLagLimitIsRejected) {
