@@ -1,4 +1,5 @@
-// Micro-benchmarks: lock value and jitter generation (OpenSSL's CSPRNG), once per operation.
+// Micro-benchmarks: lock value and jitter generation (OpenSSL's CSPRNG), once per operation,
+// against the previous one-RAND_bytes-call-per-value design in the same run.
 #include <benchmark/benchmark.h>
 
 #include <openssl/rand.h>
@@ -26,9 +27,25 @@ void bm_random_u64(benchmark::State& state) {
 }
 BENCHMARK(bm_random_u64);
 
-// For comparison, not the library's code: the cost of one value when the CSPRNG is asked for
-// 256 values' worth of bytes at once (one RAND_bytes call per 4 KiB), as a buffered
-// make_lock_value could do. A real one must drop its buffer in a forked child.
+// Baseline, same run: the previous make_lock_value, one RAND_bytes(16) call per value.
+void bm_rand_bytes_16_per_value(benchmark::State& state) {
+  static constexpr char hex[] = "0123456789abcdef";
+  for (auto _ : state) {
+    std::array<unsigned char, 16> bytes{};
+    if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1)
+      state.SkipWithError("RAND_bytes failed");
+    std::string out(32, '0');
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      out[2 * i] = hex[bytes[i] >> 4];
+      out[2 * i + 1] = hex[bytes[i] & 0xF];
+    }
+    benchmark::DoNotOptimize(out);
+  }
+}
+BENCHMARK(bm_rand_bytes_16_per_value);
+
+// The floor for a pooled make_lock_value: one RAND_bytes call per 4 KiB and nothing else (no
+// wiping of issued bytes, no fork safety), which the library's version must stay close to.
 void bm_batched_rand_bytes_per_value(benchmark::State& state) {
   static constexpr char hex[] = "0123456789abcdef";
   std::array<unsigned char, 4096> buf{};
