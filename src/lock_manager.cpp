@@ -327,7 +327,8 @@ class operation final : public std::enable_shared_from_this<operation> {
     for (std::size_t i = 0; i < states.size(); ++i) {
       const auto& s = states[i];
       node_result nr;
-      nr.node = m_->nodes_[i]->id();
+      const auto& n = m_->nodes_[i];
+      nr.node = node_id(std::shared_ptr<const std::string>(n, &n->id()));  // shared, not copied
       nr.outcome = s.outcome;
       nr.ec = s.ec;
       nr.message = s.message;

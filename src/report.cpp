@@ -32,7 +32,7 @@ std::string report::to_string() const {
     char latency[32];
     std::snprintf(latency, sizeof latency, "%.2f ms",
                   static_cast<double>(n.latency.count()) / 1000.0);
-    out += n.node;
+    out += n.node.str();
     out += ": ";
     out += redlock::to_string(n.outcome);
     out += " (";

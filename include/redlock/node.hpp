@@ -38,7 +38,8 @@ class node {
   virtual ~node() = default;
 
   /// The node's identity for reports and hooks, e.g. "redis://10.0.0.7:6379/0".
-  /// Never contains a password.
+  /// Never contains a password. The reference must stay valid and unchanged for the node's
+  /// lifetime: reports share the string rather than copy it.
   virtual const std::string& id() const noexcept = 0;
 
   /// Runs `EVALSHA sha numkeys keys... args...`, falling back to EVAL on NOSCRIPT.

@@ -424,6 +424,18 @@ TEST_F(ManagerTest, AnAdoptedHandleIsReleasedOnEveryNode) {
     EXPECT_EQ(f->count(kind::release), 1u);
 }
 
+TEST_F(ManagerTest, ReportsShareTheNodesIdInsteadOfCopyingIt) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto a = lock(m, {"r"});
+  ASSERT_FALSE(a->ec);
+  const auto& rep = a->l.report();
+  ASSERT_EQ(rep.nodes.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(&rep.nodes[i].node.str(), &fakes[i]->id()) << i;
+    EXPECT_EQ(rep.nodes[i].node, "fake://node" + std::to_string(i));
+  }
+}
+
 TEST_F(ManagerTest, NegativeLagLimitIsRejected) {
   auto s = fast();
   s.node_lag_limit = -1ms;
