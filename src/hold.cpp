@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -274,10 +275,14 @@ void start_hold(lock_manager& m, std::vector<std::string> resources, std::chrono
   }
   auto acquire = opts.acquire;
   auto res_copy = resources;
+  // The caller's slot first cancels the acquire (which stops retrying, releases what it took
+  // and completes with errc::cancelled); async_lock clears it before completing, and it is
+  // then handed to the routine below.
   m.async_lock(
       std::move(resources), ttl, acquire,
-      [res = std::move(res_copy), opts = std::move(opts), run = std::move(run), outer,
-       done = std::move(done)](std::error_code ec, lock l) mutable {
+      asio::bind_cancellation_slot(outer, [res = std::move(res_copy), opts = std::move(opts),
+                                           run = std::move(run), outer, done = std::move(done)](
+                                              std::error_code ec, lock l) mutable {
         if (ec) {
           hold_outcome out;
           out.last_report = l.report();
@@ -311,7 +316,7 @@ void start_hold(lock_manager& m, std::vector<std::string> resources, std::chrono
                     done(e, std::move(out));
                   });
             });
-      });
+      }));
 }
 
 }  // namespace detail

@@ -313,8 +313,11 @@ using routine_awaitable_t =
 /// exception is the routine's own (rethrown by use_awaitable / use_future after the release
 /// has completed), or a lock_error when the acquire failed (the routine then never ran).
 /// The handler runs on its associated executor (default: the manager's).
-/// Cancellation: terminal cancellation of the caller's slot is forwarded to the routine
-/// (hold_context::reason() stays none); the lock is released when the routine returns.
+/// Cancellation: while acquiring, any cancellation of the caller's slot stops the acquire
+/// (what was taken is released) and the hold completes with a lock_error of
+/// errc::cancelled without running the routine. Once the routine runs, terminal cancellation
+/// is forwarded to it (hold_context::reason() stays none); the lock is released when the
+/// routine returns.
 template <class Routine, class CompletionToken>
 auto async_hold(lock_manager& m, std::vector<std::string> resources, std::chrono::milliseconds ttl,
                 hold_options opts, Routine&& routine, CompletionToken&& token) {

@@ -297,6 +297,45 @@ TEST_F(HoldTest, CallerCancellationIsForwardedToTheRoutineAndTheHoldEndsNormally
   EXPECT_TRUE(absent_everywhere("hold:cancel"));
 }
 
+TEST_F(HoldTest, CancellingWhileAcquiringStopsTheRetriesAndNeverRunsTheRoutine) {
+  for (auto& s : servers_)
+    s->command({"SET", "hold:waiting", "foreign", "PX", "60000"});
+  hold_options o;
+  o.acquire.retry_count = -1;  // would wait for the foreign holder for a minute
+  asio::cancellation_signal cancel;
+  std::atomic<bool> ran{false};
+  auto p = std::make_shared<std::promise<std::error_code>>();
+  auto f = p->get_future();
+  std::vector<std::string> res{"hold:waiting"};
+  const auto started = std::chrono::steady_clock::now();
+  redlock::async_hold(
+      *manager_, res, 1000ms, o,
+      [&]() -> asio::awaitable<void> {
+        ran = true;
+        co_return;
+      },
+      asio::bind_cancellation_slot(cancel.slot(), [p](std::exception_ptr e, auto) {
+        std::error_code code;
+        try {
+          if (e)
+            std::rethrow_exception(e);
+        } catch (const redlock::lock_error& x) {
+          code = x.code();
+        } catch (...) {
+          code = make_error_code(std::errc::invalid_argument);
+        }
+        p->set_value(code);
+      }));
+  // Let it retry a few times (retry delay 20 ms) before cancelling.
+  ASSERT_TRUE(wait_for([&] { return std::chrono::steady_clock::now() - started > 100ms; }, 10s));
+  asio::post(io_, [&] { cancel.emit(asio::cancellation_type::terminal); });
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready) << "the acquire ignored the cancellation";
+  EXPECT_EQ(f.get(), errc::cancelled);
+  EXPECT_FALSE(ran);
+  for (std::size_t i = 0; i < servers_.size(); ++i)
+    EXPECT_EQ(get_key(i, "hold:waiting"), "foreign") << "the foreign lock is untouched";
+}
+
 TEST_F(HoldTest, RestartedNodeGetsItsKeyBackAfterTheNextExtension) {
   std::atomic<bool> started{false};
   std::atomic<bool> done{false};
