@@ -171,7 +171,11 @@ class operation final : public std::enable_shared_from_this<operation> {
           }
           break;
         case t::resync:
-          send(a.node, acquire_script(), purpose::resync);
+          // Only where an acquire of this value once went (a node that lost the key, e.g. by
+          // a restart): a node never asked stays out of the handle's `written` set, so a key
+          // set there by an extend that then failed could never be found by the release.
+          if (may_hold(a.node))
+            send(a.node, acquire_script(), purpose::resync);
           break;
         case t::wait:
           arm(timer_use::retry, a.delay);

@@ -80,8 +80,9 @@ class lock {
     steady_clock::time_point deadline{};
     redlock::report report;
     /// Bit i set: an acquire of this value was sent to node i at some point, so only those
-    /// nodes can hold it and need a release. Nodes from index 64 on always count as written;
-    /// the default (all set) is right for handles of unknown history (adopt()).
+    /// nodes can hold it and need a release (extend re-syncs only these nodes, so the set
+    /// never grows after the acquire). Nodes from index 64 on always count as written; the
+    /// default (all set) is right for handles of unknown history (adopt()).
     std::uint64_t written = ~std::uint64_t{0};
   };
   explicit lock(parts p)

@@ -413,6 +413,30 @@ TEST_F(ManagerTest, AFailedAttemptReleasesOnlyWhereAnAcquireWasSent) {
   EXPECT_EQ(fakes[2]->store().at("b"), "someone-else");
 }
 
+TEST_F(ManagerTest, ExtendResyncsOnlyNodesAnAcquireOnceWentTo) {
+  auto s = fast();
+  s.request_timeout = 5s;
+  s.node_lag_limit = 30ms;
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+  fakes[2]->push(kind::acquire, step::store(300ms));
+  const auto first_sent = std::chrono::steady_clock::now();
+  auto a = lock(m, {"a"});
+  ASSERT_FALSE(a->ec);
+  ASSERT_TRUE(run_until([&] { return std::chrono::steady_clock::now() - first_sent > 60ms; }));
+  ASSERT_EQ(fakes[2]->in_flight(), 1u) << "the slow answer came early; the test proves nothing";
+  auto b = lock(m, {"b"});  // node 2 lagging: never asked for "b"
+  ASSERT_FALSE(b->ec);
+  ASSERT_EQ(b->l.report().nodes[2].ec, errc::node_lagging);
+  ASSERT_TRUE(run_until([&] { return fakes[2]->in_flight() == 0; }));
+  // Node 2 answers the extend "missing"; it never had "b", so it is not re-synced.
+  auto e = extend(m, b->l);
+  ASSERT_FALSE(e->ec) << e->ec.message();
+  EXPECT_EQ(fakes[2]->count(kind::extend), 1u);
+  EXPECT_EQ(fakes[2]->count(kind::acquire), 1u) << "no re-sync of a node never asked";
+  EXPECT_EQ(fakes[2]->store().count("b"), 0u);
+  // (A node that had the value and lost it is re-synced: ExtendResetsKeysOnARestartedNode...)
+}
+
 TEST_F(ManagerTest, AnAdoptedHandleIsReleasedOnEveryNode) {
   redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
   auto a = lock(m, {"r"});
