@@ -17,11 +17,18 @@ void expect_granted(const lock_client::outcome& o, const char* what) {
   EXPECT_TRUE(o.held.acquired()) << what;
 }
 
-// Connects every node once so that faults hit established connections.
+// Connects every node once so that faults hit established connections. Unlock completes at
+// quorum, so it also waits until every server has run its release: a release still queued on
+// a server that the test then stops would time out and reset that connection under the
+// test's own request.
 void warm_up(lock_client& c, const std::string& resource) {
   auto o = c.acquire(resource, 5000ms);
   ASSERT_FALSE(o.ec) << o.held.report().to_string();
   ASSERT_FALSE(c.unlock(o.held).ec);
+}
+void warm_up(lock_client& c, const cluster& servers, const std::string& resource) {
+  warm_up(c, resource);
+  ASSERT_TRUE(wait_for([&] { return servers.holding(resource) == 0; }, 3000ms));
 }
 
 // --- kill -9 ------------------------------------------------------------------------------
@@ -29,7 +36,7 @@ void warm_up(lock_client& c, const std::string& resource) {
 TEST(Crash, KilledMinorityStillLetsLockExtendAndUnlockSucceed) {
   cluster c(5);
   lock_client client(c.ports());
-  warm_up(client, "crash-minority");
+  warm_up(client, c, "crash-minority");
   crash(c[1]);
   crash(c[3]);
   auto o = client.acquire("crash-minority", 5000ms);
@@ -48,7 +55,7 @@ TEST(Crash, KilledMinorityStillLetsLockExtendAndUnlockSucceed) {
 TEST(Crash, KilledMajorityFailsPromptlyWithReasonsAndLeavesNothingOnTheSurvivor) {
   cluster c(3);
   lock_client client(c.ports());
-  warm_up(client, "crash-majority");
+  warm_up(client, c, "crash-majority");
   crash(c[0]);
   crash(c[2]);
   auto o = client.acquire("crash-majority", 10000ms);
@@ -73,7 +80,7 @@ TEST(Pause, StoppedNodeDoesNotDelayTheDecisionAndItsLateReplyIsHarmless) {
   auto s = fault_settings();
   s.request_timeout = 2000ms;
   lock_client client(c.ports(), s);
-  warm_up(client, "pause-minority");
+  warm_up(client, c, "pause-minority");
   pause(c[2]);
   auto o = client.acquire("pause-minority", 10000ms);
   c[2].resume();
@@ -90,13 +97,21 @@ TEST(Pause, StoppedNodeDoesNotDelayTheDecisionAndItsLateReplyIsHarmless) {
 TEST(Pause, StoppedMajorityFailsWithinThePerNodeTimeoutAndTheLockIsFreeAfterTtl) {
   cluster c(3);
   lock_client client(c.ports());
-  warm_up(client, "pause-majority");
+  warm_up(client, c, "pause-majority");
   pause(c[0]);
   pause(c[1]);
   auto o = client.acquire("pause-majority", 1500ms);
   EXPECT_EQ(o.ec, make_error_code(errc::quorum_unreachable)) << o.ec.message();
   EXPECT_LT(o.took, prompt) << "bounded by the per-node timeout";
-  EXPECT_EQ(o.held.report().count(vote::timeout), 2u) << o.held.report().to_string();
+  // Each stopped node votes timeout, or connection_lost when an earlier request on its
+  // connection timed out first and reset it (both are "failed within the per-node timeout").
+  std::size_t stopped_failed = 0;
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& nr = o.held.report().nodes[i];
+    if (nr.outcome == vote::timeout || nr.ec == errc::connection_lost)
+      ++stopped_failed;
+  }
+  EXPECT_EQ(stopped_failed, 2u) << o.held.report().to_string();
   c[0].resume();
   c[1].resume();
   // Requests queued while stopped may still execute after the resume; whatever they left
@@ -116,7 +131,7 @@ TEST(Pause, ClientPauseOnOneNodeDoesNotBlockTheLock) {
   auto s = fault_settings();
   s.request_timeout = 2000ms;
   lock_client client(c.ports(), s);
-  warm_up(client, "client-pause");
+  warm_up(client, c, "client-pause");
   c[0].command({"CLIENT", "PAUSE", "1500", "WRITE"});
   count_fault("client-pause");
   auto o = client.acquire("client-pause", 10000ms);
@@ -131,7 +146,7 @@ TEST(Pause, ClientPauseOnOneNodeDoesNotBlockTheLock) {
 TEST(Pause, SlowLuaScriptOnOneNodeCountsAsBusyErrorVoteAndDoesNotBlockTheLock) {
   cluster c(3);
   lock_client client(c.ports());
-  warm_up(client, "slow-lua");
+  warm_up(client, c, "slow-lua");
   c[0].command({"CONFIG", "SET", "busy-reply-threshold", "100"});
   // A script that spins for 1.5 s of server time.
   std::thread spinner([port = c[0].port()] {
@@ -166,7 +181,7 @@ TEST(Pause, SlowLuaScriptOnOneNodeCountsAsBusyErrorVoteAndDoesNotBlockTheLock) {
 TEST(Partition, MinorityCutOffStillSucceedsAndRejoinsAfterHeal) {
   cluster c(3);
   lock_client client(c.ports());
-  warm_up(client, "part-minority");
+  warm_up(client, c, "part-minority");
   {
     auto cut = partition(c[2].port(), partition_mode::drop);
     auto o = client.acquire("part-minority", 5000ms);
@@ -196,7 +211,7 @@ TEST(Partition, MajorityCutOffFailsPromptlyAndLockIsAcquirableWithinTtlAfterHeal
     SCOPED_TRACE(mode == partition_mode::drop ? "DROP" : "REJECT");
     cluster c(3);
     lock_client client(c.ports());
-    warm_up(client, "part-majority");
+    warm_up(client, c, "part-majority");
     const auto ttl = 2000ms;
     {
       auto cut1 = partition(c[0].port(), mode);
@@ -221,7 +236,7 @@ TEST(Partition, MajorityCutOffFailsPromptlyAndLockIsAcquirableWithinTtlAfterHeal
 TEST(LostReplies, NodeWhoseReplyIsLostIsReleasedAndKeepsNoKeyWithOurValue) {
   cluster c(3);
   lock_client client(c.ports());
-  warm_up(client, "lost-minority");
+  warm_up(client, c, "lost-minority");
   std::string value;
   {
     auto lost = lose_replies(c[2].port());
@@ -239,7 +254,7 @@ TEST(LostReplies, NodeWhoseReplyIsLostIsReleasedAndKeepsNoKeyWithOurValue) {
 TEST(LostReplies, MajorityRepliesLostFailsAndReleaseRemovesWhatExecuted) {
   cluster c(3);
   lock_client client(c.ports());
-  warm_up(client, "lost-majority");
+  warm_up(client, c, "lost-majority");
   lock_client::outcome o;
   {
     auto lost1 = lose_replies(c[0].port());
@@ -263,7 +278,7 @@ TEST(Latency, SlowNodeDoesNotSetTheLatency) {
   auto s = fault_settings();
   s.request_timeout = 5000ms;
   lock_client client({c[0].port(), c[1].port(), slow.port()}, s);
-  warm_up(client, "latency");
+  warm_up(client, c, "latency");
   count_fault("latency");
   auto o = client.acquire("latency", 10000ms);
   expect_granted(o, "lock with one slow node");
@@ -283,7 +298,7 @@ TEST(Latency, AttemptSlowerThanTheTtlFailsAndHandsOutNoExpiredLock) {
   s.request_timeout = 2000ms;
   s.drift_factor = 0.2;  // drift margin 82 ms on a 400 ms TTL
   lock_client client(ports, s);
-  warm_up(client, "too-slow");
+  warm_up(client, c, "too-slow");
   // Every answer takes >= 350 ms: a quorum answers within the TTL, but too late to leave any
   // validity. (Under heavy load an answer may miss the per-node timeout, min(request
   // timeout, TTL) = 400 ms, instead: also a failure that hands out nothing.)
@@ -311,7 +326,7 @@ TEST(Reset, ConnectionResetMidFlightFailsFastAndTheNextOperationReconnects) {
   auto s = fault_settings();
   s.request_timeout = 5000ms;
   lock_client client({p.port()}, s);
-  warm_up(client, "reset");
+  warm_up(client, "reset");  // one node: the unlock waited for its only release
   p.set_delay(3000ms, 0ms);
   std::atomic<bool> started{false};
   std::thread resetter([&] {
@@ -336,7 +351,7 @@ TEST(Reset, ConnectionResetMidFlightFailsFastAndTheNextOperationReconnects) {
 TEST(Reset, ClientKillOnOneNodeIsSurvivedAndTheNodeVotesAgain) {
   cluster c(3);
   lock_client client(c.ports());
-  warm_up(client, "client-kill");
+  warm_up(client, c, "client-kill");
   c[0].command({"CLIENT", "KILL", "TYPE", "normal"});
   count_fault("client-kill");
   auto o = client.acquire("client-kill", 5000ms);
