@@ -6,7 +6,6 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
-#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -26,6 +25,7 @@
 #include "redlock/error.hpp"
 #include "redlock/hold.hpp"
 #include "redlock/lock_manager.hpp"
+#include "support/io_thread.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
@@ -49,11 +49,8 @@ redlock::settings fast_settings() {
 }
 
 template <class T>
-T get(std::future<T>& f, std::chrono::milliseconds deadline = 15s) {
-  if (f.wait_for(deadline) != std::future_status::ready) {
-    throw std::runtime_error("no completion within " + std::to_string(deadline.count()) + " ms");
-  }
-  return f.get();
+T get(std::future<T>& f) {
+  return redlock::test::get_within(f, 15s);
 }
 
 // Sleeps inside a routine; returns false when the wait was cancelled (the loss signal).
@@ -68,15 +65,9 @@ class HoldTest : public ::testing::Test {
   void SetUp() override {
     servers_ = redlock::test::start_servers(3);
     const auto urls = redlock::test::urls_of(servers_);
-    manager_ = std::make_unique<redlock::lock_manager>(io_.get_executor(), urls, fast_settings());
-    thread_ = std::thread([this] { io_.run(); });
+    manager_ = std::make_unique<redlock::lock_manager>(io_.executor(), urls, fast_settings());
   }
-  void TearDown() override {
-    auto f = manager_->async_quit(asio::use_future);
-    (void)f.wait_for(10s);
-    work_.reset();
-    thread_.join();
-  }
+  void TearDown() override { io_.stop(*manager_, 10s); }
 
   std::string get_key(std::size_t server, const std::string& key) {
     auto r = servers_[server]->command({"GET", key});
@@ -135,10 +126,8 @@ class HoldTest : public ::testing::Test {
   }
 
   std::vector<std::unique_ptr<redis_server>> servers_;
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  redlock::test::io_thread io_;  // before manager_: outlives it
   std::unique_ptr<redlock::lock_manager> manager_;
-  std::thread thread_;
 };
 
 TEST_F(HoldTest, RoutineOutlivingTheTtlStaysHeldThroughExtensionsAndIsReleasedAtTheEnd) {
@@ -289,7 +278,7 @@ TEST_F(HoldTest, CallerCancellationIsForwardedToTheRoutineAndTheHoldEndsNormally
       asio::bind_cancellation_slot(cancel.slot(), asio::use_future));
   ASSERT_TRUE(wait_for([&] { return started.load(); }, 10s));
   // Emit on the io thread, where the operation runs.
-  asio::post(io_, [&] { cancel.emit(asio::cancellation_type::terminal); });
+  asio::post(io_.context(), [&] { cancel.emit(asio::cancellation_type::terminal); });
   auto r = get(f);
   ASSERT_TRUE(r.value.has_value());
   EXPECT_FALSE(*r.value);
@@ -328,7 +317,7 @@ TEST_F(HoldTest, CancellingWhileAcquiringStopsTheRetriesAndNeverRunsTheRoutine) 
       }));
   // Let it retry a few times (retry delay 20 ms) before cancelling.
   ASSERT_TRUE(wait_for([&] { return std::chrono::steady_clock::now() - started > 100ms; }, 10s));
-  asio::post(io_, [&] { cancel.emit(asio::cancellation_type::terminal); });
+  asio::post(io_.context(), [&] { cancel.emit(asio::cancellation_type::terminal); });
   ASSERT_EQ(f.wait_for(10s), std::future_status::ready) << "the acquire ignored the cancellation";
   EXPECT_EQ(f.get(), errc::cancelled);
   EXPECT_FALSE(ran);

@@ -2,7 +2,6 @@
 // timing, retries within validity, the loss signal and the hold cap.
 #include <gtest/gtest.h>
 
-#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/use_future.hpp>
 #include <chrono>
@@ -15,6 +14,7 @@
 #include "redlock/error.hpp"
 #include "redlock/hold.hpp"
 #include "support/fake_node.hpp"
+#include "support/io_thread.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
@@ -233,33 +233,23 @@ class KeeperTest : public ::testing::Test {
   using sk = fake_node::script_kind;
 
   void SetUp() override {
-    auto nodes = redlock::test::make_fake_nodes(io_.get_executor(), 3, fakes_);
+    auto nodes = redlock::test::make_fake_nodes(io_.executor(), 3, fakes_);
     redlock::settings s;
     s.request_timeout = 300ms;
     s.retry_delay = 1ms;
     s.retry_jitter = 0ms;
-    manager_ = std::make_unique<redlock::lock_manager>(io_.get_executor(), nodes, s);
-    thread_ = std::thread([this] { io_.run(); });
+    manager_ = std::make_unique<redlock::lock_manager>(io_.executor(), nodes, s);
   }
-  void TearDown() override {
-    auto q = manager_->async_quit(asio::use_future);
-    (void)q.wait_for(5s);
-    work_.reset();
-    thread_.join();
-  }
+  void TearDown() override { io_.stop(*manager_); }
   redlock::lock acquire(std::chrono::milliseconds ttl) {
     std::vector<std::string> res{"k"};
     auto f = manager_->async_lock(res, ttl, asio::use_future);
-    if (f.wait_for(5s) != std::future_status::ready)
-      throw std::runtime_error("no lock");
-    return f.get();
+    return redlock::test::get_within(f);
   }
 
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  redlock::test::io_thread io_;  // before manager_: outlives it
   std::vector<std::shared_ptr<fake_node>> fakes_;
   std::unique_ptr<redlock::lock_manager> manager_;
-  std::thread thread_;
 };
 
 TEST_F(KeeperTest, FailingExtensionsAreRetriedUntilValidityRunsOutThenExpiredIsSignalled) {

@@ -1,7 +1,6 @@
 // The inspection verdict (detail::decide) from literal per-node answers.
 #include <gtest/gtest.h>
 
-#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/use_future.hpp>
 #include <chrono>
@@ -15,6 +14,7 @@
 
 #include "redlock/inspect.hpp"
 #include "support/fake_node.hpp"
+#include "support/io_thread.hpp"
 
 namespace {
 
@@ -183,23 +183,19 @@ class InspectFakeTest : public ::testing::Test {
   using sk = fake_node::script_kind;
 
   void SetUp() override {
-    auto nodes = redlock::test::make_fake_nodes(io_.get_executor(), 3, fakes_);
+    auto nodes = redlock::test::make_fake_nodes(io_.executor(), 3, fakes_);
     redlock::settings s;
     s.request_timeout = 100ms;
-    manager_ = std::make_unique<redlock::lock_manager>(io_.get_executor(), nodes, s);
+    manager_ = std::make_unique<redlock::lock_manager>(io_.executor(), nodes, s);
     manager_->on_node_error([this](const redlock::node_error& e) {
       std::lock_guard g(mu_);
       errors_.push_back(e.node);
     });
-    thread_ = std::thread([this] { io_.run(); });
   }
   void TearDown() override {
     for (auto& f : fakes_)
       f->close();  // answers silent requests
-    auto q = manager_->async_quit(asio::use_future);
-    (void)q.wait_for(5s);
-    work_.reset();
-    thread_.join();
+    io_.stop(*manager_);
   }
   static fake_node::step answer(std::optional<std::string> value, long long ttl) {
     fake_node::step st;
@@ -218,16 +214,12 @@ class InspectFakeTest : public ::testing::Test {
   redlock::inspection inspect() {
     std::vector<std::string> res{"k"};
     auto f = redlock::async_inspect(*manager_, res, asio::use_future);
-    if (f.wait_for(5s) != std::future_status::ready)
-      throw std::runtime_error("no completion");
-    return f.get();
+    return redlock::test::get_within(f);
   }
 
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  redlock::test::io_thread io_;  // before manager_: outlives it
   std::vector<std::shared_ptr<fake_node>> fakes_;
   std::unique_ptr<redlock::lock_manager> manager_;
-  std::thread thread_;
   std::mutex mu_;
   std::vector<std::string> errors_;
 };

@@ -1,7 +1,6 @@
 // Try-lock over fake nodes: "taken" is an outcome, failures are errors, and it is one attempt.
 #include <gtest/gtest.h>
 
-#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/use_future.hpp>
 #include <chrono>
@@ -14,6 +13,7 @@
 #include "redlock/error.hpp"
 #include "redlock/mutex.hpp"
 #include "support/fake_node.hpp"
+#include "support/io_thread.hpp"
 
 namespace {
 
@@ -25,21 +25,15 @@ using kind = fake_node::script_kind;
 class TryLockTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto nodes = redlock::test::make_fake_nodes(io_.get_executor(), 3, fakes_);
+    auto nodes = redlock::test::make_fake_nodes(io_.executor(), 3, fakes_);
     redlock::settings s;
     s.retry_count = 5;  // try-lock must ignore it
     s.retry_delay = 1ms;
     s.retry_jitter = 0ms;
     s.request_timeout = 100ms;
-    manager_ = std::make_unique<redlock::lock_manager>(io_.get_executor(), nodes, s);
-    thread_ = std::thread([this] { io_.run(); });
+    manager_ = std::make_unique<redlock::lock_manager>(io_.executor(), nodes, s);
   }
-  void TearDown() override {
-    auto q = manager_->async_quit(asio::use_future);
-    (void)q.wait_for(5s);
-    work_.reset();
-    thread_.join();
-  }
+  void TearDown() override { io_.stop(*manager_); }
   std::pair<std::error_code, redlock::lock> try_lock(std::string key) {
     std::promise<std::pair<std::error_code, redlock::lock>> p;
     auto f = p.get_future();
@@ -47,9 +41,7 @@ class TryLockTest : public ::testing::Test {
     redlock::async_try_lock(*manager_, res, 1000ms, [&p](std::error_code ec, redlock::lock l) {
       p.set_value({ec, std::move(l)});
     });
-    if (f.wait_for(5s) != std::future_status::ready)
-      throw std::runtime_error("no completion");
-    return f.get();
+    return redlock::test::get_within(f);
   }
   std::size_t acquire_calls() {
     std::size_t n = 0;
@@ -58,11 +50,9 @@ class TryLockTest : public ::testing::Test {
     return n;
   }
 
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  redlock::test::io_thread io_;  // before manager_: outlives it
   std::vector<std::shared_ptr<fake_node>> fakes_;
   std::unique_ptr<redlock::lock_manager> manager_;
-  std::thread thread_;
 };
 
 TEST_F(TryLockTest, TakenByAnotherOwnerIsNotAcquiredWithAnEmptyErrorAfterOneAttempt) {

@@ -1,0 +1,60 @@
+// An io_context run by one background thread, for tests that drive a lock_manager from the
+// test thread through futures and callbacks.
+#pragma once
+
+#include <chrono>
+#include <future>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/use_future.hpp>
+
+#include "redlock/lock_manager.hpp"
+
+namespace redlock::test {
+
+/// Runs its io_context on a thread from construction until stop().
+class io_thread {
+ public:
+  io_thread() : thread_([this] { io_.run(); }) {}
+  ~io_thread() { stop(); }
+  io_thread(const io_thread&) = delete;
+  io_thread& operator=(const io_thread&) = delete;
+
+  asio::io_context& context() noexcept { return io_; }
+  asio::io_context::executor_type executor() noexcept { return io_.get_executor(); }
+
+  /// Quits `m` (waiting up to `limit` for its operations), then lets the thread run out and
+  /// joins it. Safe to call twice.
+  void stop(lock_manager& m, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    if (thread_.joinable()) {
+      auto q = m.async_quit(asio::use_future);
+      (void)q.wait_for(limit);
+    }
+    stop();
+  }
+  /// Lets the thread run out (work already queued still runs) and joins it.
+  void stop() {
+    work_.reset();
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+ private:
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  std::thread thread_;  // last: starts once io_ and work_ exist
+};
+
+/// f.get(), or std::runtime_error when `f` is not ready within `deadline`.
+template <class T>
+T get_within(std::future<T>& f, std::chrono::milliseconds deadline = std::chrono::seconds(5)) {
+  if (f.wait_for(deadline) != std::future_status::ready)
+    throw std::runtime_error("no completion within " + std::to_string(deadline.count()) + " ms");
+  return f.get();
+}
+
+}  // namespace redlock::test
