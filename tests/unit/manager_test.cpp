@@ -108,6 +108,30 @@ class ManagerTest : public ::testing::Test {
     return out;
   }
 
+  // Node votes come from answers here, never from the attempt timer; a node lags once its
+  // oldest unanswered request is 30 ms old.
+  static redlock::settings lag_settings() {
+    auto s = fast();
+    s.request_timeout = 5s;
+    s.node_lag_limit = 30ms;
+    return s;
+  }
+
+  // Locks "a" while the nodes in `slow` hold that acquire for 300 ms, then waits past the lag
+  // limit, well before those answers: on return the `slow` nodes are lagging.
+  std::shared_ptr<lock_out> lock_and_let_lag(redlock::lock_manager& m,
+                                             const std::vector<std::size_t>& slow) {
+    for (auto i : slow)
+      fakes[i]->push(kind::acquire, step::store(300ms));
+    const auto first_sent = std::chrono::steady_clock::now();
+    auto a = lock(m, {"a"});
+    EXPECT_FALSE(a->ec) << a->ec.message();
+    EXPECT_TRUE(run_until([&] { return std::chrono::steady_clock::now() - first_sent > 60ms; }));
+    for (auto i : slow)
+      EXPECT_EQ(fakes[i]->in_flight(), 1u) << "the slow answer came early; the test proves nothing";
+    return a;
+  }
+
   std::size_t total_calls() const {
     std::size_t n = 0;
     for (const auto& f : fakes)
@@ -341,21 +365,12 @@ TEST_F(ManagerTest, DecidesWithoutWaitingForTheSlowestNodes) {
 }
 
 TEST_F(ManagerTest, ALaggingNodeGetsNoNewAcquiresButStillGetsReleasesAndRecovers) {
-  auto s = fast();
-  s.request_timeout = 5s;  // node votes come from answers here, never from the attempt timer
-  s.node_lag_limit = 30ms;
-  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), lag_settings());
   std::vector<redlock::node_error> seen;
   m.on_node_error([&](const redlock::node_error& e) { seen.push_back(e); });
   // Node 2 answers its first acquire only after 300 ms: its backlog's oldest request ages.
-  fakes[2]->push(kind::acquire, step::store(300ms));
-  const auto first_sent = std::chrono::steady_clock::now();
-  auto a = lock(m, {"a"});
-  ASSERT_FALSE(a->ec) << a->ec.message();
-  ASSERT_EQ(fakes[2]->in_flight(), 1u);
-  // Past the lag limit (and well before the 300 ms answer), node 2 is lagging.
-  ASSERT_TRUE(run_until([&] { return std::chrono::steady_clock::now() - first_sent > 60ms; }));
-  ASSERT_EQ(fakes[2]->in_flight(), 1u) << "the slow answer came early; the test proves nothing";
+  auto a = lock_and_let_lag(m, {2});
+  ASSERT_FALSE(HasFailure());
   auto b = lock(m, {"b"});
   ASSERT_FALSE(b->ec) << b->ec.message();
   EXPECT_EQ(fakes[2]->count(kind::acquire), 1u) << "no new acquire joins a lagging node's queue";
@@ -386,18 +401,10 @@ TEST_F(ManagerTest, ALaggingNodeGetsNoNewAcquiresButStillGetsReleasesAndRecovers
 }
 
 TEST_F(ManagerTest, AFailedAttemptReleasesOnlyWhereAnAcquireWasSent) {
-  auto s = fast();
-  s.request_timeout = 5s;
-  s.node_lag_limit = 30ms;
-  redlock::lock_manager m(io.get_executor(), make_nodes(5), s);
+  redlock::lock_manager m(io.get_executor(), make_nodes(5), lag_settings());
   // Nodes 3 and 4 each hold an old request for 300 ms, then lag; 0-2 make the quorum.
-  fakes[3]->push(kind::acquire, step::store(300ms));
-  fakes[4]->push(kind::acquire, step::store(300ms));
-  const auto first_sent = std::chrono::steady_clock::now();
-  auto a = lock(m, {"a"});
-  ASSERT_FALSE(a->ec) << a->ec.message();
-  ASSERT_TRUE(run_until([&] { return std::chrono::steady_clock::now() - first_sent > 60ms; }));
-  ASSERT_EQ(fakes[3]->in_flight() + fakes[4]->in_flight(), 2u) << "answers came early";
+  auto a = lock_and_let_lag(m, {3, 4});
+  ASSERT_FALSE(HasFailure());
   // Another owner holds "b" on node 2: with 3 and 4 lagging no quorum is possible.
   fakes[2]->set_key("b", "someone-else");
   auto b = lock(m, {"b"});
@@ -414,16 +421,9 @@ TEST_F(ManagerTest, AFailedAttemptReleasesOnlyWhereAnAcquireWasSent) {
 }
 
 TEST_F(ManagerTest, ExtendResyncsOnlyNodesAnAcquireOnceWentTo) {
-  auto s = fast();
-  s.request_timeout = 5s;
-  s.node_lag_limit = 30ms;
-  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
-  fakes[2]->push(kind::acquire, step::store(300ms));
-  const auto first_sent = std::chrono::steady_clock::now();
-  auto a = lock(m, {"a"});
-  ASSERT_FALSE(a->ec);
-  ASSERT_TRUE(run_until([&] { return std::chrono::steady_clock::now() - first_sent > 60ms; }));
-  ASSERT_EQ(fakes[2]->in_flight(), 1u) << "the slow answer came early; the test proves nothing";
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), lag_settings());
+  auto a = lock_and_let_lag(m, {2});
+  ASSERT_FALSE(HasFailure());
   auto b = lock(m, {"b"});  // node 2 lagging: never asked for "b"
   ASSERT_FALSE(b->ec);
   ASSERT_EQ(b->l.report().nodes[2].ec, errc::node_lagging);
