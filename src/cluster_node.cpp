@@ -12,6 +12,7 @@
 #include <asio/strand.hpp>
 
 #include "host_list.hpp"
+#include "parse_or_throw.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
@@ -119,12 +120,7 @@ cluster_config parse_cluster_url(std::string_view url, std::error_code& ec, std:
 }
 
 cluster_config parse_cluster_url(std::string_view url) {
-  std::error_code ec;
-  std::string why;
-  auto cfg = parse_cluster_url(url, ec, why);
-  if (ec)
-    throw lock_error(ec, why);
-  return cfg;
+  return detail::parse_or_throw<cluster_config>(parse_cluster_url, url);
 }
 
 struct cluster_node::impl : std::enable_shared_from_this<impl> {

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "parse_or_throw.hpp"
 #include "redlock/endpoint.hpp"
 #include "redlock/error.hpp"
 
@@ -426,12 +427,7 @@ endpoint parse_endpoint(std::string_view url, std::error_code& ec, std::string& 
 }
 
 endpoint parse_endpoint(std::string_view url) {
-  std::error_code ec;
-  std::string why;
-  endpoint e = parse_endpoint(url, ec, why);
-  if (ec)
-    throw lock_error(ec, why);
-  return e;
+  return detail::parse_or_throw<endpoint>(parse_endpoint, url);
 }
 
 std::string endpoint::to_string() const {

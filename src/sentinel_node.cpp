@@ -10,6 +10,7 @@
 #include <asio/strand.hpp>
 
 #include "host_list.hpp"
+#include "parse_or_throw.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
@@ -134,12 +135,7 @@ sentinel_config parse_sentinel_url(std::string_view url, std::error_code& ec, st
 }
 
 sentinel_config parse_sentinel_url(std::string_view url) {
-  std::error_code ec;
-  std::string why;
-  auto cfg = parse_sentinel_url(url, ec, why);
-  if (ec)
-    throw lock_error(ec, why);
-  return cfg;
+  return detail::parse_or_throw<sentinel_config>(parse_sentinel_url, url);
 }
 
 struct sentinel_node::impl : std::enable_shared_from_this<impl> {
