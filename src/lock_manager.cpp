@@ -228,7 +228,10 @@ class operation final : public std::enable_shared_from_this<operation> {
     // always go out (they only remove keys).
     if (!releasing && backlog.lagging(now, m_->lag_limit_))
       return answer_locally(i, p, make_error_code(errc::node_lagging), reply{});
-    if (&s == &acquire_script() && i < 64)
+    const bool may_set_key =
+        p == purpose::resync ||
+        (p == purpose::primary && machine_.config().kind == core_ns::op_kind::acquire);
+    if (may_set_key && i < 64)
       written_ |= std::uint64_t{1} << i;
     const auto ticket = backlog.sent(now);
     m_->nodes_[i]->async_eval(
