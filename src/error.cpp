@@ -48,6 +48,8 @@ class redlock_category final : public std::error_category {
         return "malformed or unexpected reply";
       case errc::node_lagging:
         return "not sent: the node is lagging (its oldest request waits beyond the lag limit)";
+      case errc::duplicate_deployment:
+        return "two nodes reach the same deployment (it would vote twice)";
     }
     return "unknown redlock error";
   }

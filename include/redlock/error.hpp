@@ -57,6 +57,10 @@ enum class errc {
   /// lag limit (settings::node_lag_limit), so it would most likely time out. Only acquire and
   /// extend requests are refused this way; releases are always sent.
   node_lagging,
+  /// Two of the manager's nodes reach the same deployment (same server run_id, or members
+  /// of one cluster): it would vote twice. Nothing is sent; the report's detail names both
+  /// positions.
+  duplicate_deployment,
 };
 
 /// The category of redlock::errc. Its name() is "redlock".

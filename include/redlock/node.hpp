@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "redlock/detail/unique_function.hpp"
 #include "redlock/reply.hpp"
@@ -33,6 +34,12 @@ class script {
 /// auth_required, ...) and `r` still holds the server's message.
 using reply_handler = detail::unique_function<void(std::error_code ec, reply r)>;
 
+/// Completion of node::async_identify: the identities of the servers behind the node, e.g.
+/// {"run_id:3f0c..."} for one server or one "cluster_node:<id>" per member of a cluster.
+/// An empty list means "unknown" (custom nodes, or the node could not be asked).
+using identity_handler =
+    detail::unique_function<void(std::error_code ec, std::vector<std::string> identities)>;
+
 class node {
  public:
   virtual ~node() = default;
@@ -48,6 +55,14 @@ class node {
   /// Thread safety: may be called from any thread.
   virtual void async_eval(const script& s, std::span<const std::string> keys,
                           std::span<const std::string> args, reply_handler handler) = 0;
+
+  /// Reads the identities of the server(s) this node talks to, so that the lock manager can
+  /// refuse one deployment listed twice under two names (localhost and 127.0.0.1, two seeds
+  /// of one cluster, a Sentinel URL and its master's URL): it would vote twice. Two nodes
+  /// conflict when their lists share an entry. The default answers at once, inline, with no
+  /// identity (the check is skipped for that node); the manager tolerates the inline call.
+  /// Thread safety: may be called from any thread.
+  virtual void async_identify(identity_handler handler) { handler({}, {}); }
 
   /// Fails every request in flight with errc::closed (their handlers still run) and
   /// refuses new ones. Idempotent; does not block.

@@ -66,6 +66,10 @@ struct report {
   int attempts = 0;
   std::size_t quorum = 0;
   std::vector<node_result> nodes;  ///< last attempt, one entry per node, in manager order
+  /// Why the operation was refused before anything was sent, naming the argument or the
+  /// nodes, e.g. "resources[1] is empty" or "nodes 1 (redis://localhost:6379/0) and 2
+  /// (redis://127.0.0.1:6379/0) are the same deployment (run_id:3f0c...)". Empty otherwise.
+  std::string detail;
 
   std::size_t count(vote v) const noexcept;
   /// One line per node, e.g. "redis://127.0.0.1:7001/0: denied (0.21 ms)". No secrets.

@@ -36,6 +36,10 @@ struct call_options {
   std::optional<int> retry_count;
   std::optional<std::chrono::milliseconds> retry_delay;
   std::optional<std::chrono::milliseconds> retry_jitter;
+  /// Unlock only: complete when every node has answered or timed out (bounded by the request
+  /// timeout) instead of at the first quorum, so that unlock_result counts every node's
+  /// answer. Used by the CLI's release to tell "released" from "held by another value".
+  bool wait_all_nodes = false;
 };
 
 }  // namespace redlock
