@@ -13,7 +13,7 @@ namespace {
 using redlock::errc;
 
 constexpr int first_code = static_cast<int>(errc::resource_locked);
-constexpr int last_code = static_cast<int>(errc::node_lagging);
+constexpr int last_code = static_cast<int>(errc::duplicate_deployment);
 
 TEST(ErrorCategory, IsNamedRedlock) {
   EXPECT_STREQ(redlock::category().name(), "redlock");
