@@ -82,6 +82,23 @@ void append_command(std::string& out, std::span<const std::string_view> argv) {
   }
 }
 
+std::string_view info_field(std::string_view info, std::string_view field) noexcept {
+  std::size_t pos = 0;
+  while (pos < info.size()) {
+    std::size_t end = info.find('\n', pos);
+    if (end == std::string_view::npos)
+      end = info.size();
+    std::string_view line = info.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r')
+      line.remove_suffix(1);
+    if (line.size() > field.size() && line.substr(0, field.size()) == field &&
+        line[field.size()] == ':')
+      return line.substr(field.size() + 1);
+    pos = end + 1;
+  }
+  return {};
+}
+
 std::string encode_command(std::span<const std::string_view> argv) {
   std::string out;
   append_command(out, argv);

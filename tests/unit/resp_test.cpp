@@ -427,3 +427,13 @@ TEST(RespReader, NextOnAnEmptyReaderNeedsMoreBytes) {
 }
 
 }  // namespace
+
+TEST(InfoField, FindsAFieldOnItsOwnLineOnly) {
+  const std::string info =
+      "# Server\r\nredis_version:7.0.15\r\nrun_id_old:x\r\nrun_id:3f0c9a\r\ntcp_port:6379\r\n";
+  EXPECT_EQ(redlock::detail::info_field(info, "run_id"), "3f0c9a");
+  EXPECT_EQ(redlock::detail::info_field(info, "tcp_port"), "6379");
+  EXPECT_EQ(redlock::detail::info_field("a:1\nrun_id:z", "run_id"), "z");
+  EXPECT_EQ(redlock::detail::info_field(info, "run"), "");
+  EXPECT_EQ(redlock::detail::info_field("", "run_id"), "");
+}

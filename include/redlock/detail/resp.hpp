@@ -22,6 +22,10 @@ void append_command(std::string& out, std::span<const std::string_view> argv);
 /// Convenience: one encoded command.
 std::string encode_command(std::span<const std::string_view> argv);
 
+/// The value of `field` in an INFO reply ("field:value" lines, CRLF or LF separated), or an
+/// empty view when absent. E.g. info_field(info, "run_id").
+std::string_view info_field(std::string_view info, std::string_view field) noexcept;
+
 /// Limits applied while decoding; a reply beyond them is a protocol error.
 struct reader_limits {
   std::size_t max_bulk_bytes = 64 * 1024 * 1024;       ///< one bulk string
