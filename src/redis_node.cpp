@@ -524,7 +524,10 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
     return false;
   }
 
-  // TCP/Unix connected (and TLS handshake done): send AUTH/SELECT ahead of queued requests.
+  // TCP/Unix connected (and TLS handshake done): send AUTH/SELECT, and nothing else until
+  // every handshake reply has succeeded. Queued requests wait in pending_ (under their own
+  // deadlines): pipelined behind a failed AUTH they would run as the `default` user, behind
+  // a failed SELECT in db 0.
   void on_transport_ready(const std::shared_ptr<connection>& c) {
     state_ = state::handshaking;
     std::string& out = c->writing;
@@ -555,14 +558,8 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
     }
     start_read(c);
     if (handshake_left_ == 0)
-      become_ready();
-    if (out.empty()) {
-      maybe_write();
-    } else {
-      out.append(pending_);
-      pending_.clear();
-      start_write(c);
-    }
+      return become_ready();
+    start_write(c);
   }
 
   void become_ready() {
@@ -570,6 +567,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
     connect_timer_.cancel();
     backoff_ = std::chrono::milliseconds(0);
     last_connect_error_.clear();
+    maybe_write();
   }
 
   void on_connect_timeout(const std::shared_ptr<connection>& c) {
@@ -602,8 +600,8 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
   // ---- I/O --------------------------------------------------------------------------------
 
   void maybe_write() {
-    if ((state_ == state::ready || state_ == state::handshaking) && !conn_->write_in_flight &&
-        !pending_.empty()) {
+    // Only once ready: see on_transport_ready.
+    if (state_ == state::ready && !conn_->write_in_flight && !pending_.empty()) {
       conn_->writing.swap(pending_);
       pending_.clear();
       start_write(conn_);
@@ -785,30 +783,14 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
     if (earliest_deadline() <= now) {
       const std::string msg =
           "request to " + id_ + " timed out after " + ms_string(opts_.request_timeout);
-      if (state_ == state::connecting) {
-        // Nothing is on the wire yet: drop the expired requests (a prefix, since
-        // deadlines are monotone) from the queue and the pending bytes; the connect
-        // attempt goes on under its own timeout for the others.
-        std::size_t bytes = 0;
-        while (!entries_.empty() && entries_.front().deadline <= now) {
-          request r = entries_.pop_front();
-          bytes += r.bytes;
-          r.handler(errc::timeout, error_reply(msg));
-        }
-        pending_.erase(0, bytes);
+      if (state_ != state::ready) {
+        drop_expired_unsent(now, msg);
       } else {
         // Replies after this one can no longer be matched: reset the connection.
-        const bool handshaking = state_ == state::handshaking;
-        if (handshaking) {
-          connect_failed_keep_entries("no reply to AUTH/SELECT within the request timeout");
-        } else {
-          drop_connection();
-        }
+        drop_connection();
         const std::string lost = "connection to " + id_ + " reset after a request timed out";
         while (!entries_.empty()) {
           request r = entries_.pop_front();
-          if (!r.handler)
-            continue;
           if (r.deadline <= now)
             r.handler(errc::timeout, error_reply(msg));
           else
@@ -823,16 +805,27 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  // Backoff bookkeeping of connect_failed() without failing the queue (the caller does).
-  void connect_failed_keep_entries(std::string why) {
-    drop_connection();
-    backoff_ =
-        backoff_.count() == 0 ? opts_.backoff_initial : std::min(backoff_ * 2, opts_.backoff_max);
-    const auto lo = backoff_.count() / 2;
-    std::uniform_int_distribution<std::int64_t> jitter(
-        lo, std::max<std::int64_t>(lo, backoff_.count()));
-    next_attempt_ = clock_type::now() + std::chrono::milliseconds(jitter(rng_));
-    last_connect_error_ = std::move(why);
+  // Before the connection is ready nothing but the handshake is on the wire (see
+  // on_transport_ready), so expired requests are dropped unsent: from the queue and from
+  // pending_. They are a prefix of the queued requests, behind the AUTH/SELECT entries,
+  // since deadlines are monotone. The connect attempt goes on under its own timeout for the
+  // others. Not the hot path: a request expired before its connection was ready.
+  void drop_expired_unsent(clock_type::time_point now, const std::string& msg) {
+    std::array<request, 2> handshake;  // at most AUTH and SELECT
+    const std::size_t hs = handshake_left_;
+    for (std::size_t i = 0; i < hs; ++i)
+      handshake[i] = entries_.pop_front();
+    std::vector<request> expired;
+    std::size_t bytes = 0;
+    while (!entries_.empty() && entries_.front().deadline <= now) {
+      bytes += entries_.front().bytes;
+      expired.push_back(entries_.pop_front());
+    }
+    pending_.erase(0, bytes);
+    for (std::size_t i = hs; i-- > 0;)
+      entries_.push_front(std::move(handshake[i]));
+    for (request& r : expired)
+      r.handler(errc::timeout, error_reply(msg));
   }
 
   // ---- teardown ---------------------------------------------------------------------------

@@ -33,8 +33,11 @@ struct connection_options {
 };
 
 /// A node backed by one Redis connection, connected lazily on the first request and
-/// reconnected as needed. Distinct objects: safe. Shared objects: safe (all work runs on
-/// an internal strand).
+/// reconnected as needed. Nothing but AUTH/SELECT is written on a new connection until every
+/// handshake reply has succeeded; requests issued meanwhile wait (under their own deadline),
+/// and a failed handshake fails them unsent with its error (auth_failed, auth_not_configured,
+/// no_permission, server_error, ...) and the server's message. Distinct objects: safe. Shared
+/// objects: safe (all work runs on an internal strand).
 class redis_node final : public node {
  public:
   redis_node(asio::any_io_executor ex, endpoint ep, connection_options opts = {});

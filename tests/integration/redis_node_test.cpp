@@ -127,6 +127,31 @@ class RedisNode : public ::testing::Test {
     return make(ep_of(url), opts);
   }
 
+  // A script and a command issued while the handshake is under way (the server is paused
+  // until both are queued, so that neither arrives after the failure, when the backoff would
+  // answer it) must fail with the handshake's error and the server's message, and neither
+  // may run: no key in any db of `server`, no script call, as any user.
+  void expect_handshake_refuses_unsent(redis_server& server, const endpoint& ep, errc code,
+                                       const std::string& message) {
+    auto node = make(ep);
+    server.pause();
+    resume_guard resume{server};
+    redlock::script s("return redis.call('SET', KEYS[1], ARGV[1])");
+    auto by_script = eval(*node, s, {"from-script"}, {"v"});
+    auto by_command = exec(*node, {"SET", "from-command", "v"});
+    server.resume();
+    for (auto* f : {&by_script, &by_command}) {
+      auto r = get(*f);
+      EXPECT_EQ(r.ec, code) << r.ec.message() << ": " << r.r.str;
+      EXPECT_NE(r.r.str.find(message), std::string::npos) << r.r.str;
+    }
+    node.reset();
+    EXPECT_EQ(server.all_keys(), std::vector<std::string>{});
+    EXPECT_EQ(server.command_calls("eval"), 0);
+    EXPECT_EQ(server.command_calls("evalsha"), 0);
+    EXPECT_EQ(server.command_calls("set"), 0);
+  }
+
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> guard_{io_.get_executor()};
   std::vector<std::thread> threads_;
@@ -418,16 +443,61 @@ TEST_F(RedisNode, SelectOfMissingDatabaseFailsWithServerError) {
   EXPECT_NE(r.r.str.find("DB index"), std::string::npos) << r.r.str;
 }
 
-// ---- scripts ------------------------------------------------------------------------------
+// Nothing but AUTH/SELECT is written until the handshake has succeeded: queued requests
+// pipelined behind a failed AUTH would run as `default`, behind a failed SELECT in db 0.
 
-std::int64_t command_calls(const redis_server& s, const std::string& cmd) {
-  const std::string info = s.command({"INFO", "commandstats"}).str;
-  const std::string key = "cmdstat_" + cmd + ":calls=";
-  auto pos = info.find(key);
-  if (pos == std::string::npos)
-    return 0;
-  return std::stoll(info.substr(pos + key.size()));
+TEST_F(RedisNode, MissingDatabaseRunsNothingAndFailsQueuedRequestsWithTheServersError) {
+  redis_server server;
+  expect_handshake_refuses_unsent(server, ep_of(server.url() + "/99"), errc::server_error,
+                                  "DB index is out of range");
 }
+
+TEST_F(RedisNode, WrongAclPasswordRunsNothingAsTheOpenDefaultUser) {
+  redis_server server(
+      options([](redis_server_options& o) { o.extra_config = {"user app on >right ~* +@all"}; }));
+  endpoint ep = ep_of(server.url());
+  ep.username = "app";
+  ep.password = "wrong";
+  expect_handshake_refuses_unsent(server, ep, errc::auth_failed, "WRONGPASS");
+}
+
+TEST_F(RedisNode, PasswordToServerWithoutOneRunsNothing) {
+  redis_server server;
+  endpoint ep = ep_of(server.url());
+  ep.password = "unneeded";
+  expect_handshake_refuses_unsent(server, ep, errc::auth_not_configured, "AUTH");
+}
+
+TEST_F(RedisNode, AclUserWithoutSelectPermissionRunsNothingInDbZero) {
+  redis_server server(options([](redis_server_options& o) {
+    o.extra_config = {"user app on >pw ~* +eval +evalsha +get +set +del +pexpire +pttl"};
+  }));
+  endpoint ep = ep_of(server.url() + "/3");
+  ep.username = "app";
+  ep.password = "pw";
+  expect_handshake_refuses_unsent(server, ep, errc::no_permission, "NOPERM");
+}
+
+TEST_F(RedisNode, RequestIssuedDuringHandshakeWaitsForItAndExpiresUnsent) {
+  redis_server server(options([](redis_server_options& o) { o.requirepass = "pw"; }));
+  connection_options opts = generous();
+  opts.request_timeout = 1000ms;  // the handshake stalls past it; the connect timeout is 10 s
+  auto node = make(server.url(), opts);
+  server.pause();  // TCP connects (kernel backlog), AUTH gets no reply
+  resume_guard resume{server};
+  auto early = exec(*node, {"INCR", "early"});
+  auto r1 = get(early, 5s);
+  EXPECT_EQ(r1.ec, errc::timeout) << r1.r.str;
+  // Still the same connect attempt: a request issued now waits for the same handshake.
+  auto later = exec(*node, {"INCR", "later"});
+  server.resume();
+  auto r2 = get(later, 5s);
+  EXPECT_FALSE(r2.ec) << r2.r.str;
+  EXPECT_TRUE(r2.r.is_integer(1));
+  EXPECT_EQ(server.all_keys(), std::vector<std::string>{"0:later"});  // `early` never ran
+}
+
+// ---- scripts ------------------------------------------------------------------------------
 
 TEST_F(RedisNode, ScriptIsLoadedWithEvalThenSentWithEvalsha) {
   redis_server server;
@@ -439,8 +509,8 @@ TEST_F(RedisNode, ScriptIsLoadedWithEvalThenSentWithEvalsha) {
     ASSERT_FALSE(r.ec) << r.r.str;
     EXPECT_TRUE(r.r.is_integer(i));
   }
-  EXPECT_EQ(command_calls(server, "eval"), 1);
-  EXPECT_EQ(command_calls(server, "evalsha"), 2);
+  EXPECT_EQ(server.command_calls("eval"), 1);
+  EXPECT_EQ(server.command_calls("evalsha"), 2);
 }
 
 TEST_F(RedisNode, NoscriptAfterScriptFlushFallsBackToEval) {
@@ -457,7 +527,7 @@ TEST_F(RedisNode, NoscriptAfterScriptFlushFallsBackToEval) {
   auto r2 = get(f2);
   ASSERT_FALSE(r2.ec) << r2.r.str;
   EXPECT_EQ(r2.r.str, "x-key2");
-  EXPECT_EQ(command_calls(server, "eval"), 2);  // the first use and the fallback
+  EXPECT_EQ(server.command_calls("eval"), 2);  // the first use and the fallback
 
   auto f3 = eval(*node, s, {"key3"}, {"y-"});
   auto r3 = get(f3);
