@@ -349,18 +349,23 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
 
   void encode_eval(request& r) {
     const bool use_sha = r.script->loaded_on == serial_;
-    // EVAL loads the script; requests behind it on this connection can use EVALSHA.
+    // EVAL loads the script; requests behind it on this connection can use EVALSHA. Should
+    // this EVAL be dropped unsent, unload_dropped_eval() hands the load on.
     if (!use_sha)
       r.script->loaded_on = serial_;
     r.sent_as_evalsha = use_sha;
+    append_eval(pending_, r, use_sha);
+  }
+
+  static void append_eval(std::string& out, const request& r, bool use_sha) {
     char head[24];
     head[0] = '*';
     char* p = std::to_chars(head + 1, head + sizeof head - 2, r.tail_count + 2).ptr;
     *p++ = '\r';
     *p++ = '\n';
-    pending_.append(head, static_cast<std::size_t>(p - head));
-    pending_.append(use_sha ? r.script->evalsha_prefix : r.script->eval_prefix);
-    pending_.append(r.tail, r.tail_skip, std::string::npos);
+    out.append(head, static_cast<std::size_t>(p - head));
+    out.append(use_sha ? r.script->evalsha_prefix : r.script->eval_prefix);
+    out.append(r.tail, r.tail_skip, std::string::npos);
   }
 
   // ---- connecting -------------------------------------------------------------------------
@@ -822,10 +827,35 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       expired.push_back(entries_.pop_front());
     }
     pending_.erase(0, bytes);
+    for (request& r : expired) {
+      if (r.k == request::kind::eval && !r.sent_as_evalsha)
+        unload_dropped_eval(*r.script);
+    }
     for (std::size_t i = hs; i-- > 0;)
       entries_.push_front(std::move(handshake[i]));
     for (request& r : expired)
       r.handler(errc::timeout, error_reply(msg));
+  }
+
+  // An EVAL that loads `s` on this connection was dropped unsent. Requests behind it were
+  // encoded as EVALSHA, counting on it; left so, the first would get NOSCRIPT and be resent
+  // behind requests queued after it (e.g. an acquire behind its own release). So the first
+  // queued request of `s` carries the EVAL instead; with none, `s` is simply not loaded.
+  void unload_dropped_eval(script_entry& s) {
+    std::size_t offset = 0;  // every queued entry is unsent: pending_ holds them in order
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
+      request& r = entries_[i];
+      if (r.k == request::kind::eval && r.script == &s) {
+        std::string eval;
+        append_eval(eval, r, false);
+        pending_.replace(offset, r.bytes, eval);
+        r.bytes = eval.size();
+        r.sent_as_evalsha = false;
+        return;
+      }
+      offset += r.bytes;
+    }
+    s.loaded_on = 0;
   }
 
   // ---- teardown ---------------------------------------------------------------------------

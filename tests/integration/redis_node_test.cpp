@@ -535,6 +535,39 @@ TEST_F(RedisNode, NoscriptAfterScriptFlushFallsBackToEval) {
   EXPECT_EQ(r3.r.str, "y-key3");
 }
 
+TEST_F(RedisNode, ScriptLoadOfARequestDroppedWhileConnectingIsHandedOnInOrder) {
+  redis_server server(options([](redis_server_options& o) { o.tls = true; }));
+  connection_options opts = generous();
+  opts.request_timeout = 2000ms;
+  auto node = make(tls_ep(server), opts);
+  redlock::script push("return redis.call('RPUSH', KEYS[1], ARGV[1])");
+  server.pause();  // TCP connects (kernel backlog), the TLS handshake stalls
+  resume_guard resume{server};
+  const auto start = std::chrono::steady_clock::now();
+  auto first = eval(*node, push, {"list"}, {"first"});  // the EVAL that would load the script
+  ASSERT_TRUE(wait_for([&] { return std::chrono::steady_clock::now() - start >= 1000ms; }, 3s));
+  auto second = eval(*node, push, {"list"}, {"second"});
+  auto third = exec(*node, {"RPUSH", "list", "third"});
+  auto r1 = get(first, 5s);  // expires unsent, half a timeout before the others
+  EXPECT_EQ(r1.ec, errc::timeout) << r1.r.str;
+  server.resume();
+  auto r2 = get(second, 5s);
+  EXPECT_FALSE(r2.ec) << r2.r.str;
+  auto r3 = get(third, 5s);
+  EXPECT_FALSE(r3.ec) << r3.r.str;
+  // `second` carried the EVAL: no NOSCRIPT, so no resend behind `third`.
+  auto list = server.command({"LRANGE", "list", "0", "-1"});
+  ASSERT_EQ(list.elements.size(), 2u);
+  EXPECT_EQ(list.elements[0].str, "second");
+  EXPECT_EQ(list.elements[1].str, "third");
+  EXPECT_EQ(server.command_calls("eval"), 1);
+  EXPECT_EQ(server.command_calls("evalsha"), 0);
+  // Later requests on the connection use EVALSHA.
+  auto fourth = eval(*node, push, {"list"}, {"fourth"});
+  EXPECT_FALSE(get(fourth, 5s).ec);
+  EXPECT_EQ(server.command_calls("evalsha"), 1);
+}
+
 TEST_F(RedisNode, ManyKeysAndArgsAreSentToScripts) {
   redis_server server;
   auto node = make(server.url());
