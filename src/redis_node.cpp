@@ -306,8 +306,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       if (now < next_attempt_) {
         auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_attempt_ - now);
         r.handler(errc::connect_failed,
-                  error_reply("connect to " + id_ + " failed: " + last_connect_error_ +
-                              "; next attempt in " + ms_string(wait)));
+                  error_reply(last_failure_ + "; next attempt in " + ms_string(wait)));
         return;
       }
       prepare_connection();
@@ -563,16 +562,25 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
     }
     start_read(c);
     if (handshake_left_ == 0)
-      return become_ready();
+      return become_ready(false);
     start_write(c);
   }
 
-  void become_ready() {
+  // `answered`: the server has replied on this connection (the handshake succeeded), which
+  // proves it alive and ends the backoff. Without a handshake the first reply does that
+  // (see on_read): a paused server still accepts TCP connections, and a reset after a
+  // timeout must keep doubling the backoff rather than start over.
+  void become_ready(bool answered) {
     state_ = state::ready;
     connect_timer_.cancel();
-    backoff_ = std::chrono::milliseconds(0);
-    last_connect_error_.clear();
+    if (answered)
+      reset_backoff();
     maybe_write();
+  }
+
+  void reset_backoff() {
+    backoff_ = std::chrono::milliseconds(0);
+    last_failure_.clear();
   }
 
   void on_connect_timeout(const std::shared_ptr<connection>& c) {
@@ -583,23 +591,29 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
 
   // A connect attempt failed: back off, and fail everything queued with `code`.
   void connect_failed(errc code, std::string why, const reply* server_reply = nullptr) {
-    drop_connection();
-    if (backoff_.count() == 0)
-      backoff_ = opts_.backoff_initial;
+    const auto delay = back_off("connect to " + id_ + " failed: " + why);
+    if (server_reply)
+      fail_all(code, *server_reply);
     else
-      backoff_ = std::min(backoff_ * 2, opts_.backoff_max);
+      fail_all(code, last_failure_ + "; next attempt in " + ms_string(delay));
+  }
+
+  // Closes the connection and backs off: no new attempt until the returned delay has
+  // passed (doubling from backoff_initial to backoff_max, uniform jitter in [b/2, b]);
+  // meanwhile requests fail at once with connect_failed and `failure` (a whole phrase,
+  // e.g. "connect to ... failed: ..."). The one backoff of the node: failed connects and
+  // resets after a request timeout share it. Queued entries stay; callers fail them.
+  std::chrono::milliseconds back_off(std::string failure) {
+    drop_connection();
+    backoff_ =
+        backoff_.count() == 0 ? opts_.backoff_initial : std::min(backoff_ * 2, opts_.backoff_max);
     const auto lo = backoff_.count() / 2;
     std::uniform_int_distribution<std::int64_t> jitter(
         lo, std::max<std::int64_t>(lo, backoff_.count()));
     const std::chrono::milliseconds delay(jitter(rng_));
     next_attempt_ = clock_type::now() + delay;
-    last_connect_error_ = why;
-    if (server_reply) {
-      fail_all(code, *server_reply);
-    } else {
-      fail_all(code,
-               "connect to " + id_ + " failed: " + why + "; next attempt in " + ms_string(delay));
-    }
+    last_failure_ = std::move(failure);
+    return delay;
   }
 
   // ---- I/O --------------------------------------------------------------------------------
@@ -656,7 +670,10 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
         return protocol_failure("malformed reply");
       if (!r)
         break;
-      ++c->replies;
+      // The first reply of a connection without a handshake proves the server alive (with
+      // one, become_ready() does that).
+      if (++c->replies == 1 && state_ == state::ready)
+        reset_backoff();
       on_reply(std::move(*r));
     }
     if (c == conn_)
@@ -694,7 +711,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
           return connect_failed(code, r.str, &r);
         }
         if (handshake_left_ == 0)
-          become_ready();
+          become_ready(true);
         return;
       case request::kind::eval:
         if (noscript) {
@@ -791,9 +808,11 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       if (state_ != state::ready) {
         drop_expired_unsent(now, msg);
       } else {
-        // Replies after this one can no longer be matched: reset the connection.
-        drop_connection();
+        // Replies after this one can no longer be matched: reset the connection. The
+        // server may be stalled (paused, overloaded, a slow script), so reconnect only after
+        // the backoff: an immediate reconnect would pile new requests on it.
         const std::string lost = "connection to " + id_ + " reset after a request timed out";
+        back_off(lost);
         while (!entries_.empty()) {
           request r = entries_.pop_front();
           if (r.deadline <= now)
@@ -941,7 +960,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
   std::string tls_ctx_error_;
   clock_type::time_point next_attempt_{};
   std::chrono::milliseconds backoff_{0};
-  std::string last_connect_error_;
+  std::string last_failure_;  // why the node is backing off (see back_off())
   std::minstd_rand rng_;
 };
 

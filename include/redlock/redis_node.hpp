@@ -19,11 +19,16 @@ struct connection_options {
   /// Deadline for TCP/Unix connect plus TLS handshake plus AUTH/SELECT.
   std::chrono::milliseconds connect_timeout{1000};
   /// Deadline of each request, from when it is issued. A request that misses it fails with
-  /// errc::timeout and the connection is reset, failing every other request in flight.
+  /// errc::timeout. When it was already sent, the connection is reset, failing every other
+  /// request in flight with errc::connection_lost, and the node backs off as after a failed
+  /// connect (a stalled server gets no new connection and no new requests at once). A request
+  /// still waiting for the connection or its handshake is dropped unsent.
   std::chrono::milliseconds request_timeout{500};
-  /// Reconnect backoff after a failed connect: doubles from initial to max, with jitter
-  /// (uniform in [backoff/2, backoff]). While backing off, requests fail at once with
-  /// errc::connect_failed instead of waiting.
+  /// Reconnect backoff after a failed connect or a reset after a request timeout: doubles
+  /// from initial to max, with jitter (uniform in [backoff/2, backoff]), and starts over once
+  /// the server has answered on a new connection. While backing off, requests fail at once
+  /// with errc::connect_failed instead of waiting. (A connection lost otherwise, e.g. closed
+  /// by the server, is reopened by the next request without a backoff.)
   std::chrono::milliseconds backoff_initial{50};
   std::chrono::milliseconds backoff_max{2000};
   /// Largest single bulk string accepted in a reply.

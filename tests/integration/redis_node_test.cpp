@@ -712,6 +712,58 @@ TEST_F(RedisNode, PausedServerRequestTimesOutWithinBound) {
   EXPECT_TRUE(ok);
 }
 
+TEST_F(RedisNode, TimeoutResetBacksOffBeforeReconnecting) {
+  redis_server server;
+  connection_options opts = generous();
+  opts.request_timeout = 300ms;
+  opts.backoff_initial = 60000ms;  // stays in backoff for the whole test
+  opts.backoff_max = 60000ms;
+  auto node = make(server.url(), opts);
+  ASSERT_FALSE(run(*node, {"PING"}).ec);
+  server.pause();
+  resume_guard resume{server};
+  auto r1 = run(*node, {"GET", "a"});
+  EXPECT_EQ(r1.ec, errc::timeout) << r1.r.str;
+  // No new connection to the stalled server: the next request fails at once.
+  auto r2 = run(*node, {"GET", "b"});
+  EXPECT_EQ(r2.ec, errc::connect_failed) << r2.ec.message() << ": " << r2.r.str;
+  EXPECT_NE(r2.r.str.find("reset after a request timed out"), std::string::npos) << r2.r.str;
+  EXPECT_NE(r2.r.str.find("next attempt in"), std::string::npos) << r2.r.str;
+}
+
+// The delay announced by a request refused during the backoff ("next attempt in N ms").
+long announced_delay_ms(const std::string& msg) {
+  const std::string tag = "next attempt in ";
+  const auto pos = msg.find(tag);
+  if (pos == std::string::npos)
+    throw std::runtime_error("no backoff delay in: " + msg);
+  return std::stol(msg.substr(pos + tag.size()));
+}
+
+TEST_F(RedisNode, BackoffAfterATimeoutResetStartsOverOnceTheServerAnswered) {
+  redis_server server;
+  connection_options opts = generous();
+  opts.request_timeout = 300ms;
+  opts.backoff_initial = 1000ms;  // jitter: the first delay is in [500, 1000] ms
+  opts.backoff_max = 60000ms;
+  auto node = make(server.url(), opts);
+  ASSERT_FALSE(run(*node, {"PING"}).ec);
+  for (int incident = 0; incident < 2; ++incident) {
+    server.pause();
+    {
+      resume_guard resume{server};
+      EXPECT_EQ(run(*node, {"GET", "a"}).ec, errc::timeout);
+    }
+    auto refused = run(*node, {"PING"});
+    ASSERT_EQ(refused.ec, errc::connect_failed) << refused.r.str;
+    // Each incident starts from backoff_initial: the server answered in between. Doubled,
+    // the second delay would be in [1000, 2000] ms.
+    EXPECT_LE(announced_delay_ms(refused.r.str), 1000) << "incident " << incident;
+    // Reconnects after the backoff, and the server answers.
+    EXPECT_TRUE(wait_for([&] { return !run(*node, {"PING"}).ec; }, 5s));
+  }
+}
+
 TEST_F(RedisNode, DownNodeFailsFastDuringBackoff) {
   redis_server server;
   const std::string url = server.url();
