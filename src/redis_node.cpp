@@ -237,6 +237,7 @@ struct connection {
   std::string writing;  // the buffer of the write in flight
   std::vector<char> read_buf;
   bool write_in_flight = false;
+  bool tcp_connected = false;   // for hints: a stall after this is the TLS handshake's
   bool handshake_done = false;  // TLS handshake finished (errors after it are not tls_failed)
   std::uint64_t replies = 0;
 };
@@ -436,6 +437,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       return;
     if (ec)
       return connect_failed(errc::connect_failed, "connect: " + ec.message());
+    c->tcp_connected = true;
     tcp_socket& sock = c->tls ? c->tls->next_layer() : *c->tcp;
     if (opts_.tcp_nodelay)
       sock.set_option(asio::ip::tcp::no_delay(true), ec);
@@ -463,7 +465,8 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
           if (c != self->conn_)
             return;
           if (e)
-            return self->connect_failed(errc::tls_failed, "TLS handshake: " + describe_tls(e));
+            return self->connect_failed(errc::tls_failed,
+                                        "TLS handshake: " + describe_tls(e) + not_tls_hint(e));
           c->handshake_done = true;
           self->on_transport_ready(c);
         });
@@ -478,6 +481,21 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
         msg += " (check the CA file/dir and the server name)";
     }
     return msg;
+  }
+
+  // A TLS handshake that failed because the answer was not TLS at all (a plain server that
+  // answered the ClientHello with an error reply, or closed) says so.
+  static std::string not_tls_hint(const asio::error_code& e) {
+    bool not_tls = e == asio::ssl::error::stream_truncated || e == asio::error::eof ||
+                   e == asio::error::connection_reset;
+    if (e.category() == asio::error::get_ssl_category()) {
+      const int reason = ERR_GET_REASON(static_cast<unsigned long>(e.value()));
+      not_tls = not_tls || reason == SSL_R_WRONG_VERSION_NUMBER ||
+                reason == SSL_R_PACKET_LENGTH_TOO_LONG || reason == SSL_R_RECORD_LENGTH_MISMATCH;
+    }
+    return not_tls ? " (the server did not answer the TLS handshake; is this a plain (non-TLS) "
+                     "port?)"
+                   : std::string();
   }
 
   bool ensure_tls_context() {
@@ -586,7 +604,8 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
   void on_connect_timeout(const std::shared_ptr<connection>& c) {
     if (c != conn_ || (state_ != state::connecting && state_ != state::handshaking))
       return;
-    connect_failed(errc::timeout, "connect timed out after " + ms_string(opts_.connect_timeout));
+    connect_failed(errc::timeout,
+                   "connect timed out after " + ms_string(opts_.connect_timeout) + stall_hint());
   }
 
   // A connect attempt failed: back off, and fail everything queued with `code`.
@@ -756,16 +775,19 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       // server closing during AUTH: a failed connect, with backoff.
       const errc code = ec.category() == asio::error::get_ssl_category() ? errc::tls_failed
                                                                          : errc::connect_failed;
-      return connect_failed(code, std::string(what) + ": " + describe_tls(ec));
+      return connect_failed(code,
+                            std::string(what) + ": " + describe_tls(ec) + plain_to_tls_hint(*c));
     }
+    const std::string hint = plain_to_tls_hint(*c);
     drop_connection();
     fail_all(errc::connection_lost,
-             "connection to " + id_ + " lost (" + what + ": " + ec.message() + ")");
+             "connection to " + id_ + " lost: " + what + ": " + ec.message() + hint);
   }
 
   void protocol_failure(const char* why) {
+    const std::string hint = conn_ ? plain_to_tls_hint(*conn_) : std::string();
     drop_connection();
-    fail_all(errc::protocol_error, std::string("protocol error from ") + id_ + ": " + why);
+    fail_all(errc::protocol_error, std::string("protocol error from ") + id_ + ": " + why + hint);
   }
 
   // ---- deadlines --------------------------------------------------------------------------
@@ -803,8 +825,8 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       return;
     const auto now = clock_type::now();
     if (earliest_deadline() <= now) {
-      const std::string msg =
-          "request to " + id_ + " timed out after " + ms_string(opts_.request_timeout);
+      const std::string msg = "request to " + id_ + " timed out after " +
+                              ms_string(opts_.request_timeout) + stall_hint();
       if (state_ != state::ready) {
         drop_expired_unsent(now, msg);
       } else {
@@ -875,6 +897,31 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       offset += r.bytes;
     }
     s.loaded_on = 0;
+  }
+
+  // The likely mistake behind a connection that stalls before its first reply, for timeout
+  // messages: TLS to a plain port (a plain Redis waits for a newline that the ClientHello
+  // need not contain) or plain to a TLS port (a TLS server may wait for a whole record).
+  // Phrased as a question: a paused server looks the same.
+  std::string stall_hint() const {
+    if (!conn_ || conn_->replies != 0 || ep_.kind == endpoint::transport::unix_socket)
+      return {};
+    if (conn_->tls) {
+      if (state_ == state::connecting && conn_->tcp_connected && !conn_->handshake_done)
+        return " (the server did not answer the TLS handshake; is this a plain (non-TLS) port?)";
+      return {};
+    }
+    if (state_ == state::handshaking || state_ == state::ready)
+      return " (no reply on this connection; is this a TLS port (use rediss://)?)";
+    return {};
+  }
+
+  // The same for a plain connection that the server closed, reset or answered with
+  // something other than RESP before any reply: what a Redis TLS port does with plain text.
+  std::string plain_to_tls_hint(const connection& c) const {
+    if (c.tls || c.replies != 0 || ep_.kind == endpoint::transport::unix_socket)
+      return {};
+    return " (no reply from the server; is this a TLS port (use rediss://)?)";
   }
 
   // ---- teardown ---------------------------------------------------------------------------

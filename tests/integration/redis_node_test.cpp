@@ -4,6 +4,8 @@
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/write.hpp>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -342,6 +344,78 @@ TEST_F(RedisNode, PlainToTlsPortFailsWithoutHanging) {
   auto r = run(*node, {"PING"});
   EXPECT_TRUE(r.ec) << r.r.str;
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5 * opts.request_timeout);
+}
+
+// A port of the other kind: the error says what is likely wrong, not just "timed out".
+
+TEST_F(RedisNode, TlsToPlainPortSaysItMayBeAPlainPort) {
+  redis_server server;
+  endpoint ep = ep_of(server.url());
+  ep.tls.enabled = true;
+  ep.tls.ca_file = certs().ca_cert;
+  const std::string hint = "is this a plain (non-TLS) port?";
+  {
+    connection_options opts = generous();
+    opts.connect_timeout = 500ms;  // the connect timeout ends it
+    auto node = make(ep, opts);
+    auto r = run(*node, {"PING"});
+    EXPECT_EQ(r.ec, errc::timeout) << r.r.str;
+    EXPECT_NE(r.r.str.find(hint), std::string::npos) << r.r.str;
+  }
+  {
+    connection_options opts = generous();
+    opts.request_timeout = 300ms;  // the request's own deadline ends it
+    auto node = make(ep, opts);
+    auto r = run(*node, {"PING"});
+    EXPECT_EQ(r.ec, errc::timeout) << r.r.str;
+    EXPECT_NE(r.r.str.find(hint), std::string::npos) << r.r.str;
+  }
+}
+
+TEST_F(RedisNode, TlsToAServerAnsweringInPlainTextSaysItMayBeAPlainPort) {
+  // Not Redis (which stays silent, see above) but a plain-text server that answers at once,
+  // as a plain Redis does when the ClientHello happens to hold a newline.
+  asio::io_context fake_io;
+  asio::ip::tcp::acceptor acceptor(fake_io,
+                                   asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  asio::ip::tcp::socket peer(fake_io);
+  const std::string answer = "-ERR unknown command\r\n";
+  acceptor.async_accept(peer, [&](asio::error_code ec) {
+    if (!ec)
+      asio::async_write(peer, asio::buffer(answer), [](asio::error_code, std::size_t) {});
+  });
+  std::thread fake([&] { fake_io.run_for(10s); });
+  endpoint ep;
+  ep.host = "127.0.0.1";
+  ep.port = acceptor.local_endpoint().port();
+  ep.tls.enabled = true;
+  ep.tls.ca_file = certs().ca_cert;
+  auto node = make(ep);
+  auto r = run(*node, {"PING"});
+  fake_io.stop();
+  fake.join();
+  EXPECT_EQ(r.ec, errc::tls_failed) << r.r.str;
+  EXPECT_NE(r.r.str.find("is this a plain (non-TLS) port?"), std::string::npos) << r.r.str;
+}
+
+TEST_F(RedisNode, PlainToTlsPortSaysItMayBeATlsPort) {
+  redis_server server(options([](redis_server_options& o) { o.tls = true; }));
+  endpoint ep = ep_of(server.tls_url());
+  ep.tls.enabled = false;
+  const std::string hint = "is this a TLS port (use rediss://)?";
+  {
+    auto node = make(ep);  // no handshake: the PING itself is refused
+    auto r = run(*node, {"PING"});
+    EXPECT_TRUE(r.ec) << r.r.str;
+    EXPECT_NE(r.r.str.find(hint), std::string::npos) << r.ec.message() << ": " << r.r.str;
+  }
+  {
+    ep.password = "pw";  // the AUTH is refused
+    auto node = make(ep);
+    auto r = run(*node, {"PING"});
+    EXPECT_TRUE(r.ec) << r.r.str;
+    EXPECT_NE(r.r.str.find(hint), std::string::npos) << r.ec.message() << ": " << r.r.str;
+  }
 }
 
 TEST_F(RedisNode, TlsHandshakeToPausedServerHitsConnectTimeout) {
