@@ -1041,6 +1041,21 @@ void redis_node::async_exec(std::vector<std::string> argv, reply_handler handler
   impl_->enqueue(std::move(r), std::move(argv));
 }
 
+void redis_node::async_identify(identity_handler handler) {
+  // Through the normal request path: it waits for the handshake like any request, and it
+  // costs one round trip on the pipelined connection.
+  async_exec({"INFO", "server"}, [h = std::move(handler)](std::error_code ec, reply r) mutable {
+    if (ec)
+      return h(ec, {});
+    const std::string_view run_id = detail::info_field(r.str, "run_id");
+    if (run_id.empty())  // not a Redis server we know (a proxy?): identity unknown
+      return h({}, {});
+    std::vector<std::string> ids;
+    ids.push_back("run_id:" + std::string(run_id));
+    h({}, std::move(ids));
+  });
+}
+
 void redis_node::async_eval(const script& s, std::span<const std::string> keys,
                             std::span<const std::string> args, reply_handler handler) {
   // Encoded here, in the caller's thread: one allocation holding every key and argument.

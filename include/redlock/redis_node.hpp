@@ -56,6 +56,13 @@ class redis_node final : public node {
                   std::span<const std::string> args, reply_handler handler) override;
   void close() override;
 
+  /// Sends `INFO server` and completes with {"run_id:<run_id>"}: the server's run_id is the
+  /// same whatever name or address the node was given. On an error (the node cannot connect,
+  /// the handshake fails, the ACL user lacks +info) completes with that error and an empty
+  /// list. Same completion rules as async_eval: waits for the connection and its handshake
+  /// like any request, and its request deadline applies.
+  void async_identify(identity_handler handler) override;
+
   /// Any command, e.g. {"PING"} or {"SET", "k", "v"}. Same completion rules as async_eval.
   void async_exec(std::vector<std::string> argv, reply_handler handler);
 

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "redlock/detail/resp.hpp"
 #include "redlock/endpoint.hpp"
 #include "redlock/error.hpp"
 #include "redlock/redis_node.hpp"
@@ -930,6 +931,71 @@ TEST_F(RedisNode, RequestDeadlineAppliesWhileConnecting) {
   auto r = run(*node, {"PING"});
   EXPECT_EQ(r.ec, errc::timeout) << r.r.str;
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5 * opts.request_timeout);
+}
+
+// ---- server identity ----------------------------------------------------------------------
+
+struct identity {
+  std::error_code ec;
+  std::vector<std::string> ids;
+};
+
+identity identify(redis_node& n) {
+  auto p = std::make_shared<std::promise<identity>>();
+  auto f = p->get_future();
+  n.async_identify([p](std::error_code ec, std::vector<std::string> ids) {
+    p->set_value({ec, std::move(ids)});
+  });
+  if (f.wait_for(10s) != std::future_status::ready)
+    throw std::runtime_error("no identity within 10 s");
+  return f.get();
+}
+
+TEST_F(RedisNode, IdentityIsTheServersRunIdWhateverItsName) {
+  redis_server server;
+  redis_server other;
+  auto by_name = make("redis://localhost:" + std::to_string(server.port()));
+  auto by_address = make("redis://127.0.0.1:" + std::to_string(server.port()) + "/2");
+  auto elsewhere = make(other.url());
+  const identity a = identify(*by_name);
+  const identity b = identify(*by_address);
+  const identity c = identify(*elsewhere);
+  ASSERT_FALSE(a.ec) << a.ec.message();
+  ASSERT_FALSE(b.ec) << b.ec.message();
+  ASSERT_FALSE(c.ec) << c.ec.message();
+  const std::string info = server.command({"INFO", "server"}).str;
+  const std::string run_id(redlock::detail::info_field(info, "run_id"));
+  ASSERT_EQ(run_id.size(), 40u) << info;
+  EXPECT_EQ(a.ids, std::vector<std::string>{"run_id:" + run_id});
+  EXPECT_EQ(b.ids, a.ids);
+  ASSERT_EQ(c.ids.size(), 1u);
+  EXPECT_NE(c.ids, a.ids);
+}
+
+TEST_F(RedisNode, IdentityWaitsForTheHandshake) {
+  redis_server server(options([](redis_server_options& o) { o.requirepass = "pw"; }));
+  auto node = make(server.url());
+  const identity a = identify(*node);
+  ASSERT_FALSE(a.ec) << a.ec.message();
+  ASSERT_EQ(a.ids.size(), 1u);
+  EXPECT_EQ(a.ids[0].rfind("run_id:", 0), 0u) << a.ids[0];
+}
+
+TEST_F(RedisNode, IdentityOfAnUnreachableOrRefusingServerIsAnErrorAndNoIdentity) {
+  redis_server server(options([](redis_server_options& o) { o.requirepass = "pw"; }));
+  endpoint wrong = ep_of(server.url());
+  wrong.password = "wrong";
+  auto refused = make(wrong);
+  const identity a = identify(*refused);
+  EXPECT_EQ(a.ec, errc::auth_failed) << a.ec.message();
+  EXPECT_TRUE(a.ids.empty());
+
+  const std::string url = server.url();
+  server.stop();
+  auto down = make(url);
+  const identity b = identify(*down);
+  EXPECT_EQ(b.ec, errc::connect_failed) << b.ec.message();
+  EXPECT_TRUE(b.ids.empty());
 }
 
 TEST(RedisNodeCompletion, HandlerNeverRunsInsideTheInitiatingCall) {
