@@ -67,6 +67,44 @@ std::string join_address(const std::string& host, std::uint16_t port) {
 
 }  // namespace
 
+namespace detail {
+
+std::optional<cluster_redirect> parse_redirect(std::string_view error,
+                                               std::string_view sender_host) {
+  cluster_redirect r;
+  if (starts_with(error, "MOVED ")) {
+    error.remove_prefix(6);
+  } else if (starts_with(error, "ASK ")) {
+    error.remove_prefix(4);
+    r.ask = true;
+  } else {
+    return std::nullopt;
+  }
+  const auto sp = error.find(' ');
+  if (sp == std::string_view::npos)
+    return std::nullopt;
+  const std::string_view slot = error.substr(0, sp);
+  const std::string_view address = error.substr(sp + 1);
+  auto res = std::from_chars(slot.data(), slot.data() + slot.size(), r.slot);
+  if (res.ec != std::errc() || res.ptr != slot.data() + slot.size() || r.slot >= slot_count)
+    return std::nullopt;
+  const auto colon = address.rfind(':');
+  if (colon == std::string_view::npos)
+    return std::nullopt;
+  const std::string_view port = address.substr(colon + 1);
+  res = std::from_chars(port.data(), port.data() + port.size(), r.port);
+  if (res.ec != std::errc() || res.ptr != port.data() + port.size() || r.port == 0)
+    return std::nullopt;
+  // No host: the redirect points at another port of the node we asked (Redis 7 writes
+  // ":<port>" when it has no endpoint it would advertise).
+  r.host = std::string(colon == 0 ? sender_host : address.substr(0, colon));
+  if (r.host.empty())
+    return std::nullopt;
+  return r;
+}
+
+}  // namespace detail
+
 std::uint16_t cluster_key_slot(std::string_view key) noexcept {
   // Only the part between the first '{' and the next '}' is hashed, when it is non-empty.
   if (const auto open = key.find('{'); open != std::string_view::npos) {
@@ -175,34 +213,27 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
       n->async_exec({"ASKING"}, [](std::error_code, reply) {});
     }
     n->async_eval(*r->s, r->keys, r->args,
-                  [self = shared_from_this(), r](std::error_code ec, reply rep) mutable {
-                    asio::post(self->strand_, [self, r, ec, rep = std::move(rep)]() mutable {
-                      self->on_reply(std::move(r), ec, std::move(rep));
+                  [self = shared_from_this(), r, host = n->get_endpoint().host](std::error_code ec,
+                                                                                reply rep) mutable {
+                    asio::post(self->strand_, [self, r, host = std::move(host), ec,
+                                               rep = std::move(rep)]() mutable {
+                      self->on_reply(std::move(r), host, ec, std::move(rep));
                     });
                   });
   }
 
-  void on_reply(request_ptr r, std::error_code ec, reply rep) {
-    if (rep.is_error() && !closed_) {
-      const bool moved = starts_with(rep.str, "MOVED ");
-      const bool ask = starts_with(rep.str, "ASK ");
-      if (moved || ask) {
-        // "MOVED <slot> <host>:<port>"
-        const std::string_view msg = rep.str;
-        const auto sp = msg.find(' ', moved ? 6 : 4);
-        std::string host;
-        std::uint16_t port = 0;
-        if (sp != std::string_view::npos && split_address(msg.substr(sp + 1), host, port) &&
-            r->redirects < cfg_.max_redirects) {
-          ++r->redirects;
-          const std::string address = join_address(host, port);
-          if (moved) {
-            owner_[r->slot] = address_index(address);
-            refresh(false);  // more slots have probably moved too
-          }
-          send(std::move(r), address, ask);
-          return;
+  // `sender_host`: the host the request went to, which a redirect without a host means.
+  void on_reply(request_ptr r, const std::string& sender_host, std::error_code ec, reply rep) {
+    if (rep.is_error() && !closed_ && r->redirects < cfg_.max_redirects) {
+      if (auto to = detail::parse_redirect(rep.str, sender_host)) {
+        ++r->redirects;
+        const std::string address = join_address(to->host, to->port);
+        if (!to->ask) {
+          owner_[r->slot] = address_index(address);
+          refresh(false);  // more slots have probably moved too
         }
+        send(std::move(r), address, to->ask);
+        return;
       }
     }
     if (ec == errc::connection_lost || ec == errc::connect_failed || ec == errc::timeout ||
@@ -222,12 +253,17 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
       return;
     refreshing_ = true;
     last_refresh_ = now;
-    // Known masters first (they are likelier to be up), then the seeds.
-    std::vector<std::string> candidates = addresses_;
+    ask_slots(candidates(), 0, std::string());
+  }
+
+  // Nodes to ask about the cluster: known masters first (they are likelier to be up), then
+  // the seeds.
+  std::vector<std::string> candidates() const {
+    std::vector<std::string> out = addresses_;
     for (const auto& s : seed_addresses_)
-      if (std::find(candidates.begin(), candidates.end(), s) == candidates.end())
-        candidates.push_back(s);
-    ask_slots(std::move(candidates), 0, std::string());
+      if (std::find(out.begin(), out.end(), s) == out.end())
+        out.push_back(s);
+    return out;
   }
 
   void ask_slots(std::vector<std::string> candidates, std::size_t i, std::string errors) {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -39,6 +40,25 @@ struct cluster_config {
 
 /// The hash slot (0..16383) of a key, honouring `{hash tags}` like Redis Cluster.
 std::uint16_t cluster_key_slot(std::string_view key) noexcept;
+
+namespace detail {
+
+/// A MOVED or ASK redirection from a cluster node.
+struct cluster_redirect {
+  bool ask = false;  ///< ASK: this request only; MOVED: the slot has a new owner
+  std::uint16_t slot = 0;
+  std::string host;  ///< as the server wrote it (an IPv6 literal has no brackets)
+  std::uint16_t port = 0;
+};
+
+/// Parses the error reply "MOVED <slot> <host>:<port>" or "ASK <slot> <host>:<port>". An
+/// empty host (Redis 7 sends ":<port>" when the preferred endpoint type is unknown-endpoint)
+/// means the host of the node that sent the redirect, `sender_host`. Returns std::nullopt for
+/// any other reply, a slot beyond 16383 or a port that is not 1..65535.
+std::optional<cluster_redirect> parse_redirect(std::string_view error,
+                                               std::string_view sender_host);
+
+}  // namespace detail
 
 /// True for `redis+cluster://` and `rediss+cluster://` URLs.
 bool is_cluster_url(std::string_view url) noexcept;
