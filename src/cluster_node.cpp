@@ -13,6 +13,7 @@
 
 #include "host_list.hpp"
 #include "parse_or_throw.hpp"
+#include "redlock/detail/resp.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
@@ -242,6 +243,113 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
     r->handler(ec, std::move(rep));
   }
 
+  // ---- identity ---------------------------------------------------------------------------
+
+  // Shared by the steps of one identification; the handler runs once, on the strand.
+  struct identification {
+    identity_handler handler;
+    std::vector<std::string> candidates;
+    std::vector<std::string> identities;
+    std::size_t masters_left = 0;
+  };
+  using identification_ptr = std::shared_ptr<identification>;
+
+  void identify(identity_handler handler) {
+    if (closed_) {
+      handler(errc::closed, {});
+      return;
+    }
+    auto id = std::make_shared<identification>();
+    id->handler = std::move(handler);
+    id->candidates = candidates();
+    ask_nodes(std::move(id), 0);
+  }
+
+  void ask_nodes(identification_ptr id, std::size_t i) {
+    if (closed_) {
+      id->handler(errc::closed, {});
+      return;
+    }
+    if (i == id->candidates.size()) {
+      id->handler(errc::connect_failed, {});
+      return;
+    }
+    node_for(id->candidates[i])
+        ->async_exec({"CLUSTER", "NODES"},
+                     [self = shared_from_this(), id, i](std::error_code ec, reply rep) mutable {
+                       asio::post(self->strand_, [self, id = std::move(id), i, ec,
+                                                  rep = std::move(rep)]() mutable {
+                         if (ec || rep.kind != reply::type::string || !self->on_nodes(id, i, rep))
+                           self->ask_nodes(std::move(id), i + 1);
+                       });
+                     });
+  }
+
+  // CLUSTER NODES: one line per member,
+  // "<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slots>...".
+  bool on_nodes(const identification_ptr& id, std::size_t i, const reply& rep) {
+    std::string asked_host;
+    std::uint16_t ignored = 0;
+    split_address(id->candidates[i], asked_host, ignored);
+    std::vector<std::string> masters;
+    std::string_view text = rep.str;
+    while (!text.empty()) {
+      const auto eol = text.find('\n');
+      std::string_view line = text.substr(0, eol);
+      text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+      if (!line.empty() && line.back() == '\r')
+        line.remove_suffix(1);
+      if (line.empty())
+        continue;
+      std::vector<std::string_view> fields;
+      for (std::string_view rest = line; !rest.empty();) {
+        const auto sp = rest.find(' ');
+        fields.push_back(rest.substr(0, sp));
+        rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
+      }
+      if (fields.size() < 8 || fields[0].empty())
+        return false;
+      const std::string flags = "," + std::string(fields[2]) + ",";
+      // A node still in the handshake has a provisional id that it will not keep.
+      if (flags.find(",handshake,") != std::string::npos)
+        continue;
+      id->identities.push_back("cluster_node:" + std::string(fields[0]));
+      if (flags.find(",master,") == std::string::npos || fields.size() < 9)
+        continue;  // a replica, or a master without slots: requests never go there
+      std::string_view address = fields[1].substr(0, fields[1].find('@'));
+      std::string host;
+      std::uint16_t port = 0;
+      // ":<port>": the node has no address to advertise; the node we asked is meant.
+      const bool ok = !address.empty() && address.front() == ':'
+                          ? split_address(asked_host + std::string(address), host, port)
+                          : split_address(address, host, port);
+      if (ok)
+        masters.push_back(join_address(host, port));
+    }
+    if (id->identities.empty())
+      return false;
+    id->masters_left = masters.size();
+    if (masters.empty()) {
+      id->handler({}, std::move(id->identities));
+      return true;
+    }
+    for (const auto& m : masters) {
+      node_for(m)->async_exec(
+          {"INFO", "server"}, [self = shared_from_this(), id](std::error_code ec, reply r) mutable {
+            asio::post(self->strand_, [self, id = std::move(id), ec, r = std::move(r)]() mutable {
+              const std::string_view run_id = ec || r.kind != reply::type::string
+                                                  ? std::string_view{}
+                                                  : detail::info_field(r.str, "run_id");
+              if (!run_id.empty())
+                id->identities.push_back("run_id:" + std::string(run_id));
+              if (--id->masters_left == 0)
+                id->handler({}, std::move(id->identities));
+            });
+          });
+    }
+    return true;
+  }
+
   // ---- the slot map -----------------------------------------------------------------------
 
   // `needed`: requests are waiting for the map, so the rate limit does not apply.
@@ -433,6 +541,11 @@ void cluster_node::async_eval(const script& s, std::span<const std::string> keys
   r->keys.assign(keys.begin(), keys.end());
   r->args.assign(args.begin(), args.end());
   asio::post(impl_->strand_, [i = impl_, r]() mutable { i->submit(std::move(r)); });
+}
+
+void cluster_node::async_identify(identity_handler handler) {
+  asio::post(impl_->strand_,
+             [i = impl_, h = std::move(handler)]() mutable { i->identify(std::move(h)); });
 }
 
 void cluster_node::close() {

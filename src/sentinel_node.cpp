@@ -11,6 +11,7 @@
 
 #include "host_list.hpp"
 #include "parse_or_throw.hpp"
+#include "redlock/detail/resp.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
@@ -400,6 +401,22 @@ void sentinel_node::async_exec(std::vector<std::string> argv, reply_handler hand
   q.argv = std::move(argv);
   q.handler = std::move(handler);
   asio::post(impl_->strand_, [i = impl_, q = std::move(q)]() mutable { i->submit(std::move(q)); });
+}
+
+void sentinel_node::async_identify(identity_handler handler) {
+  // Through the request path, so the master is looked up (and followed) like for a script.
+  async_exec({"INFO", "server"}, [h = std::move(handler)](std::error_code ec, reply r) mutable {
+    if (ec) {
+      h(ec, {});
+      return;
+    }
+    const std::string_view run_id = detail::info_field(r.str, "run_id");
+    if (r.kind != reply::type::string || run_id.empty()) {
+      h(make_error_code(errc::protocol_error), {});
+      return;
+    }
+    h({}, {"run_id:" + std::string(run_id)});
+  });
 }
 
 void sentinel_node::close() {

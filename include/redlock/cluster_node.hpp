@@ -86,6 +86,13 @@ class cluster_node final : public node {
   /// there are none.
   void async_eval(const script& s, std::span<const std::string> keys,
                   std::span<const std::string> args, reply_handler handler) override;
+  /// Answers one "cluster_node:<node id>" per member of the cluster (from `CLUSTER NODES`
+  /// on a known node or a seed) plus "run_id:<run_id>" of every master that serves slots
+  /// (from `INFO server`; a master that does not answer is left out). So two cluster nodes
+  /// built from different seeds of one cluster share entries, and so do a cluster node and
+  /// a redis_node on one of its masters. Fails (no identity) when no node answers
+  /// `CLUSTER NODES`. Completes on the node's strand, never inside this call.
+  void async_identify(identity_handler handler) override;
   void close() override;
 
  private:

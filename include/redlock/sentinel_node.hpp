@@ -74,6 +74,11 @@ class sentinel_node final : public node {
   const std::string& id() const noexcept override;
   void async_eval(const script& s, std::span<const std::string> keys,
                   std::span<const std::string> args, reply_handler handler) override;
+  /// Answers {"run_id:<run_id>"} of the current master (looked up first if needed), read
+  /// with `INFO server`: the same entry a redis_node on that master answers, so that a
+  /// Sentinel URL and its master's URL conflict. On failure: the request's error and no
+  /// identity. Completes on an executor of the node's choosing, never inside this call.
+  void async_identify(identity_handler handler) override;
   void close() override;
 
   /// Any command, sent to the current master.

@@ -11,6 +11,7 @@
 
 #include "redlock/blocking.hpp"
 #include "redlock/cluster_node.hpp"
+#include "redlock/detail/resp.hpp"
 #include "redlock/error.hpp"
 #include "support/redis_server.hpp"
 
@@ -146,6 +147,19 @@ class ClusterNode : public ::testing::Test {
           servers_[static_cast<std::size_t>(i)]->command(c);
     }
   };
+
+  std::pair<std::error_code, std::vector<std::string>> identify(redlock::node& n) {
+    auto p = std::make_shared<std::promise<std::pair<std::error_code, std::vector<std::string>>>>();
+    auto f = p->get_future();
+    n.async_identify([p](std::error_code ec, std::vector<std::string> ids) {
+      p->set_value({ec, std::move(ids)});
+    });
+    if (f.wait_for(10s) != std::future_status::ready) {
+      ADD_FAILURE() << "async_identify did not complete within 10 s";
+      return {redlock::errc::timeout, {}};
+    }
+    return f.get();
+  }
 
   static inline std::vector<std::unique_ptr<redis_server>> servers_;
   asio::io_context io_;
@@ -307,6 +321,38 @@ TEST_F(ClusterNode, FollowsAskWhileASlotMigrates) {
   EXPECT_EQ(manager.unlock(la2.acquired() ? la2 : la).released, 1u);
   EXPECT_EQ(manager.unlock(lb).released, 1u);
   EXPECT_EQ(dest.command({"CLUSTER", "COUNTKEYSINSLOT", slot}).integer, 0);
+}
+
+TEST_F(ClusterNode, TwoSeedsOfOneClusterShareTheirIdentity) {
+  redlock::cluster_node first(io_.get_executor(), redlock::parse_cluster_url(seed_url(0)));
+  redlock::cluster_node second(io_.get_executor(), redlock::parse_cluster_url(seed_url(2)));
+  auto [ec1, ids1] = identify(first);
+  auto [ec2, ids2] = identify(second);
+  ASSERT_FALSE(ec1) << ec1.message();
+  ASSERT_FALSE(ec2) << ec2.message();
+  std::sort(ids1.begin(), ids1.end());
+  std::sort(ids2.begin(), ids2.end());
+  // Every member's node id, and the run_id of every master, in the format a redis_node
+  // answers for its server: a plain URL of one of these masters conflicts with the cluster.
+  std::vector<std::string> expected;
+  for (int i = 0; i < 3; ++i) {
+    expected.push_back("cluster_node:" + node_id(i));
+    const std::string info = servers_[static_cast<std::size_t>(i)]->command({"INFO", "server"}).str;
+    expected.push_back("run_id:" + std::string(redlock::detail::info_field(info, "run_id")));
+  }
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(ids1, expected);
+  EXPECT_EQ(ids2, expected);
+}
+
+TEST_F(ClusterNode, IdentifyFailsWhenNoNodeAnswers) {
+  redlock::cluster_config cfg = redlock::parse_cluster_url(
+      "redis+cluster://127.0.0.1:" + std::to_string(redlock::test::free_port()));
+  cfg.options.connect_timeout = 300ms;
+  redlock::cluster_node n(io_.get_executor(), cfg);
+  auto [ec, ids] = identify(n);
+  EXPECT_EQ(ec, redlock::errc::connect_failed);
+  EXPECT_TRUE(ids.empty());
 }
 
 TEST_F(ClusterNode, CloseFailsLaterRequestsWithClosed) {

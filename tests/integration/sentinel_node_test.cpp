@@ -7,6 +7,7 @@
 #include <asio/io_context.hpp>
 
 #include "redlock/blocking.hpp"
+#include "redlock/detail/resp.hpp"
 #include "redlock/error.hpp"
 #include "redlock/sentinel_node.hpp"
 #include "support/redis_server.hpp"
@@ -390,6 +391,26 @@ TEST_F(SentinelNode, LocksKeepWorkingWhileTheFirstSentinelIsUnresponsive) {
   ASSERT_TRUE(l.acquired());
   EXPECT_EQ(new_master.command({"GET", "res"}).str, l.value());
   manager.unlock(l);
+}
+
+TEST_F(SentinelNode, IdentityIsTheMastersRunIdAsAPlainNodeGivesIt) {
+  redis_server master;
+  redis_server sentinel(sentinel_options(master));
+  redlock::sentinel_node node(io_.get_executor(), redlock::parse_sentinel_url(url_of(sentinel)));
+  auto p = std::make_shared<std::promise<std::pair<std::error_code, std::vector<std::string>>>>();
+  auto f = p->get_future();
+  node.async_identify([p](std::error_code ec, std::vector<std::string> ids) {
+    p->set_value({ec, std::move(ids)});
+  });
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  auto [ec, ids] = f.get();
+  ASSERT_FALSE(ec) << ec.message();
+  // The format redis_node answers for its server ("run_id:<run_id>"), so that the two share
+  // an entry and the manager refuses the pair.
+  const std::string info = master.command({"INFO", "server"}).str;
+  const std::string run_id(redlock::detail::info_field(info, "run_id"));
+  ASSERT_EQ(run_id.size(), 40u) << info;
+  EXPECT_EQ(ids, std::vector<std::string>{"run_id:" + run_id});
 }
 
 }  // namespace
