@@ -227,6 +227,7 @@ TEST_F(SentinelNode, ARequestInFlightToTheOldMasterCompletesWhenTheMasterChanges
   redis_server sentinel(sentinel_options(old_master));
   redlock::sentinel_config cfg = redlock::parse_sentinel_url(url_of(sentinel));
   cfg.refresh_interval = 100ms;
+  cfg.options.request_timeout = 3000ms;  // far above the script's 300 ms, even on a busy host
   redlock::sentinel_node node(io_.get_executor(), cfg);
   ASSERT_FALSE(eval(node, "k", "old").ec);
   remonitor(sentinel, new_master);
@@ -263,13 +264,13 @@ TEST_F(SentinelNode, RequestsToAHealthyMasterSucceedWhileTheOnlySentinelIsDown) 
   redlock::sentinel_config cfg = redlock::parse_sentinel_url(url_of(sentinel));
   cfg.refresh_interval = 100ms;
   // An unresponsive sentinel costs this long per check; requests must not wait for it.
-  cfg.options.request_timeout = 300ms;
+  cfg.options.request_timeout = 1000ms;
   redlock::sentinel_node node(io_.get_executor(), cfg);
   ASSERT_FALSE(eval(node, "k", "first").ec);
 
-  // A bounded stream across several refresh periods (each check fails after 300 ms).
+  // A bounded stream across several refresh periods (each check fails after 1 s).
   auto stream = [&](const char* phase) {
-    const auto until = std::chrono::steady_clock::now() + 1500ms;
+    const auto until = std::chrono::steady_clock::now() + 2500ms;
     int sent = 0;
     int failed = 0;
     std::string first_error;
@@ -299,7 +300,7 @@ TEST_F(SentinelNode, AMasterThatRecoversIsUsedAgainWhileNoSentinelAnswers) {
   redis_server master;
   redis_server sentinel(sentinel_options(master));
   redlock::sentinel_config cfg = redlock::parse_sentinel_url(url_of(sentinel));
-  cfg.options.request_timeout = 300ms;
+  cfg.options.request_timeout = 1000ms;
   cfg.min_resolve_interval = 0ms;  // every request after a failure asks the sentinels
   redlock::sentinel_node node(io_.get_executor(), cfg);
   ASSERT_FALSE(eval(node, "k", "first").ec);
@@ -336,10 +337,10 @@ TEST_F(SentinelNode, LocksKeepWorkingWhileTheFirstSentinelIsUnresponsive) {
   // Each check waits this long for the stopped first sentinel before asking the second:
   // longer than the manager waits for a node's answer, so a request held up behind the
   // check would cost a vote.
-  cfg.options.request_timeout = 2000ms;
+  cfg.options.request_timeout = 3000ms;
   auto node = std::make_shared<redlock::sentinel_node>(io_.get_executor(), cfg);
   redlock::settings st;
-  st.request_timeout = 1000ms;
+  st.request_timeout = 1500ms;
   st.retry_count = 0;
   redlock::blocking_lock_manager manager({node}, st);
   {
@@ -352,7 +353,7 @@ TEST_F(SentinelNode, LocksKeepWorkingWhileTheFirstSentinelIsUnresponsive) {
   sentinel0.pause();
   resume_at_exit guard{sentinel0};
   // A bounded stream of lock/unlock cycles across several checks.
-  const auto until = std::chrono::steady_clock::now() + 2500ms;
+  const auto until = std::chrono::steady_clock::now() + 3500ms;
   int cycles = 0;
   int failed = 0;
   std::string first_error;
