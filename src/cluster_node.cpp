@@ -209,18 +209,25 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
       r->handler(errc::server_error, error_reply("bad node address from the cluster: " + address));
       return;
     }
-    if (asking) {
-      // Pipelined on the same connection, so ASKING applies to the script right behind it.
-      n->async_exec({"ASKING"}, [](std::error_code, reply) {});
+    auto done = [self = shared_from_this(), r, host = n->get_endpoint().host](std::error_code ec,
+                                                                              reply rep) mutable {
+      asio::post(self->strand_,
+                 [self, r, host = std::move(host), ec, rep = std::move(rep)]() mutable {
+                   self->on_reply(std::move(r), host, ec, std::move(rep));
+                 });
+    };
+    if (!asking) {
+      n->async_eval(*r->s, r->keys, r->args, std::move(done));
+      return;
     }
-    n->async_eval(*r->s, r->keys, r->args,
-                  [self = shared_from_this(), r, host = n->get_endpoint().host](std::error_code ec,
-                                                                                reply rep) mutable {
-                    asio::post(self->strand_, [self, r, host = std::move(host), ec,
-                                               rep = std::move(rep)]() mutable {
-                      self->on_reply(std::move(r), host, ec, std::move(rep));
-                    });
-                  });
+    // ASKING covers only the command right behind it on the same connection (both are
+    // pipelined there in order). The script goes as EVAL: an EVALSHA answered NOSCRIPT would
+    // be resent as EVAL without ASKING and come back as MOVED to the node that sent us here.
+    std::vector<std::string> argv{"EVAL", r->s->text(), std::to_string(r->keys.size())};
+    argv.insert(argv.end(), r->keys.begin(), r->keys.end());
+    argv.insert(argv.end(), r->args.begin(), r->args.end());
+    n->async_exec({"ASKING"}, [](std::error_code, reply) {});
+    n->async_exec(std::move(argv), std::move(done));
   }
 
   // `sender_host`: the host the request went to, which a redirect without a host means.

@@ -317,6 +317,18 @@ TEST_F(ClusterNode, FollowsAskWhileASlotMigrates) {
   ASSERT_EQ(keys.elements.size(), 2u);
   EXPECT_EQ(source.command({"CLUSTER", "COUNTKEYSINSLOT", slot}).integer, 0);
 
+  // After the importing node lost its script cache (SCRIPT FLUSH, a restart), a script the
+  // connection sent before still follows ASK: ASKING covers only the next command, so the
+  // script must not need an EVALSHA that fails and a resend without ASKING.
+  ASSERT_EQ(dest.command({"SCRIPT", "FLUSH"}).str, "OK");
+  const auto lb2 = manager.extend(lb, 30s, {}, ec);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_TRUE(lb2.acquired());
+  ASSERT_EQ(dest.command({"SCRIPT", "FLUSH"}).str, "OK");
+  const auto lb3 = manager.extend(lb, 30s, {}, ec);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_TRUE(lb3.acquired());
+
   // Both are released on the importing node.
   EXPECT_EQ(manager.unlock(la2.acquired() ? la2 : la).released, 1u);
   EXPECT_EQ(manager.unlock(lb).released, 1u);
