@@ -281,20 +281,24 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
       id->handler(errc::connect_failed, {});
       return;
     }
-    node_for(id->candidates[i])
-        ->async_exec({"CLUSTER", "NODES"},
-                     [self = shared_from_this(), id, i](std::error_code ec, reply rep) mutable {
-                       asio::post(self->strand_, [self, id = std::move(id), i, ec,
-                                                  rep = std::move(rep)]() mutable {
-                         if (ec || rep.kind != reply::type::string || !self->on_nodes(id, i, rep))
-                           self->ask_nodes(std::move(id), i + 1);
-                       });
-                     });
+    auto n = node_for(id->candidates[i]);
+    if (!n) {
+      ask_nodes(std::move(id), i + 1);
+      return;
+    }
+    n->async_exec({"CLUSTER", "NODES"}, [self = shared_from_this(), id, i](std::error_code ec,
+                                                                           reply rep) mutable {
+      asio::post(self->strand_, [self, id = std::move(id), i, ec, rep = std::move(rep)]() mutable {
+        if (ec || rep.kind != reply::type::string || !self->on_nodes(id, i, rep))
+          self->ask_nodes(std::move(id), i + 1);
+      });
+    });
   }
 
   // CLUSTER NODES: one line per member,
   // "<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slots>...".
   bool on_nodes(const identification_ptr& id, std::size_t i, const reply& rep) {
+    id->identities.clear();  // from an earlier candidate's malformed answer
     std::string asked_host;
     std::uint16_t ignored = 0;
     split_address(id->candidates[i], asked_host, ignored);
@@ -341,6 +345,7 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
       return true;
     }
     for (const auto& m : masters) {
+      // Each address was just joined from a parsed host and port, so node_for accepts it.
       node_for(m)->async_exec(
           {"INFO", "server"}, [self = shared_from_this(), id](std::error_code ec, reply r) mutable {
             asio::post(self->strand_, [self, id = std::move(id), ec, r = std::move(r)]() mutable {
@@ -349,7 +354,11 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
                                                   : detail::info_field(r.str, "run_id");
               if (!run_id.empty())
                 id->identities.push_back("run_id:" + std::string(run_id));
-              if (--id->masters_left == 0)
+              if (--id->masters_left != 0)
+                return;
+              if (self->closed_)
+                id->handler(errc::closed, {});  // the answers may be cut short by close()
+              else
                 id->handler({}, std::move(id->identities));
             });
           });

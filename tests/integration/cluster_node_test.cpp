@@ -367,6 +367,14 @@ TEST_F(ClusterNode, IdentifyFailsWhenNoNodeAnswers) {
   EXPECT_TRUE(ids.empty());
 }
 
+TEST_F(ClusterNode, IdentifyAfterCloseFailsWithClosed) {
+  ASSERT_FALSE(eval_set({"before-close-identify"}, "1").ec);
+  node_->close();
+  auto [ec, ids] = identify(*node_);
+  EXPECT_EQ(ec, redlock::errc::closed);
+  EXPECT_TRUE(ids.empty());
+}
+
 TEST_F(ClusterNode, CloseFailsLaterRequestsWithClosed) {
   ASSERT_FALSE(eval_set({"before-close"}, "1").ec);
   node_->close();
