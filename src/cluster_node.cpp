@@ -13,6 +13,7 @@
 
 #include "host_list.hpp"
 #include "parse_or_throw.hpp"
+#include "redlock/detail/resp.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
@@ -66,6 +67,44 @@ std::string join_address(const std::string& host, std::uint16_t port) {
 }
 
 }  // namespace
+
+namespace detail {
+
+std::optional<cluster_redirect> parse_redirect(std::string_view error,
+                                               std::string_view sender_host) {
+  cluster_redirect r;
+  if (starts_with(error, "MOVED ")) {
+    error.remove_prefix(6);
+  } else if (starts_with(error, "ASK ")) {
+    error.remove_prefix(4);
+    r.ask = true;
+  } else {
+    return std::nullopt;
+  }
+  const auto sp = error.find(' ');
+  if (sp == std::string_view::npos)
+    return std::nullopt;
+  const std::string_view slot = error.substr(0, sp);
+  const std::string_view address = error.substr(sp + 1);
+  auto res = std::from_chars(slot.data(), slot.data() + slot.size(), r.slot);
+  if (res.ec != std::errc() || res.ptr != slot.data() + slot.size() || r.slot >= slot_count)
+    return std::nullopt;
+  const auto colon = address.rfind(':');
+  if (colon == std::string_view::npos)
+    return std::nullopt;
+  const std::string_view port = address.substr(colon + 1);
+  res = std::from_chars(port.data(), port.data() + port.size(), r.port);
+  if (res.ec != std::errc() || res.ptr != port.data() + port.size() || r.port == 0)
+    return std::nullopt;
+  // No host: the redirect points at another port of the node we asked (Redis 7 writes
+  // ":<port>" when it has no endpoint it would advertise).
+  r.host = std::string(colon == 0 ? sender_host : address.substr(0, colon));
+  if (r.host.empty())
+    return std::nullopt;
+  return r;
+}
+
+}  // namespace detail
 
 std::uint16_t cluster_key_slot(std::string_view key) noexcept {
   // Only the part between the first '{' and the next '}' is hashed, when it is non-empty.
@@ -170,45 +209,161 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
       r->handler(errc::server_error, error_reply("bad node address from the cluster: " + address));
       return;
     }
-    if (asking) {
-      // Pipelined on the same connection, so ASKING applies to the script right behind it.
-      n->async_exec({"ASKING"}, [](std::error_code, reply) {});
+    auto done = [self = shared_from_this(), r, host = n->get_endpoint().host](std::error_code ec,
+                                                                              reply rep) mutable {
+      asio::post(self->strand_,
+                 [self, r, host = std::move(host), ec, rep = std::move(rep)]() mutable {
+                   self->on_reply(std::move(r), host, ec, std::move(rep));
+                 });
+    };
+    if (!asking) {
+      n->async_eval(*r->s, r->keys, r->args, std::move(done));
+      return;
     }
-    n->async_eval(*r->s, r->keys, r->args,
-                  [self = shared_from_this(), r](std::error_code ec, reply rep) mutable {
-                    asio::post(self->strand_, [self, r, ec, rep = std::move(rep)]() mutable {
-                      self->on_reply(std::move(r), ec, std::move(rep));
-                    });
-                  });
+    // ASKING covers only the command right behind it on the same connection (both are
+    // pipelined there in order). The script goes as EVAL: an EVALSHA answered NOSCRIPT would
+    // be resent as EVAL without ASKING and come back as MOVED to the node that sent us here.
+    std::vector<std::string> argv{"EVAL", r->s->text(), std::to_string(r->keys.size())};
+    argv.insert(argv.end(), r->keys.begin(), r->keys.end());
+    argv.insert(argv.end(), r->args.begin(), r->args.end());
+    n->async_exec({"ASKING"}, [](std::error_code, reply) {});
+    n->async_exec(std::move(argv), std::move(done));
   }
 
-  void on_reply(request_ptr r, std::error_code ec, reply rep) {
-    if (rep.is_error() && !closed_) {
-      const bool moved = starts_with(rep.str, "MOVED ");
-      const bool ask = starts_with(rep.str, "ASK ");
-      if (moved || ask) {
-        // "MOVED <slot> <host>:<port>"
-        const std::string_view msg = rep.str;
-        const auto sp = msg.find(' ', moved ? 6 : 4);
-        std::string host;
-        std::uint16_t port = 0;
-        if (sp != std::string_view::npos && split_address(msg.substr(sp + 1), host, port) &&
-            r->redirects < cfg_.max_redirects) {
-          ++r->redirects;
-          const std::string address = join_address(host, port);
-          if (moved) {
-            owner_[r->slot] = address_index(address);
-            refresh(false);  // more slots have probably moved too
-          }
-          send(std::move(r), address, ask);
-          return;
+  // `sender_host`: the host the request went to, which a redirect without a host means.
+  void on_reply(request_ptr r, const std::string& sender_host, std::error_code ec, reply rep) {
+    if (rep.is_error() && !closed_ && r->redirects < cfg_.max_redirects) {
+      if (auto to = detail::parse_redirect(rep.str, sender_host)) {
+        ++r->redirects;
+        const std::string address = join_address(to->host, to->port);
+        if (!to->ask) {
+          owner_[r->slot] = address_index(address);
+          refresh(false);  // more slots have probably moved too
         }
+        send(std::move(r), address, to->ask);
+        return;
       }
     }
     if (ec == errc::connection_lost || ec == errc::connect_failed || ec == errc::timeout ||
         (rep.is_error() && starts_with(rep.str, "CLUSTERDOWN")))
       refresh(false);  // a master may have failed over
     r->handler(ec, std::move(rep));
+  }
+
+  // ---- identity ---------------------------------------------------------------------------
+
+  // Shared by the steps of one identification; the handler runs once, on the strand.
+  struct identification {
+    identity_handler handler;
+    std::vector<std::string> candidates;
+    std::vector<std::string> identities;
+    std::size_t masters_left = 0;
+  };
+  using identification_ptr = std::shared_ptr<identification>;
+
+  void identify(identity_handler handler) {
+    if (closed_) {
+      handler(errc::closed, {});
+      return;
+    }
+    auto id = std::make_shared<identification>();
+    id->handler = std::move(handler);
+    id->candidates = candidates();
+    ask_nodes(std::move(id), 0);
+  }
+
+  void ask_nodes(identification_ptr id, std::size_t i) {
+    if (closed_) {
+      id->handler(errc::closed, {});
+      return;
+    }
+    if (i == id->candidates.size()) {
+      id->handler(errc::connect_failed, {});
+      return;
+    }
+    auto n = node_for(id->candidates[i]);
+    if (!n) {
+      ask_nodes(std::move(id), i + 1);
+      return;
+    }
+    n->async_exec({"CLUSTER", "NODES"}, [self = shared_from_this(), id, i](std::error_code ec,
+                                                                           reply rep) mutable {
+      asio::post(self->strand_, [self, id = std::move(id), i, ec, rep = std::move(rep)]() mutable {
+        if (ec || rep.kind != reply::type::string || !self->on_nodes(id, i, rep))
+          self->ask_nodes(std::move(id), i + 1);
+      });
+    });
+  }
+
+  // CLUSTER NODES: one line per member,
+  // "<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slots>...".
+  bool on_nodes(const identification_ptr& id, std::size_t i, const reply& rep) {
+    id->identities.clear();  // from an earlier candidate's malformed answer
+    std::string asked_host;
+    std::uint16_t ignored = 0;
+    split_address(id->candidates[i], asked_host, ignored);
+    std::vector<std::string> masters;
+    std::string_view text = rep.str;
+    while (!text.empty()) {
+      const auto eol = text.find('\n');
+      std::string_view line = text.substr(0, eol);
+      text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+      if (!line.empty() && line.back() == '\r')
+        line.remove_suffix(1);
+      if (line.empty())
+        continue;
+      std::vector<std::string_view> fields;
+      for (std::string_view rest = line; !rest.empty();) {
+        const auto sp = rest.find(' ');
+        fields.push_back(rest.substr(0, sp));
+        rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
+      }
+      if (fields.size() < 8 || fields[0].empty())
+        return false;
+      const std::string flags = "," + std::string(fields[2]) + ",";
+      // A node still in the handshake has a provisional id that it will not keep.
+      if (flags.find(",handshake,") != std::string::npos)
+        continue;
+      id->identities.push_back("cluster_node:" + std::string(fields[0]));
+      if (flags.find(",master,") == std::string::npos || fields.size() < 9)
+        continue;  // a replica, or a master without slots: requests never go there
+      std::string_view address = fields[1].substr(0, fields[1].find('@'));
+      std::string host;
+      std::uint16_t port = 0;
+      // ":<port>": the node has no address to advertise; the node we asked is meant.
+      const bool ok = !address.empty() && address.front() == ':'
+                          ? split_address(asked_host + std::string(address), host, port)
+                          : split_address(address, host, port);
+      if (ok)
+        masters.push_back(join_address(host, port));
+    }
+    if (id->identities.empty())
+      return false;
+    id->masters_left = masters.size();
+    if (masters.empty()) {
+      id->handler({}, std::move(id->identities));
+      return true;
+    }
+    for (const auto& m : masters) {
+      // Each address was just joined from a parsed host and port, so node_for accepts it.
+      node_for(m)->async_exec(
+          {"INFO", "server"}, [self = shared_from_this(), id](std::error_code ec, reply r) mutable {
+            asio::post(self->strand_, [self, id = std::move(id), ec, r = std::move(r)]() mutable {
+              const std::string_view run_id = ec || r.kind != reply::type::string
+                                                  ? std::string_view{}
+                                                  : detail::info_field(r.str, "run_id");
+              if (!run_id.empty())
+                id->identities.push_back("run_id:" + std::string(run_id));
+              if (--id->masters_left != 0)
+                return;
+              if (self->closed_)
+                id->handler(errc::closed, {});  // the answers may be cut short by close()
+              else
+                id->handler({}, std::move(id->identities));
+            });
+          });
+    }
+    return true;
   }
 
   // ---- the slot map -----------------------------------------------------------------------
@@ -222,12 +377,17 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
       return;
     refreshing_ = true;
     last_refresh_ = now;
-    // Known masters first (they are likelier to be up), then the seeds.
-    std::vector<std::string> candidates = addresses_;
+    ask_slots(candidates(), 0, std::string());
+  }
+
+  // Nodes to ask about the cluster: known masters first (they are likelier to be up), then
+  // the seeds.
+  std::vector<std::string> candidates() const {
+    std::vector<std::string> out = addresses_;
     for (const auto& s : seed_addresses_)
-      if (std::find(candidates.begin(), candidates.end(), s) == candidates.end())
-        candidates.push_back(s);
-    ask_slots(std::move(candidates), 0, std::string());
+      if (std::find(out.begin(), out.end(), s) == out.end())
+        out.push_back(s);
+    return out;
   }
 
   void ask_slots(std::vector<std::string> candidates, std::size_t i, std::string errors) {
@@ -397,6 +557,11 @@ void cluster_node::async_eval(const script& s, std::span<const std::string> keys
   r->keys.assign(keys.begin(), keys.end());
   r->args.assign(args.begin(), args.end());
   asio::post(impl_->strand_, [i = impl_, r]() mutable { i->submit(std::move(r)); });
+}
+
+void cluster_node::async_identify(identity_handler handler) {
+  asio::post(impl_->strand_,
+             [i = impl_, h = std::move(handler)]() mutable { i->identify(std::move(h)); });
 }
 
 void cluster_node::close() {

@@ -11,6 +11,7 @@
 
 #include "host_list.hpp"
 #include "parse_or_throw.hpp"
+#include "redlock/detail/resp.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
@@ -149,6 +150,13 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
     reply_handler handler;
   };
 
+  // The current master's connection and its requests in flight.
+  struct master_link {
+    std::shared_ptr<redis_node> node;
+    std::size_t in_flight = 0;
+    bool retired = false;
+  };
+
   impl(asio::any_io_executor ex, sentinel_config cfg)
       : ex_(std::move(ex)), strand_(asio::make_strand(ex_)), cfg_(std::move(cfg)) {
     id_ = cfg_.master.tls.enabled ? "rediss+sentinel://" : "redis+sentinel://";
@@ -171,14 +179,20 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
       return;
     }
     const auto now = std::chrono::steady_clock::now();
-    // A stale master is still used while a fresh lookup would come too soon: its failures
-    // are fast (backoff), and the sentinels are not flooded.
-    const bool may_resolve = !master_ || now - last_resolve_ >= cfg_.min_resolve_interval;
-    if (master_ && !resolving_ && (!stale_ || !may_resolve)) {
-      // Periodic check in the background: the request goes to the master we know.
-      if (!stale_ && cfg_.refresh_interval.count() > 0 &&
+    if (master_ && !stale_) {
+      // A healthy master is used while the periodic check runs in the background: the
+      // check may be slow (an unresponsive sentinel costs its request timeout) or fail
+      // (no sentinel reachable), and neither says anything against the master we know.
+      if (!resolving_ && cfg_.refresh_interval.count() > 0 &&
           now - last_resolve_ >= cfg_.refresh_interval)
         resolve();
+      forward(std::move(q));
+      return;
+    }
+    // The master failed in a way that suggests a failover. A lookup that would come too soon
+    // is not started: the stale master's failures are fast (backoff), and the sentinels are
+    // not flooded. Otherwise the request waits for the answer, which is likely a new master.
+    if (master_ && !resolving_ && now - last_resolve_ < cfg_.min_resolve_interval) {
       forward(std::move(q));
       return;
     }
@@ -198,6 +212,16 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
       return;
     if (i == sentinels_.size()) {
       resolving_ = false;
+      if (master_) {
+        // No sentinel could be asked, so nobody named a newer master: the one we know is
+        // still the best answer. Its own reply (success, READONLY, a connect failure) is
+        // more telling than "no sentinel answered", and failing requests here would fail
+        // them against a master that may be perfectly healthy. A later failure of the
+        // master marks it stale again, so the sentinels are asked again then.
+        stale_ = false;
+        drain_queue();
+        return;
+      }
       const std::string msg =
           "no sentinel of " + id_ + " named the master '" + cfg_.master_name + "': " + errors;
       while (!queue_.empty()) {
@@ -248,17 +272,23 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
   void on_master(const std::string& host, std::uint16_t port) {
     resolving_ = false;
     stale_ = false;
-    if (!master_ || master_->get_endpoint().host != host || master_->get_endpoint().port != port) {
+    if (!master_ || master_->node->get_endpoint().host != host ||
+        master_->node->get_endpoint().port != port) {
       if (master_)
-        master_->close();
+        retire(std::move(master_));
       endpoint e = cfg_.master;
       e.host = host;
       e.port = port;
-      master_ = std::make_shared<redis_node>(ex_, std::move(e), cfg_.options);
+      master_ = std::make_shared<master_link>();
+      master_->node = std::make_shared<redis_node>(ex_, std::move(e), cfg_.options);
       std::lock_guard<std::mutex> g(addr_mutex_);
       addr_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
               std::to_string(port);
     }
+    drain_queue();
+  }
+
+  void drain_queue() {
     while (!queue_.empty() && !closed_) {
       queued q = std::move(queue_.front());
       queue_.pop_front();
@@ -267,21 +297,42 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
   }
 
   void forward(queued q) {
-    // The reply comes back on the master's strand; staleness is ours, so post it here.
-    auto wrapped = [self = shared_from_this(), master = master_, h = std::move(q.handler)](
-                       std::error_code ec, reply r) mutable {
-      if (suggests_failover(ec, r)) {
-        asio::post(self->strand_, [self, master] {
-          if (self->master_ == master)
-            self->stale_ = true;
-        });
-      }
+    // The reply comes back on the master's strand; staleness and the count are ours, so
+    // they are updated here.
+    std::shared_ptr<master_link> link = master_;
+    ++link->in_flight;
+    auto wrapped = [self = shared_from_this(), link, h = std::move(q.handler)](std::error_code ec,
+                                                                               reply r) mutable {
+      const bool failover = suggests_failover(ec, r);
+      asio::post(self->strand_, [self, link, failover] { self->on_done(link, failover); });
       h(ec, std::move(r));
     };
     if (q.s)
-      master_->async_eval(*q.s, q.keys, q.args, std::move(wrapped));
+      link->node->async_eval(*q.s, q.keys, q.args, std::move(wrapped));
     else
-      master_->async_exec(std::move(q.argv), std::move(wrapped));
+      link->node->async_exec(std::move(q.argv), std::move(wrapped));
+  }
+
+  void on_done(const std::shared_ptr<master_link>& link, bool failover) {
+    --link->in_flight;
+    if (failover && master_ == link)
+      stale_ = true;
+    if (link->retired && link->in_flight == 0) {
+      link->node->close();
+      std::erase(retiring_, link);
+    }
+  }
+
+  // A master the sentinels no longer name. Its requests in flight were sent and may have
+  // run there; closing it now would turn their answers into errc::closed, so it is closed
+  // once they have completed (each is bounded by the request timeout).
+  void retire(std::shared_ptr<master_link> link) {
+    if (link->in_flight == 0) {
+      link->node->close();
+      return;
+    }
+    link->retired = true;
+    retiring_.push_back(std::move(link));
   }
 
   void close() {
@@ -291,7 +342,10 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
     for (auto& s : sentinels_)
       s->close();
     if (master_)
-      master_->close();
+      master_->node->close();
+    for (auto& link : retiring_)
+      link->node->close();
+    retiring_.clear();
     while (!queue_.empty()) {
       queued q = std::move(queue_.front());
       queue_.pop_front();
@@ -304,7 +358,8 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
   sentinel_config cfg_;
   std::string id_;
   std::vector<std::shared_ptr<redis_node>> sentinels_;
-  std::shared_ptr<redis_node> master_;
+  std::shared_ptr<master_link> master_;
+  std::vector<std::shared_ptr<master_link>> retiring_;
   std::deque<queued> queue_;
   std::chrono::steady_clock::time_point last_resolve_{};
   bool resolving_ = false;
@@ -346,6 +401,22 @@ void sentinel_node::async_exec(std::vector<std::string> argv, reply_handler hand
   q.argv = std::move(argv);
   q.handler = std::move(handler);
   asio::post(impl_->strand_, [i = impl_, q = std::move(q)]() mutable { i->submit(std::move(q)); });
+}
+
+void sentinel_node::async_identify(identity_handler handler) {
+  // Through the request path, so the master is looked up (and followed) like for a script.
+  async_exec({"INFO", "server"}, [h = std::move(handler)](std::error_code ec, reply r) mutable {
+    if (ec) {
+      h(ec, {});
+      return;
+    }
+    const std::string_view run_id = detail::info_field(r.str, "run_id");
+    if (r.kind != reply::type::string || run_id.empty()) {
+      h(make_error_code(errc::protocol_error), {});
+      return;
+    }
+    h({}, {"run_id:" + std::string(run_id)});
+  });
 }
 
 void sentinel_node::close() {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -40,6 +41,25 @@ struct cluster_config {
 /// The hash slot (0..16383) of a key, honouring `{hash tags}` like Redis Cluster.
 std::uint16_t cluster_key_slot(std::string_view key) noexcept;
 
+namespace detail {
+
+/// A MOVED or ASK redirection from a cluster node.
+struct cluster_redirect {
+  bool ask = false;  ///< ASK: this request only; MOVED: the slot has a new owner
+  std::uint16_t slot = 0;
+  std::string host;  ///< as the server wrote it (an IPv6 literal has no brackets)
+  std::uint16_t port = 0;
+};
+
+/// Parses the error reply "MOVED <slot> <host>:<port>" or "ASK <slot> <host>:<port>". An
+/// empty host (Redis 7 sends ":<port>" when the preferred endpoint type is unknown-endpoint)
+/// means the host of the node that sent the redirect, `sender_host`. Returns std::nullopt for
+/// any other reply, a slot beyond 16383 or a port that is not 1..65535.
+std::optional<cluster_redirect> parse_redirect(std::string_view error,
+                                               std::string_view sender_host);
+
+}  // namespace detail
+
 /// True for `redis+cluster://` and `rediss+cluster://` URLs.
 bool is_cluster_url(std::string_view url) noexcept;
 
@@ -66,6 +86,13 @@ class cluster_node final : public node {
   /// there are none.
   void async_eval(const script& s, std::span<const std::string> keys,
                   std::span<const std::string> args, reply_handler handler) override;
+  /// Answers one "cluster_node:<node id>" per member of the cluster (from `CLUSTER NODES`
+  /// on a known node or a seed) plus "run_id:<run_id>" of every master that serves slots
+  /// (from `INFO server`; a master that does not answer is left out). So two cluster nodes
+  /// built from different seeds of one cluster share entries, and so do a cluster node and
+  /// a redis_node on one of its masters. Fails (no identity) when no node answers
+  /// `CLUSTER NODES`. Completes on the node's strand, never inside this call.
+  void async_identify(identity_handler handler) override;
   void close() override;
 
  private:

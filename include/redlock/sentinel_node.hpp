@@ -53,10 +53,14 @@ sentinel_config parse_sentinel_url(std::string_view url, std::error_code& ec, st
 sentinel_config parse_sentinel_url(std::string_view url);
 
 /// A node whose requests go to the current master of a Sentinel-monitored deployment.
-/// Requests issued while the master is being looked up wait for the answer (bounded by the
-/// sentinels' request timeouts); if no sentinel knows the master they fail with
-/// errc::connect_failed. A reply of READONLY (the old master became a replica) or a connection
-/// failure marks the master stale, so the next request asks the sentinels again.
+/// Before the first lookup, and after a failure of the master that suggests a failover,
+/// requests wait for the sentinels' answer (bounded by their request timeouts). A reply of
+/// READONLY (the old master became a replica) or a connection failure marks the master
+/// stale, so the next request asks the sentinels again. While the known master is healthy,
+/// requests go to it at once, also while the periodic check runs; a check that fails (no
+/// sentinel answers) never fails a request. A lookup that names a new master is followed.
+/// When no master is known and no sentinel names one, requests fail with
+/// errc::connect_failed; when one is known, they go to it.
 /// Distinct objects: safe. Shared objects: safe.
 class sentinel_node final : public node {
  public:
@@ -70,6 +74,11 @@ class sentinel_node final : public node {
   const std::string& id() const noexcept override;
   void async_eval(const script& s, std::span<const std::string> keys,
                   std::span<const std::string> args, reply_handler handler) override;
+  /// Answers {"run_id:<run_id>"} of the current master (looked up first if needed), read
+  /// with `INFO server`: the same entry a redis_node on that master answers, so that a
+  /// Sentinel URL and its master's URL conflict. On failure: the request's error and no
+  /// identity. Completes on an executor of the node's choosing, never inside this call.
+  void async_identify(identity_handler handler) override;
   void close() override;
 
   /// Any command, sent to the current master.

@@ -9,7 +9,9 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 
+#include "redlock/blocking.hpp"
 #include "redlock/cluster_node.hpp"
+#include "redlock/detail/resp.hpp"
 #include "redlock/error.hpp"
 #include "support/redis_server.hpp"
 
@@ -117,6 +119,48 @@ class ClusterNode : public ::testing::Test {
     return found;
   }
 
+  // Index of the master owning `key`'s slot: it answers a GET (nil), the others MOVED.
+  static int owner_of(const std::string& key) {
+    for (int i = 0; i < 3; ++i)
+      if (!servers_[static_cast<std::size_t>(i)]->command({"GET", key}).is_error())
+        return i;
+    return -1;
+  }
+
+  static std::string node_id(int i) {
+    return servers_[static_cast<std::size_t>(i)]->command({"CLUSTER", "MYID"}).str;
+  }
+
+  static std::string seed_url(int i) {
+    return "redis+cluster://127.0.0.1:" +
+           std::to_string(servers_[static_cast<std::size_t>(i)]->port());
+  }
+
+  // Runs `command` on servers `which` when the test ends, however it ends, so that the
+  // cluster shared by this file's tests is left as it was found.
+  struct on_exit {
+    std::vector<int> which;
+    std::vector<std::vector<std::string>> commands;
+    ~on_exit() {
+      for (const auto& c : commands)
+        for (int i : which)
+          servers_[static_cast<std::size_t>(i)]->command(c);
+    }
+  };
+
+  std::pair<std::error_code, std::vector<std::string>> identify(redlock::node& n) {
+    auto p = std::make_shared<std::promise<std::pair<std::error_code, std::vector<std::string>>>>();
+    auto f = p->get_future();
+    n.async_identify([p](std::error_code ec, std::vector<std::string> ids) {
+      p->set_value({ec, std::move(ids)});
+    });
+    if (f.wait_for(10s) != std::future_status::ready) {
+      ADD_FAILURE() << "async_identify did not complete within 10 s";
+      return {redlock::errc::timeout, {}};
+    }
+    return f.get();
+  }
+
   static inline std::vector<std::unique_ptr<redis_server>> servers_;
   asio::io_context io_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_{
@@ -190,6 +234,145 @@ TEST_F(ClusterNode, FollowsMovedWhenASlotChangesOwner) {
   auto res = eval_set({key}, "moved");
   ASSERT_FALSE(res.ec) << res.r.str;
   EXPECT_EQ(holder_of(key, "moved"), target);
+}
+
+TEST_F(ClusterNode, FollowsMovedWithoutAHost) {
+  // With no endpoint type to advertise, Redis 7 writes redirects as "MOVED <slot> :<port>"
+  // (and "?" hosts in CLUSTER SLOTS): the host is that of the node that answered.
+  on_exit restore{{0, 1, 2}, {{"CONFIG", "SET", "cluster-preferred-endpoint-type", "ip"}}};
+  for (auto& srv : servers_) {
+    auto r = srv->command({"CONFIG", "SET", "cluster-preferred-endpoint-type", "unknown-endpoint"});
+    ASSERT_FALSE(r.is_error()) << r.str;
+  }
+  ASSERT_FALSE(eval_set({"warmup-no-host"}, "1").ec);  // learns the map ("?" hosts)
+
+  const std::string key = "moving-key-no-host";
+  const auto slot = std::to_string(redlock::cluster_key_slot(key));
+  const int owner = owner_of(key);
+  ASSERT_GE(owner, 0);
+  const int target = (owner + 1) % 3;
+  for (int i : {target, owner, (owner + 2) % 3}) {
+    auto r = servers_[static_cast<std::size_t>(i)]->command(
+        {"CLUSTER", "SETSLOT", slot, "NODE", node_id(target)});
+    ASSERT_FALSE(r.is_error()) << r.str;
+  }
+  // The old owner now redirects without a host (so this test covers that form).
+  const auto redirect = servers_[static_cast<std::size_t>(owner)]->command({"GET", key});
+  ASSERT_EQ(redirect.str, "MOVED " + slot + " :" +
+                              std::to_string(servers_[static_cast<std::size_t>(target)]->port()));
+
+  auto res = eval_set({key}, "moved-no-host");
+  ASSERT_FALSE(res.ec) << res.r.str;
+  EXPECT_EQ(holder_of(key, "moved-no-host"), target);
+}
+
+TEST_F(ClusterNode, FollowsAskWhileASlotMigrates) {
+  // Two lock keys in one slot: "a" is written before the migration and moved with MIGRATE,
+  // "b" is created while the slot migrates (the old owner answers ASK for a missing key).
+  const std::string a = "{migrating}:a";
+  const std::string b = "{migrating}:b";
+  const auto slot = std::to_string(redlock::cluster_key_slot(a));
+  const int owner = owner_of(a);
+  ASSERT_GE(owner, 0);
+  const int target = (owner + 1) % 3;
+  auto& source = *servers_[static_cast<std::size_t>(owner)];
+  auto& dest = *servers_[static_cast<std::size_t>(target)];
+
+  auto node = std::make_shared<redlock::cluster_node>(io_.get_executor(),
+                                                      redlock::parse_cluster_url(seed_url(1)));
+  redlock::settings st;
+  st.retry_count = 0;
+  st.request_timeout = 1000ms;
+  redlock::blocking_lock_manager manager({node}, st);
+  const auto la = manager.acquire({a}, 30s);
+  ASSERT_TRUE(la.acquired());
+  ASSERT_EQ(source.command({"GET", a}).str, la.value());
+
+  // Ends the migration however the test ends: the slot stays with its owner, empty.
+  on_exit restore{{owner, target}, {{"FLUSHALL"}, {"CLUSTER", "SETSLOT", slot, "STABLE"}}};
+  auto r = dest.command({"CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(owner)});
+  ASSERT_FALSE(r.is_error()) << r.str;
+  r = source.command({"CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(target)});
+  ASSERT_FALSE(r.is_error()) << r.str;
+  r = source.command({"MIGRATE", "127.0.0.1", std::to_string(dest.port()), a, "0", "5000"});
+  ASSERT_EQ(r.str, "OK");
+  // The old owner now sends requests for these keys on with ASK (so this test covers it).
+  ASSERT_EQ(source.command({"GET", a}).str,
+            "ASK " + slot + " 127.0.0.1:" + std::to_string(dest.port()));
+
+  // The migrated lock is extended where it now is.
+  std::error_code ec;
+  const auto la2 = manager.extend(la, 30s, {}, ec);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_TRUE(la2.acquired());
+  // A new lock in the migrating slot is created on the importing node...
+  const auto lb = manager.acquire({b}, 30s, {}, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_TRUE(lb.acquired());
+  // ...and excludes others there.
+  const auto other = manager.acquire({b}, 30s, {}, ec);
+  EXPECT_FALSE(other.acquired());
+  EXPECT_EQ(ec, redlock::errc::resource_locked) << ec.message();
+  auto keys = dest.command({"CLUSTER", "GETKEYSINSLOT", slot, "10"});
+  ASSERT_EQ(keys.elements.size(), 2u);
+  EXPECT_EQ(source.command({"CLUSTER", "COUNTKEYSINSLOT", slot}).integer, 0);
+
+  // After the importing node lost its script cache (SCRIPT FLUSH, a restart), a script the
+  // connection sent before still follows ASK: ASKING covers only the next command, so the
+  // script must not need an EVALSHA that fails and a resend without ASKING.
+  ASSERT_EQ(dest.command({"SCRIPT", "FLUSH"}).str, "OK");
+  const auto lb2 = manager.extend(lb, 30s, {}, ec);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_TRUE(lb2.acquired());
+  ASSERT_EQ(dest.command({"SCRIPT", "FLUSH"}).str, "OK");
+  const auto lb3 = manager.extend(lb, 30s, {}, ec);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_TRUE(lb3.acquired());
+
+  // Both are released on the importing node.
+  EXPECT_EQ(manager.unlock(la2.acquired() ? la2 : la).released, 1u);
+  EXPECT_EQ(manager.unlock(lb).released, 1u);
+  EXPECT_EQ(dest.command({"CLUSTER", "COUNTKEYSINSLOT", slot}).integer, 0);
+}
+
+TEST_F(ClusterNode, TwoSeedsOfOneClusterShareTheirIdentity) {
+  redlock::cluster_node first(io_.get_executor(), redlock::parse_cluster_url(seed_url(0)));
+  redlock::cluster_node second(io_.get_executor(), redlock::parse_cluster_url(seed_url(2)));
+  auto [ec1, ids1] = identify(first);
+  auto [ec2, ids2] = identify(second);
+  ASSERT_FALSE(ec1) << ec1.message();
+  ASSERT_FALSE(ec2) << ec2.message();
+  std::sort(ids1.begin(), ids1.end());
+  std::sort(ids2.begin(), ids2.end());
+  // Every member's node id, and the run_id of every master, in the format a redis_node
+  // answers for its server: a plain URL of one of these masters conflicts with the cluster.
+  std::vector<std::string> expected;
+  for (int i = 0; i < 3; ++i) {
+    expected.push_back("cluster_node:" + node_id(i));
+    const std::string info = servers_[static_cast<std::size_t>(i)]->command({"INFO", "server"}).str;
+    expected.push_back("run_id:" + std::string(redlock::detail::info_field(info, "run_id")));
+  }
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(ids1, expected);
+  EXPECT_EQ(ids2, expected);
+}
+
+TEST_F(ClusterNode, IdentifyFailsWhenNoNodeAnswers) {
+  redlock::cluster_config cfg = redlock::parse_cluster_url(
+      "redis+cluster://127.0.0.1:" + std::to_string(redlock::test::free_port()));
+  cfg.options.connect_timeout = 300ms;
+  redlock::cluster_node n(io_.get_executor(), cfg);
+  auto [ec, ids] = identify(n);
+  EXPECT_EQ(ec, redlock::errc::connect_failed);
+  EXPECT_TRUE(ids.empty());
+}
+
+TEST_F(ClusterNode, IdentifyAfterCloseFailsWithClosed) {
+  ASSERT_FALSE(eval_set({"before-close-identify"}, "1").ec);
+  node_->close();
+  auto [ec, ids] = identify(*node_);
+  EXPECT_EQ(ec, redlock::errc::closed);
+  EXPECT_TRUE(ids.empty());
 }
 
 TEST_F(ClusterNode, CloseFailsLaterRequestsWithClosed) {
