@@ -306,7 +306,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
     if (state_ == state::idle) {
       if (now < next_attempt_) {
         auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_attempt_ - now);
-        r.handler(errc::connect_failed,
+        r.handler(backoff_code_,
                   error_reply(last_failure_ + "; next attempt in " + ms_string(wait)));
         return;
       }
@@ -611,6 +611,10 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
   // A connect attempt failed: back off, and fail everything queued with `code`.
   void connect_failed(errc code, std::string why, const reply* server_reply = nullptr) {
     const auto delay = back_off("connect to " + id_ + " failed: " + why);
+    // A handshake the server rejected (WRONGPASS, NOPERM, a missing db...) will be rejected
+    // again: requests in the backoff window carry that code, not a generic connect failure.
+    if (server_reply)
+      backoff_code_ = code;
     if (server_reply)
       fail_all(code, *server_reply);
     else
@@ -632,6 +636,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
     const std::chrono::milliseconds delay(jitter(rng_));
     next_attempt_ = clock_type::now() + delay;
     last_failure_ = std::move(failure);
+    backoff_code_ = errc::connect_failed;
     return delay;
   }
 
@@ -1007,7 +1012,8 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
   std::string tls_ctx_error_;
   clock_type::time_point next_attempt_{};
   std::chrono::milliseconds backoff_{0};
-  std::string last_failure_;  // why the node is backing off (see back_off())
+  std::string last_failure_;                  // why the node is backing off (see back_off())
+  errc backoff_code_ = errc::connect_failed;  // what requests in the backoff window fail with
   std::minstd_rand rng_;
 };
 

@@ -27,8 +27,9 @@ struct connection_options {
   /// Reconnect backoff after a failed connect or a reset after a request timeout: doubles
   /// from initial to max, with jitter (uniform in [backoff/2, backoff]), and starts over once
   /// the server has answered on a new connection. While backing off, requests fail at once
-  /// with errc::connect_failed instead of waiting. (A connection lost otherwise, e.g. closed
-  /// by the server, is reopened by the next request without a backoff.)
+  /// with errc::connect_failed (or, after a handshake the server rejected, that rejection's
+  /// code: auth_failed, no_permission, ...) instead of waiting. (A connection lost otherwise, e.g.
+  /// closed by the server, is reopened by the next request without a backoff.)
   std::chrono::milliseconds backoff_initial{50};
   std::chrono::milliseconds backoff_max{2000};
   /// Largest single bulk string accepted in a reply.
