@@ -21,9 +21,12 @@
 
 #include "raw_client.hpp"
 #include "redlock/lock_manager.hpp"
+#include "redlock/make_node.hpp"
 #include "redlock/redis_node.hpp"
 #include "support/fault_checker.hpp"
+#include "support/fault_leftovers.hpp"
 #include "support/fault_net.hpp"
+#include "support/fault_recorder.hpp"
 #include "support/redis_server.hpp"
 
 namespace redlock::test {
@@ -65,8 +68,13 @@ inline settings fault_settings() {
   return s;
 }
 
+/// Marks the lock_client constructor that takes URLs (credentials, db) instead of ports.
+struct from_urls_t {};
+inline constexpr from_urls_t from_urls{};
+
 /// One client: its own io thread and lock_manager over redis_nodes with a short reconnect
-/// backoff (so that a healed node is usable again quickly). Every wait is bounded.
+/// backoff (so that a healed node is usable again quickly). Every wait is bounded. Its nodes
+/// record every lock value they send (values()), for the "nothing left behind" checker.
 class lock_client {
  public:
   struct outcome {
@@ -81,7 +89,14 @@ class lock_client {
   };
 
   lock_client(const std::vector<std::uint16_t>& ports, settings s = fault_settings())
-      : work_(asio::make_work_guard(io_)), manager_(io_.get_executor(), make_nodes(ports, s), s) {
+      : work_(asio::make_work_guard(io_)),
+        manager_(io_.get_executor(), record_values(make_nodes(ports, s), values_), s) {
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  /// Nodes from URLs such as "redis://app:secret@127.0.0.1:7001/2" (make_node).
+  lock_client(from_urls_t, const std::vector<std::string>& urls, settings s = fault_settings())
+      : work_(asio::make_work_guard(io_)),
+        manager_(io_.get_executor(), record_values(make_nodes(urls, s), values_), s) {
     thread_ = std::thread([this] { io_.run(); });
   }
   ~lock_client() {
@@ -97,6 +112,9 @@ class lock_client {
   lock_client& operator=(const lock_client&) = delete;
 
   lock_manager& manager() { return manager_; }
+  asio::io_context::executor_type io_executor() { return io_.get_executor(); }
+  /// Every lock value this client's nodes were asked to send, failed attempts included.
+  std::vector<std::string> values() const { return values_->values(); }
 
   outcome acquire(const std::string& resource, std::chrono::milliseconds ttl,
                   call_options opts = {}) {
@@ -134,6 +152,16 @@ class lock_client {
  private:
   std::vector<std::shared_ptr<node>> make_nodes(const std::vector<std::uint16_t>& ports,
                                                 const settings& s);
+  std::vector<std::shared_ptr<node>> make_nodes(const std::vector<std::string>& urls,
+                                                const settings& s);
+  static connection_options options_of(const settings& s) {
+    connection_options o;
+    o.connect_timeout = s.connect_timeout;
+    o.request_timeout = s.request_timeout;
+    o.backoff_initial = 20ms;
+    o.backoff_max = 200ms;
+    return o;
+  }
   template <class T>
   static T wait(std::future<T>& f, std::chrono::steady_clock::time_point t0) {
     if (f.wait_for(60s) != std::future_status::ready) {
@@ -145,6 +173,7 @@ class lock_client {
 
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::shared_ptr<value_log> values_ = std::make_shared<value_log>();  // before manager_
   lock_manager manager_;
   std::thread thread_;
 };
@@ -152,16 +181,21 @@ class lock_client {
 inline std::vector<std::shared_ptr<node>> lock_client::make_nodes(
     const std::vector<std::uint16_t>& ports, const settings& s) {
   std::vector<std::shared_ptr<node>> nodes;
-  connection_options o;
-  o.connect_timeout = s.connect_timeout;
-  o.request_timeout = s.request_timeout;
-  o.backoff_initial = 20ms;
-  o.backoff_max = 200ms;
+  const auto o = options_of(s);
   for (auto p : ports) {
     endpoint ep;
     ep.port = p;
     nodes.push_back(std::make_shared<redis_node>(io_.get_executor(), std::move(ep), o));
   }
+  return nodes;
+}
+
+inline std::vector<std::shared_ptr<node>> lock_client::make_nodes(
+    const std::vector<std::string>& urls, const settings& s) {
+  std::vector<std::shared_ptr<node>> nodes;
+  const auto o = options_of(s);
+  for (const auto& u : urls)
+    nodes.push_back(make_node(io_.get_executor(), u, o));
   return nodes;
 }
 

@@ -12,8 +12,11 @@
 // so the checker must find nothing.
 //
 // Each client logs its critical sections -- CLOCK_MONOTONIC start/end on this one machine, the
-// register value read and written -- and the parent checks them. The last line is
-// "N passed, N failed".
+// register value read and written -- and the parent checks them. Each client also logs the
+// value of every operation that ended with a failure or an unlock, and the parent checks with
+// the "nothing left behind" checker that no lock server still holds it once the cleanup bound
+// has passed (counted from when the operation ended and the server was last faulted, whichever
+// is later). The last line is "N passed, N failed".
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -22,6 +25,7 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -31,6 +35,7 @@
 #include <future>
 #include <map>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,7 +44,9 @@
 #include "redlock/lock_manager.hpp"
 #include "redlock/redis_node.hpp"
 #include "support/fault_checker.hpp"
+#include "support/fault_leftovers.hpp"
 #include "support/fault_net.hpp"
+#include "support/fault_recorder.hpp"
 #include "support/redis_server.hpp"
 #include "support/tcp_proxy.hpp"
 
@@ -49,7 +56,10 @@ using std::chrono::milliseconds;
 
 namespace {
 
-constexpr milliseconds lock_ttl{1000};
+// Longer than the cleanup bound (request timeout 150 ms: 2.2 s), so that a key the cleanup
+// failed to remove is still there when the checker looks, instead of having expired.
+constexpr milliseconds lock_ttl{4000};
+constexpr milliseconds request_timeout{150};
 constexpr const char* resource = "soak-lock";
 constexpr const char* register_key = "soak-register";
 constexpr std::size_t durable_nodes = 3;  // 0..2 appendfsync always; the rest: no persistence
@@ -79,6 +89,19 @@ int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t re
   std::mt19937_64 rng(seed * 1000 + static_cast<std::uint64_t>(id));
   auto uniform = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   std::ofstream log(log_path, std::ios::app);
+  // "end_ns value" for every value whose operation ended (failed, or unlocked): the values come
+  // from the nodes, since a failed acquire's handle carries none.
+  std::ofstream ended(log_path + ".values", std::ios::app);
+  auto values = std::make_shared<rt::value_log>();
+  std::size_t values_logged = 0;
+  auto log_ended = [&] {
+    const auto t = now_ns();
+    for (const auto& v : values->values_from(values_logged)) {
+      ended << t << ' ' << v << '\n';
+      ++values_logged;
+    }
+    ended << std::flush;
+  };
 
   asio::io_context io;
   auto work = asio::make_work_guard(io);
@@ -86,7 +109,7 @@ int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t re
   s.retry_count = 3;
   s.retry_delay = 40ms;
   s.retry_jitter = 30ms;
-  s.request_timeout = 150ms;
+  s.request_timeout = request_timeout;
   s.connect_timeout = 150ms;
   std::vector<std::shared_ptr<redlock::node>> nodes;
   redlock::connection_options co;
@@ -99,7 +122,7 @@ int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t re
     ep.port = p;
     nodes.push_back(std::make_shared<redlock::redis_node>(io.get_executor(), ep, co));
   }
-  redlock::lock_manager manager(io.get_executor(), nodes, s);
+  redlock::lock_manager manager(io.get_executor(), rt::record_values(nodes, values), s);
   std::thread runner([&io] { io.run(); });
 
   auto acquire = [&]() -> std::pair<std::error_code, redlock::lock> {
@@ -136,6 +159,7 @@ int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t re
   for (long iter = 0; iter < 1'000'000 && now_ns() < until_ns; ++iter) {
     auto [ec, held] = acquire();
     if (ec) {
+      log_ended();
       ++failures;
       std::this_thread::sleep_for(milliseconds(uniform(5, 40)));
       continue;
@@ -177,6 +201,7 @@ int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t re
       ++aborted;
     }
     unlock(held);
+    log_ended();
     std::this_thread::sleep_for(milliseconds(uniform(0, 20)));
   }
   std::fprintf(stderr, "client %d: %ld sections, %ld failed acquires, %ld aborted\n", id, sections,
@@ -203,11 +228,17 @@ struct soak_faults {
   std::vector<std::unique_ptr<rt::tcp_proxy>>& proxies;
   std::mt19937_64 rng;
   std::vector<pending> later;
-  std::vector<bool> busy;  // a node with a fault in progress gets no second one
+  std::vector<bool> busy;               // a node with a fault in progress gets no second one
+  std::vector<std::int64_t> fault_end;  // per node: when its last fault ended (ns), or 0
   std::map<std::string, int> counts;
   std::vector<std::unique_ptr<rt::iptables_rule>> rules;
 
   int uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+
+  void done(std::size_t n) {
+    busy[n] = false;
+    fault_end[n] = now_ns();
+  }
 
   void schedule(milliseconds after, std::function<void()> f) {
     later.push_back({now_ns() + std::chrono::nanoseconds(after).count(), std::move(f)});
@@ -242,12 +273,12 @@ struct soak_faults {
         if (n < durable_nodes) {
           ++counts["kill9+restart (appendfsync always)"];
           s.start();
-          busy[n] = false;
+          done(n);
         } else {
           ++counts["kill9+delayed restart (>= TTL)"];
           schedule(lock_ttl + 200ms, [this, n] {
             servers[n]->start();
-            busy[n] = false;
+            done(n);
           });
         }
         break;
@@ -257,7 +288,7 @@ struct soak_faults {
         s.pause();
         schedule(hold, [this, n] {
           servers[n]->resume();
-          busy[n] = false;
+          done(n);
         });
         break;
       case 2:
@@ -269,7 +300,7 @@ struct soak_faults {
         auto* r = rules.back().get();
         schedule(hold, [this, n, r] {
           r->heal();
-          busy[n] = false;
+          done(n);
         });
         break;
       }
@@ -279,7 +310,7 @@ struct soak_faults {
         auto* r = rules.back().get();
         schedule(hold, [this, n, r] {
           r->heal();
-          busy[n] = false;
+          done(n);
         });
         break;
       }
@@ -289,15 +320,131 @@ struct soak_faults {
         p.set_delay(milliseconds(uniform(20, 300)), milliseconds(uniform(0, 100)));
         schedule(hold, [this, n] {
           proxies[n]->set_delay(0ms, 0ms);
-          busy[n] = false;
+          done(n);
         });
         break;
       default:
         ++counts["connection reset (proxy)"];
         rt::count_fault("reset");
         p.reset_all();
-        busy[n] = false;
+        done(n);
         break;
+    }
+  }
+};
+
+// The "nothing left behind" check of the soak: each client appends "end_ns value" for every
+// operation that ended with a failure or an unlock; once the cleanup bound has passed since that
+// end and since the server's last fault ended (a server under a fault cannot confirm a release,
+// and a fault right after another is allowed to delay it), no lock server may hold the value.
+// A value whose bound comes after its keys would have expired anyway is counted as not
+// checkable, never as clean.
+struct leftover_watch {
+  struct entry {
+    std::int64_t end_ns;
+    std::string value;
+  };
+  std::vector<rt::admin_access> servers;
+  std::vector<std::string> logs;
+  std::vector<std::streamoff> offsets;
+  std::vector<std::vector<entry>> pending;  // per server
+  std::size_t values = 0, checked = 0, unchecked = 0, left = 0;
+  std::vector<std::string> problems;  // the first few, for the output
+  std::int64_t next_round = 0;
+  std::int64_t last_end = 0;
+
+  static std::int64_t ns(milliseconds d) { return std::chrono::nanoseconds(d).count(); }
+
+  void read_logs() {
+    for (std::size_t i = 0; i < logs.size(); ++i) {
+      std::ifstream in(logs[i]);
+      if (!in)
+        continue;
+      in.seekg(offsets[i]);
+      std::string line;
+      // Only complete lines: a client may be in the middle of writing the last one.
+      for (int n = 0; n < 1'000'000 && std::getline(in, line) && !in.eof(); ++n) {
+        offsets[i] = in.tellg();
+        std::istringstream l(line);
+        entry e;
+        if (!(l >> e.end_ns >> e.value))
+          continue;
+        ++values;
+        last_end = std::max(last_end, e.end_ns);
+        for (auto& p : pending)
+          p.push_back(e);
+      }
+    }
+  }
+
+  // One look at each server that has no fault in progress, for the values whose bound passed.
+  void round(const soak_faults& f, bool force) {
+    const auto now = now_ns();
+    if (!force && now < next_round)
+      return;
+    next_round = now + ns(250ms);
+    read_logs();
+    const auto bound = ns(rt::cleanup_bound(request_timeout));
+    for (std::size_t n = 0; n < servers.size(); ++n) {
+      if (f.busy[n])
+        continue;
+      std::vector<entry> due, later;
+      for (auto& e : pending[n]) {
+        const auto from = std::max(e.end_ns, f.fault_end[n]);
+        if (from + bound > e.end_ns + ns(lock_ttl) - ns(200ms))
+          ++unchecked;  // its keys expire before its bound: checking proves nothing
+        else if (from + bound <= now)
+          due.push_back(std::move(e));
+        else
+          later.push_back(std::move(e));
+      }
+      pending[n] = std::move(later);
+      if (due.empty())
+        continue;
+      rt::leftover_probe probe{{servers[n]}, {}, {resource}};
+      for (const auto& e : due)
+        probe.values.push_back(e.value);
+      auto r = rt::find_leftovers(probe, 300ms);
+      if (!r.unreachable.empty()) {
+        // Not reachable although no fault is in progress (e.g. a slow restart): next round.
+        for (auto& e : due)
+          pending[n].push_back(std::move(e));
+        continue;
+      }
+      checked += due.size();
+      left += r.found.size();
+      if (!r.found.empty() && problems.size() < 5) {
+        std::string when;
+        for (const auto& e : due)
+          if (e.value == r.found.front().value)
+            when = " (the operation ended " + std::to_string((now - e.end_ns) / 1'000'000) +
+                   " ms before the look, the server's last fault " +
+                   (f.fault_end[n] ? std::to_string((now - f.fault_end[n]) / 1'000'000) + " ms"
+                                   : std::string("never")) +
+                   " before)";
+        problems.push_back(r.to_string() + when);
+      }
+    }
+  }
+
+  // After the clients exited and every fault was healed: look until every bound has passed.
+  // Bounded by the last end plus the bound plus 5 s.
+  void finish(const soak_faults& f) {
+    read_logs();
+    const auto until =
+        std::max(now_ns(), last_end) + ns(rt::cleanup_bound(request_timeout)) + ns(5000ms);
+    while (now_ns() < until) {
+      round(f, true);
+      bool empty = true;
+      for (const auto& p : pending)
+        empty = empty && p.empty();
+      if (empty)
+        break;
+      std::this_thread::sleep_for(100ms);
+    }
+    for (auto& p : pending) {
+      unchecked += p.size();
+      p.clear();
     }
   }
 };
@@ -351,8 +498,21 @@ int run_parent(int seconds, std::uint64_t seed, int clients) {
          dir + "/client-" + std::to_string(i) + ".log", "--seed", std::to_string(seed)}));
   }
 
-  soak_faults faults{servers, proxies, std::mt19937_64(seed), {}, std::vector<bool>(lock_nodes),
-                     {},      {}};
+  soak_faults faults{servers,
+                     proxies,
+                     std::mt19937_64(seed),
+                     {},
+                     std::vector<bool>(lock_nodes),
+                     std::vector<std::int64_t>(lock_nodes),
+                     {},
+                     {}};
+  leftover_watch watch;
+  for (auto& srv : servers)
+    watch.servers.push_back(rt::admin_of(*srv));
+  for (int i = 0; i < clients; ++i)
+    watch.logs.push_back(dir + "/client-" + std::to_string(i) + ".log.values");
+  watch.offsets.assign(watch.logs.size(), 0);
+  watch.pending.resize(servers.size());
   // Leave the last 2 s fault-free so that clients finish against healthy servers.
   const std::int64_t faults_until = until - 2'000'000'000;
   std::int64_t next = now_ns() + 300'000'000;
@@ -362,6 +522,7 @@ int run_parent(int seconds, std::uint64_t seed, int clients) {
       next = now_ns() + std::chrono::nanoseconds(milliseconds(faults.uniform(100, 700))).count();
     }
     faults.run_due(now_ns() >= faults_until);
+    watch.round(faults, false);
     std::this_thread::sleep_for(10ms);
   }
   faults.run_due(true);
@@ -382,6 +543,9 @@ int run_parent(int seconds, std::uint64_t seed, int clients) {
       ++clean_exits;
     }
   }
+
+  // Every client has ended all its operations: look until each value's bound has passed.
+  watch.finish(faults);
 
   std::vector<rt::critical_section> sections;
   for (int i = 0; i < clients; ++i) {
@@ -408,6 +572,14 @@ int run_parent(int seconds, std::uint64_t seed, int clients) {
   std::printf("lost updates: %zu\n", result.lost_updates);
   if (!result.first_problem.empty())
     std::printf("first problem: %s\n", result.first_problem.c_str());
+  std::printf(
+      "nothing left behind: %zu values ended, %zu (value, server) checks after the cleanup "
+      "bound (%lld ms), %zu keys left behind, %zu not checkable (a fault outlasted the TTL)\n",
+      watch.values, watch.checked,
+      static_cast<long long>(rt::cleanup_bound(request_timeout).count()), watch.left,
+      watch.unchecked);
+  for (const auto& p : watch.problems)
+    std::printf("left behind: %s\n", p.c_str());
 
   int passed = 0, failed = 0;
   auto check = [&](bool ok, const char* what) {
@@ -420,6 +592,8 @@ int run_parent(int seconds, std::uint64_t seed, int clients) {
         "every critical section's write is in the register");
   check(clean_exits == clients, "every client exited cleanly within its deadline");
   check(result.sections >= static_cast<std::size_t>(clients), "clients made progress");
+  check(watch.left == 0 && watch.checked > 0,
+        "nothing left behind after failed and unlocked operations (checked on every server)");
   check(rt::faults_injected() > 0, "faults were injected");
   std::printf("seed %llu\n%d passed, %d failed\n", static_cast<unsigned long long>(seed), passed,
               failed);

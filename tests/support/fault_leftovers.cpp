@@ -1,0 +1,280 @@
+#include "support/fault_leftovers.hpp"
+
+#include <hiredis/hiredis.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <unordered_set>
+#include <utility>
+
+#include "support/redis_server.hpp"
+
+namespace redlock::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Databases looked at: Redis' default `databases 16`. A SELECT that fails ends the walk early.
+constexpr int max_databases = 16;
+// Keys per MGET / SCAN COUNT: large enough for 20,000-key locks, small enough for short replies.
+constexpr std::size_t batch = 1000;
+// History polls look at this many keys of each probe (the final look checks them all).
+constexpr std::size_t history_keys = 256;
+constexpr auto history_interval = 200ms;
+
+struct free_reply {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using reply_ptr = std::unique_ptr<redisReply, free_reply>;
+struct free_ctx {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+
+timeval to_timeval(std::chrono::milliseconds t) {
+  return timeval{static_cast<time_t>(t.count() / 1000),
+                 static_cast<suseconds_t>((t.count() % 1000) * 1000)};
+}
+
+// One blocking admin connection. Every call returns nullptr on I/O failure or timeout.
+class admin_conn {
+ public:
+  admin_conn(const admin_access& a, std::chrono::milliseconds timeout) {
+    const timeval tv = to_timeval(timeout);
+    ctx_.reset(redisConnectWithTimeout(a.host.c_str(), a.port, tv));
+    if (!ctx_ || ctx_->err != 0) {
+      error_ = ctx_ ? ctx_->errstr : "cannot allocate a hiredis context";
+      return;
+    }
+    redisSetTimeout(ctx_.get(), tv);
+    if (!a.password.empty()) {
+      std::vector<std::string> auth{"AUTH"};
+      if (!a.username.empty())
+        auth.push_back(a.username);
+      auth.push_back(a.password);
+      auto r = run(auth);
+      if (!r || r->type == REDIS_REPLY_ERROR) {
+        error_ = r ? std::string("AUTH: ") + std::string(r->str, r->len) : io_error();
+        ctx_.reset();
+        return;
+      }
+    }
+  }
+  bool ok() const { return ctx_ != nullptr && ctx_->err == 0; }
+  const std::string& error() const { return error_; }
+  std::string io_error() const { return ctx_ ? ctx_->errstr : error_; }
+
+  reply_ptr run(const std::vector<std::string>& argv) {
+    if (!ctx_ || ctx_->err != 0)
+      return nullptr;
+    std::vector<const char*> ptrs;
+    std::vector<size_t> lens;
+    for (const auto& s : argv) {
+      ptrs.push_back(s.data());
+      lens.push_back(s.size());
+    }
+    return reply_ptr(static_cast<redisReply*>(
+        redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+  }
+
+ private:
+  std::unique_ptr<redisContext, free_ctx> ctx_;
+  std::string error_;
+};
+
+std::string printable(const std::string& s) {
+  std::string out;
+  for (char c : s.substr(0, 80))
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (s.size() > 80)
+    out += "...(" + std::to_string(s.size()) + " bytes)";
+  return out;
+}
+
+// Looks at one server. `scan_values`: also walk every key of every database for the values.
+// `max_keys`: how many of p.keys to look up (all for the verdict; fewer for history polls).
+void look_at(const admin_access& a, const leftover_probe& p, bool scan_values, std::size_t max_keys,
+             std::chrono::milliseconds io_timeout, leftover_report& out) {
+  admin_conn c(a, io_timeout);
+  if (!c.ok()) {
+    out.unreachable.push_back(a.label() + ": " + c.error());
+    return;
+  }
+  const std::unordered_set<std::string> values(p.values.begin(), p.values.end());
+  const std::size_t nkeys = std::min(max_keys, p.keys.size());
+  auto ours = [&](const redisReply* v) {
+    return v->type == REDIS_REPLY_STRING &&
+           (values.empty() || values.count(std::string(v->str, v->len)) > 0);
+  };
+  bool failed = false;
+  auto fail = [&](const std::string& what) {
+    out.unreachable.push_back(a.label() + ": " + what + ": " + c.io_error());
+    failed = true;
+  };
+  auto note = [&](int db, const std::string& key, const redisReply* v) {
+    leftover l{a.label(), db, key, std::string(v->str, v->len), 0};
+    if (auto t = c.run({"PTTL", key}); t && t->type == REDIS_REPLY_INTEGER)
+      l.pttl_ms = t->integer;
+    out.found.push_back(std::move(l));
+  };
+  for (int db = 0; db < max_databases && !failed; ++db) {
+    auto sel = c.run({"SELECT", std::to_string(db)});
+    if (!sel) {
+      fail("SELECT " + std::to_string(db));
+      break;
+    }
+    if (sel->type == REDIS_REPLY_ERROR)
+      break;  // fewer databases configured: nothing can live beyond them
+    auto size = c.run({"DBSIZE"});
+    if (!size || size->type != REDIS_REPLY_INTEGER) {
+      fail("DBSIZE in db " + std::to_string(db));
+      break;
+    }
+    if (size->integer == 0)
+      continue;  // an empty database holds nothing of ours
+    std::set<std::string> reported;
+    // 1. The resource keys themselves.
+    for (std::size_t from = 0; from < nkeys && !failed; from += batch) {
+      std::vector<std::string> argv{"MGET"};
+      for (std::size_t i = from; i < std::min(nkeys, from + batch); ++i)
+        argv.push_back(p.keys[i]);
+      auto r = c.run(argv);
+      if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != argv.size() - 1) {
+        fail("MGET in db " + std::to_string(db));
+        break;
+      }
+      for (std::size_t i = 0; i < r->elements; ++i) {
+        if (ours(r->element[i])) {
+          reported.insert(argv[i + 1]);
+          note(db, argv[i + 1], r->element[i]);
+        }
+      }
+    }
+    if (!scan_values || p.values.empty() || failed)
+      continue;
+    // 2. Any key holding one of the values (a script that ran in another db or as another
+    // user, under whatever name). Bounded by the database size and a step limit.
+    std::string cursor = "0";
+    const long long max_steps = size->integer / 10 + 100;
+    for (long long step = 0; step < max_steps && !failed; ++step) {
+      auto r = c.run({"SCAN", cursor, "COUNT", std::to_string(batch)});
+      if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        fail("SCAN in db " + std::to_string(db));
+        break;
+      }
+      cursor.assign(r->element[0]->str, r->element[0]->len);
+      const redisReply* keys = r->element[1];
+      std::vector<std::string> argv{"MGET"};
+      for (std::size_t i = 0; i < keys->elements; ++i)
+        argv.emplace_back(keys->element[i]->str, keys->element[i]->len);
+      out.keys_scanned += keys->elements;
+      if (argv.size() > 1) {
+        auto v = c.run(argv);
+        if (!v || v->type != REDIS_REPLY_ARRAY || v->elements != argv.size() - 1) {
+          fail("MGET of scanned keys in db " + std::to_string(db));
+          break;
+        }
+        for (std::size_t i = 0; i < v->elements; ++i)
+          if (ours(v->element[i]) && reported.insert(argv[i + 1]).second)
+            note(db, argv[i + 1], v->element[i]);
+      }
+      if (cursor == "0")
+        break;
+    }
+  }
+  if (!failed)
+    ++out.servers_checked;
+}
+
+leftover_report look(const std::vector<leftover_probe>& probes, bool scan_values,
+                     std::size_t max_keys, std::chrono::milliseconds io_timeout) {
+  leftover_report r;
+  for (const auto& p : probes)
+    for (const auto& a : p.servers)
+      look_at(a, p, scan_values, max_keys, io_timeout, r);
+  return r;
+}
+
+}  // namespace
+
+admin_access admin_of(const redis_server& s, std::string password) {
+  admin_access a;
+  a.port = s.port();
+  a.password = std::move(password);
+  return a;
+}
+
+std::string leftover_report::to_string() const {
+  std::ostringstream o;
+  if (found.empty())
+    o << "nothing left behind";
+  else
+    o << found.size() << " key(s) left behind:";
+  // A 20,000-key lock left behind on five servers must not bury the message: the first few
+  // keys in full, then a count per server and database.
+  constexpr std::size_t listed = 10;
+  for (std::size_t i = 0; i < found.size() && i < listed; ++i) {
+    const auto& l = found[i];
+    o << "\n  " << l.server << " db " << l.db << ": key '" << printable(l.key) << "' = '"
+      << printable(l.value) << "' (PTTL " << l.pttl_ms << " ms)";
+  }
+  if (found.size() > listed) {
+    std::map<std::pair<std::string, int>, std::size_t> per;
+    for (const auto& l : found)
+      ++per[{l.server, l.db}];
+    o << "\n  ... " << (found.size() - listed) << " more; per server:";
+    for (const auto& [where, n] : per)
+      o << "\n    " << where.first << " db " << where.second << ": " << n << " key(s)";
+  }
+  o << "\n  (" << servers_checked << " server look(s), " << keys_scanned << " keys scanned)";
+  for (const auto& u : unreachable)
+    o << "\n  not checked: " << u;
+  if (!history.empty())
+    o << "\n  history: " << history;
+  return o.str();
+}
+
+leftover_report find_leftovers(const leftover_probe& p, std::chrono::milliseconds io_timeout) {
+  return look({p}, true, p.keys.size(), io_timeout);
+}
+
+leftover_report check_nothing_left_behind(const std::vector<leftover_probe>& probes,
+                                          std::chrono::steady_clock::time_point completed_at,
+                                          std::chrono::milliseconds bound,
+                                          std::chrono::milliseconds io_timeout) {
+  // Poll until the bound has passed: the polls only record when keys come and go (a late
+  // re-sync shows as "present again"); the verdict is the look after the bound.
+  const auto settled = completed_at + bound;
+  std::string history;
+  int last = -1;  // -1 not looked yet, 0 gone, 1 present, 2 unknown
+  for (int polls = 0; polls < 10'000; ++polls) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= settled)
+      break;
+    auto r = look(probes, false, history_keys, std::min(io_timeout, history_interval * 2));
+    // A server that cannot be asked (stopped, cut off) makes "gone" unknowable.
+    const int state = !r.found.empty() ? 1 : r.unreachable.empty() ? 0 : 2;
+    if (state != last) {
+      const auto at =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - completed_at).count();
+      const char* what = state == 1   ? (last == 0 ? "present again" : "present")
+                         : state == 0 ? "gone"
+                                      : "not all servers reachable";
+      history +=
+          std::string(history.empty() ? "" : ", ") + what + " at +" + std::to_string(at) + " ms";
+      last = state;
+    }
+    const auto next = std::min(settled, std::chrono::steady_clock::now() + history_interval);
+    wait_for([&] { return std::chrono::steady_clock::now() >= next; },
+             std::chrono::duration_cast<std::chrono::milliseconds>(history_interval * 2));
+  }
+  auto verdict = look(probes, true, static_cast<std::size_t>(-1), io_timeout);
+  verdict.history = history.empty() ? "no polls before the bound" : history;
+  return verdict;
+}
+
+}  // namespace redlock::test
