@@ -143,7 +143,8 @@ class hold_context {
 /// Stop with async_release (extension stops, the lock is released) or detach().
 ///
 /// Timers and handlers run on a strand of the lock's manager executor; `on_loss` runs there
-/// too, at most once, never after async_release/detach was called, and must not block.
+/// too, at most once, and must not block. No on_loss call starts once async_release or
+/// detach has been called (one that started before, on another thread, may still be running).
 /// The destructor of a running keeper stops extending and releases in the background
 /// (never throws, never blocks).
 /// Thread safety: distinct objects safe; shared objects safe for the const members,
