@@ -290,14 +290,14 @@ std::string describe_failure(const std::vector<std::string>& resources, std::err
 
 }  // namespace
 
-void start_hold(lock_manager& m, std::vector<std::string> resources, std::chrono::milliseconds ttl,
-                hold_options opts, routine_runner run, asio::cancellation_slot outer,
-                hold_run_completion done) {
+void start_hold(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                std::chrono::milliseconds ttl, hold_options opts, routine_runner run,
+                asio::cancellation_slot outer, hold_run_completion done) {
   // Reject bad options before touching the servers.
   try {
     (void)hold_machine::make_timing(ttl, opts);
   } catch (...) {
-    asio::post(m.get_executor(), [d = std::move(done), e = std::current_exception()]() mutable {
+    asio::post(executor_of(*m), [d = std::move(done), e = std::current_exception()]() mutable {
       d(e, hold_outcome{});
     });
     return;
@@ -307,45 +307,45 @@ void start_hold(lock_manager& m, std::vector<std::string> resources, std::chrono
   // The caller's slot first cancels the acquire (which stops retrying, releases what it took
   // and completes with errc::cancelled); async_lock clears it before completing, and it is
   // then handed to the routine below.
-  m.async_lock(
-      std::move(resources), ttl, acquire,
-      asio::bind_cancellation_slot(outer, [res = std::move(res_copy), opts = std::move(opts),
-                                           run = std::move(run), outer, done = std::move(done)](
-                                              std::error_code ec, lock l) mutable {
-        if (ec) {
-          hold_outcome out;
-          out.last_report = l.report();
-          auto e = std::make_exception_ptr(lock_error(ec, describe_failure(res, ec, l.report())));
-          done(e, std::move(out));
-          return;
-        }
-        // The routine's signal lives on the hold's strand, like every emission into it.
-        auto sig = std::make_shared<asio::cancellation_signal>();
-        std::shared_ptr<hold_state> state;
-        try {
-          state = make_hold_state(std::move(l), opts, [sig](loss_reason, std::error_code) {
-            sig->emit(asio::cancellation_type::terminal);
-          });
-        } catch (...) {
-          done(std::current_exception(), hold_outcome{});
-          return;
-        }
-        if (outer.is_connected()) {
-          outer.assign([state, sig](asio::cancellation_type t) {
-            asio::post(state->strand_, [sig, t] { sig->emit(t); });
-          });
-        }
-        auto strand = state->strand_;
-        run(hold_context(state), strand, sig->slot(),
-            [state, sig, outer, done = std::move(done)](std::exception_ptr e) mutable {
-              if (outer.is_connected())
-                outer.clear();
-              start_keeper_release(
-                  state, [e, done = std::move(done)](std::error_code, hold_outcome out) mutable {
-                    done(e, std::move(out));
-                  });
-            });
-      }));
+  auto acquired = [res = std::move(res_copy), opts = std::move(opts), run = std::move(run), outer,
+                   done = std::move(done)](std::error_code ec, lock l) mutable {
+    if (ec) {
+      hold_outcome out;
+      out.last_report = l.report();
+      auto e = std::make_exception_ptr(lock_error(ec, describe_failure(res, ec, l.report())));
+      done(e, std::move(out));
+      return;
+    }
+    // The routine's signal lives on the hold's strand, like every emission into it.
+    auto sig = std::make_shared<asio::cancellation_signal>();
+    std::shared_ptr<hold_state> state;
+    try {
+      state = make_hold_state(std::move(l), opts, [sig](loss_reason, std::error_code) {
+        sig->emit(asio::cancellation_type::terminal);
+      });
+    } catch (...) {
+      done(std::current_exception(), hold_outcome{});
+      return;
+    }
+    if (outer.is_connected()) {
+      outer.assign([state, sig](asio::cancellation_type t) {
+        asio::post(state->strand_, [sig, t] { sig->emit(t); });
+      });
+    }
+    auto strand = state->strand_;
+    run(hold_context(state), strand, sig->slot(),
+        [state, sig, outer, done = std::move(done)](std::exception_ptr e) mutable {
+          if (outer.is_connected())
+            outer.clear();
+          start_keeper_release(
+              state, [e, done = std::move(done)](std::error_code, hold_outcome out) mutable {
+                done(e, std::move(out));
+              });
+        });
+  };
+  start_lock(m, std::move(resources), ttl, acquire, outer,
+             bind_cancellable_handler<decltype(acquired), std::error_code, lock>(
+                 std::move(acquired), outer, fallback_executor(m.get())));
 }
 
 }  // namespace detail
