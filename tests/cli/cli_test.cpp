@@ -209,6 +209,29 @@ TEST_F(cli, WaitingShowsAStatusLineOnATerminal) {
       << "the holder's remaining TTL is missing: " << r.err;
 }
 
+TEST_F(cli, StatusLineFitsANarrowTerminal) {
+  hold_elsewhere(resource_);
+  process_options o;
+  o.pty_stderr = true;
+  o.pty_columns = 40;
+  auto r = run_to_end(redlock({"acquire", "--wait", "1500ms", resource_}), o);
+  EXPECT_EQ(r.code, exit_not_acquired);
+  ASSERT_NE(r.err.find("waiting"), std::string::npos) << r.err;
+  // Each rewrite: "\r<text>\x1b[K". The text must fit in 39 columns, or the terminal wraps
+  // it and the next "\r" rewrites only the last row.
+  std::size_t shown = 0;
+  for (std::size_t pos = r.err.find('\r'); pos != std::string::npos;
+       pos = r.err.find('\r', pos + 1)) {
+    const auto end = r.err.find("\x1b[K", pos);
+    if (end == std::string::npos || end == pos + 1)
+      continue;  // the final erase
+    const std::string text = r.err.substr(pos + 1, end - pos - 1);
+    EXPECT_LE(text.size(), 39u) << "line wider than the terminal: '" << text << "'";
+    ++shown;
+  }
+  EXPECT_GE(shown, 1u) << r.err;
+}
+
 // --- signals ----------------------------------------------------------------------------
 
 TEST_F(cli, SigtermToRedlockReachesTheCommand) {
