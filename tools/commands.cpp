@@ -99,7 +99,10 @@ asio::awaitable<int> acquire_body(session& s, const acquire_args& a) {
     else if (ec == errc::quorum_unreachable)
       what = "not acquired: too many servers unreachable or failing for a quorum";
     else
-      what = "not acquired: " + ec.message();
+      what = failure_text("not acquired", ec, l.report());
+    const auto hint = co_await wrong_type_hint(s, a.resources, l.report());
+    if (!hint.empty())
+      what += "; " + hint;
     print_failure(what, l.report(), s.conf().verbose || ec != errc::resource_locked);
     co_return exit_code_for(ec);
   }
@@ -133,7 +136,7 @@ asio::awaitable<int> extend_body(session& s, const value_args& a) {
   }
   auto [ec, l] = co_await s.manager().async_extend(ad.l, a.ttl, as_tuple(asio::use_awaitable));
   if (ec) {
-    print_failure("not extended: " + ec.message(), l.report(), true);
+    print_failure(failure_text("not extended", ec, l.report()), l.report(), true);
     co_return exit_code_for(ec);
   }
   if (s.conf().verbose) {
@@ -265,7 +268,9 @@ void print_status_json(const inspection& in) {
 asio::awaitable<int> status_body(session& s, const status_args& a) {
   auto [ec, in] = co_await async_inspect(s.manager(), a.resources, as_tuple(asio::use_awaitable));
   if (ec) {
-    std::fprintf(stderr, "redlock: status failed: %s\n", ec.message().c_str());
+    std::fprintf(stderr, "redlock: status failed: %s\n",
+                 ec == errc::duplicate_deployment ? "two servers are the same deployment"
+                                                  : ec.message().c_str());
     co_return exit_code_for(ec);
   }
   if (a.json)

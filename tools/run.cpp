@@ -39,6 +39,13 @@ std::string describe_failure(std::error_code ec, const std::vector<std::string>&
   return "not acquired: " + ec.message();
 }
 
+std::string describe_failure(std::error_code ec, const std::vector<std::string>& resources,
+                             int attempts, const report& r) {
+  if (ec == errc::invalid_argument || ec == errc::duplicate_deployment)
+    return failure_text("not acquired", ec, r);
+  return describe_failure(ec, resources, attempts);
+}
+
 const char* signal_name(int s) {
   const char* n = ::sigabbrev_np(s);
   return n != nullptr ? n : "?";
@@ -85,9 +92,12 @@ asio::awaitable<int> run_body(session& s, signal_watcher& sw, const run_args& a)
     co_return exit_signal_base + intr.signo;
   }
   if (ec) {
-    print_failure(describe_failure(ec, a.resources, attempts), l.report(),
-                  s.conf().verbose || ec != errc::resource_locked);
     sw.stop();
+    std::string what = describe_failure(ec, a.resources, attempts, l.report());
+    const auto hint = co_await wrong_type_hint(s, a.resources, l.report());
+    if (!hint.empty())
+      what += "; " + hint;
+    print_failure(what, l.report(), s.conf().verbose || ec != errc::resource_locked);
     co_return exit_code_for(ec);
   }
 
@@ -156,6 +166,7 @@ asio::awaitable<int> run_body(session& s, signal_watcher& sw, const run_args& a)
   sw.stop();
 
   // Stops extending, then deletes our value wherever it is still present (nothing else).
+  // No loss is reported once this is requested: the command finished while the lock held.
   auto [rec, outcome] = co_await keeper.async_release(as_tuple(asio::use_awaitable));
   if (rec && !lost && rec != errc::lock_expired) {
     print_failure("warning: release failed (" + rec.message() + "); the keys expire with their TTL",

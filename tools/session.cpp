@@ -157,4 +157,29 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> holder_ttl(
   co_return left.count() > 0 ? std::optional(left) : std::nullopt;
 }
 
+asio::awaitable<std::string> wrong_type_hint(session& s, const std::vector<std::string>& resources,
+                                             const report& r) {
+  if (!saw_wrong_type(r))
+    co_return std::string();
+  const std::string generic = "a resource key holds a non-string value: not a lock key?";
+  auto [ec, in] = co_await async_inspect(s.manager(), resources, as_tuple(asio::use_awaitable));
+  if (ec)
+    co_return generic;
+  std::vector<bool> other_type(resources.size(), false);
+  for (const auto& n : in.nodes) {
+    for (std::size_t i = 0; i < n.keys.size() && i < resources.size(); ++i) {
+      if (n.keys[i].present && !n.keys[i].value)
+        other_type[i] = true;
+    }
+  }
+  std::string out;
+  for (std::size_t i = 0; i < resources.size(); ++i) {
+    if (other_type[i]) {
+      out += (out.empty() ? "" : "; ") + std::string("key '") + printable(resources[i]) +
+             "' holds a non-string value: not a lock key?";
+    }
+  }
+  co_return out.empty() ? generic : out;
+}
+
 }  // namespace redlock::cli

@@ -76,6 +76,12 @@ asio::awaitable<acquire_result> acquire_waiting(session& s,
 /// Releases `l` with a small retry budget; prints a warning on failure. Returns the error.
 asio::awaitable<std::error_code> release_quietly(session& s, const lock& l);
 
+/// When `r` shows a WRONGTYPE answer: a hint naming the keys that hold a non-string value
+/// (read with an inspection), e.g. "key 'jobs' holds a non-string value: not a lock key?".
+/// Empty otherwise.
+asio::awaitable<std::string> wrong_type_hint(session& s, const std::vector<std::string>& resources,
+                                             const report& r);
+
 /// The holder's remaining TTL on the resources (largest TTL among the nodes that a quorum
 /// agrees on), for the status line; nullopt when unknown.
 asio::awaitable<std::optional<std::chrono::milliseconds>> holder_ttl(

@@ -475,6 +475,88 @@ TEST_F(cli, UsageErrorsExit2AndSayWhatIsWrong) {
   }
 }
 
+TEST_F(cli, BracketedResourceNamesReachTheServersVerbatim) {
+  // CLI11 reads "[a,b]" as a list; a resource name is a Redis key, used as given.
+  for (const std::string name : {"[deploy]", "[a,b]"}) {
+    const std::string key = resource_ + name;
+    auto a = run_to_end(redlock({"acquire", key}));
+    ASSERT_EQ(a.code, 0) << name << ": " << a.err;
+    const std::string value = a.out.substr(0, 32);
+    EXPECT_EQ(holders_of(key, value), 3) << name << " was not locked as given";
+    auto bare = run_to_end(redlock({"acquire", "--no-wait", name}));
+    ASSERT_EQ(bare.code, 0) << name << ": " << bare.err;
+    const std::string bare_value = bare.out.substr(0, 32);
+    EXPECT_EQ(holders_of(name, bare_value), 3) << "the key " << name << " does not exist";
+    for (const std::string part : {"deploy", "a", "b"})
+      EXPECT_EQ(present_on(part), 0) << name << " locked '" << part << "'";
+    auto r = run_to_end(redlock({"release", key, "--value", value}));
+    EXPECT_EQ(r.code, 0) << r.err;
+    auto st = run_to_end(redlock({"status", "--json", name}));
+    EXPECT_EQ(st.code, 0) << st.err;
+    EXPECT_NE(st.out.find("\"" + name + "\""), std::string::npos) << st.out;
+  }
+}
+
+TEST_F(cli, EmptyOrRepeatedResourcesAreUsageErrorsNamingTheArgument) {
+  auto r = run_to_end(redlock({"run", "", "--", "echo", "ran"}));
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("RESOURCE #1 is empty"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("ran"), std::string::npos);
+  r = run_to_end(redlock({"acquire", resource_, ""}));
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("RESOURCE #2 is empty"), std::string::npos) << r.err;
+  EXPECT_EQ(present_on(""), 0) << "an empty key was locked";
+
+  r = run_to_end(redlock({"acquire", resource_, "other", resource_}));
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("given twice (#1 and #3)"), std::string::npos) << r.err;
+  EXPECT_EQ(present_on(resource_), 0);
+}
+
+TEST_F(cli, TtlAboveTheServersLimitIsAUsageErrorSayingTheLimit) {
+  // 600h parses (the parser accepts up to 100 days) but is above 2^31-1 ms.
+  for (const char* sub : {"acquire", "run"}) {
+    std::vector<std::string> args{sub, "--ttl", "600h", resource_};
+    if (std::string(sub) == "run")
+      args.insert(args.end(), {"--", "true"});
+    auto r = run_to_end(redlock(args));
+    EXPECT_EQ(r.code, exit_usage) << r.err;
+    EXPECT_NE(r.err.find("--ttl"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("at most 2147483647ms"), std::string::npos) << r.err;
+  }
+  auto e = run_to_end(redlock(
+      {"extend", "--ttl", "600h", resource_, "--value", "0123456789abcdef0123456789abcdef"}));
+  EXPECT_EQ(e.code, exit_usage) << e.err;
+  EXPECT_NE(e.err.find("at most 2147483647ms"), std::string::npos) << e.err;
+}
+
+TEST_F(cli, MissingTlsFilesAreUsageErrorsNamingTheFile) {
+  const std::string url = "rediss://127.0.0.1:" + std::to_string(free_port());
+  auto r = run_to_end({REDLOCK_CLI_PATH, "acquire", "--no-wait", "--server", url, "--tls-ca",
+                       "/nonexistent/redlock-ca.pem", resource_});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("--tls-ca '/nonexistent/redlock-ca.pem'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("No such file"), std::string::npos) << r.err;
+
+  r = run_to_end(
+      {REDLOCK_CLI_PATH, "status", "--server", url + "?ca=/nonexistent/url-ca.pem", resource_});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("server #1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/nonexistent/url-ca.pem"), std::string::npos) << r.err;
+}
+
+TEST_F(cli, KeyOfAnotherTypeGetsAHint) {
+  for (auto& s : servers_)
+    s->command({"RPUSH", resource_, "job"});
+  auto r = run_to_end(redlock({"acquire", "--no-wait", resource_}));
+  EXPECT_EQ(r.code, exit_unavailable) << r.err;
+  EXPECT_NE(r.err.find("key '" + resource_ + "' holds a non-string value: not a lock key?"),
+            std::string::npos)
+      << r.err;
+  for (auto& s : servers_)
+    EXPECT_EQ(s->command({"TYPE", resource_}).str, "list") << "the list was touched";
+}
+
 TEST_F(cli, BadServerUrlIsRejectedWithoutPrintingThePassword) {
   auto r = run_to_end(
       {REDLOCK_CLI_PATH, "acquire", "--server", "redis://app:s3cr3t-pw@127.0.0.1:notaport", "x"});
