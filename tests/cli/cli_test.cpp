@@ -366,6 +366,22 @@ TEST_F(cli, MultipleResourcesAreLockedTogether) {
   EXPECT_EQ(present_on(other), 0);
 }
 
+TEST_F(cli, ReleaseOfAValueHeldByAnotherSaysAnotherValueHoldsIt) {
+  hold_elsewhere(resource_);
+  auto r =
+      run_to_end(redlock({"release", resource_, "--value", "0123456789abcdef0123456789abcdef"}));
+  EXPECT_EQ(r.code, exit_lost) << r.err;
+  EXPECT_NE(r.err.find("another value holds it"), std::string::npos) << r.err;
+  EXPECT_EQ(holders_of(resource_, "someone-else"), 3);
+}
+
+TEST_F(cli, ReleaseOfAnExpiredValueSaysItExpiredOrWasReleased) {
+  auto r =
+      run_to_end(redlock({"release", resource_, "--value", "0123456789abcdef0123456789abcdef"}));
+  EXPECT_EQ(r.code, exit_lost) << r.err;
+  EXPECT_NE(r.err.find("expired or been released"), std::string::npos) << r.err;
+}
+
 // --- status -----------------------------------------------------------------------------
 
 /// Runs python3 over `json` with a program reading it as `d`; returns its exit code.
