@@ -82,10 +82,12 @@ std::string describe_not_held(const inspection& in) {
 /// Ctrl-C / SIGTERM while acquire waits: stop waiting, release anything won, exit 128+N.
 asio::awaitable<int> acquire_body(session& s, const acquire_args& a) {
   interruption intr;
-  signal_watcher sw(s.context(), {SIGINT, SIGTERM, SIGHUP});
-  sw.start([&](signal_event e) { intr.interrupt(e.signo); });
+  s.on_signal([&](signal_event e) {
+    if (e.signo != SIGCHLD)
+      intr.interrupt(e.signo);
+  });
   auto [ec, l, attempts] = co_await acquire_waiting(s, a.resources, a.ttl, a.wait, intr);
-  sw.stop();
+  s.on_signal({});
   if (intr.signo != 0) {
     if (!ec)
       co_await release_quietly(s, l);
@@ -154,6 +156,7 @@ asio::awaitable<int> release_body(session& s, const value_args& a) {
   call_options every;
   every.wait_all_nodes = true;
   auto [ec, r] = co_await s.manager().async_unlock(ad.l, every, as_tuple(asio::use_awaitable));
+  s.note_release(r.report);
   if (ec) {
     std::string what = failure_text("release failed", ec, r.report);
     const auto hint = co_await wrong_type_hint(s, a.resources, r.report);

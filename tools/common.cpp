@@ -241,6 +241,10 @@ std::string failure_text(const std::string& what, std::error_code ec, const repo
   return out;
 }
 
+std::size_t unconfirmed_nodes(const report& r) {
+  return r.count(vote::error) + r.count(vote::timeout) + r.count(vote::pending);
+}
+
 bool saw_wrong_type(const report& r) {
   for (const auto& n : r.nodes) {
     if (n.message.find("WRONGTYPE") != std::string::npos)

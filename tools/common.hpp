@@ -84,6 +84,10 @@ std::string failure_text(const std::string& what, std::error_code ec, const repo
 /// Prints "redlock: <what>" and, when verbose or useful, the per-node report to stderr.
 void print_failure(const std::string& what, const report& r, bool with_report);
 
+/// Nodes of a release's report that did not confirm it (error, timeout or no answer yet):
+/// the library keeps retrying there until the cleanup bound.
+std::size_t unconfirmed_nodes(const report& r);
+
 /// True when a node's answer says a key holds a value of another type (WRONGTYPE).
 bool saw_wrong_type(const report& r);
 

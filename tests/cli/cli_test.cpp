@@ -310,6 +310,47 @@ TEST_F(cli, OnLostIgnoreLetsTheCommandFinish) {
   EXPECT_NE(p.err().find("lock lost"), std::string::npos) << p.err();
 }
 
+// --- cleanup before exit ------------------------------------------------------------------
+
+TEST_F(cli, VerboseSaysTheCleanupSettledOnEveryPath) {
+  // Success, a failure that released what it took, and a run: each ends with the manager's
+  // quit, and -v says how it ended.
+  auto a = run_to_end(redlock({"acquire", "-v", resource_}));
+  EXPECT_EQ(a.code, 0) << a.err;
+  EXPECT_NE(a.err.find("cleanup settled"), std::string::npos) << a.err;
+
+  hold_elsewhere(resource_ + ":held");
+  auto f = run_to_end(redlock({"acquire", "-v", "--no-wait", resource_ + ":held"}));
+  EXPECT_EQ(f.code, exit_not_acquired) << f.err;
+  EXPECT_NE(f.err.find("cleanup settled"), std::string::npos) << f.err;
+
+  auto r = run_to_end(redlock({"run", "-v", resource_ + ":run", "--", "sh", "-c", "exit 3"}));
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("cleanup settled"), std::string::npos) << r.err;
+  EXPECT_EQ(present_on(resource_ + ":run"), 0);
+}
+
+TEST_F(cli, SignalDuringTheCleanupDoesNotCutItShort) {
+  // The command pauses server #3's clients for less than the request timeout (its release
+  // waits there), and once the release reached server #1 sends redlock SIGTERM: redlock
+  // must still wait for server #3's answer.
+  const auto& first = *servers_[0];
+  const auto& third = *servers_[2];
+  const std::string cli1 = "redis-cli -p " + std::to_string(first.port());
+  const std::string script = "redis-cli -p " + std::to_string(third.port()) +
+                             " CLIENT PAUSE 700 >/dev/null; parent=$PPID; "
+                             "( i=0; while [ \"$(" +
+                             cli1 + " EXISTS '" + resource_ +
+                             "')\" != 0 ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; "
+                             "kill -TERM $parent ) >/dev/null 2>&1 & exit 0";
+  process p(redlock({"run", "-v", resource_, "--", "sh", "-c", script}));
+  ASSERT_TRUE(p.wait_exit(20s)) << p.err();
+  EXPECT_EQ(p.exit_code(), 0) << p.err();
+  EXPECT_NE(p.err().find("finishing the cleanup"), std::string::npos) << p.err();
+  EXPECT_NE(p.err().find("cleanup settled"), std::string::npos) << p.err();
+  EXPECT_EQ(present_on(resource_), 0) << "redlock exited before server #3 released";
+}
+
 // --- acquire / extend / release across invocations --------------------------------------
 
 TEST_F(cli, AcquireExtendReleaseRoundTrip) {
