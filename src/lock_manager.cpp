@@ -3,6 +3,11 @@
 // One `operation` object per call holds the machine, the keys, the arguments and one timer;
 // everything about it runs on the manager's strand. Node replies are posted to that strand,
 // fed to the machine, and the machine's actions are carried out until it goes idle.
+//
+// After it completed, an operation stays alive (and registered, so that quit waits for it)
+// while its cleanup is unsettled: nodes that may still hold its value after a failed or
+// cancelled acquire, or an unlock, get the release again until they confirm it or their keys
+// have expired (core::cleanup decides which and when).
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -10,8 +15,10 @@
 #include <mutex>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
+#include <asio/dispatch.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
@@ -28,7 +35,9 @@ namespace redlock::detail {
 namespace core_ns = redlock::detail::core;
 using std::chrono::milliseconds;
 
-class manager_impl {
+class operation;
+
+class manager_impl : public std::enable_shared_from_this<manager_impl> {
  public:
   manager_impl(asio::any_io_executor ex, std::vector<std::shared_ptr<node>> nodes, settings s)
       : ex_(std::move(ex)),
@@ -37,16 +46,56 @@ class manager_impl {
         settings_(s),
         quorum_(core_ns::quorum_of(nodes_.size())),
         backlog_(nodes_.size()),
-        lag_limit_(s.node_lag_limit.count() > 0 ? s.node_lag_limit : s.request_timeout / 2) {}
+        lag_floor_(s.node_lag_limit.count() > 0 ? s.node_lag_limit : s.request_timeout / 2),
+        gate_timer_(strand_),
+        quit_timer_(strand_) {
+    // Reports keep copies of the ids, owned here and shared, never the node's own string: a
+    // report may outlive the node (and the io_context its timers belong to).
+    ids_.reserve(nodes_.size());
+    for (const auto& n : nodes_)
+      ids_.push_back(std::make_shared<const std::string>(n->id()));
+    if (nodes_.size() > 1)
+      gate_ = gate::identifying;
+  }
 
   asio::any_io_executor ex_;
   asio::strand<asio::any_io_executor> strand_;
   std::vector<std::shared_ptr<node>> nodes_;
+  std::vector<std::shared_ptr<const std::string>> ids_;
   settings settings_;
   std::size_t quorum_;
   // Per node, this manager's unanswered requests (strand only): see core::backlog.
   std::vector<core_ns::backlog> backlog_;
-  core_ns::duration lag_limit_;
+  core_ns::duration lag_floor_;
+
+  core_ns::duration lag_limit(std::size_t i) const noexcept {
+    if (settings_.node_lag_limit.count() > 0)
+      return lag_floor_;  // set by the user: exactly this
+    return backlog_[i].limit(lag_floor_, settings_.request_timeout);
+  }
+
+  // ---- strand-only state ----
+  // Extends that succeeded and may still send re-syncs (late "missing" answers), by value: a
+  // later operation on the value stops them, and an unlock waits for those already sent.
+  std::unordered_map<std::string, std::vector<std::weak_ptr<operation>>> extends_;
+  // Operations whose cleanup is unsettled, for quit's deadline.
+  std::vector<std::weak_ptr<operation>> cleanups_;
+  // The duplicate-deployment check: operations wait until every node told its identity (or
+  // the wait timed out); a deployment listed twice refuses every operation.
+  enum class gate : std::uint8_t { open, identifying, refused };
+  gate gate_ = gate::open;
+  std::vector<std::shared_ptr<operation>> gated_;
+  std::vector<std::vector<std::string>> identities_;
+  std::size_t identify_left_ = 0;
+  std::string refusal_;
+  asio::steady_timer gate_timer_;
+  asio::steady_timer quit_timer_;
+
+  void begin_identify();
+  void on_identity(std::size_t i, std::vector<std::string> ids);
+  void open_gate();
+  void admit(const std::shared_ptr<operation>& op);
+  void on_quit_deadline();
 
   std::mutex hook_mutex_;
   std::shared_ptr<const std::function<void(const node_error&)>> hook_;
@@ -57,6 +106,7 @@ class manager_impl {
   bool closing_ = false;
   bool closed_ = false;
   std::atomic<bool> closing_flag_{false};
+  std::atomic<std::size_t> abandoned_{0};  // releases given up at quit's deadline
   std::vector<quit_completion> quit_waiters_;
 
   // Called with life_mutex_ held by `lk`; releases it before touching nodes or handlers.
@@ -67,26 +117,53 @@ class manager_impl {
     lk.unlock();
     for (auto& n : nodes_)
       n->close();
+    const std::error_code ec =
+        abandoned_.load() > 0 ? make_error_code(errc::timeout) : std::error_code{};
+    // The quit timer must not keep the io_context busy once quit is done.
+    asio::post(strand_, [self = shared_from_this()] { self->quit_timer_.cancel(); });
     for (auto& w : waiters) {
-      asio::post(strand_, [w = std::move(w)]() mutable { w(std::error_code{}); });
+      asio::post(strand_, [w = std::move(w), ec]() mutable { w(ec); });
     }
   }
 };
 
 namespace {
 
-std::error_code check_retry(int retry_count, milliseconds delay, milliseconds jitter) {
-  if (retry_count < -1 || delay.count() < 0 || jitter.count() < 0) {
-    return make_error_code(errc::invalid_argument);
-  }
+// Why a call is refused before anything is sent: the code, and the argument it names (goes
+// to report::detail).
+struct refusal {
+  std::error_code ec;
+  std::string detail;
+  explicit operator bool() const noexcept { return static_cast<bool>(ec); }
+};
+
+refusal invalid(std::string detail) {
+  return {make_error_code(errc::invalid_argument), std::move(detail)};
+}
+
+refusal check_retry(int retry_count, milliseconds delay, milliseconds jitter) {
+  if (retry_count < -1)
+    return invalid("retry_count is " + std::to_string(retry_count) + "; it must be >= -1");
+  if (delay.count() < 0)
+    return invalid("retry_delay is negative");
+  if (jitter.count() < 0)
+    return invalid("retry_jitter is negative");
   return {};
 }
 
-std::error_code check_ttl(milliseconds ttl, double drift_factor) {
+refusal check_ttl(milliseconds ttl, double drift_factor) {
   // The TTL must leave some validity after the drift margin, and fit the wire.
-  if (ttl.count() <= 0 || ttl > core_ns::max_ttl ||
-      ttl <= core_ns::drift_margin(ttl, drift_factor)) {
-    return make_error_code(errc::invalid_argument);
+  if (ttl.count() <= 0)
+    return invalid("ttl is " + std::to_string(ttl.count()) + " ms; it must be positive");
+  if (ttl > core_ns::max_ttl) {
+    return invalid("ttl is " + std::to_string(ttl.count()) + " ms; the largest is " +
+                   std::to_string(core_ns::max_ttl.count()) + " ms (2^31-1, the wire's limit)");
+  }
+  const auto drift = core_ns::drift_margin(ttl, drift_factor);
+  if (ttl <= drift) {
+    return invalid("ttl is " + std::to_string(ttl.count()) +
+                   " ms; it must exceed the drift margin (" + std::to_string(drift.count()) +
+                   " ms)");
   }
   return {};
 }
@@ -96,19 +173,32 @@ core_ns::retry_policy policy_for(const settings& s, const call_options& o) {
           o.retry_jitter.value_or(s.retry_jitter)};
 }
 
-std::error_code check_options(const settings& s, const call_options& o) {
+refusal check_options(const settings& s, const call_options& o) {
   const auto p = policy_for(s, o);
   return check_retry(p.retry_count, p.delay, p.jitter);
 }
 
-std::error_code check_resources(const std::vector<std::string>& resources) {
+refusal check_resources(const std::vector<std::string>& resources) {
   if (resources.empty())
-    return make_error_code(errc::invalid_argument);
+    return invalid("resources is empty: name at least one resource");
+  for (std::size_t i = 0; i < resources.size(); ++i) {
+    // An empty name is almost always an unset variable; as one global lock it would make
+    // unrelated callers exclude each other.
+    if (resources[i].empty())
+      return invalid("resources[" + std::to_string(i) + "] is empty");
+  }
   if (resources.size() > 1) {
-    std::vector<std::string_view> sorted(resources.begin(), resources.end());
-    std::sort(sorted.begin(), sorted.end());
-    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
-      return make_error_code(errc::invalid_argument);
+    std::vector<std::size_t> order(resources.size());
+    for (std::size_t i = 0; i < order.size(); ++i)
+      order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return resources[a] != resources[b] ? resources[a] < resources[b] : a < b;
+    });
+    for (std::size_t k = 1; k < order.size(); ++k) {
+      if (resources[order[k - 1]] == resources[order[k]]) {
+        return invalid("resources[" + std::to_string(order[k - 1]) + "] and resources[" +
+                       std::to_string(order[k]) + "] are the same resource");
+      }
     }
   }
   return {};
@@ -126,7 +216,17 @@ const script& script_for(core_ns::op_kind k) {
   return release_script();
 }
 
-enum class purpose : std::uint8_t { primary, release, resync };
+enum class purpose : std::uint8_t { primary, release, resync, cleanup };
+
+// Backoff of release retries after a failure (core::cleanup).
+core_ns::cleanup::limits cleanup_limits(const settings& s) {
+  core_ns::cleanup::limits l;
+  l.first_backoff = std::max<core_ns::duration>(milliseconds(10), s.request_timeout / 4);
+  l.max_backoff = std::max<core_ns::duration>(l.first_backoff, milliseconds(1000));
+  return l;
+}
+
+}  // namespace
 
 class operation final : public std::enable_shared_from_this<operation> {
  public:
@@ -139,21 +239,81 @@ class operation final : public std::enable_shared_from_this<operation> {
         args_{std::move(value), std::to_string(ttl.count())},
         ttl_(ttl),
         timer_(m_->strand_),
-        written_(written) {}
+        written_(written),
+        per_node_(cfg.nodes) {}
 
   lock_completion lock_done_;
   unlock_completion unlock_done_;
 
-  void start() { run(machine_.resume(core_ns::event::start(core_ns::clock::now()))); }
+  const std::string& value() const noexcept { return args_[0]; }
+
+  // On the strand, once the manager admits it.
+  void start() {
+    const auto kind = machine_.config().kind;
+    if (kind != core_ns::op_kind::acquire) {
+      // A later operation on this value: earlier extends send no more re-syncs, and an unlock
+      // waits for those already sent, so that no set-if-absent lands after its delete.
+      auto it = m_->extends_.find(value());
+      if (it != m_->extends_.end()) {
+        const auto earlier = it->second;  // copied: waking a waiter may edit the map
+        for (const auto& w : earlier) {
+          auto e = w.lock();
+          if (!e || e.get() == this)
+            continue;
+          e->machine_.stop_resyncs();
+          if (kind == core_ns::op_kind::release && e->resyncs_in_flight_ > 0) {
+            e->resync_waiters_.push_back(shared_from_this());
+            ++waits_;
+          }
+        }
+      }
+      if (waits_ > 0)
+        return;  // begun by the extend(s) once their re-syncs were answered
+    }
+    begin();
+  }
+
+  // Completes at once with `ec` (nothing was sent), e.g. a refused deployment.
+  void refuse(std::error_code ec, const std::string& detail) {
+    detail_ = detail;
+    complete(ec);
+    maybe_finish();
+  }
 
   void cancel(std::error_code ec) {
     if (completed_)
       return;
+    if (waits_ > 0) {
+      // Not begun yet (waiting for re-syncs): nothing was sent, nothing to clean up.
+      waits_ = 0;
+      complete(ec);
+      maybe_finish();
+      return;
+    }
     run(machine_.resume(core_ns::event::cancel(ec, core_ns::clock::now())));
   }
 
+  // quit's deadline passed: stop retrying releases; their keys expire with their TTL.
+  void abandon_cleanup() {
+    if (!cleanup_.active())
+      return;
+    m_->abandoned_.fetch_add(cleanup_.unconfirmed(core_ns::clock::now()));
+    cleanup_ = {};
+    drained_ = true;
+    maybe_finish();
+  }
+
  private:
-  enum class timer_use : std::uint8_t { none, attempt, retry, drain };
+  enum class timer_use : std::uint8_t { none, attempt, retry, drain, cleanup };
+  // What the operation knows per node beyond the machine's vote.
+  enum class rel : std::uint8_t { none, in_flight, ok, failed };
+  struct node_track {
+    core_ns::time_point touched{};  // last send or answer of a request that may set our keys
+    rel last_release = rel::none;   // the latest release_all round's release to this node
+    std::uint16_t primaries = 0;    // primary requests in flight
+  };
+
+  void begin() { run(machine_.resume(core_ns::event::start(core_ns::clock::now()))); }
 
   void run(core_ns::action a) {
     using t = core_ns::action::type;
@@ -166,7 +326,9 @@ class operation final : public std::enable_shared_from_this<operation> {
           send_round(a.delay);
           break;
         case t::release_all:
+          ++release_round_;
           for (std::size_t i = 0; i < m_->nodes_.size(); ++i) {
+            per_node_[i].last_release = rel::none;
             send(i, release_script(), purpose::release);
           }
           break;
@@ -200,23 +362,38 @@ class operation final : public std::enable_shared_from_this<operation> {
   }
 
   bool may_hold(std::size_t i) const noexcept { return i >= 64 || ((written_ >> i) & 1U) != 0; }
+  bool releasing(purpose p) const noexcept {
+    return p == purpose::release || p == purpose::cleanup ||
+           machine_.config().kind == core_ns::op_kind::release;
+  }
+  bool may_set_key(purpose p) const noexcept {
+    return p == purpose::resync ||
+           (p == purpose::primary && machine_.config().kind == core_ns::op_kind::acquire);
+  }
 
   // Answers node i without sending anything; posted, so the machine sees the same sequence of
   // events as with a real reply.
   void answer_locally(std::size_t i, purpose p, std::error_code ec, reply r) {
-    asio::post(m_->strand_,
-               [self = shared_from_this(), i, p, attempt = machine_.attempt_id(), ec,
-                r = std::move(r)] { self->on_node_reply(i, p, attempt, ec, r, std::nullopt); });
+    asio::post(m_->strand_, [self = shared_from_this(), i, p, attempt = machine_.attempt_id(),
+                             round = release_round_, ec, r = std::move(r)] {
+      self->on_node_reply(i, p, attempt, round, ec, r, std::nullopt);
+    });
   }
 
   void send(std::size_t i, const script& s, purpose p) {
     ++outstanding_;
+    auto& track = per_node_[i];
+    if (p == purpose::primary)
+      ++track.primaries;
+    if (p == purpose::resync)
+      ++resyncs_in_flight_;
+    if (p == purpose::release)
+      track.last_release = rel::in_flight;
     const auto attempt = machine_.attempt_id();
+    const auto round = release_round_;
     const auto now = core_ns::clock::now();
     auto& backlog = m_->backlog_[i];
-    const bool releasing =
-        p == purpose::release || machine_.config().kind == core_ns::op_kind::release;
-    if (releasing && !may_hold(i)) {
+    if (releasing(p) && !may_hold(i)) {
       // No acquire of this value ever went to node i, so it cannot hold it: "absent" is
       // certain, and sending would only feed a node that was skipped for lagging.
       reply absent;
@@ -226,54 +403,183 @@ class operation final : public std::enable_shared_from_this<operation> {
     }
     // Acquires and extends to a lagging node fail now rather than deepen its queue; releases
     // always go out (they only remove keys).
-    if (!releasing && backlog.lagging(now, m_->lag_limit_))
+    if (!releasing(p) && backlog.lagging(now, m_->lag_limit(i)))
       return answer_locally(i, p, make_error_code(errc::node_lagging), reply{});
-    const bool may_set_key =
-        p == purpose::resync ||
-        (p == purpose::primary && machine_.config().kind == core_ns::op_kind::acquire);
-    if (may_set_key && i < 64)
-      written_ |= std::uint64_t{1} << i;
+    if (may_set_key(p)) {
+      if (i < 64)
+        written_ |= std::uint64_t{1} << i;
+      track.touched = now;
+    }
     const auto ticket = backlog.sent(now);
-    m_->nodes_[i]->async_eval(
-        s, keys_, args_,
-        [self = shared_from_this(), i, p, attempt, ticket](std::error_code ec, reply r) mutable {
-          auto& strand = self->m_->strand_;
-          asio::post(strand, [self = std::move(self), i, p, attempt, ticket, ec,
-                              r = std::move(r)]() mutable {
-            self->on_node_reply(i, p, attempt, ec, r, ticket);
-          });
-        });
+    m_->nodes_[i]->async_eval(s, keys_, args_,
+                              [self = shared_from_this(), i, p, attempt, round, ticket](
+                                  std::error_code ec, reply r) mutable {
+                                auto& strand = self->m_->strand_;
+                                asio::post(strand, [self = std::move(self), i, p, attempt, round,
+                                                    ticket, ec, r = std::move(r)]() mutable {
+                                  self->on_node_reply(i, p, attempt, round, ec, r, ticket);
+                                });
+                              });
   }
 
-  void on_node_reply(std::size_t i, purpose p, std::uint32_t attempt, std::error_code ec,
-                     const reply& r, std::optional<core_ns::backlog::ticket> ticket) {
+  void on_node_reply(std::size_t i, purpose p, std::uint32_t attempt, std::uint32_t round,
+                     std::error_code ec, const reply& r,
+                     std::optional<core_ns::backlog::ticket> ticket) {
     --outstanding_;
+    const auto now = core_ns::clock::now();
+    // Only real answers from the server say how long it takes; connection failures do not.
     if (ticket)
-      m_->backlog_[i].answered(*ticket);
-    const auto kind = p == purpose::primary   ? machine_.config().kind
-                      : p == purpose::release ? core_ns::op_kind::release
-                                              : core_ns::op_kind::acquire;
+      m_->backlog_[i].answered(*ticket, now, !ec || r.is_error());
+    auto& track = per_node_[i];
+    if (may_set_key(p))
+      track.touched = now;  // a write may have landed as late as this
+    const auto kind = p == purpose::primary  ? machine_.config().kind
+                      : p == purpose::resync ? core_ns::op_kind::acquire
+                                             : core_ns::op_kind::release;
     std::error_code vote_ec;
     const auto a = core_ns::interpret(kind, ec, r, keys_.size(), vote_ec);
     std::string_view message = r.is_error() ? std::string_view(r.str) : std::string_view();
     if (a == core_ns::answer::error || a == core_ns::answer::timeout) {
       hook(i, vote_ec, message);
     }
-    if (p == purpose::primary) {
-      auto e = core_ns::event::reply(i, attempt, a, vote_ec, core_ns::clock::now());
-      e.message = message;
-      run(machine_.resume(e));
-    } else {
-      maybe_finish();
+    const bool confirmed = a == core_ns::answer::ok || a == core_ns::answer::absent;
+    switch (p) {
+      case purpose::primary: {
+        --track.primaries;
+        if (completed_ && machine_.config().kind == core_ns::op_kind::release)
+          on_cleanup_answer(i, confirmed, vote_ec, now);
+        auto e = core_ns::event::reply(i, attempt, a, vote_ec, now);
+        e.message = message;
+        run(machine_.resume(e));
+        return;
+      }
+      case purpose::release:
+        if (round == release_round_) {
+          track.last_release = confirmed ? rel::ok : rel::failed;
+          if (completed_)
+            on_cleanup_answer(i, confirmed, vote_ec, now);
+        }
+        break;
+      case purpose::resync:
+        if (--resyncs_in_flight_ == 0)
+          wake_resync_waiters();
+        break;
+      case purpose::cleanup:
+        on_cleanup_answer(i, confirmed, vote_ec, now);
+        break;
     }
+    maybe_finish();
   }
 
   void hook(std::size_t i, std::error_code ec, std::string_view message) {
     // errc::closed comes from our own quit or destructor, not from a failing node.
     if (ec == errc::closed || !m_->has_hook_.load(std::memory_order_acquire))
       return;
-    report_node_error(*m_, node_error{m_->nodes_[i]->id(), ec, std::string(message)});
+    report_node_error(*m_, node_error{*m_->ids_[i], ec, std::string(message)});
   }
+
+  // ---- cleanup after completion ---------------------------------------------------------
+
+  // A failed or cancelled acquire: every node an acquire went to may hold our keys until the
+  // TTL has passed since our last write there; the last round's release decides who is done.
+  void begin_acquire_cleanup(core_ns::time_point now) {
+    for (std::size_t i = 0; i < per_node_.size(); ++i) {
+      if (!may_hold(i))
+        continue;
+      const auto& track = per_node_[i];
+      const auto until = track.touched + ttl_;
+      switch (track.last_release) {
+        case rel::ok:
+          break;
+        case rel::in_flight:
+          ensure_cleanup().in_flight(i, until);
+          break;
+        case rel::failed:  // just failed: the next try after the first backoff
+          ensure_cleanup().due(i, until, now + cleanup_limits(m_->settings_).first_backoff);
+          break;
+        case rel::none:
+          ensure_cleanup().due(i, until, now);
+          break;
+      }
+    }
+  }
+
+  // An unlock: nodes that did not confirm get the release again while the lock's keys can
+  // still exist: until the validity deadline plus the drift margin, when keys written by the
+  // winning attempt (or the last extend) expire at the latest. (Only set-if-absent writes can
+  // bring a key back later, and an unlock waits for those: see start().)
+  void begin_unlock_cleanup(core_ns::time_point now) {
+    const auto& cfg = machine_.config();
+    const auto until = cfg.lock_deadline + core_ns::drift_margin(ttl_, cfg.drift_factor);
+    if (now >= until)
+      return;
+    const auto& states = machine_.nodes();
+    for (std::size_t i = 0; i < states.size(); ++i) {
+      if (!may_hold(i) || states[i].done)
+        continue;
+      // Not done means its last release failed (or never answered): retry after a backoff.
+      if (per_node_[i].primaries > 0)
+        ensure_cleanup().in_flight(i, until);
+      else
+        ensure_cleanup().due(i, until, now + cleanup_limits(m_->settings_).first_backoff);
+    }
+  }
+
+  core_ns::cleanup& ensure_cleanup() {
+    if (!cleanup_.active()) {
+      cleanup_ = core_ns::cleanup(m_->nodes_.size(), cleanup_limits(m_->settings_));
+      auto& list = m_->cleanups_;
+      list.erase(
+          std::remove_if(list.begin(), list.end(), [](const auto& w) { return w.expired(); }),
+          list.end());
+      list.push_back(weak_from_this());
+    }
+    return cleanup_;
+  }
+
+  void on_cleanup_answer(std::size_t i, bool confirmed, std::error_code ec,
+                         core_ns::time_point now) {
+    if (!cleanup_.active())
+      return;
+    if (ec == errc::closed) {
+      cleanup_.abandon(i);  // the node (or the manager) was closed: nothing more can be sent
+    } else {
+      cleanup_.answered(i, confirmed, now, random_u64());
+    }
+    step_cleanup();
+  }
+
+  // Sends the releases that are due and arms the timer for the next change.
+  void step_cleanup() {
+    if (!cleanup_.active())
+      return;
+    const auto now = core_ns::clock::now();
+    for (auto i = cleanup_.next_due(now); i < cleanup_.nodes(); i = cleanup_.next_due(now)) {
+      cleanup_.sent(i);
+      send(i, release_script(), purpose::cleanup);
+    }
+    if (cleanup_.settled(now)) {
+      cleanup_ = {};
+      // Requests still out (e.g. a slow acquire) are waited for as after any completion.
+      if (outstanding_ > 0 && !drained_)
+        arm(timer_use::drain, machine_.config().node_timeout);
+      return;
+    }
+    const auto wake = cleanup_.next_wakeup();
+    if (wake != core_ns::time_point::max())
+      arm(timer_use::cleanup, std::max(wake - now, core_ns::duration::zero()));
+  }
+
+  void wake_resync_waiters() {
+    auto waiters = std::move(resync_waiters_);
+    resync_waiters_.clear();
+    for (auto& w : waiters) {
+      if (w->waits_ > 0 && --w->waits_ == 0 && !w->completed_)
+        w->begin();
+    }
+  }
+
+  // ---- timers ---------------------------------------------------------------------------
 
   void arm(timer_use use, core_ns::duration d) {
     timer_use_ = use;
@@ -322,6 +628,11 @@ class operation final : public std::enable_shared_from_this<operation> {
         drained_ = true;
         maybe_finish();
         return;
+      case timer_use::cleanup:
+        timer_use_ = timer_use::none;
+        step_cleanup();
+        maybe_finish();
+        return;
     }
   }
 
@@ -329,13 +640,13 @@ class operation final : public std::enable_shared_from_this<operation> {
     redlock::report rep;
     rep.attempts = machine_.attempts();
     rep.quorum = machine_.quorum();
+    rep.detail = detail_;
     const auto& states = machine_.nodes();
     rep.nodes.reserve(states.size());
     for (std::size_t i = 0; i < states.size(); ++i) {
       const auto& s = states[i];
       node_result nr;
-      const auto& n = m_->nodes_[i];
-      nr.node = node_id(std::shared_ptr<const std::string>(n, &n->id()));  // shared, not copied
+      nr.node = node_id(m_->ids_[i]);  // shared with the manager's copy, not the node's
       nr.outcome = s.outcome;
       nr.ec = s.ec;
       nr.message = s.message;
@@ -348,18 +659,29 @@ class operation final : public std::enable_shared_from_this<operation> {
   void complete(std::error_code ec) {
     completed_ = true;
     disarm();
+    const auto now = core_ns::clock::now();
+    const auto kind = machine_.config().kind;
     auto rep = make_report();
-    if (machine_.config().kind == core_ns::op_kind::release) {
+    if (kind == core_ns::op_kind::release) {
+      if (machine_.attempts() > 0)
+        begin_unlock_cleanup(now);
       unlock_result res;
       res.released = machine_.released();
       res.absent = machine_.absent();
       res.nodes = m_->nodes_.size();
       res.report = std::move(rep);
       auto done = std::move(unlock_done_);
-      if (outstanding_ > 0)
-        arm(timer_use::drain, machine_.config().node_timeout);
+      after_complete();
       done(ec, std::move(res));
     } else {
+      if (kind == core_ns::op_kind::acquire && ec && machine_.attempts() > 0)
+        begin_acquire_cleanup(now);
+      if (kind == core_ns::op_kind::extend && !ec && outstanding_ > 0) {
+        // Late answers may still ask for re-syncs: a later operation on the value must find
+        // this one to stop them.
+        m_->extends_[value()].push_back(weak_from_this());
+        in_extends_ = true;
+      }
       lock::parts parts;
       parts.manager = m_;
       parts.resources = keys_;
@@ -370,19 +692,43 @@ class operation final : public std::enable_shared_from_this<operation> {
       parts.report = std::move(rep);
       parts.written = written_;
       auto done = std::move(lock_done_);
-      if (outstanding_ > 0)
-        arm(timer_use::drain, machine_.config().node_timeout);
+      after_complete();
       done(ec, lock(std::move(parts)));
     }
+  }
+
+  void after_complete() {
+    if (cleanup_.active())
+      step_cleanup();
+    else if (outstanding_ > 0)
+      arm(timer_use::drain, machine_.config().node_timeout);
   }
 
   void maybe_finish() {
     if (!completed_ || !registered_)
       return;
+    if (cleanup_.active())
+      return;  // step_cleanup() ends it, or quit's deadline abandons it
     if (outstanding_ > 0 && !drained_)
       return;
     registered_ = false;
     disarm();
+    if (in_extends_) {
+      in_extends_ = false;
+      auto it = m_->extends_.find(value());
+      if (it != m_->extends_.end()) {
+        auto& v = it->second;
+        v.erase(std::remove_if(v.begin(), v.end(),
+                               [this](const auto& w) {
+                                 auto p = w.lock();
+                                 return !p || p.get() == this;
+                               }),
+                v.end());
+        if (v.empty())
+          m_->extends_.erase(it);
+      }
+    }
+    wake_resync_waiters();  // drained without answers (a silent node): wait no longer
     end_operation(*m_);
   }
 
@@ -398,23 +744,35 @@ class operation final : public std::enable_shared_from_this<operation> {
   bool completed_ = false;
   bool registered_ = true;
   bool drained_ = false;
+  bool in_extends_ = false;
   std::uint64_t written_;  // see lock::parts::written
+  std::vector<node_track> per_node_;
+  std::uint32_t release_round_ = 0;
+  core_ns::cleanup cleanup_;
+  std::size_t resyncs_in_flight_ = 0;
+  std::vector<std::shared_ptr<operation>> resync_waiters_;  // unlocks waiting for our re-syncs
+  std::size_t waits_ = 0;                                   // extends we wait for (unlock)
+  std::string detail_;
 };
+
+namespace {
 
 // Completes on the strand, never inside the initiating call.
 void post_lock_error(const std::shared_ptr<manager_impl>& m, std::error_code ec,
-                     lock_completion done) {
+                     lock_completion done, std::string detail = {}) {
   lock::parts parts;
   parts.manager = m;
   parts.report.quorum = m->quorum_;
+  parts.report.detail = std::move(detail);
   asio::post(m->strand_, [done = std::move(done), ec, p = std::move(parts)]() mutable {
     done(ec, lock(std::move(p)));
   });
 }
 
 void post_unlock_error(const std::shared_ptr<manager_impl>& m, std::error_code ec,
-                       unlock_completion done) {
+                       unlock_completion done, std::string detail = {}) {
   unlock_result res;
+  res.report.detail = std::move(detail);
   if (m) {
     res.nodes = m->nodes_.size();
     res.report.quorum = m->quorum_;
@@ -447,7 +805,130 @@ struct cancel_handler {
   }
 };
 
+// The fixed inputs of one operation, from the manager's settings and the call's overrides.
+core_ns::op_config config_for(core_ns::op_kind kind, const manager_impl& m, milliseconds ttl,
+                              const call_options& opts, core_ns::time_point lock_deadline = {}) {
+  const auto& s = m.settings_;
+  core_ns::op_config cfg;
+  cfg.kind = kind;
+  cfg.nodes = m.nodes_.size();
+  cfg.ttl = ttl;
+  cfg.drift_factor = s.drift_factor;
+  cfg.retry = policy_for(s, opts);
+  // An adopted handle may carry no ttl: release then waits the plain request timeout.
+  cfg.node_timeout = ttl.count() > 0 ? node_timeout_for(s, ttl) : s.request_timeout;
+  cfg.lock_deadline = lock_deadline;
+  cfg.wait_all = kind == core_ns::op_kind::release && opts.wait_all_nodes;
+  return cfg;
+}
+
+// The one admission path of lock, extend and unlock once the arguments were checked: the
+// operation is registered (quit waits for it) and handed to the manager on its strand, which
+// starts it, holds it until the nodes' identities are known, or refuses it.
+template <class Done>
+bool admit(const std::shared_ptr<manager_impl>& m, core_ns::op_config cfg,
+           std::vector<std::string> keys, std::string value, milliseconds ttl,
+           std::uint64_t written, Done& done, asio::cancellation_slot slot = {}) {
+  if (!begin_operation(*m))
+    return false;
+  std::shared_ptr<operation> op;
+  try {
+    op = std::make_shared<operation>(m, cfg, std::move(keys), std::move(value), ttl, written);
+  } catch (...) {
+    end_operation(*m);
+    throw;
+  }
+  if constexpr (std::is_same_v<Done, lock_completion>) {
+    op->lock_done_ = std::move(done);
+  } else {
+    op->unlock_done_ = std::move(done);
+  }
+  if (slot.is_connected())
+    slot.template emplace<cancel_handler>(cancel_handler{op, m});
+  asio::post(m->strand_, [m, op] { m->admit(op); });
+  return true;
+}
+
 }  // namespace
+
+void manager_impl::admit(const std::shared_ptr<operation>& op) {
+  switch (gate_) {
+    case gate::open:
+      op->start();
+      return;
+    case gate::identifying:
+      gated_.push_back(op);
+      return;
+    case gate::refused:
+      op->refuse(make_error_code(errc::duplicate_deployment), refusal_);
+      return;
+  }
+}
+
+void manager_impl::begin_identify() {
+  if (gate_ != gate::identifying)
+    return;
+  asio::post(strand_, [self = shared_from_this()] {
+    const std::size_t n = self->nodes_.size();
+    self->identities_.assign(n, {});
+    self->identify_left_ = n;
+    // A node that cannot tell (down, slow) counts as unknown once this passes.
+    self->gate_timer_.expires_after(self->settings_.connect_timeout +
+                                    self->settings_.request_timeout);
+    self->gate_timer_.async_wait([w = self->weak_from_this()](std::error_code ec) {
+      if (ec)
+        return;
+      if (auto s = w.lock())
+        s->open_gate();
+    });
+    for (std::size_t i = 0; i < n; ++i) {
+      self->nodes_[i]->async_identify([self, i](std::error_code, std::vector<std::string> ids) {
+        // May run inline (the default) or on the node's executor: hop to the strand.
+        asio::post(self->strand_, [self, i, ids = std::move(ids)]() mutable {
+          self->on_identity(i, std::move(ids));
+        });
+      });
+    }
+  });
+}
+
+void manager_impl::on_identity(std::size_t i, std::vector<std::string> ids) {
+  if (gate_ != gate::identifying || i >= identities_.size())
+    return;
+  identities_[i] = std::move(ids);
+  if (--identify_left_ == 0)
+    open_gate();
+}
+
+void manager_impl::open_gate() {
+  if (gate_ != gate::identifying)
+    return;
+  gate_timer_.cancel();
+  if (auto d = core_ns::find_duplicate(identities_)) {
+    gate_ = gate::refused;
+    refusal_ = "nodes[" + std::to_string(d->first) + "] (" + *ids_[d->first] + ") and nodes[" +
+               std::to_string(d->second) + "] (" + *ids_[d->second] +
+               ") reach the same deployment (" + d->identity +
+               "): it would vote twice; list each deployment once";
+  } else {
+    gate_ = gate::open;
+  }
+  identities_.clear();
+  identities_.shrink_to_fit();
+  auto waiting = std::move(gated_);
+  gated_.clear();
+  for (auto& op : waiting)
+    admit(op);
+}
+
+void manager_impl::on_quit_deadline() {
+  auto list = std::move(cleanups_);
+  cleanups_.clear();
+  for (auto& w : list) {
+    if (auto op = w.lock())
+      op->abandon_cleanup();
+  }
+}
 
 std::shared_ptr<manager_impl> make_manager(asio::any_io_executor ex,
                                            std::vector<std::shared_ptr<node>> nodes, settings s) {
@@ -461,7 +942,8 @@ std::shared_ptr<manager_impl> make_manager(asio::any_io_executor ex,
   for (const auto& n : nodes) {
     if (!n)
       invalid("null node");
-    // The same server twice would vote twice and break the quorum's meaning.
+    // The same server twice would vote twice and break the quorum's meaning. (The same
+    // deployment under two names is found at the first operation: see begin_identify.)
     if (!seen.insert(n.get()).second)
       invalid("the same node object is listed twice");
     if (!ids.insert(n->id()).second)
@@ -477,7 +959,11 @@ std::shared_ptr<manager_impl> make_manager(asio::any_io_executor ex,
   }
   if (s.node_lag_limit.count() < 0)
     invalid("node_lag_limit must not be negative");
-  return std::make_shared<manager_impl>(std::move(ex), std::move(nodes), s);
+  if (s.quit_timeout.count() < 0)
+    invalid("quit_timeout must not be negative");
+  auto m = std::make_shared<manager_impl>(std::move(ex), std::move(nodes), s);
+  m->begin_identify();
+  return m;
 }
 
 void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
@@ -485,108 +971,101 @@ void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
   start_lock(m, std::move(resources), ttl, opts, asio::cancellation_slot(), std::move(done));
 }
 
-// The fixed inputs of one operation, from the manager's settings and the call's overrides.
-core_ns::op_config config_for(core_ns::op_kind kind, const manager_impl& m, milliseconds ttl,
-                              const call_options& opts, core_ns::time_point lock_deadline = {}) {
-  const auto& s = m.settings_;
-  core_ns::op_config cfg;
-  cfg.kind = kind;
-  cfg.nodes = m.nodes_.size();
-  cfg.ttl = ttl;
-  cfg.drift_factor = s.drift_factor;
-  cfg.retry = policy_for(s, opts);
-  // An adopted handle may carry no ttl: release then waits the plain request timeout.
-  cfg.node_timeout = ttl.count() > 0 ? node_timeout_for(s, ttl) : s.request_timeout;
-  cfg.lock_deadline = lock_deadline;
-  return cfg;
-}
-
 void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
                 milliseconds ttl, call_options opts, asio::cancellation_slot slot,
                 lock_completion done) {
   const auto& s = m->settings_;
-  std::error_code ec = check_resources(resources);
-  if (!ec)
-    ec = check_ttl(ttl, s.drift_factor);
-  if (!ec)
-    ec = check_options(s, opts);
-  if (ec)
-    return post_lock_error(m, ec, std::move(done));
-  if (!begin_operation(*m))
-    return post_lock_error(m, errc::closed, std::move(done));
-
+  refusal r = check_resources(resources);
+  if (!r)
+    r = check_ttl(ttl, s.drift_factor);
+  if (!r)
+    r = check_options(s, opts);
+  if (r)
+    return post_lock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::acquire, *m, ttl, opts);
-  std::shared_ptr<operation> op;
-  try {
-    op = std::make_shared<operation>(m, cfg, std::move(resources), make_lock_value(), ttl);
-  } catch (...) {
-    end_operation(*m);
-    throw;
-  }
-  op->lock_done_ = std::move(done);
-  if (slot.is_connected())
-    slot.template emplace<cancel_handler>(cancel_handler{op, m});
-  asio::post(m->strand_, [op] { op->start(); });
+  if (!admit(m, cfg, std::move(resources), make_lock_value(), ttl, 0, done, slot))
+    post_lock_error(m, errc::closed, std::move(done));
 }
 
 void start_extend(const std::shared_ptr<manager_impl>& m, const lock& l, milliseconds ttl,
                   call_options opts, lock_completion done) {
   if (!m) {
-    asio::post(asio::system_executor(), [done = std::move(done)]() mutable {
-      done(make_error_code(errc::invalid_argument), lock());
-    });
+    // An empty handle, or one whose manager is gone.
+    const auto ec = make_error_code(l.acquired() ? errc::closed : errc::invalid_argument);
+    asio::post(asio::system_executor(),
+               [done = std::move(done), ec]() mutable { done(ec, lock()); });
     return;
   }
   const auto& s = m->settings_;
-  std::error_code ec;
-  if (!l.acquired() || l.manager() != m)
-    ec = errc::invalid_argument;
-  if (!ec)
-    ec = check_ttl(ttl, s.drift_factor);
-  if (!ec)
-    ec = check_options(s, opts);
-  if (ec)
-    return post_lock_error(m, ec, std::move(done));
-  if (!begin_operation(*m))
-    return post_lock_error(m, errc::closed, std::move(done));
-
+  refusal r;
+  if (!l.acquired())
+    r = invalid("the lock handle is empty (not acquired)");
+  else if (l.manager() != m)
+    r = invalid("the lock belongs to another lock_manager");
+  if (!r)
+    r = check_ttl(ttl, s.drift_factor);
+  if (!r)
+    r = check_options(s, opts);
+  if (r)
+    return post_lock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::extend, *m, ttl, opts, l.validity_deadline());
-  auto op = std::make_shared<operation>(m, cfg, l.resources(), l.value(), ttl, l.written_nodes());
-  op->lock_done_ = std::move(done);
-  asio::post(m->strand_, [op] { op->start(); });
+  if (!admit(m, cfg, l.resources(), l.value(), ttl, l.written_nodes(), done))
+    post_lock_error(m, errc::closed, std::move(done));
 }
 
 void start_unlock(const std::shared_ptr<manager_impl>& m, const lock& l, call_options opts,
                   unlock_completion done) {
-  if (!m || !l.acquired() || l.manager() != m) {
-    return post_unlock_error(m, errc::invalid_argument, std::move(done));
+  if (!m) {
+    return post_unlock_error(m, l.acquired() ? errc::closed : errc::invalid_argument,
+                             std::move(done));
   }
+  if (!l.acquired())
+    return post_unlock_error(m, errc::invalid_argument, std::move(done),
+                             "the lock handle is empty (not acquired)");
+  if (l.manager() != m)
+    return post_unlock_error(m, errc::invalid_argument, std::move(done),
+                             "the lock belongs to another lock_manager");
   const auto& s = m->settings_;
-  if (auto ec = check_options(s, opts))
-    return post_unlock_error(m, ec, std::move(done));
-  if (!begin_operation(*m))
-    return post_unlock_error(m, errc::closed, std::move(done));
-
+  if (auto r = check_options(s, opts))
+    return post_unlock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::release, *m, l.ttl(), opts, l.validity_deadline());
-  auto op =
-      std::make_shared<operation>(m, cfg, l.resources(), l.value(), l.ttl(), l.written_nodes());
-  op->unlock_done_ = std::move(done);
-  asio::post(m->strand_, [op] { op->start(); });
+  if (!admit(m, cfg, l.resources(), l.value(), l.ttl(), l.written_nodes(), done))
+    post_unlock_error(m, errc::closed, std::move(done));
 }
 
 void start_quit(const std::shared_ptr<manager_impl>& m, quit_completion done) {
   std::unique_lock lk(m->life_mutex_);
+  const bool first = !m->closing_;
   m->closing_ = true;
   m->closing_flag_.store(true, std::memory_order_release);
   if (m->closed_) {
     lk.unlock();
-    asio::post(m->strand_, [done = std::move(done)]() mutable { done(std::error_code{}); });
+    const std::error_code ec =
+        m->abandoned_.load() > 0 ? make_error_code(errc::timeout) : std::error_code{};
+    asio::post(m->strand_, [done = std::move(done), ec]() mutable { done(ec); });
     return;
   }
   m->quit_waiters_.push_back(std::move(done));
   if (m->in_flight_ == 0) {
     // Posted so that the completion never runs inside async_quit.
     m->finish_quit(lk);
+    return;
+  }
+  lk.unlock();
+  if (first) {
+    // Cleanup still being retried gets quit_timeout, then its keys are left to their TTL.
+    asio::post(m->strand_, [m] {
+      {
+        std::lock_guard g(m->life_mutex_);
+        if (m->closed_)
+          return;
+      }
+      m->quit_timer_.expires_after(m->settings_.quit_timeout);
+      m->quit_timer_.async_wait([m](std::error_code ec) {
+        if (!ec)
+          m->on_quit_deadline();
+      });
+    });
   }
 }
 
@@ -603,18 +1082,25 @@ const settings& settings_of(const manager_impl& m) noexcept {
 }
 
 void report_node_error(manager_impl& m, const node_error& e) {
-  std::shared_ptr<const std::function<void(const node_error&)>> h;
-  {
-    std::lock_guard lk(m.hook_mutex_);
-    h = m.hook_;
-  }
-  if (h && *h) {
-    try {
-      (*h)(e);
-    } catch (...) {
-      // The hook must not throw; an exception must not tear down an operation either.
+  if (!m.has_hook_.load(std::memory_order_acquire))
+    return;
+  // Every call on the manager's strand (inline when already there): operations, inspection
+  // and distributed_mutex report from different executors, and the hook must never run
+  // concurrently with itself.
+  asio::dispatch(m.strand_, [self = m.shared_from_this(), e] {
+    std::shared_ptr<const std::function<void(const node_error&)>> h;
+    {
+      std::lock_guard lk(self->hook_mutex_);
+      h = self->hook_;
     }
-  }
+    if (h && *h) {
+      try {
+        (*h)(e);
+      } catch (...) {
+        // The hook must not throw; an exception must not tear down an operation either.
+      }
+    }
+  });
 }
 
 bool begin_operation(manager_impl& m) noexcept {
@@ -638,6 +1124,21 @@ asio::any_io_executor fallback_executor(const manager_impl* m) noexcept {
   return asio::system_executor();
 }
 
+namespace {
+// Closes now, without waiting: operations in flight fail with errc::closed.
+void close_without_waiting(const std::shared_ptr<manager_impl>& impl) noexcept {
+  if (!impl)
+    return;
+  auto& m = *impl;
+  std::unique_lock lk(m.life_mutex_);
+  m.closing_ = true;
+  m.closing_flag_.store(true, std::memory_order_release);
+  if (m.closed_)
+    return;
+  m.finish_quit(lk);
+}
+}  // namespace
+
 }  // namespace redlock::detail
 
 namespace redlock {
@@ -646,16 +1147,16 @@ lock_manager::lock_manager(executor_type ex, std::vector<std::shared_ptr<node>> 
     : impl_(detail::make_manager(std::move(ex), std::move(nodes), s)) {}
 
 lock_manager::~lock_manager() {
-  if (!impl_)
-    return;
-  auto& m = *impl_;
-  std::unique_lock lk(m.life_mutex_);
-  m.closing_ = true;
-  m.closing_flag_.store(true, std::memory_order_release);
-  if (m.closed_)
-    return;
-  // Close now, without waiting: operations in flight fail with errc::closed.
-  m.finish_quit(lk);
+  detail::close_without_waiting(impl_);
+}
+
+lock_manager& lock_manager::operator=(lock_manager&& other) noexcept {
+  if (this != &other) {
+    // The old manager would otherwise be dropped with its nodes still open.
+    detail::close_without_waiting(impl_);
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
 }
 
 std::size_t lock_manager::size() const noexcept {

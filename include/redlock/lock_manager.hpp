@@ -35,6 +35,9 @@ struct node_error {
 /// A held lock (or, after a failed operation, an empty one that still carries the report).
 /// A value type: copies refer to the same distributed lock. Holding a `lock` object does not
 /// keep anything alive on the servers; the lock ends at its validity deadline unless extended.
+/// It does not keep its manager alive either: a handle (and its report) may be kept, read and
+/// destroyed anywhere, also after its manager and io_context are gone; async_unlock and
+/// async_extend on it then complete with errc::closed.
 /// Distinct objects: safe. Shared objects: safe for const use.
 class lock {
  public:
@@ -93,11 +96,14 @@ class lock {
         deadline_(p.deadline),
         report_(std::move(p.report)),
         written_(p.written) {}
-  const std::shared_ptr<detail::manager_impl>& manager() const noexcept { return manager_; }
+  /// The manager that made this handle, or null once it is gone (or for an empty handle).
+  std::shared_ptr<detail::manager_impl> manager() const noexcept { return manager_.lock(); }
   std::uint64_t written_nodes() const noexcept { return written_; }
 
  private:
-  std::shared_ptr<detail::manager_impl> manager_;
+  // Weak: a handle kept after its manager (and the io_context the manager's strand, timers
+  // and nodes belong to) was destroyed must not be what destroys them.
+  std::weak_ptr<detail::manager_impl> manager_;
   std::vector<std::string> resources_;
   std::string value_;
   std::chrono::milliseconds ttl_{0};
@@ -145,7 +151,9 @@ class lock_manager {
   lock_manager(const lock_manager&) = delete;
   lock_manager& operator=(const lock_manager&) = delete;
   lock_manager(lock_manager&&) noexcept = default;
-  lock_manager& operator=(lock_manager&&) noexcept = default;
+  /// Closes this manager's nodes without waiting (as the destructor does), then takes over
+  /// `other`'s.
+  lock_manager& operator=(lock_manager&& other) noexcept;
 
   executor_type get_executor() const noexcept { return detail::executor_of(*impl_); }
   std::size_t size() const noexcept;
@@ -172,8 +180,10 @@ class lock_manager {
     return lock(std::move(p));
   }
 
-  /// Called for every node error, on the manager's strand. Set it before the first
-  /// operation. The hook must not throw.
+  /// Called for every node error (per request: a node that is down answers every request of
+  /// every operation with an error, so this can fire hundreds of times a second). Every call,
+  /// also those from inspection and distributed_mutex, runs on the manager's strand, so calls
+  /// never overlap. Set it before the first operation. The hook must not throw or block.
   void on_node_error(std::function<void(const node_error&)> hook);
 
   /// Acquires all `resources` (atomically per node) for `ttl`.
@@ -211,7 +221,8 @@ class lock_manager {
     return async_lock(std::move(r), ttl, call_options{}, std::forward<CompletionToken>(token));
   }
 
-  /// Extends `l` so that it expires `ttl` from now. Only while the lock's local validity
+  /// Extends `l` so that it expires `ttl` from now (a `ttl` shorter than the time left
+  /// shortens the lock: the keys' TTL is reset to `ttl`). Only while the lock's local validity
   /// remains (else lock_expired at once, nothing sent); only where our value is still
   /// present; never deletes anything. The new validity counts from the extend's start.
   /// Retries (per the retry settings) only while the old validity remains. When a quorum
@@ -259,9 +270,11 @@ class lock_manager {
     return async_unlock(l, call_options{}, std::forward<CompletionToken>(token));
   }
 
-  /// Stops accepting operations, waits for those in flight (including releases), then
+  /// Stops accepting operations, waits for those in flight, and for their cleanup (releases
+  /// being retried after a failure, cancel or unlock) for at most settings::quit_timeout, then
   /// closes every node. Later operations fail with errc::closed.
-  /// Completion: void(std::error_code).
+  /// Completion: void(std::error_code): success when every cleanup settled; errc::timeout when
+  /// the bound passed with releases still unconfirmed (those keys expire with their TTL).
   template <class CompletionToken>
   auto async_quit(CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::error_code)>(
@@ -289,7 +302,7 @@ template <class CompletionToken>
 auto lock::async_unlock(CompletionToken&& token) const {
   return asio::async_initiate<CompletionToken, void(std::error_code, unlock_result)>(
       [](auto handler, lock l) {
-        auto m = l.manager();  // null for an empty handle: completes with invalid_argument
+        auto m = l.manager();  // null: invalid_argument (empty handle) or closed (manager gone)
         detail::start_unlock(
             m, l, call_options{},
             detail::bind_handler<decltype(handler), std::error_code, unlock_result>(
@@ -302,7 +315,7 @@ template <class CompletionToken>
 auto lock::async_extend(std::chrono::milliseconds ttl, CompletionToken&& token) const {
   return asio::async_initiate<CompletionToken, void(std::error_code, lock)>(
       [](auto handler, lock l, std::chrono::milliseconds t) {
-        auto m = l.manager();  // null for an empty handle: completes with invalid_argument
+        auto m = l.manager();  // null: invalid_argument (empty handle) or closed (manager gone)
         detail::start_extend(m, l, t, call_options{},
                              detail::bind_handler<decltype(handler), std::error_code, lock>(
                                  std::move(handler), detail::fallback_executor(m.get())));

@@ -26,8 +26,15 @@ struct settings {
   /// A node whose oldest unanswered request (from this manager) has waited longer than this
   /// is lagging: new acquire and extend requests to it fail at once with errc::node_lagging
   /// instead of joining a queue that would end in a timeout and a connection reset. Releases
-  /// are always sent. 0 (the default) means request_timeout / 2. Must not be negative.
+  /// are always sent. 0 (the default) follows each node's observed round trip: request_timeout
+  /// / 2, raised to SRTT + 4 × RTTVAR of the node's answers (what it has been seen to need, as
+  /// TCP's retransmission timeout), never above request_timeout, and request_timeout until the
+  /// node's first answer. A positive value is used as it is. Must not be negative.
   std::chrono::milliseconds node_lag_limit{0};
+  /// How long async_quit waits for cleanup still in progress (releases retried after a failed
+  /// or cancelled acquire or an unlock, on nodes that did not confirm them) before it closes
+  /// the nodes anyway. Must not be negative.
+  std::chrono::milliseconds quit_timeout{2000};
 };
 
 /// Per-call overrides; an unset field uses the manager's settings. retry_count = 0 is

@@ -101,7 +101,7 @@ action machine::on_reply(const event& e) {
       n.ec = e.ec;
       n.message.assign(e.message);
       n.latency = e.now - attempt_start_;
-      if (e.ans == answer::missing && !n.resynced && e.now < deadline_) {
+      if (e.ans == answer::missing && !n.resynced && !resyncs_stopped_ && e.now < deadline_) {
         n.resynced = true;
         return {action::type::resync, e.node, {}, {}};
       }
@@ -170,7 +170,8 @@ std::error_code machine::against_code() const noexcept {
 
 action machine::evaluate(time_point now) {
   if (config_.kind == op_kind::release) {
-    if (!expired_at_start_ && tally_.state() == decision::reached)
+    if (!expired_at_start_ && tally_.state() == decision::reached &&
+        (!config_.wait_all || awaiting_ == 0))
       return finish({}, now);
     if (awaiting_ > 0)
       return {};
@@ -236,6 +237,8 @@ action machine::next() {
     release_pending_ = false;
     return {action::type::release_all, 0, {}, {}};
   }
+  if (resync_scan_ && resyncs_stopped_)
+    resync_scan_ = false;
   if (resync_scan_) {
     while (resync_cursor_ < nodes_.size()) {
       auto& n = nodes_[resync_cursor_++];

@@ -14,6 +14,7 @@
 #include "redlock/error.hpp"
 #include "redlock/lock_manager.hpp"
 #include "support/redis_server.hpp"
+#include "support/tcp_proxy.hpp"
 
 namespace {
 
@@ -388,6 +389,84 @@ TEST_F(LockManagerIntegration, SameServerTwiceIsRejected) {
   } catch (const redlock::lock_error& e) {
     EXPECT_EQ(e.code(), errc::invalid_argument);
   }
+}
+
+TEST_F(LockManagerIntegration, ALateMissingAnswerAfterUnlockDoesNotBringTheKeyBack) {
+  // Issue 10, defect 3 on real servers: the slow server answers the extend "missing" after the
+  // caller unlocked; the re-sync used to set the key again for a full TTL.
+  redlock::lock_manager m(io.get_executor(), urls(3), fast_settings());
+  const auto k = key();
+  auto [ec, l] = lock(m, {k}, 30s);
+  ASSERT_FALSE(ec);
+  ASSERT_TRUE(wait_for([&] { return get(2, k) == l.value(); }));
+  server(2).command({"DEL", k});                           // as if restarted without persistence
+  server(2).command({"CLIENT", "PAUSE", "150", "WRITE"});  // scripts wait 150 ms there
+  auto [eec, l2] = extend(m, l, 30s);
+  ASSERT_FALSE(eec) << eec.message();
+  auto [uec, res] = unlock(m, l2);
+  EXPECT_FALSE(uec);
+  // A write from the test's own client returns once the pause is over; the late answer
+  // reaches the manager right after. The key must not come back within the next 500 ms.
+  server(2).command({"SET", k + ":probe", "1"});
+  EXPECT_FALSE(wait_for([&] { return get(2, k) != "<nil>"; }, 500ms))
+      << "the key is back on server 2, PTTL " << pttl(2, k);
+  for (std::size_t i = 0; i < 3; ++i)
+    EXPECT_EQ(get(i, k), "<nil>") << "server " << i << " holds the key again, PTTL " << pttl(i, k);
+  quit(m);
+}
+
+TEST_F(LockManagerIntegration, AServerBehindA150MsRoundTripIsNotRefusedAsLagging) {
+  // Issue 10, defect 7 with the latency proxy: with default settings (request timeout 200 ms,
+  // lag limit following the observed round trip) overlapping operations succeed.
+  std::vector<std::unique_ptr<redlock::test::tcp_proxy>> proxies;
+  std::vector<std::string> u;
+  for (std::size_t i = 0; i < 3; ++i) {
+    proxies.push_back(std::make_unique<redlock::test::tcp_proxy>(
+        server(i).port(), redlock::test::proxy_options{75ms, 75ms}));
+    u.push_back("redis://127.0.0.1:" + std::to_string(proxies.back()->port()));
+  }
+  redlock::settings s;  // the defaults, but no retries
+  s.retry_count = 0;
+  redlock::lock_manager m(io.get_executor(), u, s);
+  // Connect (and learn the round trip) first, as a long-running service would have.
+  const auto warm = key(":warm");
+  auto [wec, wl] = lock(m, {warm}, 10s);
+  ASSERT_FALSE(wec) << wec.message() << "\n" << wl.report().to_string();
+  unlock(m, wl);
+  for (int round = 0; round < 3; ++round) {
+    auto p = std::make_shared<std::promise<std::pair<std::error_code, redlock::lock>>>();
+    auto f = p->get_future();
+    m.async_lock(key(":a" + std::to_string(round)), 10s, [p](std::error_code e, redlock::lock l) {
+      p->set_value({e, std::move(l)});
+    });
+    std::this_thread::sleep_for(100ms);  // overlap the first operation's round trip
+    auto [ec2, l2] = lock(m, {key(":b" + std::to_string(round))}, 10s);
+    EXPECT_FALSE(ec2) << "round " << round << ": " << ec2.message() << "\n"
+                      << l2.report().to_string();
+    auto [ec1, l1] = wait_result(f);
+    EXPECT_FALSE(ec1) << ec1.message();
+    if (!ec1)
+      unlock(m, l1);
+    if (!ec2)
+      unlock(m, l2);
+  }
+  quit(m);
+}
+
+TEST_F(LockManagerIntegration, OneServerUnderTwoNamesIsRefusedBeforeAnythingIsSent) {
+  // Issue 10, defect 8: localhost and 127.0.0.1 are the same server; it would vote twice.
+  const auto before = server(0).command({"INFO", "commandstats"}).str;
+  std::vector<std::string> u{
+      server(0).url(), "redis://localhost:" + std::to_string(server(0).port()), server(1).url()};
+  redlock::lock_manager m(io.get_executor(), u, fast_settings());
+  const auto k = key();
+  auto [ec, l] = lock(m, {k}, 10s);
+  EXPECT_EQ(ec, errc::duplicate_deployment);
+  EXPECT_NE(l.report().detail.find("nodes[0]"), std::string::npos) << l.report().detail;
+  EXPECT_NE(l.report().detail.find("nodes[1]"), std::string::npos) << l.report().detail;
+  for (std::size_t i = 0; i < 2; ++i)
+    EXPECT_EQ(get(i, k), "<nil>");
+  quit(m);
 }
 
 }  // namespace

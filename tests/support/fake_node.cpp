@@ -158,6 +158,21 @@ void fake_node::close() {
     deliver(std::move(h), make_error_code(errc::closed), {}, {});
 }
 
+void fake_node::async_identify(identity_handler handler) {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lk(mutex_);
+    ids = identity_;
+  }
+  asio::post(ex_,
+             [h = std::move(handler), ids = std::move(ids)]() mutable { h({}, std::move(ids)); });
+}
+
+void fake_node::set_identity(std::vector<std::string> ids) {
+  std::lock_guard lk(mutex_);
+  identity_ = std::move(ids);
+}
+
 void fake_node::push(script_kind kind, step s) {
   std::lock_guard lk(mutex_);
   queued_[kind].push_back(std::move(s));

@@ -53,6 +53,9 @@ class fake_node final : public node, public std::enable_shared_from_this<fake_no
   void async_eval(const script& s, std::span<const std::string> keys,
                   std::span<const std::string> args, reply_handler handler) override;
   void close() override;
+  /// Answers with the identities set by set_identity() (default: none, i.e. unknown).
+  void async_identify(identity_handler handler) override;
+  void set_identity(std::vector<std::string> ids);
 
   /// Steps for the next calls of a kind (FIFO); when none is queued, `fallback` applies.
   void push(script_kind kind, step s);
@@ -78,6 +81,7 @@ class fake_node final : public node, public std::enable_shared_from_this<fake_no
                std::chrono::milliseconds delay);
 
   asio::any_io_executor ex_;
+  std::vector<std::string> identity_;  // guarded by mutex_
   std::string id_;
   mutable std::mutex mutex_;
   std::map<script_kind, std::deque<step>> queued_;

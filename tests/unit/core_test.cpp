@@ -524,6 +524,30 @@ TEST(ExtendMachine, NeverRecreatesAnExpiredLock) {
   EXPECT_FALSE(has(as, atype::resync));
 }
 
+TEST(ExtendMachine, NoResyncAfterALaterOperationOnTheValueStarted) {
+  // Issue 10, defect 3: a slow node's late "missing" answer to a successful extend came after
+  // the caller unlocked, and the re-sync brought the released key back for a full TTL.
+  machine m(extend_config(5, t0 + 5s), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  for (std::size_t i = 0; i < 3; ++i)
+    drain(m, m.resume(event::reply(i, 1, answer::ok, {}, t0 + 1ms)));
+  ASSERT_TRUE(m.finished());
+  m.stop_resyncs();  // the unlock of this value started
+  EXPECT_TRUE(drain(m, m.resume(event::reply(3, 1, answer::missing, {}, t0 + 3ms))).empty());
+  // Also the re-syncs queued at completion are dropped once stopped.
+  machine q(extend_config(5, t0 + 5s), &zero_random);
+  drain(q, q.resume(event::start(t0)));
+  drain(q, q.resume(event::reply(0, 1, answer::missing, {}, t0 + 1ms)));
+  drain(q, q.resume(event::reply(1, 1, answer::ok, {}, t0 + 1ms)));
+  drain(q, q.resume(event::reply(2, 1, answer::ok, {}, t0 + 1ms)));
+  auto first = q.resume(event::reply(3, 1, answer::ok, {}, t0 + 1ms));
+  ASSERT_EQ(first.kind, atype::resync);
+  q.stop_resyncs();
+  auto rest = drain(q, q.resume(event::next()));
+  EXPECT_FALSE(has(rest, atype::resync));
+  EXPECT_TRUE(has(rest, atype::complete));
+}
+
 // --- release ----------------------------------------------------------------------------
 
 op_config release_config(std::size_t n, time_point lock_deadline, int retry_count) {
@@ -587,6 +611,30 @@ TEST(ReleaseMachine, GivesUpWhenTheLockWouldExpireBeforeTheRetry) {
   EXPECT_EQ(as.back().ec, errc::quorum_unreachable);
 }
 
+TEST(ReleaseMachine, WaitAllDecidesOnlyOnceEveryNodeAnswered) {
+  auto c = release_config(3, t0 + 5s, 0);
+  c.wait_all = true;
+  machine m(c, &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  EXPECT_TRUE(drain(m, m.resume(event::reply(0, 1, answer::ok, {}, t0 + 1ms))).empty());
+  EXPECT_TRUE(drain(m, m.resume(event::reply(1, 1, answer::absent, {}, t0 + 1ms))).empty())
+      << "a quorum no longer holds the value, but node 2 has not answered yet";
+  auto as = drain(m, m.resume(event::reply(2, 1, answer::ok, {}, t0 + 2ms)));
+  ASSERT_FALSE(as.empty());
+  EXPECT_EQ(as.back().kind, atype::complete);
+  EXPECT_FALSE(as.back().ec);
+  EXPECT_EQ(m.released(), 2u);
+  EXPECT_EQ(m.absent(), 1u);
+  // Bounded by the attempt deadline: a node that never answers times out.
+  machine t(c, &zero_random);
+  drain(t, t.resume(event::start(t0)));
+  drain(t, t.resume(event::reply(0, 1, answer::ok, {}, t0 + 1ms)));
+  drain(t, t.resume(event::reply(1, 1, answer::ok, {}, t0 + 1ms)));
+  as = drain(t, t.resume(event::attempt_timeout(t0 + 200ms)));
+  ASSERT_FALSE(as.empty());
+  EXPECT_FALSE(as.back().ec);
+}
+
 TEST(Backlog, TheOldestUnansweredRequestDecidesWhetherANodeLags) {
   backlog b;
   EXPECT_FALSE(b.lagging(t0 + 10s, 100ms)) << "an empty backlog never lags";
@@ -597,14 +645,14 @@ TEST(Backlog, TheOldestUnansweredRequestDecidesWhetherANodeLags) {
   EXPECT_FALSE(b.lagging(t0 + 100ms, 100ms)) << "exactly at the limit is not beyond it";
   EXPECT_TRUE(b.lagging(t0 + 101ms, 100ms));
   // Answered out of order: the oldest still pending keeps deciding.
-  b.answered(second);
+  b.answered(second, t0 + 101ms);
   EXPECT_EQ(b.size(), 3u);
   EXPECT_TRUE(b.lagging(t0 + 101ms, 100ms));
-  b.answered(first);
+  b.answered(first, t0 + 101ms);
   EXPECT_EQ(b.size(), 1u) << "both answered entries at the front are dropped";
   EXPECT_FALSE(b.lagging(t0 + 220ms, 100ms));
   EXPECT_TRUE(b.lagging(t0 + 221ms, 100ms));
-  b.answered(third);
+  b.answered(third, t0 + 221ms);
   EXPECT_EQ(b.size(), 0u);
   EXPECT_FALSE(b.lagging(t0 + 1h, 100ms));
 }
@@ -612,16 +660,115 @@ TEST(Backlog, TheOldestUnansweredRequestDecidesWhetherANodeLags) {
 TEST(Backlog, UnknownAndRepeatedTicketsAreIgnored) {
   backlog b;
   const auto t = b.sent(t0);
-  b.answered(t + 5);  // never issued
+  b.answered(t + 5, t0 + 1ms);  // never issued
   EXPECT_EQ(b.size(), 1u);
-  b.answered(t);
-  b.answered(t);  // twice
+  b.answered(t, t0 + 1ms);
+  b.answered(t, t0 + 1ms);  // twice
   EXPECT_EQ(b.size(), 0u);
   const auto u = b.sent(t0 + 1s);
   EXPECT_EQ(u, t + 1) << "tickets keep counting after the backlog emptied";
-  b.answered(t);  // an old ticket again
+  b.answered(t, t0 + 1s);  // an old ticket again
   EXPECT_EQ(b.size(), 1u);
   EXPECT_TRUE(b.lagging(t0 + 2s, 100ms));
+}
+
+TEST(Backlog, TheLagLimitFollowsTheObservedRoundTripWithinFloorAndCap) {
+  backlog b;
+  EXPECT_EQ(b.limit(100ms, 200ms), 200ms)
+      << "before any answer nothing is known: only the request timeout bounds the wait";
+  // A node 150 ms away (issue 10, defect 7): after its first answers the limit covers it.
+  for (int k = 0; k < 5; ++k) {
+    const auto sent_at = t0 + k * 1s;
+    b.answered(b.sent(sent_at), sent_at + 150ms);
+  }
+  EXPECT_EQ(b.limit(100ms, 200ms), 200ms) << "SRTT 150 ms is above the floor; capped";
+  EXPECT_GE(b.limit(100ms, 10s), 150ms) << "never below what the node has been seen to need";
+  // An overlapping operation 120 ms after the first is not refused.
+  const auto base = t0 + 10s;
+  b.sent(base);
+  EXPECT_FALSE(b.lagging(base + 120ms, b.limit(100ms, 200ms)));
+
+  backlog near;  // a node on loopback keeps the floor
+  for (int k = 0; k < 5; ++k) {
+    const auto sent_at = t0 + k * 1s;
+    near.answered(near.sent(sent_at), sent_at + 200us);
+  }
+  EXPECT_EQ(near.limit(100ms, 200ms), 100ms);
+}
+
+TEST(Backlog, AnswersThatAreNoSampleLeaveTheEstimateAlone) {
+  backlog b;
+  b.answered(b.sent(t0), t0 + 1ms);
+  const auto before = b.limit(10ms, 1s);
+  b.answered(b.sent(t0 + 1s), t0 + 1s + 900ms, /*sample=*/false);  // e.g. connection lost
+  EXPECT_EQ(b.limit(10ms, 1s), before);
+}
+
+TEST(Cleanup, RetriesAFailedReleaseWithBackoffUntilConfirmed) {
+  using redlock::detail::core::cleanup;
+  cleanup c(3, {50ms, 400ms});
+  EXPECT_TRUE(c.active());
+  c.in_flight(0, t0 + 30s);
+  c.due(1, t0 + 30s, t0);
+  EXPECT_EQ(c.unconfirmed(t0), 2u);
+  EXPECT_EQ(c.next_due(t0), 1u);
+  c.sent(1);
+  EXPECT_EQ(c.next_due(t0), 3u) << "nothing else due";
+  // Node 0's release was lost with its connection: next try after [25, 50] ms.
+  c.answered(0, false, t0 + 1ms, 0);
+  EXPECT_EQ(c.next_due(t0 + 1ms), 3u);
+  EXPECT_EQ(c.next_wakeup(), t0 + 1ms + 25ms);
+  EXPECT_EQ(c.next_due(t0 + 26ms), 0u);
+  c.sent(0);
+  c.answered(0, false, t0 + 30ms, ~std::uint64_t{0});  // backoff doubled to 100 ms
+  EXPECT_LE(c.next_wakeup(), t0 + 30ms + 100ms);
+  EXPECT_GE(c.next_wakeup(), t0 + 30ms + 50ms);
+  c.answered(1, true, t0 + 2ms, 0);
+  EXPECT_EQ(c.unconfirmed(t0 + 40ms), 1u);
+  EXPECT_FALSE(c.settled(t0 + 40ms));
+  c.sent(0);
+  c.answered(0, true, t0 + 200ms, 0);
+  EXPECT_TRUE(c.settled(t0 + 200ms));
+  EXPECT_EQ(c.releases_sent(), 3u);
+}
+
+TEST(Cleanup, GivesUpOnceTheKeysHaveExpiredOrTheNodeIsAbandoned) {
+  using redlock::detail::core::cleanup;
+  cleanup c(2, {50ms, 1s});
+  c.due(0, t0 + 100ms, t0);
+  c.in_flight(1, t0 + 100ms);
+  EXPECT_EQ(c.next_wakeup(), t0) << "node 0 is due now";
+  c.sent(0);
+  EXPECT_EQ(c.next_wakeup(), t0 + 100ms) << "in flight: only the expiry matters";
+  c.answered(0, false, t0 + 90ms, 0);
+  EXPECT_EQ(c.next_due(t0 + 100ms), 2u) << "past `until` nothing is sent";
+  EXPECT_EQ(c.unconfirmed(t0 + 100ms), 0u);
+  EXPECT_TRUE(c.settled(t0 + 100ms))
+      << "the keys have expired: an unanswered release no longer matters";
+  cleanup d(1, {50ms, 1s});
+  d.in_flight(0, t0 + 1h);
+  d.abandon(0);
+  EXPECT_TRUE(d.settled(t0));
+}
+
+TEST(Identity, TheFirstPairOfNodesSharingAnIdentityIsADuplicate) {
+  using redlock::detail::core::find_duplicate;
+  EXPECT_FALSE(find_duplicate({{"run_id:a"}, {"run_id:b"}, {}}));
+  EXPECT_FALSE(find_duplicate({{}, {}})) << "unknown identities never conflict";
+  auto d = find_duplicate({{"run_id:a"}, {"run_id:b"}, {"run_id:a"}});
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->first, 0u);
+  EXPECT_EQ(d->second, 2u);
+  EXPECT_EQ(d->identity, "run_id:a");
+  // Two seeds of one cluster share a member id; a cluster and one of its masters a run_id.
+  d = find_duplicate({{"cluster_node:x", "cluster_node:y", "run_id:m1"},
+                      {"run_id:z"},
+                      {"cluster_node:y", "cluster_node:x"}});
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->first, 0u);
+  EXPECT_EQ(d->second, 2u);
+  EXPECT_FALSE(find_duplicate({{"run_id:a", "run_id:a"}}))
+      << "one node never conflicts with itself";
 }
 
 }  // namespace

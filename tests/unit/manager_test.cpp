@@ -9,6 +9,8 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
 
+#include <atomic>
+#include <future>
 #include <memory>
 #include <thread>
 
@@ -29,6 +31,7 @@ using kind = fake_node::script_kind;
 using step = fake_node::step;
 
 struct lock_out {
+  std::chrono::steady_clock::time_point started{};  // when the call was made
   bool done = false;
   std::error_code ec;
   redlock::lock l;
@@ -75,6 +78,7 @@ class ManagerTest : public ::testing::Test {
                                  std::chrono::milliseconds ttl = 10s,
                                  redlock::call_options o = {}) {
     auto out = std::make_shared<lock_out>();
+    out->started = std::chrono::steady_clock::now();
     m.async_lock(std::move(r), ttl, o, [out](std::error_code ec, redlock::lock l) {
       out->done = true;
       out->ec = ec;
@@ -448,14 +452,20 @@ TEST_F(ManagerTest, AnAdoptedHandleIsReleasedOnEveryNode) {
     EXPECT_EQ(f->count(kind::release), 1u);
 }
 
-TEST_F(ManagerTest, ReportsShareTheNodesIdInsteadOfCopyingIt) {
+TEST_F(ManagerTest, ReportsShareOneCopyOfEachNodesIdThatIsNotTheNodesOwnString) {
   redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
   auto a = lock(m, {"r"});
   ASSERT_FALSE(a->ec);
+  auto b = lock(m, {"s"});
+  ASSERT_FALSE(b->ec);
   const auto& rep = a->l.report();
   ASSERT_EQ(rep.nodes.size(), 3u);
   for (std::size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(&rep.nodes[i].node.str(), &fakes[i]->id()) << i;
+    // Shared, not copied per report (a held lock's memory)...
+    EXPECT_EQ(&rep.nodes[i].node.str(), &b->l.report().nodes[i].node.str()) << i;
+    // ...but not the node's own string: a report kept after the node (and its io_context)
+    // is gone must not keep the node alive (issue 10, defect 4).
+    EXPECT_NE(&rep.nodes[i].node.str(), &fakes[i]->id()) << i;
     EXPECT_EQ(rep.nodes[i].node, "fake://node" + std::to_string(i));
   }
 }
@@ -868,6 +878,329 @@ TEST(BlockingManager, ThrowsLockErrorWithTheReportOnFailure) {
   guard.reset();
   io.stop();
   t.join();
+}
+
+// ---- issue 10: nothing left behind ------------------------------------------------------
+
+// True once no fake node holds `value` under any key (waits, bounded).
+bool none_hold(ManagerTest& t, const std::string& value, std::chrono::milliseconds limit = 5s) {
+  return t.run_until(
+      [&] {
+        for (const auto& f : t.fakes) {
+          for (const auto& [k, v] : f->store())
+            if (v == value)
+              return false;
+        }
+        return true;
+      },
+      limit);
+}
+
+TEST_F(ManagerTest, AFailedAcquireRetriesALostReleaseUntilTheNodeConfirms) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  fakes[0]->set_key("r", "someone-else");
+  fakes[1]->set_key("r", "someone-else");
+  // Node 2 grants, then its release is lost with the connection (fire-once left the key for
+  // the whole TTL).
+  fakes[2]->push(kind::release, step::error(make_error_code(errc::connection_lost), "reset"));
+  auto a = lock(m, {"r"});
+  ASSERT_EQ(a->ec, errc::resource_locked);
+  ASSERT_EQ(fakes[2]->store().count("r"), 1u) << "node 2 should have granted";
+  const auto value = fakes[2]->store().at("r");
+  EXPECT_TRUE(none_hold(*this, value)) << "the release was not retried";
+  EXPECT_EQ(fakes[2]->count(kind::release), 2u);
+  EXPECT_EQ(fakes[0]->store().at("r"), "someone-else") << "only our value is deleted";
+}
+
+TEST_F(ManagerTest, ARetriedReleaseBacksOffAndStopsOnceTheKeysHaveExpired) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  fakes[0]->set_key("r", "someone-else");
+  fakes[1]->set_key("r", "someone-else");
+  fakes[2]->set_fallback(kind::release, step::error(make_error_code(errc::connect_failed)));
+  auto a = lock(m, {"r"}, 300ms);
+  ASSERT_EQ(a->ec, errc::resource_locked);
+  // Bounded: after the TTL nothing more is sent, and the operation ends (quit completes).
+  bool quit = false;
+  std::error_code quit_ec;
+  ASSERT_TRUE(run_until([&] { return std::chrono::steady_clock::now() > a->started + 400ms; }));
+  const auto sent = fakes[2]->count(kind::release);
+  EXPECT_GE(sent, 3u) << "retried with backoff while the key could exist";
+  EXPECT_LE(sent, 12u) << "backoff, not a busy loop";
+  m.async_quit([&](std::error_code ec) {
+    quit = true;
+    quit_ec = ec;
+  });
+  ASSERT_TRUE(run_until([&] { return quit; }, 2s));
+  EXPECT_FALSE(quit_ec) << "the keys expired: nothing left to confirm";
+  EXPECT_EQ(fakes[2]->count(kind::release), sent);
+}
+
+TEST_F(ManagerTest, AnUnlockRetriesNodesThatDidNotConfirmAfterItCompleted) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto a = lock(m, {"r"});
+  ASSERT_FALSE(a->ec);
+  fakes[2]->push(kind::release, step::error(make_error_code(errc::connection_lost), "reset"));
+  auto u = unlock(m, a->l);
+  EXPECT_FALSE(u->ec);
+  EXPECT_TRUE(none_hold(*this, a->l.value())) << "node 2 kept the key";
+  EXPECT_EQ(fakes[2]->count(kind::release), 2u);
+}
+
+TEST_F(ManagerTest, QuitDrainsCleanupButGivesUpAtQuitTimeout) {
+  auto s = fast();
+  s.quit_timeout = 100ms;
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+  auto a = lock(m, {"r"}, 60s);
+  ASSERT_FALSE(a->ec);
+  fakes[2]->set_fallback(kind::release, step::error(make_error_code(errc::connect_failed)));
+  auto u = unlock(m, a->l);
+  EXPECT_FALSE(u->ec);
+  bool quit = false;
+  std::error_code quit_ec;
+  const auto t0 = std::chrono::steady_clock::now();
+  m.async_quit([&](std::error_code ec) {
+    quit = true;
+    quit_ec = ec;
+  });
+  ASSERT_TRUE(run_until([&] { return quit; }, 5s)) << "quit must be bounded by quit_timeout";
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 100ms) << "quit waited for the cleanup";
+  EXPECT_EQ(quit_ec, errc::timeout) << "a release was still unconfirmed";
+  EXPECT_GE(fakes[2]->count(kind::release), 2u);
+  for (const auto& f : fakes)
+    EXPECT_TRUE(f->closed());
+}
+
+TEST_F(ManagerTest, QuitSucceedsOnceCleanupSettled) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto a = lock(m, {"r"}, 60s);
+  ASSERT_FALSE(a->ec);
+  fakes[2]->push(kind::release, step::error(make_error_code(errc::connection_lost), "reset"));
+  auto u = unlock(m, a->l);
+  EXPECT_FALSE(u->ec);
+  bool quit = false;
+  std::error_code quit_ec{make_error_code(errc::closed)};
+  m.async_quit([&](std::error_code ec) {
+    quit = true;
+    quit_ec = ec;
+  });
+  ASSERT_TRUE(run_until([&] { return quit; }));
+  EXPECT_FALSE(quit_ec);
+  EXPECT_TRUE(fakes[2]->store().empty()) << "quit closed the node before the retry";
+}
+
+TEST_F(ManagerTest, ALateMissingAnswerToAnExtendDoesNotBringBackAnUnlockedKey) {
+  // Issue 10, defect 3: extend, unlock, and the slow node's late "missing" re-set the key.
+  redlock::lock_manager m(io.get_executor(), make_nodes(5), fast());
+  auto a = lock(m, {"r"});
+  ASSERT_FALSE(a->ec);
+  fakes[4]->clear_store();                           // node 4 lost the key (restart)
+  fakes[4]->push(kind::extend, step::store(150ms));  // and answers "missing" late
+  auto e = extend(m, a->l, 10s);
+  ASSERT_FALSE(e->ec);
+  auto u = unlock(m, e->l);
+  EXPECT_FALSE(u->ec);
+  // Wait past the late answer; the key must stay gone.
+  ASSERT_TRUE(run_until([&] { return fakes[4]->in_flight() == 0; }));
+  ASSERT_TRUE(run_until([&] { return std::chrono::steady_clock::now() > a->started + 300ms; }));
+  EXPECT_EQ(fakes[4]->count(kind::acquire), 1u) << "a re-sync was sent after the unlock";
+  EXPECT_TRUE(none_hold(*this, a->l.value(), 100ms));
+}
+
+TEST_F(ManagerTest, ALaterExtendStopsTheEarlierExtendsResyncs) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(5), fast());
+  auto a = lock(m, {"r"});
+  ASSERT_FALSE(a->ec);
+  fakes[4]->clear_store();
+  fakes[4]->push(kind::extend, step::store(150ms));
+  auto e1 = extend(m, a->l, 10s);
+  ASSERT_FALSE(e1->ec);
+  auto e2 = extend(m, e1->l, 10s);  // node 4 answers this one at once: "missing" → one re-sync
+  ASSERT_FALSE(e2->ec);
+  ASSERT_TRUE(run_until([&] { return fakes[4]->in_flight() == 0; }));
+  ASSERT_TRUE(run_until([&] { return std::chrono::steady_clock::now() > a->started + 300ms; }));
+  EXPECT_EQ(fakes[4]->count(kind::acquire), 2u) << "the first extend's late answer re-synced too";
+}
+
+TEST_F(ManagerTest, WaitAllNodesUnlockCountsEveryNodesAnswer) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto a = lock(m, {"r"});
+  ASSERT_FALSE(a->ec);
+  fakes[2]->clear_store();                           // node 2 never had the key
+  fakes[1]->push(kind::release, step::store(30ms));  // and node 1 is slow
+  redlock::call_options all;
+  all.wait_all_nodes = true;
+  auto u = unlock(m, a->l, all);
+  EXPECT_FALSE(u->ec);
+  EXPECT_EQ(u->r.released, 2u) << "the slow node's release counted";
+  EXPECT_EQ(u->r.absent, 1u);
+}
+
+TEST_F(ManagerTest, RefusalsNameTheArgumentInTheReport) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto e = lock(m, {"a", ""});
+  EXPECT_EQ(e->ec, errc::invalid_argument);
+  EXPECT_EQ(e->l.report().detail, "resources[1] is empty");
+  auto d = lock(m, {"a", "b", "a"});
+  EXPECT_EQ(d->ec, errc::invalid_argument);
+  EXPECT_EQ(d->l.report().detail, "resources[0] and resources[2] are the same resource");
+  auto t = lock(m, {"a"}, std::chrono::milliseconds(std::int64_t{1} << 32));
+  EXPECT_EQ(t->ec, errc::invalid_argument);
+  EXPECT_NE(t->l.report().detail.find("ttl is 4294967296 ms; the largest is 2147483647 ms"),
+            std::string::npos)
+      << t->l.report().detail;
+  redlock::call_options bad;
+  bad.retry_count = -2;
+  auto r = lock(m, {"a"}, 10s, bad);
+  EXPECT_NE(r->l.report().detail.find("retry_count"), std::string::npos);
+  EXPECT_EQ(total_calls(), 0u);
+}
+
+TEST_F(ManagerTest, OneDeploymentListedTwiceIsRefusedBeforeAnythingIsSent) {
+  auto nodes = make_nodes(3);
+  fakes[0]->set_identity({"run_id:aaa"});
+  fakes[1]->set_identity({"run_id:bbb"});
+  fakes[2]->set_identity({"run_id:aaa"});  // e.g. localhost and 127.0.0.1
+  redlock::lock_manager m(io.get_executor(), nodes, fast());
+  auto a = lock(m, {"r"});
+  EXPECT_EQ(a->ec, errc::duplicate_deployment);
+  const auto& detail = a->l.report().detail;
+  EXPECT_NE(detail.find("nodes[0] (fake://node0)"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("nodes[2] (fake://node2)"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("run_id:aaa"), std::string::npos) << detail;
+  EXPECT_EQ(total_calls(), 0u);
+  fakes.clear();
+  auto distinct = make_nodes(3);
+  for (std::size_t i = 0; i < 3; ++i)
+    fakes[i]->set_identity({"run_id:" + std::to_string(i)});
+  redlock::lock_manager ok(io.get_executor(), distinct, fast());
+  EXPECT_FALSE(lock(ok, {"r"})->ec);
+}
+
+TEST_F(ManagerTest, MoveAssignmentClosesTheOldManagersNodes) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  auto old_fakes = fakes;
+  fakes.clear();
+  redlock::lock_manager other(io.get_executor(), make_nodes(3), fast());
+  m = std::move(other);
+  for (const auto& f : old_fakes)
+    EXPECT_TRUE(f->closed()) << "the old manager was dropped with its nodes open";
+  for (const auto& f : fakes)
+    EXPECT_FALSE(f->closed());
+  EXPECT_FALSE(lock(m, {"r"})->ec);
+}
+
+TEST_F(ManagerTest, HookCallsNeverOverlapEvenFromOtherThreads) {
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
+  std::atomic<int> inside{0};
+  std::atomic<int> overlaps{0};
+  std::atomic<int> calls{0};
+  m.on_node_error([&](const redlock::node_error&) {
+    if (inside.fetch_add(1) != 0)
+      overlaps.fetch_add(1);
+    // Widen the window so that concurrent calls would be seen.
+    std::this_thread::sleep_for(200us);
+    inside.fetch_sub(1);
+    calls.fetch_add(1);
+  });
+  auto& impl = *redlock::detail::impl_of(m);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      for (int k = 0; k < 50; ++k)
+        redlock::detail::report_node_error(impl, redlock::node_error{"x", {}, "m"});
+    });
+  }
+  std::thread runner([&] {
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (calls.load() < 150 && std::chrono::steady_clock::now() < until)
+      io.run_for(5ms);
+  });
+  for (auto& th : threads)
+    th.join();
+  runner.join();
+  EXPECT_EQ(calls.load(), 150);
+  EXPECT_EQ(overlaps.load(), 0);
+}
+
+TEST(ManagerLifetime, HandlesAndReportsOutliveTheManagerAndItsIoContext) {
+  // Issue 10, defect 4: a handle or a report kept after the manager and io_context were
+  // destroyed was a heap-use-after-free (ASan): it kept the manager's strand and the nodes.
+  redlock::lock kept;
+  redlock::report kept_report;
+  redlock::node_result kept_node;
+  {
+    asio::io_context io;
+    std::vector<std::shared_ptr<fake_node>> fakes;
+    auto nodes = redlock::test::make_fake_nodes(io.get_executor(), 3, fakes, "fake://life");
+    redlock::lock_manager m(io.get_executor(), nodes, {});
+    bool done = false;
+    m.async_lock("r", 10s, [&](std::error_code ec, redlock::lock l) {
+      EXPECT_FALSE(ec);
+      kept = std::move(l);
+      done = true;
+    });
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (!done && std::chrono::steady_clock::now() < until)
+      io.run_one_for(5ms);
+    ASSERT_TRUE(done);
+    kept_report = kept.report();
+    kept_node = kept.report().nodes.at(0);
+  }
+  EXPECT_EQ(kept_report.nodes.size(), 3u);
+  EXPECT_EQ(kept_node.node, "fake://life0");
+  EXPECT_FALSE(kept.manager()) << "the handle must not keep the manager alive";
+  std::promise<std::error_code> p;
+  kept.async_unlock([&](std::error_code ec, redlock::unlock_result) { p.set_value(ec); });
+  auto f = p.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(f.get(), errc::closed);
+  auto copy = kept;  // copying and destroying are safe too
+}
+
+TEST(ManagerLifetime, BlockingManagersHandlesAreSafeToKeep) {
+  redlock::lock kept;
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  std::thread t([&] { io.run(); });
+  {
+    std::vector<std::shared_ptr<fake_node>> fakes;
+    auto nodes = redlock::test::make_fake_nodes(io.get_executor(), 3, fakes, "fake://blk");
+    redlock::blocking_lock_manager b(nodes, {});
+    kept = b.acquire({"r"}, 10s);
+    ASSERT_TRUE(kept.acquired());
+  }
+  EXPECT_FALSE(kept.manager());
+  EXPECT_EQ(kept.report().nodes.at(1).node, "fake://blk1");
+  guard.reset();
+  io.stop();
+  t.join();
+}
+
+TEST_F(ManagerTest, OverlappingOperationsOnAFarAwayNodeAreNotRefusedAsLagging) {
+  // Issue 10, defect 7: at a 150 ms round trip with default settings (lag limit was
+  // request_timeout / 2 = 100 ms), any operation overlapping another failed at once.
+  auto s = fast();
+  s.request_timeout = 200ms;
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+  for (auto& f : fakes) {
+    f->set_fallback(kind::acquire, step::store(150ms));
+    f->set_fallback(kind::release, step::store(150ms));
+  }
+  for (int round = 0; round < 3; ++round) {
+    auto first = std::make_shared<lock_out>();
+    m.async_lock("a" + std::to_string(round), 10s, [first](std::error_code ec, redlock::lock l) {
+      first->done = true;
+      first->ec = ec;
+      first->l = std::move(l);
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(run_until([&] { return std::chrono::steady_clock::now() - t0 > 120ms; }));
+    auto second = lock(m, {"b" + std::to_string(round)});
+    EXPECT_FALSE(second->ec) << "round " << round << ": " << second->ec.message() << "\n"
+                             << second->l.report().to_string();
+    ASSERT_TRUE(run_until([&] { return first->done; }));
+    EXPECT_FALSE(first->ec) << first->ec.message();
+  }
 }
 
 }  // namespace

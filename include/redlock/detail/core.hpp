@@ -7,10 +7,12 @@
 // loop over the actions this machine returns.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -140,6 +142,7 @@ struct op_config {
   retry_policy retry;
   milliseconds node_timeout{200};  ///< per-attempt node deadline: min(request_timeout, ttl)
   time_point lock_deadline{};      ///< extend/release: validity deadline of the lock held
+  bool wait_all = false;  ///< release: decide only once every asked node answered or timed out
 };
 
 /// An input to the machine.
@@ -248,6 +251,10 @@ class machine {
   std::size_t released() const noexcept { return released_; }
   std::size_t absent() const noexcept { return absent_; }
   const std::vector<node_state>& nodes() const noexcept { return nodes_; }
+  /// Extend: a later operation on the same value (an unlock, another extend) has started, so
+  /// no re-sync is sent from now on: a late "missing" answer must not bring back a key that
+  /// an unlock removed.
+  void stop_resyncs() noexcept { resyncs_stopped_ = true; }
 
  private:
   enum class phase : std::uint8_t { init, attempting, waiting, settled, done };
@@ -279,6 +286,7 @@ class machine {
   std::size_t absent_ = 0;
   bool expired_at_start_ = false;
   bool dirty_ = false;  ///< acquire sent since the last release
+  bool resyncs_stopped_ = false;
   std::error_code last_error_;
   // Queued follow-up actions, drained by event::next() in this order.
   bool release_pending_ = false;
@@ -291,7 +299,8 @@ class machine {
 };
 
 /// One node's backlog as seen by one manager: the send times of its requests that have not
-/// been answered yet, oldest first, so the age of the oldest is known at any time.
+/// been answered yet, oldest first, so the age of the oldest is known at any time, and a
+/// smoothed estimate of the node's round trip (RFC 6298's SRTT and RTTVAR).
 ///
 /// Why it exists: the manager decides at quorum and does not wait for the slowest node, so
 /// nothing paces a node that lags behind the others. Without a bound, its pipeline grows until
@@ -301,6 +310,9 @@ class machine {
 /// at once with errc::node_lagging (the vote it would most likely have given anyway, a
 /// timeout, only sooner), while releases are still sent. It recovers by itself as its backlog
 /// drains. Answers may come back in any order (Cluster or custom nodes).
+///
+/// The limit follows the node's observed round trip: a node on a 150 ms network is not
+/// lagging when its oldest request is 120 ms old, it is simply far away. See limit().
 class backlog {
  public:
   using ticket = std::uint64_t;
@@ -310,12 +322,19 @@ class backlog {
     pending_.push_back({sent, false});
     return next_++;
   }
-  /// Records the answer (or failure) of the request with this ticket. Unknown or repeated
-  /// tickets are ignored.
-  void answered(ticket t) noexcept {
+  /// Records the answer (or failure) of the request with this ticket, received at `now`.
+  /// Unknown or repeated tickets are ignored. `sample` false: the answer says nothing about
+  /// the node's speed (e.g. answered locally without sending), so the round trip estimate is
+  /// left alone.
+  void answered(ticket t, time_point now, bool sample = true) noexcept {
     if (t < base_ || t >= next_)
       return;
-    pending_[static_cast<std::size_t>(t - base_)].answered = true;
+    auto& e = pending_[static_cast<std::size_t>(t - base_)];
+    if (e.answered)
+      return;
+    e.answered = true;
+    if (sample)
+      observe(now - e.at);
     while (!pending_.empty() && pending_.front().answered) {
       pending_.pop_front();
       ++base_;
@@ -327,8 +346,32 @@ class backlog {
   bool lagging(time_point now, duration limit) const noexcept {
     return !pending_.empty() && now - pending_.front().at > limit;
   }
+  /// The lag limit for this node: `floor` (the configured or default limit), raised to
+  /// SRTT + 4 × RTTVAR (what this node has been observed to need, as TCP's retransmission
+  /// timeout is), never above `cap` (the request timeout: past it the request fails anyway).
+  /// Before the first answer nothing is known about the node, so only `cap` applies.
+  duration limit(duration floor, duration cap) const noexcept {
+    if (samples_ == 0)
+      return cap;
+    return std::min(std::max(floor, srtt_ + 4 * rttvar_), cap);
+  }
+  /// The smoothed round trip (zero before the first answer).
+  duration srtt() const noexcept { return srtt_; }
 
  private:
+  void observe(duration rtt) noexcept {
+    if (rtt < duration::zero())
+      rtt = duration::zero();
+    if (samples_++ == 0) {
+      srtt_ = rtt;
+      rttvar_ = rtt / 2;
+      return;
+    }
+    const duration err = rtt > srtt_ ? rtt - srtt_ : srtt_ - rtt;
+    rttvar_ = (3 * rttvar_ + err) / 4;
+    srtt_ = (7 * srtt_ + rtt) / 8;
+  }
+
   struct entry {
     time_point at;
     bool answered;
@@ -336,6 +379,79 @@ class backlog {
   std::deque<entry> pending_;
   ticket base_ = 0;  ///< ticket of pending_.front()
   ticket next_ = 0;
+  std::uint64_t samples_ = 0;
+  duration srtt_{};
+  duration rttvar_{};
 };
+
+/// What is left to clean up after an operation ended: which nodes may still hold our value
+/// and when a release should be sent to each, so that a release lost with a connection reset,
+/// refused during a reconnect backoff or slower than the request timeout is sent again.
+///
+/// Rules: a node needs a release until it confirms one (answered "released" or "absent") or
+/// until its `until` instant passed (our keys there have expired by then). A failed release is
+/// retried after a backoff that doubles from `first_backoff` to `max_backoff`, jittered to
+/// [backoff / 2, backoff]. abandon() gives up on a node (e.g. the node was closed). Memory:
+/// one entry per node, sized once.
+class cleanup {
+ public:
+  struct limits {
+    duration first_backoff = std::chrono::milliseconds(50);
+    duration max_backoff = std::chrono::milliseconds(1000);
+  };
+
+  cleanup() = default;
+  cleanup(std::size_t nodes, limits l) : limits_(l), nodes_(nodes) {}
+
+  bool active() const noexcept { return !nodes_.empty(); }
+  /// Node i may hold our value until `until`; a release to it is already in flight.
+  void in_flight(std::size_t i, time_point until) noexcept;
+  /// Node i may hold our value until `until`; send a release at `at`.
+  void due(std::size_t i, time_point until, time_point at) noexcept;
+  /// A release was sent to node i.
+  void sent(std::size_t i) noexcept;
+  /// Node i answered a release: `confirmed` (released or absent) ends its cleanup; otherwise
+  /// the next release goes out after the backoff (drawn with `random`).
+  void answered(std::size_t i, bool confirmed, time_point now, std::uint64_t random) noexcept;
+  /// Gives up on node i.
+  void abandon(std::size_t i) noexcept;
+  /// The next node whose release is due at `now`, or nodes() when none.
+  std::size_t next_due(time_point now) const noexcept;
+  /// The earliest instant at which something changes (a release falls due, or a node's
+  /// `until` passes, in flight or not); time_point::max() when there is none.
+  time_point next_wakeup() const noexcept;
+  /// Nodes that may still hold our value at `now` (waiting or in flight, `until` not passed).
+  std::size_t unconfirmed(time_point now) const noexcept;
+  /// Nothing left that may hold our value at `now`.
+  bool settled(time_point now) const noexcept;
+  std::size_t nodes() const noexcept { return nodes_.size(); }
+  /// Releases sent so far (for tests and metrics).
+  std::size_t releases_sent() const noexcept { return sent_; }
+
+ private:
+  enum class st : std::uint8_t { none, waiting, in_flight };
+  struct node_entry {
+    st state = st::none;
+    time_point until{};
+    time_point at{};
+    duration backoff{};
+  };
+  limits limits_;
+  std::vector<node_entry> nodes_;
+  std::size_t sent_ = 0;
+};
+
+/// Two nodes that reach the same deployment: positions `first` < `second` and one identity
+/// they share.
+struct duplicate_deployment {
+  std::size_t first = 0;
+  std::size_t second = 0;
+  std::string identity;
+};
+
+/// The first pair of nodes whose identity lists (node::async_identify) share an entry, or
+/// nothing. Empty lists (unknown) never conflict.
+std::optional<duplicate_deployment> find_duplicate(
+    const std::vector<std::vector<std::string>>& identities);
 
 }  // namespace redlock::detail::core
