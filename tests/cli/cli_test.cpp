@@ -407,6 +407,20 @@ TEST_F(cli, MultipleResourcesAreLockedTogether) {
   EXPECT_EQ(present_on(other), 0);
 }
 
+TEST_F(cli, ReleaseJudgesFromEveryServerWhenOneNeverHadTheKey) {
+  // Normal with a minority down: server #1 lost the key, server #3 answers slowly (paused
+  // clients, within the request timeout). Server #1's "absent" and #2's "released" are the
+  // first quorum of answers, but #2 and #3 held the lock: the release succeeded.
+  auto a = run_to_end(redlock({"acquire", "--ttl", "60s", resource_}));
+  ASSERT_EQ(a.code, 0) << a.err;
+  const std::string value = a.out.substr(0, 32);
+  servers_[0]->command({"DEL", resource_});
+  ASSERT_EQ(servers_[2]->command({"CLIENT", "PAUSE", "400"}).str, "OK");
+  auto r = run_to_end(redlock({"release", resource_, "--value", value}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(present_on(resource_), 0);
+}
+
 TEST_F(cli, ReleaseOfAValueHeldByAnotherSaysAnotherValueHoldsIt) {
   hold_elsewhere(resource_);
   auto r =
