@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -145,6 +146,10 @@ config resolve(const global_options& g) {
     throw usage_error("--request-timeout must be greater than 0");
   if (c.settings.connect_timeout.count() <= 0)
     throw usage_error("--connect-timeout must be greater than 0");
+  // The cleanup redlock waits for before exiting (see session): long enough for a few
+  // retried releases at the request timeout, at least the library's default.
+  c.settings.quit_timeout =
+      std::max<std::chrono::milliseconds>(std::chrono::seconds(2), 5 * c.settings.request_timeout);
   return c;
 }
 

@@ -41,8 +41,7 @@ session::session(config c)
 session::~session() = default;
 
 std::chrono::milliseconds session::cleanup_bound() const {
-  return std::max<std::chrono::milliseconds>(std::chrono::seconds(5),
-                                             5 * conf_.settings.request_timeout);
+  return conf_.settings.quit_timeout;
 }
 
 void session::dispatch_signal(signal_event e) {
@@ -121,7 +120,10 @@ int session::run(std::function<asio::awaitable<int>()> body) {
         // server from holding the exit up for longer than cleanup_bound().
         cleaning_ = true;
         handler_ = nullptr;
-        guard.expires_after(cleanup_bound());
+        // The library bounds the cleanup by quit_timeout; the guard adds what closing takes
+        // (the operations in flight, each bounded by the request timeout) and a margin.
+        guard.expires_after(cleanup_bound() + 2 * conf_.settings.request_timeout +
+                            std::chrono::seconds(1));
         guard.async_wait([this, &timed_out](std::error_code ec) {
           if (!ec) {
             timed_out = true;

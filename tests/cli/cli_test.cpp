@@ -330,6 +330,19 @@ TEST_F(cli, VerboseSaysTheCleanupSettledOnEveryPath) {
   EXPECT_EQ(present_on(resource_ + ":run"), 0);
 }
 
+TEST_F(cli, VerboseSaysWhenTheCleanupBoundPassedWithReleasesUnconfirmed) {
+  // Server #3 is stopped: the acquire still wins on #1 and #2, and the release is retried on
+  // #3 until the cleanup bound (5 request timeouts here) passes.
+  servers_[2]->pause();
+  auto r = run_to_end(redlock({"run", "-v", resource_, "--", "true"}));
+  servers_[2]->resume();
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("cleanup bound passed with releases still unconfirmed (up to 1 of 3 "
+                       "servers had not confirmed our release)"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST_F(cli, SignalDuringTheCleanupDoesNotCutItShort) {
   // The command pauses server #3's clients for less than the request timeout (its release
   // waits there), and once the release reached server #1 sends redlock SIGTERM: redlock
