@@ -55,7 +55,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
     for (const auto& n : nodes_)
       ids_.push_back(std::make_shared<const std::string>(n->id()));
     if (nodes_.size() > 1)
-      gate_ = gate::identifying;
+      gate_ = gate::unidentified;
   }
 
   asio::any_io_executor ex_;
@@ -82,7 +82,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
   std::vector<std::weak_ptr<operation>> cleanups_;
   // The duplicate-deployment check: operations wait until every node told its identity (or
   // the wait timed out); a deployment listed twice refuses every operation.
-  enum class gate : std::uint8_t { open, identifying, refused };
+  enum class gate : std::uint8_t { unidentified, identifying, open, refused };
   gate gate_ = gate::open;
   std::vector<std::shared_ptr<operation>> gated_;
   std::vector<std::vector<std::string>> identities_;
@@ -119,8 +119,13 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
       n->close();
     const std::error_code ec =
         abandoned_.load() > 0 ? make_error_code(errc::timeout) : std::error_code{};
-    // The quit timer must not keep the io_context busy once quit is done.
-    asio::post(strand_, [self = shared_from_this()] { self->quit_timer_.cancel(); });
+    // The quit timer must not keep the io_context busy once quit is done, and cleanup still
+    // waiting to retry (after the destructor, which does not wait) has no node to talk to.
+    asio::post(strand_, [self = shared_from_this()] {
+      self->quit_timer_.cancel();
+      self->open_gate();  // operations held for identities start, and fail with closed
+      self->on_quit_deadline();
+    });
     for (auto& w : waiters) {
       asio::post(strand_, [w = std::move(w), ec]() mutable { w(ec); });
     }
@@ -853,6 +858,12 @@ bool admit(const std::shared_ptr<manager_impl>& m, core_ns::op_config cfg,
 
 void manager_impl::admit(const std::shared_ptr<operation>& op) {
   switch (gate_) {
+    case gate::unidentified:
+      // The first operation: ask the nodes who they are first (lazily, so that a manager that
+      // is never used never connects).
+      gated_.push_back(op);
+      begin_identify();
+      return;
     case gate::open:
       op->start();
       return;
@@ -865,31 +876,29 @@ void manager_impl::admit(const std::shared_ptr<operation>& op) {
   }
 }
 
+// On the strand.
 void manager_impl::begin_identify() {
-  if (gate_ != gate::identifying)
-    return;
-  asio::post(strand_, [self = shared_from_this()] {
-    const std::size_t n = self->nodes_.size();
-    self->identities_.assign(n, {});
-    self->identify_left_ = n;
-    // A node that cannot tell (down, slow) counts as unknown once this passes.
-    self->gate_timer_.expires_after(self->settings_.connect_timeout +
-                                    self->settings_.request_timeout);
-    self->gate_timer_.async_wait([w = self->weak_from_this()](std::error_code ec) {
-      if (ec)
-        return;
-      if (auto s = w.lock())
-        s->open_gate();
-    });
-    for (std::size_t i = 0; i < n; ++i) {
-      self->nodes_[i]->async_identify([self, i](std::error_code, std::vector<std::string> ids) {
-        // May run inline (the default) or on the node's executor: hop to the strand.
-        asio::post(self->strand_, [self, i, ids = std::move(ids)]() mutable {
-          self->on_identity(i, std::move(ids));
-        });
-      });
-    }
+  gate_ = gate::identifying;
+  const std::size_t n = nodes_.size();
+  identities_.assign(n, {});
+  identify_left_ = n;
+  // A node that cannot tell (down, slow) counts as unknown once this passes.
+  gate_timer_.expires_after(settings_.connect_timeout + settings_.request_timeout);
+  gate_timer_.async_wait([w = weak_from_this()](std::error_code ec) {
+    if (ec)
+      return;
+    if (auto s = w.lock())
+      s->open_gate();
   });
+  auto self = shared_from_this();
+  for (std::size_t i = 0; i < n; ++i) {
+    nodes_[i]->async_identify([self, i](std::error_code, std::vector<std::string> ids) {
+      // May run inline (the default) or on the node's executor: hop to the strand.
+      asio::post(self->strand_, [self, i, ids = std::move(ids)]() mutable {
+        self->on_identity(i, std::move(ids));
+      });
+    });
+  }
 }
 
 void manager_impl::on_identity(std::size_t i, std::vector<std::string> ids) {
@@ -961,9 +970,7 @@ std::shared_ptr<manager_impl> make_manager(asio::any_io_executor ex,
     invalid("node_lag_limit must not be negative");
   if (s.quit_timeout.count() < 0)
     invalid("quit_timeout must not be negative");
-  auto m = std::make_shared<manager_impl>(std::move(ex), std::move(nodes), s);
-  m->begin_identify();
-  return m;
+  return std::make_shared<manager_impl>(std::move(ex), std::move(nodes), s);
 }
 
 void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,

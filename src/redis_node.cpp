@@ -237,6 +237,7 @@ struct connection {
   std::string writing;  // the buffer of the write in flight
   std::vector<char> read_buf;
   bool write_in_flight = false;
+  bool tcp_connected = false;   // for hints: a stall after this is the TLS handshake's
   bool handshake_done = false;  // TLS handshake finished (errors after it are not tls_failed)
   std::uint64_t replies = 0;
 };
@@ -306,8 +307,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       if (now < next_attempt_) {
         auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_attempt_ - now);
         r.handler(errc::connect_failed,
-                  error_reply("connect to " + id_ + " failed: " + last_connect_error_ +
-                              "; next attempt in " + ms_string(wait)));
+                  error_reply(last_failure_ + "; next attempt in " + ms_string(wait)));
         return;
       }
       prepare_connection();
@@ -349,18 +349,23 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
 
   void encode_eval(request& r) {
     const bool use_sha = r.script->loaded_on == serial_;
-    // EVAL loads the script; requests behind it on this connection can use EVALSHA.
+    // EVAL loads the script; requests behind it on this connection can use EVALSHA. Should
+    // this EVAL be dropped unsent, unload_dropped_eval() hands the load on.
     if (!use_sha)
       r.script->loaded_on = serial_;
     r.sent_as_evalsha = use_sha;
+    append_eval(pending_, r, use_sha);
+  }
+
+  static void append_eval(std::string& out, const request& r, bool use_sha) {
     char head[24];
     head[0] = '*';
     char* p = std::to_chars(head + 1, head + sizeof head - 2, r.tail_count + 2).ptr;
     *p++ = '\r';
     *p++ = '\n';
-    pending_.append(head, static_cast<std::size_t>(p - head));
-    pending_.append(use_sha ? r.script->evalsha_prefix : r.script->eval_prefix);
-    pending_.append(r.tail, r.tail_skip, std::string::npos);
+    out.append(head, static_cast<std::size_t>(p - head));
+    out.append(use_sha ? r.script->evalsha_prefix : r.script->eval_prefix);
+    out.append(r.tail, r.tail_skip, std::string::npos);
   }
 
   // ---- connecting -------------------------------------------------------------------------
@@ -432,6 +437,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       return;
     if (ec)
       return connect_failed(errc::connect_failed, "connect: " + ec.message());
+    c->tcp_connected = true;
     tcp_socket& sock = c->tls ? c->tls->next_layer() : *c->tcp;
     if (opts_.tcp_nodelay)
       sock.set_option(asio::ip::tcp::no_delay(true), ec);
@@ -459,7 +465,8 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
           if (c != self->conn_)
             return;
           if (e)
-            return self->connect_failed(errc::tls_failed, "TLS handshake: " + describe_tls(e));
+            return self->connect_failed(errc::tls_failed,
+                                        "TLS handshake: " + describe_tls(e) + not_tls_hint(e));
           c->handshake_done = true;
           self->on_transport_ready(c);
         });
@@ -474,6 +481,21 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
         msg += " (check the CA file/dir and the server name)";
     }
     return msg;
+  }
+
+  // A TLS handshake that failed because the answer was not TLS at all (a plain server that
+  // answered the ClientHello with an error reply, or closed) says so.
+  static std::string not_tls_hint(const asio::error_code& e) {
+    bool not_tls = e == asio::ssl::error::stream_truncated || e == asio::error::eof ||
+                   e == asio::error::connection_reset;
+    if (e.category() == asio::error::get_ssl_category()) {
+      const int reason = ERR_GET_REASON(static_cast<unsigned long>(e.value()));
+      not_tls = not_tls || reason == SSL_R_WRONG_VERSION_NUMBER ||
+                reason == SSL_R_PACKET_LENGTH_TOO_LONG || reason == SSL_R_RECORD_LENGTH_MISMATCH;
+    }
+    return not_tls ? " (the server did not answer the TLS handshake; is this a plain (non-TLS) "
+                     "port?)"
+                   : std::string();
   }
 
   bool ensure_tls_context() {
@@ -524,7 +546,10 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
     return false;
   }
 
-  // TCP/Unix connected (and TLS handshake done): send AUTH/SELECT ahead of queued requests.
+  // TCP/Unix connected (and TLS handshake done): send AUTH/SELECT, and nothing else until
+  // every handshake reply has succeeded. Queued requests wait in pending_ (under their own
+  // deadlines): pipelined behind a failed AUTH they would run as the `default` user, behind
+  // a failed SELECT in db 0.
   void on_transport_ready(const std::shared_ptr<connection>& c) {
     state_ = state::handshaking;
     std::string& out = c->writing;
@@ -555,55 +580,66 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
     }
     start_read(c);
     if (handshake_left_ == 0)
-      become_ready();
-    if (out.empty()) {
-      maybe_write();
-    } else {
-      out.append(pending_);
-      pending_.clear();
-      start_write(c);
-    }
+      return become_ready(false);
+    start_write(c);
   }
 
-  void become_ready() {
+  // `answered`: the server has replied on this connection (the handshake succeeded), which
+  // proves it alive and ends the backoff. Without a handshake the first reply does that
+  // (see on_read): a paused server still accepts TCP connections, and a reset after a
+  // timeout must keep doubling the backoff rather than start over.
+  void become_ready(bool answered) {
     state_ = state::ready;
     connect_timer_.cancel();
+    if (answered)
+      reset_backoff();
+    maybe_write();
+  }
+
+  void reset_backoff() {
     backoff_ = std::chrono::milliseconds(0);
-    last_connect_error_.clear();
+    last_failure_.clear();
   }
 
   void on_connect_timeout(const std::shared_ptr<connection>& c) {
     if (c != conn_ || (state_ != state::connecting && state_ != state::handshaking))
       return;
-    connect_failed(errc::timeout, "connect timed out after " + ms_string(opts_.connect_timeout));
+    connect_failed(errc::timeout,
+                   "connect timed out after " + ms_string(opts_.connect_timeout) + stall_hint());
   }
 
   // A connect attempt failed: back off, and fail everything queued with `code`.
   void connect_failed(errc code, std::string why, const reply* server_reply = nullptr) {
-    drop_connection();
-    if (backoff_.count() == 0)
-      backoff_ = opts_.backoff_initial;
+    const auto delay = back_off("connect to " + id_ + " failed: " + why);
+    if (server_reply)
+      fail_all(code, *server_reply);
     else
-      backoff_ = std::min(backoff_ * 2, opts_.backoff_max);
+      fail_all(code, last_failure_ + "; next attempt in " + ms_string(delay));
+  }
+
+  // Closes the connection and backs off: no new attempt until the returned delay has
+  // passed (doubling from backoff_initial to backoff_max, uniform jitter in [b/2, b]);
+  // meanwhile requests fail at once with connect_failed and `failure` (a whole phrase,
+  // e.g. "connect to ... failed: ..."). The one backoff of the node: failed connects and
+  // resets after a request timeout share it. Queued entries stay; callers fail them.
+  std::chrono::milliseconds back_off(std::string failure) {
+    drop_connection();
+    backoff_ =
+        backoff_.count() == 0 ? opts_.backoff_initial : std::min(backoff_ * 2, opts_.backoff_max);
     const auto lo = backoff_.count() / 2;
     std::uniform_int_distribution<std::int64_t> jitter(
         lo, std::max<std::int64_t>(lo, backoff_.count()));
     const std::chrono::milliseconds delay(jitter(rng_));
     next_attempt_ = clock_type::now() + delay;
-    last_connect_error_ = why;
-    if (server_reply) {
-      fail_all(code, *server_reply);
-    } else {
-      fail_all(code,
-               "connect to " + id_ + " failed: " + why + "; next attempt in " + ms_string(delay));
-    }
+    last_failure_ = std::move(failure);
+    return delay;
   }
 
   // ---- I/O --------------------------------------------------------------------------------
 
   void maybe_write() {
-    if ((state_ == state::ready || state_ == state::handshaking) && !conn_->write_in_flight &&
-        !pending_.empty()) {
+    // Only once ready: see on_transport_ready.
+    if (state_ == state::ready && !conn_->write_in_flight && !pending_.empty()) {
       conn_->writing.swap(pending_);
       pending_.clear();
       start_write(conn_);
@@ -653,7 +689,10 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
         return protocol_failure("malformed reply");
       if (!r)
         break;
-      ++c->replies;
+      // The first reply of a connection without a handshake proves the server alive (with
+      // one, become_ready() does that).
+      if (++c->replies == 1 && state_ == state::ready)
+        reset_backoff();
       on_reply(std::move(*r));
     }
     if (c == conn_)
@@ -691,7 +730,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
           return connect_failed(code, r.str, &r);
         }
         if (handshake_left_ == 0)
-          become_ready();
+          become_ready(true);
         return;
       case request::kind::eval:
         if (noscript) {
@@ -736,16 +775,19 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       // server closing during AUTH: a failed connect, with backoff.
       const errc code = ec.category() == asio::error::get_ssl_category() ? errc::tls_failed
                                                                          : errc::connect_failed;
-      return connect_failed(code, std::string(what) + ": " + describe_tls(ec));
+      return connect_failed(code,
+                            std::string(what) + ": " + describe_tls(ec) + plain_to_tls_hint(*c));
     }
+    const std::string hint = plain_to_tls_hint(*c);
     drop_connection();
     fail_all(errc::connection_lost,
-             "connection to " + id_ + " lost (" + what + ": " + ec.message() + ")");
+             "connection to " + id_ + " lost: " + what + ": " + ec.message() + hint);
   }
 
   void protocol_failure(const char* why) {
+    const std::string hint = conn_ ? plain_to_tls_hint(*conn_) : std::string();
     drop_connection();
-    fail_all(errc::protocol_error, std::string("protocol error from ") + id_ + ": " + why);
+    fail_all(errc::protocol_error, std::string("protocol error from ") + id_ + ": " + why + hint);
   }
 
   // ---- deadlines --------------------------------------------------------------------------
@@ -783,32 +825,18 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
       return;
     const auto now = clock_type::now();
     if (earliest_deadline() <= now) {
-      const std::string msg =
-          "request to " + id_ + " timed out after " + ms_string(opts_.request_timeout);
-      if (state_ == state::connecting) {
-        // Nothing is on the wire yet: drop the expired requests (a prefix, since
-        // deadlines are monotone) from the queue and the pending bytes; the connect
-        // attempt goes on under its own timeout for the others.
-        std::size_t bytes = 0;
-        while (!entries_.empty() && entries_.front().deadline <= now) {
-          request r = entries_.pop_front();
-          bytes += r.bytes;
-          r.handler(errc::timeout, error_reply(msg));
-        }
-        pending_.erase(0, bytes);
+      const std::string msg = "request to " + id_ + " timed out after " +
+                              ms_string(opts_.request_timeout) + stall_hint();
+      if (state_ != state::ready) {
+        drop_expired_unsent(now, msg);
       } else {
-        // Replies after this one can no longer be matched: reset the connection.
-        const bool handshaking = state_ == state::handshaking;
-        if (handshaking) {
-          connect_failed_keep_entries("no reply to AUTH/SELECT within the request timeout");
-        } else {
-          drop_connection();
-        }
+        // Replies after this one can no longer be matched: reset the connection. The
+        // server may be stalled (paused, overloaded, a slow script), so reconnect only after
+        // the backoff: an immediate reconnect would pile new requests on it.
         const std::string lost = "connection to " + id_ + " reset after a request timed out";
+        back_off(lost);
         while (!entries_.empty()) {
           request r = entries_.pop_front();
-          if (!r.handler)
-            continue;
           if (r.deadline <= now)
             r.handler(errc::timeout, error_reply(msg));
           else
@@ -823,16 +851,77 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  // Backoff bookkeeping of connect_failed() without failing the queue (the caller does).
-  void connect_failed_keep_entries(std::string why) {
-    drop_connection();
-    backoff_ =
-        backoff_.count() == 0 ? opts_.backoff_initial : std::min(backoff_ * 2, opts_.backoff_max);
-    const auto lo = backoff_.count() / 2;
-    std::uniform_int_distribution<std::int64_t> jitter(
-        lo, std::max<std::int64_t>(lo, backoff_.count()));
-    next_attempt_ = clock_type::now() + std::chrono::milliseconds(jitter(rng_));
-    last_connect_error_ = std::move(why);
+  // Before the connection is ready nothing but the handshake is on the wire (see
+  // on_transport_ready), so expired requests are dropped unsent: from the queue and from
+  // pending_. They are a prefix of the queued requests, behind the AUTH/SELECT entries,
+  // since deadlines are monotone. The connect attempt goes on under its own timeout for the
+  // others. Not the hot path: a request expired before its connection was ready.
+  void drop_expired_unsent(clock_type::time_point now, const std::string& msg) {
+    std::array<request, 2> handshake;  // at most AUTH and SELECT
+    const std::size_t hs = handshake_left_;
+    for (std::size_t i = 0; i < hs; ++i)
+      handshake[i] = entries_.pop_front();
+    std::vector<request> expired;
+    std::size_t bytes = 0;
+    while (!entries_.empty() && entries_.front().deadline <= now) {
+      bytes += entries_.front().bytes;
+      expired.push_back(entries_.pop_front());
+    }
+    pending_.erase(0, bytes);
+    for (request& r : expired) {
+      if (r.k == request::kind::eval && !r.sent_as_evalsha)
+        unload_dropped_eval(*r.script);
+    }
+    for (std::size_t i = hs; i-- > 0;)
+      entries_.push_front(std::move(handshake[i]));
+    for (request& r : expired)
+      r.handler(errc::timeout, error_reply(msg));
+  }
+
+  // An EVAL that loads `s` on this connection was dropped unsent. Requests behind it were
+  // encoded as EVALSHA, counting on it; left so, the first would get NOSCRIPT and be resent
+  // behind requests queued after it (e.g. an acquire behind its own release). So the first
+  // queued request of `s` carries the EVAL instead; with none, `s` is simply not loaded.
+  void unload_dropped_eval(script_entry& s) {
+    std::size_t offset = 0;  // every queued entry is unsent: pending_ holds them in order
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
+      request& r = entries_[i];
+      if (r.k == request::kind::eval && r.script == &s) {
+        std::string eval;
+        append_eval(eval, r, false);
+        pending_.replace(offset, r.bytes, eval);
+        r.bytes = eval.size();
+        r.sent_as_evalsha = false;
+        return;
+      }
+      offset += r.bytes;
+    }
+    s.loaded_on = 0;
+  }
+
+  // The likely mistake behind a connection that stalls before its first reply, for timeout
+  // messages: TLS to a plain port (a plain Redis waits for a newline that the ClientHello
+  // need not contain) or plain to a TLS port (a TLS server may wait for a whole record).
+  // Phrased as a question: a paused server looks the same.
+  std::string stall_hint() const {
+    if (!conn_ || conn_->replies != 0 || ep_.kind == endpoint::transport::unix_socket)
+      return {};
+    if (conn_->tls) {
+      if (state_ == state::connecting && conn_->tcp_connected && !conn_->handshake_done)
+        return " (the server did not answer the TLS handshake; is this a plain (non-TLS) port?)";
+      return {};
+    }
+    if (state_ == state::handshaking || state_ == state::ready)
+      return " (no reply on this connection; is this a TLS port (use rediss://)?)";
+    return {};
+  }
+
+  // The same for a plain connection that the server closed, reset or answered with
+  // something other than RESP before any reply: what a Redis TLS port does with plain text.
+  std::string plain_to_tls_hint(const connection& c) const {
+    if (c.tls || c.replies != 0 || ep_.kind == endpoint::transport::unix_socket)
+      return {};
+    return " (no reply from the server; is this a TLS port (use rediss://)?)";
   }
 
   // ---- teardown ---------------------------------------------------------------------------
@@ -918,7 +1007,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
   std::string tls_ctx_error_;
   clock_type::time_point next_attempt_{};
   std::chrono::milliseconds backoff_{0};
-  std::string last_connect_error_;
+  std::string last_failure_;  // why the node is backing off (see back_off())
   std::minstd_rand rng_;
 };
 
@@ -950,6 +1039,21 @@ void redis_node::async_exec(std::vector<std::string> argv, reply_handler handler
   request r;
   r.handler = std::move(handler);
   impl_->enqueue(std::move(r), std::move(argv));
+}
+
+void redis_node::async_identify(identity_handler handler) {
+  // Through the normal request path: it waits for the handshake like any request, and it
+  // costs one round trip on the pipelined connection.
+  async_exec({"INFO", "server"}, [h = std::move(handler)](std::error_code ec, reply r) mutable {
+    if (ec)
+      return h(ec, {});
+    const std::string_view run_id = detail::info_field(r.str, "run_id");
+    if (run_id.empty())  // not a Redis server we know (a proxy?): identity unknown
+      return h({}, {});
+    std::vector<std::string> ids;
+    ids.push_back("run_id:" + std::string(run_id));
+    h({}, std::move(ids));
+  });
 }
 
 void redis_node::async_eval(const script& s, std::span<const std::string> keys,

@@ -4,6 +4,8 @@
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/write.hpp>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -13,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "redlock/detail/resp.hpp"
 #include "redlock/endpoint.hpp"
 #include "redlock/error.hpp"
 #include "redlock/redis_node.hpp"
@@ -125,6 +128,31 @@ class RedisNode : public ::testing::Test {
   }
   std::unique_ptr<redis_node> make(const std::string& url, connection_options opts = generous()) {
     return make(ep_of(url), opts);
+  }
+
+  // A script and a command issued while the handshake is under way (the server is paused
+  // until both are queued, so that neither arrives after the failure, when the backoff would
+  // answer it) must fail with the handshake's error and the server's message, and neither
+  // may run: no key in any db of `server`, no script call, as any user.
+  void expect_handshake_refuses_unsent(redis_server& server, const endpoint& ep, errc code,
+                                       const std::string& message) {
+    auto node = make(ep);
+    server.pause();
+    resume_guard resume{server};
+    redlock::script s("return redis.call('SET', KEYS[1], ARGV[1])");
+    auto by_script = eval(*node, s, {"from-script"}, {"v"});
+    auto by_command = exec(*node, {"SET", "from-command", "v"});
+    server.resume();
+    for (auto* f : {&by_script, &by_command}) {
+      auto r = get(*f);
+      EXPECT_EQ(r.ec, code) << r.ec.message() << ": " << r.r.str;
+      EXPECT_NE(r.r.str.find(message), std::string::npos) << r.r.str;
+    }
+    node.reset();
+    EXPECT_EQ(server.all_keys(), std::vector<std::string>{});
+    EXPECT_EQ(server.command_calls("eval"), 0);
+    EXPECT_EQ(server.command_calls("evalsha"), 0);
+    EXPECT_EQ(server.command_calls("set"), 0);
   }
 
   asio::io_context io_;
@@ -319,6 +347,78 @@ TEST_F(RedisNode, PlainToTlsPortFailsWithoutHanging) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5 * opts.request_timeout);
 }
 
+// A port of the other kind: the error says what is likely wrong, not just "timed out".
+
+TEST_F(RedisNode, TlsToPlainPortSaysItMayBeAPlainPort) {
+  redis_server server;
+  endpoint ep = ep_of(server.url());
+  ep.tls.enabled = true;
+  ep.tls.ca_file = certs().ca_cert;
+  const std::string hint = "is this a plain (non-TLS) port?";
+  {
+    connection_options opts = generous();
+    opts.connect_timeout = 500ms;  // the connect timeout ends it
+    auto node = make(ep, opts);
+    auto r = run(*node, {"PING"});
+    EXPECT_EQ(r.ec, errc::timeout) << r.r.str;
+    EXPECT_NE(r.r.str.find(hint), std::string::npos) << r.r.str;
+  }
+  {
+    connection_options opts = generous();
+    opts.request_timeout = 300ms;  // the request's own deadline ends it
+    auto node = make(ep, opts);
+    auto r = run(*node, {"PING"});
+    EXPECT_EQ(r.ec, errc::timeout) << r.r.str;
+    EXPECT_NE(r.r.str.find(hint), std::string::npos) << r.r.str;
+  }
+}
+
+TEST_F(RedisNode, TlsToAServerAnsweringInPlainTextSaysItMayBeAPlainPort) {
+  // Not Redis (which stays silent, see above) but a plain-text server that answers at once,
+  // as a plain Redis does when the ClientHello happens to hold a newline.
+  asio::io_context fake_io;
+  asio::ip::tcp::acceptor acceptor(fake_io,
+                                   asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  asio::ip::tcp::socket peer(fake_io);
+  const std::string answer = "-ERR unknown command\r\n";
+  acceptor.async_accept(peer, [&](asio::error_code ec) {
+    if (!ec)
+      asio::async_write(peer, asio::buffer(answer), [](asio::error_code, std::size_t) {});
+  });
+  std::thread fake([&] { fake_io.run_for(10s); });
+  endpoint ep;
+  ep.host = "127.0.0.1";
+  ep.port = acceptor.local_endpoint().port();
+  ep.tls.enabled = true;
+  ep.tls.ca_file = certs().ca_cert;
+  auto node = make(ep);
+  auto r = run(*node, {"PING"});
+  fake_io.stop();
+  fake.join();
+  EXPECT_EQ(r.ec, errc::tls_failed) << r.r.str;
+  EXPECT_NE(r.r.str.find("is this a plain (non-TLS) port?"), std::string::npos) << r.r.str;
+}
+
+TEST_F(RedisNode, PlainToTlsPortSaysItMayBeATlsPort) {
+  redis_server server(options([](redis_server_options& o) { o.tls = true; }));
+  endpoint ep = ep_of(server.tls_url());
+  ep.tls.enabled = false;
+  const std::string hint = "is this a TLS port (use rediss://)?";
+  {
+    auto node = make(ep);  // no handshake: the PING itself is refused
+    auto r = run(*node, {"PING"});
+    EXPECT_TRUE(r.ec) << r.r.str;
+    EXPECT_NE(r.r.str.find(hint), std::string::npos) << r.ec.message() << ": " << r.r.str;
+  }
+  {
+    ep.password = "pw";  // the AUTH is refused
+    auto node = make(ep);
+    auto r = run(*node, {"PING"});
+    EXPECT_TRUE(r.ec) << r.r.str;
+    EXPECT_NE(r.r.str.find(hint), std::string::npos) << r.ec.message() << ": " << r.r.str;
+  }
+}
+
 TEST_F(RedisNode, TlsHandshakeToPausedServerHitsConnectTimeout) {
   redis_server server(options([](redis_server_options& o) { o.tls = true; }));
   connection_options opts = generous();
@@ -418,16 +518,61 @@ TEST_F(RedisNode, SelectOfMissingDatabaseFailsWithServerError) {
   EXPECT_NE(r.r.str.find("DB index"), std::string::npos) << r.r.str;
 }
 
-// ---- scripts ------------------------------------------------------------------------------
+// Nothing but AUTH/SELECT is written until the handshake has succeeded: queued requests
+// pipelined behind a failed AUTH would run as `default`, behind a failed SELECT in db 0.
 
-std::int64_t command_calls(const redis_server& s, const std::string& cmd) {
-  const std::string info = s.command({"INFO", "commandstats"}).str;
-  const std::string key = "cmdstat_" + cmd + ":calls=";
-  auto pos = info.find(key);
-  if (pos == std::string::npos)
-    return 0;
-  return std::stoll(info.substr(pos + key.size()));
+TEST_F(RedisNode, MissingDatabaseRunsNothingAndFailsQueuedRequestsWithTheServersError) {
+  redis_server server;
+  expect_handshake_refuses_unsent(server, ep_of(server.url() + "/99"), errc::server_error,
+                                  "DB index is out of range");
 }
+
+TEST_F(RedisNode, WrongAclPasswordRunsNothingAsTheOpenDefaultUser) {
+  redis_server server(
+      options([](redis_server_options& o) { o.extra_config = {"user app on >right ~* +@all"}; }));
+  endpoint ep = ep_of(server.url());
+  ep.username = "app";
+  ep.password = "wrong";
+  expect_handshake_refuses_unsent(server, ep, errc::auth_failed, "WRONGPASS");
+}
+
+TEST_F(RedisNode, PasswordToServerWithoutOneRunsNothing) {
+  redis_server server;
+  endpoint ep = ep_of(server.url());
+  ep.password = "unneeded";
+  expect_handshake_refuses_unsent(server, ep, errc::auth_not_configured, "AUTH");
+}
+
+TEST_F(RedisNode, AclUserWithoutSelectPermissionRunsNothingInDbZero) {
+  redis_server server(options([](redis_server_options& o) {
+    o.extra_config = {"user app on >pw ~* +eval +evalsha +get +set +del +pexpire +pttl"};
+  }));
+  endpoint ep = ep_of(server.url() + "/3");
+  ep.username = "app";
+  ep.password = "pw";
+  expect_handshake_refuses_unsent(server, ep, errc::no_permission, "NOPERM");
+}
+
+TEST_F(RedisNode, RequestIssuedDuringHandshakeWaitsForItAndExpiresUnsent) {
+  redis_server server(options([](redis_server_options& o) { o.requirepass = "pw"; }));
+  connection_options opts = generous();
+  opts.request_timeout = 1000ms;  // the handshake stalls past it; the connect timeout is 10 s
+  auto node = make(server.url(), opts);
+  server.pause();  // TCP connects (kernel backlog), AUTH gets no reply
+  resume_guard resume{server};
+  auto early = exec(*node, {"INCR", "early"});
+  auto r1 = get(early, 5s);
+  EXPECT_EQ(r1.ec, errc::timeout) << r1.r.str;
+  // Still the same connect attempt: a request issued now waits for the same handshake.
+  auto later = exec(*node, {"INCR", "later"});
+  server.resume();
+  auto r2 = get(later, 5s);
+  EXPECT_FALSE(r2.ec) << r2.r.str;
+  EXPECT_TRUE(r2.r.is_integer(1));
+  EXPECT_EQ(server.all_keys(), std::vector<std::string>{"0:later"});  // `early` never ran
+}
+
+// ---- scripts ------------------------------------------------------------------------------
 
 TEST_F(RedisNode, ScriptIsLoadedWithEvalThenSentWithEvalsha) {
   redis_server server;
@@ -439,8 +584,8 @@ TEST_F(RedisNode, ScriptIsLoadedWithEvalThenSentWithEvalsha) {
     ASSERT_FALSE(r.ec) << r.r.str;
     EXPECT_TRUE(r.r.is_integer(i));
   }
-  EXPECT_EQ(command_calls(server, "eval"), 1);
-  EXPECT_EQ(command_calls(server, "evalsha"), 2);
+  EXPECT_EQ(server.command_calls("eval"), 1);
+  EXPECT_EQ(server.command_calls("evalsha"), 2);
 }
 
 TEST_F(RedisNode, NoscriptAfterScriptFlushFallsBackToEval) {
@@ -457,12 +602,45 @@ TEST_F(RedisNode, NoscriptAfterScriptFlushFallsBackToEval) {
   auto r2 = get(f2);
   ASSERT_FALSE(r2.ec) << r2.r.str;
   EXPECT_EQ(r2.r.str, "x-key2");
-  EXPECT_EQ(command_calls(server, "eval"), 2);  // the first use and the fallback
+  EXPECT_EQ(server.command_calls("eval"), 2);  // the first use and the fallback
 
   auto f3 = eval(*node, s, {"key3"}, {"y-"});
   auto r3 = get(f3);
   ASSERT_FALSE(r3.ec) << r3.r.str;
   EXPECT_EQ(r3.r.str, "y-key3");
+}
+
+TEST_F(RedisNode, ScriptLoadOfARequestDroppedWhileConnectingIsHandedOnInOrder) {
+  redis_server server(options([](redis_server_options& o) { o.tls = true; }));
+  connection_options opts = generous();
+  opts.request_timeout = 2000ms;
+  auto node = make(tls_ep(server), opts);
+  redlock::script push("return redis.call('RPUSH', KEYS[1], ARGV[1])");
+  server.pause();  // TCP connects (kernel backlog), the TLS handshake stalls
+  resume_guard resume{server};
+  const auto start = std::chrono::steady_clock::now();
+  auto first = eval(*node, push, {"list"}, {"first"});  // the EVAL that would load the script
+  ASSERT_TRUE(wait_for([&] { return std::chrono::steady_clock::now() - start >= 1000ms; }, 3s));
+  auto second = eval(*node, push, {"list"}, {"second"});
+  auto third = exec(*node, {"RPUSH", "list", "third"});
+  auto r1 = get(first, 5s);  // expires unsent, half a timeout before the others
+  EXPECT_EQ(r1.ec, errc::timeout) << r1.r.str;
+  server.resume();
+  auto r2 = get(second, 5s);
+  EXPECT_FALSE(r2.ec) << r2.r.str;
+  auto r3 = get(third, 5s);
+  EXPECT_FALSE(r3.ec) << r3.r.str;
+  // `second` carried the EVAL: no NOSCRIPT, so no resend behind `third`.
+  auto list = server.command({"LRANGE", "list", "0", "-1"});
+  ASSERT_EQ(list.elements.size(), 2u);
+  EXPECT_EQ(list.elements[0].str, "second");
+  EXPECT_EQ(list.elements[1].str, "third");
+  EXPECT_EQ(server.command_calls("eval"), 1);
+  EXPECT_EQ(server.command_calls("evalsha"), 0);
+  // Later requests on the connection use EVALSHA.
+  auto fourth = eval(*node, push, {"list"}, {"fourth"});
+  EXPECT_FALSE(get(fourth, 5s).ec);
+  EXPECT_EQ(server.command_calls("evalsha"), 1);
 }
 
 TEST_F(RedisNode, ManyKeysAndArgsAreSentToScripts) {
@@ -609,6 +787,58 @@ TEST_F(RedisNode, PausedServerRequestTimesOutWithinBound) {
   EXPECT_TRUE(ok);
 }
 
+TEST_F(RedisNode, TimeoutResetBacksOffBeforeReconnecting) {
+  redis_server server;
+  connection_options opts = generous();
+  opts.request_timeout = 300ms;
+  opts.backoff_initial = 60000ms;  // stays in backoff for the whole test
+  opts.backoff_max = 60000ms;
+  auto node = make(server.url(), opts);
+  ASSERT_FALSE(run(*node, {"PING"}).ec);
+  server.pause();
+  resume_guard resume{server};
+  auto r1 = run(*node, {"GET", "a"});
+  EXPECT_EQ(r1.ec, errc::timeout) << r1.r.str;
+  // No new connection to the stalled server: the next request fails at once.
+  auto r2 = run(*node, {"GET", "b"});
+  EXPECT_EQ(r2.ec, errc::connect_failed) << r2.ec.message() << ": " << r2.r.str;
+  EXPECT_NE(r2.r.str.find("reset after a request timed out"), std::string::npos) << r2.r.str;
+  EXPECT_NE(r2.r.str.find("next attempt in"), std::string::npos) << r2.r.str;
+}
+
+// The delay announced by a request refused during the backoff ("next attempt in N ms").
+long announced_delay_ms(const std::string& msg) {
+  const std::string tag = "next attempt in ";
+  const auto pos = msg.find(tag);
+  if (pos == std::string::npos)
+    throw std::runtime_error("no backoff delay in: " + msg);
+  return std::stol(msg.substr(pos + tag.size()));
+}
+
+TEST_F(RedisNode, BackoffAfterATimeoutResetStartsOverOnceTheServerAnswered) {
+  redis_server server;
+  connection_options opts = generous();
+  opts.request_timeout = 300ms;
+  opts.backoff_initial = 1000ms;  // jitter: the first delay is in [500, 1000] ms
+  opts.backoff_max = 60000ms;
+  auto node = make(server.url(), opts);
+  ASSERT_FALSE(run(*node, {"PING"}).ec);
+  for (int incident = 0; incident < 2; ++incident) {
+    server.pause();
+    {
+      resume_guard resume{server};
+      EXPECT_EQ(run(*node, {"GET", "a"}).ec, errc::timeout);
+    }
+    auto refused = run(*node, {"PING"});
+    ASSERT_EQ(refused.ec, errc::connect_failed) << refused.r.str;
+    // Each incident starts from backoff_initial: the server answered in between. Doubled,
+    // the second delay would be in [1000, 2000] ms.
+    EXPECT_LE(announced_delay_ms(refused.r.str), 1000) << "incident " << incident;
+    // Reconnects after the backoff, and the server answers.
+    EXPECT_TRUE(wait_for([&] { return !run(*node, {"PING"}).ec; }, 5s));
+  }
+}
+
 TEST_F(RedisNode, DownNodeFailsFastDuringBackoff) {
   redis_server server;
   const std::string url = server.url();
@@ -701,6 +931,71 @@ TEST_F(RedisNode, RequestDeadlineAppliesWhileConnecting) {
   auto r = run(*node, {"PING"});
   EXPECT_EQ(r.ec, errc::timeout) << r.r.str;
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5 * opts.request_timeout);
+}
+
+// ---- server identity ----------------------------------------------------------------------
+
+struct identity {
+  std::error_code ec;
+  std::vector<std::string> ids;
+};
+
+identity identify(redis_node& n) {
+  auto p = std::make_shared<std::promise<identity>>();
+  auto f = p->get_future();
+  n.async_identify([p](std::error_code ec, std::vector<std::string> ids) {
+    p->set_value({ec, std::move(ids)});
+  });
+  if (f.wait_for(10s) != std::future_status::ready)
+    throw std::runtime_error("no identity within 10 s");
+  return f.get();
+}
+
+TEST_F(RedisNode, IdentityIsTheServersRunIdWhateverItsName) {
+  redis_server server;
+  redis_server other;
+  auto by_name = make("redis://localhost:" + std::to_string(server.port()));
+  auto by_address = make("redis://127.0.0.1:" + std::to_string(server.port()) + "/2");
+  auto elsewhere = make(other.url());
+  const identity a = identify(*by_name);
+  const identity b = identify(*by_address);
+  const identity c = identify(*elsewhere);
+  ASSERT_FALSE(a.ec) << a.ec.message();
+  ASSERT_FALSE(b.ec) << b.ec.message();
+  ASSERT_FALSE(c.ec) << c.ec.message();
+  const std::string info = server.command({"INFO", "server"}).str;
+  const std::string run_id(redlock::detail::info_field(info, "run_id"));
+  ASSERT_EQ(run_id.size(), 40u) << info;
+  EXPECT_EQ(a.ids, std::vector<std::string>{"run_id:" + run_id});
+  EXPECT_EQ(b.ids, a.ids);
+  ASSERT_EQ(c.ids.size(), 1u);
+  EXPECT_NE(c.ids, a.ids);
+}
+
+TEST_F(RedisNode, IdentityWaitsForTheHandshake) {
+  redis_server server(options([](redis_server_options& o) { o.requirepass = "pw"; }));
+  auto node = make(server.url());
+  const identity a = identify(*node);
+  ASSERT_FALSE(a.ec) << a.ec.message();
+  ASSERT_EQ(a.ids.size(), 1u);
+  EXPECT_EQ(a.ids[0].rfind("run_id:", 0), 0u) << a.ids[0];
+}
+
+TEST_F(RedisNode, IdentityOfAnUnreachableOrRefusingServerIsAnErrorAndNoIdentity) {
+  redis_server server(options([](redis_server_options& o) { o.requirepass = "pw"; }));
+  endpoint wrong = ep_of(server.url());
+  wrong.password = "wrong";
+  auto refused = make(wrong);
+  const identity a = identify(*refused);
+  EXPECT_EQ(a.ec, errc::auth_failed) << a.ec.message();
+  EXPECT_TRUE(a.ids.empty());
+
+  const std::string url = server.url();
+  server.stop();
+  auto down = make(url);
+  const identity b = identify(*down);
+  EXPECT_EQ(b.ec, errc::connect_failed) << b.ec.message();
+  EXPECT_TRUE(b.ids.empty());
 }
 
 TEST(RedisNodeCompletion, HandlerNeverRunsInsideTheInitiatingCall) {

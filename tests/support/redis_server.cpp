@@ -727,4 +727,45 @@ reply redis_server::command(const std::vector<std::string>& argv) const {
   return convert(rep.get());
 }
 
+std::vector<std::string> redis_server::all_keys() const {
+  std::string err;
+  auto ctx = connect_blocking(first_bind_address(opts_.bind), port_, unix_path_, 5000ms, err);
+  if (!ctx)
+    throw std::runtime_error("redis_server::all_keys: connect failed: " + err);
+  auto checked = [&](const std::vector<std::string>& argv) {
+    auto rep = command_argv(ctx.get(), argv);
+    if (!rep)
+      throw std::runtime_error("redis_server::all_keys: " + argv[0] + ": " + ctx->errstr);
+    reply r = convert(rep.get());
+    if (r.is_error())
+      throw std::runtime_error("redis_server::all_keys: " + argv[0] + ": " + r.str);
+    return r;
+  };
+  if (!opts_.requirepass.empty())
+    checked({"AUTH", opts_.requirepass});
+  const reply dbs = checked({"CONFIG", "GET", "databases"});
+  if (dbs.elements.size() != 2)
+    throw std::runtime_error("redis_server::all_keys: unexpected CONFIG GET databases reply");
+  const int n = std::stoi(dbs.elements[1].str);
+  std::vector<std::string> keys;
+  for (int db = 0; db < n; ++db) {
+    checked({"SELECT", std::to_string(db)});
+    // KEYS is fine here: test servers hold a handful of keys.
+    for (const auto& k : checked({"KEYS", "*"}).elements)
+      keys.push_back(std::to_string(db) + ":" + k.str);
+  }
+  return keys;
+}
+
+std::int64_t redis_server::command_calls(const std::string& cmd) const {
+  const reply r = command({"INFO", "commandstats"});
+  if (r.is_error())
+    throw std::runtime_error("redis_server::command_calls: " + r.str);
+  const std::string key = "cmdstat_" + cmd + ":calls=";
+  const auto pos = r.str.find(key);
+  if (pos == std::string::npos)
+    return 0;
+  return std::stoll(r.str.substr(pos + key.size()));
+}
+
 }  // namespace redlock::test

@@ -72,6 +72,14 @@ class redis_server {
   /// state independently of the code under test. Throws std::runtime_error on I/O failure.
   reply command(const std::vector<std::string>& argv) const;
 
+  /// Every key in every database (0 .. `databases`-1), as "<db>:<key>", read on one admin
+  /// connection (the default user, with requirepass when set). For checking that nothing
+  /// was written anywhere, whichever db or user a command may have run as.
+  std::vector<std::string> all_keys() const;
+
+  /// The `calls` count of `cmd` (lowercase, e.g. "eval") in INFO commandstats; 0 if absent.
+  std::int64_t command_calls(const std::string& cmd) const;
+
  private:
   void write_config();
   void wait_ready();

@@ -296,6 +296,31 @@ TEST_F(KeeperTest, ReleaseWaitsForTheExtensionInFlightBeforeDeleting) {
   }
 }
 
+TEST_F(KeeperTest, ReleaseAfterTheExtensionsQuorumLeavesNoKeyWhenTheSlowNodeAnswersMissing) {
+  // The test above never reaches the re-sync path. Here node 2 lost the key (restart) and
+  // answers the extension late with "missing": the keeper's release comes after the
+  // extension's quorum but before that answer, whose re-sync used to bring the key back
+  // (issue 10, defect 3).
+  auto l = acquire(300ms);
+  fakes_[2]->clear_store();
+  fakes_[0]->push(sk::extend, fake_node::step::store(20ms));
+  fakes_[1]->push(sk::extend, fake_node::step::store(20ms));
+  fakes_[2]->push(sk::extend, fake_node::step::store(120ms));
+  redlock::lock_keeper k(l);
+  ASSERT_TRUE(redlock::test::wait_for([&] { return fakes_[2]->count(sk::extend) == 1; }, 5s));
+  ASSERT_TRUE(redlock::test::wait_for([&] { return k.context().extensions() == 1; }, 5s));
+  ASSERT_EQ(fakes_[2]->in_flight(), 1u) << "the slow answer came early; the test proves nothing";
+  auto out = k.release();
+  EXPECT_TRUE(out.held_throughout);
+  ASSERT_TRUE(redlock::test::wait_for([&] { return fakes_[2]->in_flight() == 0; }, 5s));
+  // The late answer has been delivered; give its (wrong) re-sync time to land, then check.
+  EXPECT_FALSE(redlock::test::wait_for([&] { return !fakes_[2]->store().empty(); }, 200ms))
+      << "the released key is back on node 2";
+  EXPECT_EQ(fakes_[2]->count(sk::acquire), 1u) << "a re-sync was sent after the release";
+  for (auto& f : fakes_)
+    EXPECT_TRUE(f->store().empty());
+}
+
 TEST_F(KeeperTest, QuitDuringAHoldSignalsClosed) {
   auto l = acquire(300ms);
   std::promise<loss_reason> lost;

@@ -1110,6 +1110,7 @@ TEST_F(ManagerTest, HookCallsNeverOverlapEvenFromOtherThreads) {
         redlock::detail::report_node_error(impl, redlock::node_error{"x", {}, "m"});
     });
   }
+  auto busy = asio::make_work_guard(io);  // run_for must not stop while the threads post
   std::thread runner([&] {
     const auto until = std::chrono::steady_clock::now() + 10s;
     while (calls.load() < 150 && std::chrono::steady_clock::now() < until)
@@ -1118,6 +1119,7 @@ TEST_F(ManagerTest, HookCallsNeverOverlapEvenFromOtherThreads) {
   for (auto& th : threads)
     th.join();
   runner.join();
+  busy.reset();
   EXPECT_EQ(calls.load(), 150);
   EXPECT_EQ(overlaps.load(), 0);
 }
