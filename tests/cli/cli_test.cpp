@@ -641,6 +641,16 @@ TEST_F(cli, KeyOfAnotherTypeGetsAHint) {
     EXPECT_EQ(s->command({"TYPE", resource_}).str, "list") << "the list was touched";
 }
 
+TEST_F(cli, TheSameServerUnderTwoNamesIsAUsageError) {
+  const auto port = std::to_string(servers_[0]->port());
+  auto r = run_to_end({REDLOCK_CLI_PATH, "acquire", "--no-wait", "--server",
+                       "redis://localhost:" + port, "--server", "redis://127.0.0.1:" + port,
+                       "--server", servers_[1]->url(), resource_});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("same deployment"), std::string::npos) << r.err;
+  EXPECT_EQ(present_on(resource_), 0) << "a deployment listed twice was written to";
+}
+
 TEST_F(cli, BadServerUrlIsRejectedWithoutPrintingThePassword) {
   auto r = run_to_end(
       {REDLOCK_CLI_PATH, "acquire", "--server", "redis://app:s3cr3t-pw@127.0.0.1:notaport", "x"});
