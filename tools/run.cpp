@@ -98,7 +98,9 @@ asio::awaitable<int> run_body(session& s, const run_args& a) {
     const auto hint = co_await wrong_type_hint(s, a.resources, l.report());
     if (!hint.empty())
       what += "; " + hint;
-    print_failure(what, l.report(), s.conf().verbose || ec != errc::resource_locked);
+    // Refused before sending (usage errors): the per-server lines would only say "pending".
+    const bool refused = exit_code_for(ec) == exit_usage;
+    print_failure(what, l.report(), s.conf().verbose || (ec != errc::resource_locked && !refused));
     co_return exit_code_for(ec);
   }
 
