@@ -106,11 +106,24 @@ class hold_state : public std::enable_shared_from_this<hold_state> {
 
   void signal(loss_reason r) {
     disarm();
+    bool tell = false;
     {
       std::lock_guard g(mu_);
-      reason_ = r;
-      error_ = machine_.error();
+      // A release or detach requested before the deadline ends a hold that was valid
+      // throughout: the deadline passing while its strand hop is queued changes nothing.
+      const bool expired_after_stop =
+          r == loss_reason::expired && stop_requested_ && stop_requested_at_ < machine_.deadline();
+      if (!expired_after_stop) {
+        reason_ = r;
+        error_ = machine_.error();
+      }
+      // Decided under mu_, where request_stop() sets the flag: once release or detach was
+      // requested, no loss handler call starts (the caller is done with the lock, and
+      // `redlock run` would otherwise report a loss for a command that finished in time).
+      tell = !stop_requested_;
     }
+    if (!tell)
+      return;
     stop_.request_stop();
     if (on_loss_)
       on_loss_(r, machine_.error());
@@ -124,10 +137,12 @@ class hold_state : public std::enable_shared_from_this<hold_state> {
     stopped_ = true;
     release_done_ = std::move(done);
     // A routine that returns after the deadline (before the timer fired) did not hold the
-    // lock throughout, even though nobody was signalled.
-    if (machine_.reason() == loss_reason::none && steady_clock::now() >= machine_.deadline()) {
+    // lock throughout, even though nobody was signalled. The release counts from when it
+    // was requested, not from this strand hop.
+    {
       std::lock_guard g(mu_);
-      if (reason_ == loss_reason::none)
+      const auto asked = stop_requested_ ? stop_requested_at_ : steady_clock::now();
+      if (reason_ == loss_reason::none && asked >= machine_.deadline())
         reason_ = loss_reason::expired;
     }
     machine_.stop();
@@ -164,6 +179,7 @@ class hold_state : public std::enable_shared_from_this<hold_state> {
   }
 
   lock detach() {
+    request_stop();
     auto l = snapshot_lock();
     asio::post(strand_, [self = shared_from_this()] {
       self->stopped_ = true;
@@ -174,6 +190,16 @@ class hold_state : public std::enable_shared_from_this<hold_state> {
   }
 
   // --- any thread ---
+
+  /// Called by release and detach before their strand hop: from here on no loss handler
+  /// call starts (see signal()).
+  void request_stop() {
+    std::lock_guard g(mu_);
+    if (!stop_requested_) {
+      stop_requested_ = true;
+      stop_requested_at_ = steady_clock::now();
+    }
+  }
 
   lock snapshot_lock() const {
     std::lock_guard g(mu_);
@@ -201,6 +227,8 @@ class hold_state : public std::enable_shared_from_this<hold_state> {
   std::error_code error_;
   int extensions_ = 0;
   std::stop_source stop_;
+  bool stop_requested_ = false;                 // guarded by mu_
+  steady_clock::time_point stop_requested_at_;  // guarded by mu_
 
  private:
   asio::steady_timer timer_;
@@ -236,6 +264,7 @@ void start_keeper_release(const std::shared_ptr<hold_state>& s, hold_completion 
     });
     return;
   }
+  s->request_stop();
   asio::post(s->strand_, [s, d = std::move(done)]() mutable { s->release(std::move(d)); });
 }
 
@@ -261,14 +290,14 @@ std::string describe_failure(const std::vector<std::string>& resources, std::err
 
 }  // namespace
 
-void start_hold(lock_manager& m, std::vector<std::string> resources, std::chrono::milliseconds ttl,
-                hold_options opts, routine_runner run, asio::cancellation_slot outer,
-                hold_run_completion done) {
+void start_hold(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                std::chrono::milliseconds ttl, hold_options opts, routine_runner run,
+                asio::cancellation_slot outer, hold_run_completion done) {
   // Reject bad options before touching the servers.
   try {
     (void)hold_machine::make_timing(ttl, opts);
   } catch (...) {
-    asio::post(m.get_executor(), [d = std::move(done), e = std::current_exception()]() mutable {
+    asio::post(executor_of(*m), [d = std::move(done), e = std::current_exception()]() mutable {
       d(e, hold_outcome{});
     });
     return;
@@ -278,45 +307,45 @@ void start_hold(lock_manager& m, std::vector<std::string> resources, std::chrono
   // The caller's slot first cancels the acquire (which stops retrying, releases what it took
   // and completes with errc::cancelled); async_lock clears it before completing, and it is
   // then handed to the routine below.
-  m.async_lock(
-      std::move(resources), ttl, acquire,
-      asio::bind_cancellation_slot(outer, [res = std::move(res_copy), opts = std::move(opts),
-                                           run = std::move(run), outer, done = std::move(done)](
-                                              std::error_code ec, lock l) mutable {
-        if (ec) {
-          hold_outcome out;
-          out.last_report = l.report();
-          auto e = std::make_exception_ptr(lock_error(ec, describe_failure(res, ec, l.report())));
-          done(e, std::move(out));
-          return;
-        }
-        // The routine's signal lives on the hold's strand, like every emission into it.
-        auto sig = std::make_shared<asio::cancellation_signal>();
-        std::shared_ptr<hold_state> state;
-        try {
-          state = make_hold_state(std::move(l), opts, [sig](loss_reason, std::error_code) {
-            sig->emit(asio::cancellation_type::terminal);
-          });
-        } catch (...) {
-          done(std::current_exception(), hold_outcome{});
-          return;
-        }
-        if (outer.is_connected()) {
-          outer.assign([state, sig](asio::cancellation_type t) {
-            asio::post(state->strand_, [sig, t] { sig->emit(t); });
-          });
-        }
-        auto strand = state->strand_;
-        run(hold_context(state), strand, sig->slot(),
-            [state, sig, outer, done = std::move(done)](std::exception_ptr e) mutable {
-              if (outer.is_connected())
-                outer.clear();
-              start_keeper_release(
-                  state, [e, done = std::move(done)](std::error_code, hold_outcome out) mutable {
-                    done(e, std::move(out));
-                  });
-            });
-      }));
+  auto acquired = [res = std::move(res_copy), opts = std::move(opts), run = std::move(run), outer,
+                   done = std::move(done)](std::error_code ec, lock l) mutable {
+    if (ec) {
+      hold_outcome out;
+      out.last_report = l.report();
+      auto e = std::make_exception_ptr(lock_error(ec, describe_failure(res, ec, l.report())));
+      done(e, std::move(out));
+      return;
+    }
+    // The routine's signal lives on the hold's strand, like every emission into it.
+    auto sig = std::make_shared<asio::cancellation_signal>();
+    std::shared_ptr<hold_state> state;
+    try {
+      state = make_hold_state(std::move(l), opts, [sig](loss_reason, std::error_code) {
+        sig->emit(asio::cancellation_type::terminal);
+      });
+    } catch (...) {
+      done(std::current_exception(), hold_outcome{});
+      return;
+    }
+    if (outer.is_connected()) {
+      outer.assign([state, sig](asio::cancellation_type t) {
+        asio::post(state->strand_, [sig, t] { sig->emit(t); });
+      });
+    }
+    auto strand = state->strand_;
+    run(hold_context(state), strand, sig->slot(),
+        [state, sig, outer, done = std::move(done)](std::exception_ptr e) mutable {
+          if (outer.is_connected())
+            outer.clear();
+          start_keeper_release(
+              state, [e, done = std::move(done)](std::error_code, hold_outcome out) mutable {
+                done(e, std::move(out));
+              });
+        });
+  };
+  start_lock(m, std::move(resources), ttl, acquire, outer,
+             bind_cancellable_handler<decltype(acquired), std::error_code, lock>(
+                 std::move(acquired), outer, fallback_executor(m.get())));
 }
 
 }  // namespace detail

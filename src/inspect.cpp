@@ -270,7 +270,11 @@ void fail_later(const asio::any_io_executor& ex, inspect_completion done, errc e
 }  // namespace
 
 void start_inspect(lock_manager& lm, std::vector<std::string> resources, inspect_completion done) {
-  const auto& m = detail::impl_of(lm);
+  start_inspect(detail::impl_of(lm), std::move(resources), std::move(done));
+}
+
+void start_inspect(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                   inspect_completion done) {
   auto ex = executor_of(*m);
   std::set<std::string> unique(resources.begin(), resources.end());
   if (resources.empty() || unique.size() != resources.size()) {

@@ -12,15 +12,20 @@ namespace detail {
 
 void start_try_lock(lock_manager& m, std::vector<std::string> resources,
                     std::chrono::milliseconds ttl, lock_completion done) {
+  start_try_lock(impl_of(m), std::move(resources), ttl, std::move(done));
+}
+
+void start_try_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                    std::chrono::milliseconds ttl, lock_completion done) {
   call_options once;
   once.retry_count = 0;
-  m.async_lock(std::move(resources), ttl, once,
-               [d = std::move(done)](std::error_code ec, lock l) mutable {
-                 // Someone else holding it is the answer to the question, not a failure.
-                 if (ec == errc::resource_locked)
-                   ec = {};
-                 d(ec, std::move(l));
-               });
+  start_lock(m, std::move(resources), ttl, once,
+             [d = std::move(done)](std::error_code ec, lock l) mutable {
+               // Someone else holding it is the answer to the question, not a failure.
+               if (ec == errc::resource_locked)
+                 ec = {};
+               d(ec, std::move(l));
+             });
 }
 
 }  // namespace detail

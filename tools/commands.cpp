@@ -82,10 +82,12 @@ std::string describe_not_held(const inspection& in) {
 /// Ctrl-C / SIGTERM while acquire waits: stop waiting, release anything won, exit 128+N.
 asio::awaitable<int> acquire_body(session& s, const acquire_args& a) {
   interruption intr;
-  signal_watcher sw(s.context(), {SIGINT, SIGTERM, SIGHUP});
-  sw.start([&](signal_event e) { intr.interrupt(e.signo); });
+  s.on_signal([&](signal_event e) {
+    if (e.signo != SIGCHLD)
+      intr.interrupt(e.signo);
+  });
   auto [ec, l, attempts] = co_await acquire_waiting(s, a.resources, a.ttl, a.wait, intr);
-  sw.stop();
+  s.on_signal({});
   if (intr.signo != 0) {
     if (!ec)
       co_await release_quietly(s, l);
@@ -99,8 +101,13 @@ asio::awaitable<int> acquire_body(session& s, const acquire_args& a) {
     else if (ec == errc::quorum_unreachable)
       what = "not acquired: too many servers unreachable or failing for a quorum";
     else
-      what = "not acquired: " + ec.message();
-    print_failure(what, l.report(), s.conf().verbose || ec != errc::resource_locked);
+      what = failure_text("not acquired", ec, l.report());
+    const auto hint = co_await wrong_type_hint(s, a.resources, l.report());
+    if (!hint.empty())
+      what += "; " + hint;
+    // Refused before sending (usage errors): the per-server lines would only say "pending".
+    const bool refused = exit_code_for(ec) == exit_usage;
+    print_failure(what, l.report(), s.conf().verbose || (ec != errc::resource_locked && !refused));
     co_return exit_code_for(ec);
   }
   std::printf("%s\n", l.value().c_str());
@@ -133,7 +140,7 @@ asio::awaitable<int> extend_body(session& s, const value_args& a) {
   }
   auto [ec, l] = co_await s.manager().async_extend(ad.l, a.ttl, as_tuple(asio::use_awaitable));
   if (ec) {
-    print_failure("not extended: " + ec.message(), l.report(), true);
+    print_failure(failure_text("not extended", ec, l.report()), l.report(), true);
     co_return exit_code_for(ec);
   }
   if (s.conf().verbose) {
@@ -145,18 +152,41 @@ asio::awaitable<int> extend_body(session& s, const value_args& a) {
 
 asio::awaitable<int> release_body(session& s, const value_args& a) {
   auto ad = co_await adopt(s, a, false);
-  auto [ec, r] = co_await s.manager().async_unlock(ad.l, as_tuple(asio::use_awaitable));
+  // Every node's answer, not the first quorum's: with a minority down one server may never
+  // have had the key, and the first quorum of answers could then count its "absent" against
+  // a slower server that did hold it. Bounded by the request timeout.
+  call_options every;
+  every.wait_all_nodes = true;
+  auto [ec, r] = co_await s.manager().async_unlock(ad.l, every, as_tuple(asio::use_awaitable));
+  s.note_release(r.report);
   if (ec) {
-    print_failure("release failed: " + ec.message(), r.report, true);
+    std::string what = failure_text("release failed", ec, r.report);
+    const auto hint = co_await wrong_type_hint(s, a.resources, r.report);
+    if (!hint.empty())
+      what += "; " + hint;
+    print_failure(what, r.report, true);
     co_return exit_code_for(ec);
   }
   if (r.released < s.manager().quorum()) {
     // Our value is gone everywhere now, but it was not there on a quorum: the lock had
-    // expired (or was taken over) before this release. Scripts want to know.
-    std::fprintf(stderr,
-                 "redlock: %s was not held by this value (released on %zu of %zu servers); "
-                 "it had expired or been released\n",
-                 name_of(a.resources).c_str(), r.released, r.nodes);
+    // expired, been released, or been taken over before this release. Scripts want to
+    // know which: a look at the servers tells another holder from none.
+    auto [iec, in] =
+        co_await async_inspect(s.manager(), a.resources, as_tuple(asio::use_awaitable));
+    std::string why = "no quorum holds it now";
+    if (!iec && in.held())
+      why = "another value holds it";
+    else if (!iec && in.status == lock_status::free)
+      why = "it had expired or been released";
+    const std::size_t silent = r.nodes - r.released - r.absent;
+    std::string counts =
+        "released on " + std::to_string(r.released) + " of " + std::to_string(r.nodes) + " servers";
+    if (silent > 0)
+      counts += ", " + std::to_string(silent) + " did not answer";
+    std::fprintf(stderr, "redlock: %s was not held by this value (%s): %s\n",
+                 name_of(a.resources).c_str(), counts.c_str(), why.c_str());
+    if (s.conf().verbose)
+      std::fputs(indent_report(r.report).c_str(), stderr);
     co_return exit_lost;
   }
   if (s.conf().verbose) {
@@ -265,7 +295,9 @@ void print_status_json(const inspection& in) {
 asio::awaitable<int> status_body(session& s, const status_args& a) {
   auto [ec, in] = co_await async_inspect(s.manager(), a.resources, as_tuple(asio::use_awaitable));
   if (ec) {
-    std::fprintf(stderr, "redlock: status failed: %s\n", ec.message().c_str());
+    std::fprintf(stderr, "redlock: status failed: %s\n",
+                 ec == errc::duplicate_deployment ? "two servers are the same deployment"
+                                                  : ec.message().c_str());
     co_return exit_code_for(ec);
   }
   if (a.json)

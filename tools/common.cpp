@@ -1,12 +1,19 @@
 #include "common.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <set>
 #include <sstream>
 
 #include "duration.hpp"
+#include "output.hpp"
 #include "redlock/error.hpp"
 #include "redlock/make_node.hpp"
 #include "redlock/redis_node.hpp"
@@ -32,7 +39,38 @@ std::vector<std::string> split_servers(const std::string& list) {
   return out;
 }
 
+/// Throws a usage error unless `path` is a readable file (or, with `dir`, a directory):
+/// a missing CA file would otherwise surface as a TLS failure on every server (exit 69).
+void check_tls_path(const std::string& path, const std::string& what, bool dir) {
+  if (path.empty())
+    return;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    throw usage_error(what + " '" + printable(path) + "': " + std::strerror(errno));
+  if (dir ? !S_ISDIR(st.st_mode) : S_ISDIR(st.st_mode)) {
+    throw usage_error(what + " '" + printable(path) + "' is " +
+                      (dir ? "not a directory" : "a directory, not a file"));
+  }
+  if (::access(path.c_str(), R_OK) != 0)
+    throw usage_error(what + " '" + printable(path) + "': " + std::strerror(errno));
+}
+
 }  // namespace
+
+void check_resources(const std::vector<std::string>& resources) {
+  for (std::size_t i = 0; i < resources.size(); ++i) {
+    if (resources[i].empty()) {
+      throw usage_error("RESOURCE #" + std::to_string(i + 1) +
+                        " is empty (an unset shell variable?): give a resource name");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (resources[j] == resources[i]) {
+        throw usage_error("RESOURCE '" + printable(resources[i]) + "' is given twice (#" +
+                          std::to_string(j + 1) + " and #" + std::to_string(i + 1) + ")");
+      }
+    }
+  }
+}
 
 std::chrono::milliseconds duration_option(const std::string& name, const std::string& text) {
   std::string why;
@@ -87,6 +125,10 @@ config resolve(const global_options& g) {
   c.tls_flags.insecure_skip_verify = g.tls_insecure;
   if (tls_files && !any_tls)
     throw usage_error("TLS options given but no server uses TLS (use rediss:// URLs or --tls)");
+  check_tls_path(g.tls_ca, "--tls-ca", false);
+  check_tls_path(g.tls_ca_dir, "--tls-ca-dir", true);
+  check_tls_path(g.tls_cert, "--tls-cert", false);
+  check_tls_path(g.tls_key, "--tls-key", false);
 
   if (g.drift)
     c.settings.drift_factor = *g.drift;
@@ -104,6 +146,10 @@ config resolve(const global_options& g) {
     throw usage_error("--request-timeout must be greater than 0");
   if (c.settings.connect_timeout.count() <= 0)
     throw usage_error("--connect-timeout must be greater than 0");
+  // The cleanup redlock waits for before exiting (see session): long enough for a few
+  // retried releases at the request timeout, at least the library's default.
+  c.settings.quit_timeout =
+      std::max<std::chrono::milliseconds>(std::chrono::seconds(2), 5 * c.settings.request_timeout);
   return c;
 }
 
@@ -112,7 +158,8 @@ std::unique_ptr<lock_manager> make_manager(asio::any_io_executor ex, const confi
   co.connect_timeout = c.settings.connect_timeout;
   co.request_timeout = c.settings.request_timeout;
   // Flags override the URL's TLS settings on every endpoint that uses TLS.
-  auto adjust = [&c](endpoint& ep) {
+  std::size_t position = 0;  // the server being built, for messages
+  auto adjust = [&c, &position](endpoint& ep) {
     if (c.force_tls)
       ep.tls.enabled = true;
     if (!ep.tls.enabled)
@@ -130,11 +177,22 @@ std::unique_ptr<lock_manager> make_manager(asio::any_io_executor ex, const confi
       ep.tls.server_name = f.server_name;
     if (f.insecure_skip_verify)
       ep.tls.insecure_skip_verify = true;
+    // Files named in the URL (the flags were checked already): a usage error too.
+    const std::string where = "server #" + std::to_string(position) + ": TLS ";
+    if (f.ca_file.empty())
+      check_tls_path(ep.tls.ca_file, where + "CA file", false);
+    if (f.ca_dir.empty())
+      check_tls_path(ep.tls.ca_dir, where + "CA directory", true);
+    if (f.cert_file.empty())
+      check_tls_path(ep.tls.cert_file, where + "certificate", false);
+    if (f.key_file.empty())
+      check_tls_path(ep.tls.key_file, where + "key", false);
   };
   std::vector<std::shared_ptr<node>> nodes;
   std::set<std::string> servers;
   nodes.reserve(c.urls.size());
   for (const auto& url : c.urls) {
+    ++position;
     // One server must never vote twice (the library refuses duplicate node ids too, but
     // two URLs of one server can differ in db or user).
     if (!servers.insert(server_identity(url)).second)
@@ -154,7 +212,8 @@ int exit_code_for(std::error_code ec) {
     return exit_not_acquired;
   if (ec == errc::lock_lost || ec == errc::lock_expired)
     return exit_lost;
-  if (ec == errc::invalid_argument)
+  // Two --server entries reaching one deployment: a mistake in the arguments.
+  if (ec == errc::invalid_argument || ec == errc::duplicate_deployment)
     return exit_usage;
   if (ec == errc::quorum_unreachable || ec == errc::validity_exhausted ||
       ec.category() == category())
@@ -175,6 +234,28 @@ std::string indent_report(const report& r) {
     pos = nl + 1;
   }
   return out;
+}
+
+std::string failure_text(const std::string& what, std::error_code ec, const report& r) {
+  if (ec == errc::duplicate_deployment)
+    return what + ": two servers are the same deployment" +
+           (r.detail.empty() ? std::string() : ": " + printable(r.detail));
+  std::string out = what + ": " + ec.message();
+  if (!r.detail.empty())
+    out += " (" + printable(r.detail) + ")";
+  return out;
+}
+
+std::size_t unconfirmed_nodes(const report& r) {
+  return r.count(vote::error) + r.count(vote::timeout) + r.count(vote::pending);
+}
+
+bool saw_wrong_type(const report& r) {
+  for (const auto& n : r.nodes) {
+    if (n.message.find("WRONGTYPE") != std::string::npos)
+      return true;
+  }
+  return false;
 }
 
 void print_failure(const std::string& what, const report& r, bool with_report) {

@@ -61,6 +61,13 @@ struct config {
 /// password.
 config resolve(const global_options& g);
 
+/// The longest lock TTL: the servers keep it as a signed 32-bit count of milliseconds.
+inline constexpr std::chrono::milliseconds max_lock_ttl{2'147'483'647};
+
+/// Throws a usage error naming the argument for an empty or repeated resource name (an unset
+/// shell variable would otherwise become one global lock).
+void check_resources(const std::vector<std::string>& resources);
+
 /// Parses a duration option; throws a usage error naming the option.
 std::chrono::milliseconds duration_option(const std::string& name, const std::string& text);
 
@@ -70,8 +77,19 @@ std::unique_ptr<lock_manager> make_manager(asio::any_io_executor ex, const confi
 /// Maps a failed lock operation to the exit code its kind of failure has.
 int exit_code_for(std::error_code ec);
 
+/// "<what>: <ec's message>", with the library's detail when it refused the call before
+/// sending anything (the argument or the two nodes it names).
+std::string failure_text(const std::string& what, std::error_code ec, const report& r);
+
 /// Prints "redlock: <what>" and, when verbose or useful, the per-node report to stderr.
 void print_failure(const std::string& what, const report& r, bool with_report);
+
+/// Nodes of a release's report that did not confirm it (error, timeout or no answer yet):
+/// the library keeps retrying there until the cleanup bound.
+std::size_t unconfirmed_nodes(const report& r);
+
+/// True when a node's answer says a key holds a value of another type (WRONGTYPE).
+bool saw_wrong_type(const report& r);
 
 /// One line per node of the report, indented, for stderr.
 std::string indent_report(const report& r);

@@ -8,7 +8,8 @@ namespace redlock::cli {
 
 enum exit_code : int {
   exit_ok = 0,
-  /// Bad arguments: unknown option, bad duration, bad or duplicate server URL, no servers.
+  /// Bad arguments: unknown option, bad duration or TTL, empty or repeated resource, bad or
+  /// duplicate server URL (or two of one deployment), missing TLS files, no servers.
   exit_usage = 2,
   /// Too many servers unreachable or failing (connect, auth, TLS, timeouts) for a quorum.
   exit_unavailable = 69,
@@ -32,7 +33,7 @@ inline constexpr const char* exit_code_help =
     "Exit codes:\n"
     "  0        success (run: the command exited 0)\n"
     "  N        run: the command's own exit code\n"
-    "  2        usage error: bad option, duration, server URL, no servers\n"
+    "  2        usage error: bad option, duration, resource, server URL, no servers\n"
     "  69       Redis unavailable: too many servers failing for a quorum\n"
     "  70       internal error\n"
     "  75       not acquired: held by another owner for the whole wait\n"

@@ -52,8 +52,53 @@ std::chrono::milliseconds resolve_ttl(const std::string& text) {
   auto ttl = duration_option("--ttl", text);
   if (ttl.count() <= 0)
     throw usage_error("--ttl must be greater than 0");
+  // The duration parser accepts up to 100 days (--wait may be that long); a key's TTL is
+  // one signed 32-bit count of milliseconds.
+  if (ttl > max_lock_ttl)
+    throw usage_error("--ttl " + text + " is too long: a lock TTL is at most " +
+                      std::to_string(max_lock_ttl.count()) + "ms (about 24.8 days)");
   return ttl;
 }
+
+/// CLI11 reads an argument written as "[a,b]" as the list a, b (its syntax for vectors), so
+/// `redlock acquire '[deploy]'` would lock `deploy`. Such arguments are swapped for tokens
+/// before parsing and put back afterwards: every argument reaches the servers verbatim.
+/// A token starts with a NUL byte, which no command-line argument can contain.
+class verbatim_args {
+ public:
+  std::vector<std::string> protect(std::vector<std::string> args) {
+    for (std::size_t i = 1; i < args.size(); ++i) {
+      std::string& a = args[i];
+      // "--value=[x]": CLI11 splits at '=' first, then the value is read as a list.
+      const auto eq = a.rfind("--", 0) == 0 ? a.find('=') : std::string::npos;
+      const std::size_t from = eq == std::string::npos ? 0 : eq + 1;
+      if (a.size() >= from + 2 && a[from] == '[' && a.back() == ']') {
+        originals_.push_back(a.substr(from));
+        a.replace(from, std::string::npos, token(originals_.size() - 1));
+      }
+    }
+    return args;
+  }
+  void restore(std::string& s) const {
+    for (std::size_t i = 0; i < originals_.size(); ++i) {
+      const std::string t = token(i);
+      for (auto pos = s.find(t); pos != std::string::npos; pos = s.find(t, pos)) {
+        s.replace(pos, t.size(), originals_[i]);
+        pos += originals_[i].size();
+      }
+    }
+  }
+  void restore(std::vector<std::string>& v) const {
+    for (auto& s : v)
+      restore(s);
+  }
+
+ private:
+  static std::string token(std::size_t i) {
+    return std::string(1, '\0') + "arg" + std::to_string(i) + '\0';
+  }
+  std::vector<std::string> originals_;
+};
 
 int real_main(int argc, char** argv) {
   // `run ... -- CMD ARGS`: everything after the first "--" is the command, verbatim.
@@ -164,9 +209,11 @@ int real_main(int argc, char** argv) {
       ->type_name("RESOURCE");
   status->add_flag("--json", sa.json, "Machine-readable output");
 
+  verbatim_args verbatim;
   auto parse = [&](const std::vector<std::string>& args) {
     // CLI11 takes the arguments in reverse order, without the program name.
-    std::vector<std::string> rev(args.rbegin(), args.rend() - 1);
+    const auto safe = verbatim.protect(args);
+    std::vector<std::string> rev(safe.rbegin(), safe.rend() - 1);
     app.parse(rev);
   };
   try {
@@ -180,15 +227,31 @@ int real_main(int argc, char** argv) {
       parse(all);
     }
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? exit_ok : exit_usage;
+    if (e.get_exit_code() == 0)
+      return app.exit(e) == 0 ? exit_ok : exit_usage;
+    // As app.exit() prints it, with the protected arguments shown as given.
+    std::string what = e.what();
+    verbatim.restore(what);
+    std::fprintf(stderr, "%s\nRun with --help for more information.\n", what.c_str());
+    return exit_usage;
   }
+
+  // Everything CLI11 stored, with the protected arguments put back.
+  for (auto* v :
+       {&g.servers, &ra.resources, &aa.resources, &ea.resources, &rla.resources, &sa.resources})
+    verbatim.restore(*v);
+  for (auto* t :
+       {&g.retry_delay, &g.retry_jitter, &g.request_timeout, &g.connect_timeout, &g.tls_ca,
+        &g.tls_ca_dir, &g.tls_cert, &g.tls_key, &g.tls_server_name, &run_ttl, &run_grace,
+        &run_wait.wait, &acq_ttl, &acq_wait.wait, &ea.value, &ext_ttl, &rla.value})
+    verbatim.restore(*t);
 
   try {
     if (run->parsed()) {
       if (!has_separator || tail.empty())
         throw usage_error("run: give the command after '--': redlock run RESOURCE... -- CMD");
       ra.command = tail;
+      check_resources(ra.resources);
       ra.ttl = resolve_ttl(run_ttl);
       ra.wait = resolve_wait(run_wait);
       ra.grace = duration_option("--grace", run_grace);
@@ -198,23 +261,28 @@ int real_main(int argc, char** argv) {
       return cmd_run(resolve(g), ra);
     }
     if (acquire->parsed()) {
+      check_resources(aa.resources);
       aa.ttl = resolve_ttl(acq_ttl);
       aa.wait = resolve_wait(acq_wait);
       return cmd_acquire(resolve(g), aa);
     }
     if (extend->parsed()) {
+      check_resources(ea.resources);
       ea.ttl = resolve_ttl(ext_ttl);
       if (ea.value.empty())
         throw usage_error("--value must not be empty");
       return cmd_extend(resolve(g), ea);
     }
     if (release->parsed()) {
+      check_resources(rla.resources);
       if (rla.value.empty())
         throw usage_error("--value must not be empty");
       return cmd_release(resolve(g), rla);
     }
-    if (status->parsed())
+    if (status->parsed()) {
+      check_resources(sa.resources);
       return cmd_status(resolve(g), sa);
+    }
   } catch (const exit_error& e) {
     std::fprintf(stderr, "redlock: %s\n", e.what());
     if (e.code() == exit_usage)

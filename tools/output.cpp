@@ -1,5 +1,6 @@
 #include "output.hpp"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -44,13 +45,39 @@ bool valid_utf8(std::string_view s) {
 
 }  // namespace
 
+std::string fit_width(std::string_view text, std::size_t columns) {
+  if (columns == 0)
+    return std::string(text);
+  const std::size_t room = columns > 1 ? columns - 1 : 1;
+  std::size_t used = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    // A byte that is not a UTF-8 continuation byte starts a new column.
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+      if (used == room)
+        return std::string(text.substr(0, i));
+      ++used;
+    }
+  }
+  return std::string(text);
+}
+
+std::size_t terminal_columns(int fd) {
+  struct winsize ws {};
+  if (::ioctl(fd, TIOCGWINSZ, &ws) != 0)
+    return 0;
+  return ws.ws_col;
+}
+
 status_line::status_line() : enabled_(::isatty(STDERR_FILENO) == 1) {}
 
 void status_line::show(const std::string& text) {
   if (!enabled_)
     return;
+  // A line longer than the terminal wraps, and "\r" then rewrites only its last row: the
+  // rows above pile up. Read the width each time (the window may be resized meanwhile).
+  const std::string line = fit_width(text, terminal_columns(STDERR_FILENO));
   // \x1b[K erases what a longer previous line left behind.
-  std::fprintf(stderr, "\r%s\x1b[K", text.c_str());
+  std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
   std::fflush(stderr);
   shown_ = true;
 }

@@ -1,6 +1,7 @@
 // Output helpers: the rewritten status line on a terminal, and JSON string escaping.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,14 @@ class status_line {
   bool enabled_;
   bool shown_ = false;
 };
+
+/// `text` cut to fit one terminal line of `columns` columns (one column is kept free: writing
+/// into the last one wraps on many terminals, and every rewrite would start a new line).
+/// Counts UTF-8 sequences as one column each and never cuts one. columns == 0: unchanged.
+std::string fit_width(std::string_view text, std::size_t columns);
+
+/// The terminal width of `fd`, or 0 when unknown (not a terminal, no size set).
+std::size_t terminal_columns(int fd);
 
 /// `s` as a JSON string literal, with quotes. Valid UTF-8 passes through; a string that is
 /// not valid UTF-8 (resource names and foreign lock values are binary) has each byte >= 0x80

@@ -39,12 +39,19 @@ std::string describe_failure(std::error_code ec, const std::vector<std::string>&
   return "not acquired: " + ec.message();
 }
 
+std::string describe_failure(std::error_code ec, const std::vector<std::string>& resources,
+                             int attempts, const report& r) {
+  if (ec == errc::invalid_argument || ec == errc::duplicate_deployment)
+    return failure_text("not acquired", ec, r);
+  return describe_failure(ec, resources, attempts);
+}
+
 const char* signal_name(int s) {
   const char* n = ::sigabbrev_np(s);
   return n != nullptr ? n : "?";
 }
 
-asio::awaitable<int> run_body(session& s, signal_watcher& sw, const run_args& a) {
+asio::awaitable<int> run_body(session& s, const run_args& a) {
   auto& ctx = s.context();
   interruption intr;
   pid_t child = -1;
@@ -55,7 +62,7 @@ asio::awaitable<int> run_body(session& s, signal_watcher& sw, const run_args& a)
   wake.expires_at(asio::steady_timer::time_point::max());
   asio::steady_timer grace(ctx);
 
-  sw.start([&](signal_event e) {
+  s.on_signal([&](signal_event e) {
     if (e.signo == SIGCHLD) {
       if (child > 0 && !exited) {
         int st = 0;
@@ -79,19 +86,26 @@ asio::awaitable<int> run_body(session& s, signal_watcher& sw, const run_args& a)
 
   auto [ec, l, attempts] = co_await acquire_waiting(s, a.resources, a.ttl, a.wait, intr);
   if (intr.signo != 0) {
+    s.on_signal({});
+    s.begin_cleanup();
     if (!ec)
       co_await release_quietly(s, l);
-    sw.stop();
     co_return exit_signal_base + intr.signo;
   }
   if (ec) {
-    print_failure(describe_failure(ec, a.resources, attempts), l.report(),
-                  s.conf().verbose || ec != errc::resource_locked);
-    sw.stop();
+    s.on_signal({});
+    std::string what = describe_failure(ec, a.resources, attempts, l.report());
+    const auto hint = co_await wrong_type_hint(s, a.resources, l.report());
+    if (!hint.empty())
+      what += "; " + hint;
+    // Refused before sending (usage errors): the per-server lines would only say "pending".
+    const bool refused = exit_code_for(ec) == exit_usage;
+    print_failure(what, l.report(), s.conf().verbose || (ec != errc::resource_locked && !refused));
     co_return exit_code_for(ec);
   }
 
   const pid_t parent = ::getpid();
+  signal_watcher& sw = s.signals();
   const spawn_result sr = spawn_command(a.command, [&sw, parent] {
     sw.reset_in_child();
     // If redlock is killed (SIGKILL) nobody extends the lock any more: the command must
@@ -103,8 +117,9 @@ asio::awaitable<int> run_body(session& s, signal_watcher& sw, const run_args& a)
   if (sr.pid < 0) {
     std::fprintf(stderr, "redlock: cannot run '%s': %s\n", printable(a.command[0]).c_str(),
                  std::strerror(sr.error));
+    s.on_signal({});
+    s.begin_cleanup();
     co_await release_quietly(s, l);
-    sw.stop();
     co_return sr.error == ENOENT ? exit_not_found : exit_cannot_execute;
   }
   child = sr.pid;
@@ -153,10 +168,14 @@ asio::awaitable<int> run_body(session& s, signal_watcher& sw, const run_args& a)
   while (!exited)
     co_await wake.async_wait(as_tuple(asio::use_awaitable));
   grace.cancel();
-  sw.stop();
+  // The command is done: what is left is cleanup (signals now only say so; see session).
+  s.on_signal({});
+  s.begin_cleanup();
 
   // Stops extending, then deletes our value wherever it is still present (nothing else).
+  // No loss is reported once this is requested: the command finished while the lock held.
   auto [rec, outcome] = co_await keeper.async_release(as_tuple(asio::use_awaitable));
+  s.note_release(outcome.last_report);
   if (rec && !lost && rec != errc::lock_expired) {
     print_failure("warning: release failed (" + rec.message() + "); the keys expire with their TTL",
                   outcome.last_report, s.conf().verbose);
@@ -179,8 +198,7 @@ asio::awaitable<int> run_body(session& s, signal_watcher& sw, const run_args& a)
 
 int cmd_run(const config& c, const run_args& a) {
   session s(c);
-  signal_watcher sw(s.context(), {SIGINT, SIGTERM, SIGHUP, SIGCHLD});
-  return s.run([&]() { return run_body(s, sw, a); });
+  return s.run([&]() { return run_body(s, a); });
 }
 
 }  // namespace redlock::cli

@@ -1,5 +1,10 @@
 #include "session.hpp"
 
+#include <signal.h>
+#include <string.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <random>
 
@@ -15,8 +20,6 @@ namespace redlock::cli {
 
 namespace {
 
-constexpr auto quit_deadline = std::chrono::seconds(5);
-
 std::chrono::milliseconds jittered(std::chrono::milliseconds delay,
                                    std::chrono::milliseconds jitter) {
   // Jitter only spreads contending clients apart; it needs no cryptographic quality.
@@ -30,16 +33,80 @@ std::chrono::milliseconds jittered(std::chrono::milliseconds delay,
 
 }  // namespace
 
-session::session(config c) : conf_(std::move(c)) {
+session::session(config c)
+    : conf_(std::move(c)), signals_(ioc_, {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) {
   manager_ = make_manager(ioc_.get_executor(), conf_);
 }
 
 session::~session() = default;
 
+std::chrono::milliseconds session::cleanup_bound() const {
+  return conf_.settings.quit_timeout;
+}
+
+void session::dispatch_signal(signal_event e) {
+  if (!cleaning_ && handler_) {
+    handler_(e);
+    return;
+  }
+  if (e.signo == SIGCHLD)
+    return;
+  int& first = cleaning_ ? cleanup_signal_ : body_signal_;
+  if (first == 0) {
+    first = e.signo;
+    if (cleaning_) {
+      // The releases in flight decide whether the keys go now or stay for their TTL.
+      std::fprintf(stderr,
+                   "redlock: finishing the cleanup (at most %s); send the signal again to exit "
+                   "now\n",
+                   format_duration(cleanup_bound()).c_str());
+    }
+    return;
+  }
+  forced_signal_ = e.signo;
+  ioc_.stop();
+}
+
+void session::report_cleanup(std::error_code quit_ec, bool timed_out) {
+  std::string pending;
+  if (unconfirmed_ > 0) {
+    pending = " (up to " + std::to_string(unconfirmed_) + " of " +
+              std::to_string(manager_->size()) + " servers had not confirmed our release)";
+  }
+  if (forced_signal_ != 0) {
+    const char* name = ::sigabbrev_np(forced_signal_);
+    std::fprintf(stderr,
+                 "redlock: cleanup cut short by SIG%s%s; keys not yet released expire with "
+                 "their TTL\n",
+                 name != nullptr ? name : "?", pending.c_str());
+    return;
+  }
+  if (!conf_.verbose)
+    return;
+  if (timed_out) {
+    std::fprintf(stderr,
+                 "redlock: cleanup did not settle within %s%s; keys not yet released expire "
+                 "with their TTL\n",
+                 format_duration(cleanup_bound()).c_str(), pending.c_str());
+  } else if (quit_ec == errc::timeout) {
+    std::fprintf(stderr,
+                 "redlock: cleanup bound passed with releases still unconfirmed%s; their keys "
+                 "expire with their TTL\n",
+                 pending.c_str());
+  } else if (quit_ec) {
+    std::fprintf(stderr, "redlock: cleanup ended with an error: %s\n", quit_ec.message().c_str());
+  } else {
+    std::fputs("redlock: cleanup settled (nothing left to release)\n", stderr);
+  }
+}
+
 int session::run(std::function<asio::awaitable<int>()> body) {
   int code = exit_software;
   std::exception_ptr failure;
+  std::error_code quit_ec;
+  bool timed_out = false;
   asio::steady_timer guard(ioc_);
+  signals_.start([this](signal_event e) { dispatch_signal(e); });
   asio::co_spawn(
       ioc_,
       [&]() -> asio::awaitable<void> {
@@ -48,14 +115,23 @@ int session::run(std::function<asio::awaitable<int>()> body) {
         } catch (...) {
           failure = std::current_exception();
         }
-        // quit waits for operations in flight (a release after a lost lock, say); the
-        // guard keeps a stuck server from holding the exit up for longer than that.
-        guard.expires_after(quit_deadline);
-        guard.async_wait([this](std::error_code ec) {
-          if (!ec)
+        // Every path ends here: quit waits for the cleanup (releases still being retried,
+        // a release after a lost lock), bounded by the library; the guard keeps a stuck
+        // server from holding the exit up for longer than cleanup_bound().
+        cleaning_ = true;
+        handler_ = nullptr;
+        // The library bounds the cleanup by quit_timeout; the guard adds what closing takes
+        // (the operations in flight, each bounded by the request timeout) and a margin.
+        guard.expires_after(cleanup_bound() + 2 * conf_.settings.request_timeout +
+                            std::chrono::seconds(1));
+        guard.async_wait([this, &timed_out](std::error_code ec) {
+          if (!ec) {
+            timed_out = true;
             ioc_.stop();
+          }
         });
-        co_await manager_->async_quit(as_tuple(asio::use_awaitable));
+        auto [qec] = co_await manager_->async_quit(as_tuple(asio::use_awaitable));
+        quit_ec = qec;
         guard.cancel();
         ioc_.stop();
       },
@@ -65,8 +141,14 @@ int session::run(std::function<asio::awaitable<int>()> body) {
         ioc_.stop();
       });
   ioc_.run();
+  signals_.stop();
+  report_cleanup(quit_ec, timed_out);
   if (failure)
     std::rethrow_exception(failure);
+  if (forced_signal_ != 0)
+    return exit_signal_base + forced_signal_;
+  if (body_signal_ != 0)
+    return exit_signal_base + body_signal_;
   return code;
 }
 
@@ -141,6 +223,7 @@ asio::awaitable<std::error_code> release_quietly(session& s, const lock& l) {
   call_options few;
   few.retry_count = 2;
   auto [ec, r] = co_await s.manager().async_unlock(l, few, as_tuple(asio::use_awaitable));
+  s.note_release(r.report);
   if (ec && ec != errc::lock_expired) {
     print_failure("warning: release failed (" + ec.message() + "); the keys expire with their TTL",
                   r.report, s.conf().verbose);
@@ -155,6 +238,31 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> holder_ttl(
     co_return std::nullopt;
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(in.remaining());
   co_return left.count() > 0 ? std::optional(left) : std::nullopt;
+}
+
+asio::awaitable<std::string> wrong_type_hint(session& s, const std::vector<std::string>& resources,
+                                             const report& r) {
+  if (!saw_wrong_type(r))
+    co_return std::string();
+  const std::string generic = "a resource key holds a non-string value: not a lock key?";
+  auto [ec, in] = co_await async_inspect(s.manager(), resources, as_tuple(asio::use_awaitable));
+  if (ec)
+    co_return generic;
+  std::vector<bool> other_type(resources.size(), false);
+  for (const auto& n : in.nodes) {
+    for (std::size_t i = 0; i < n.keys.size() && i < resources.size(); ++i) {
+      if (n.keys[i].present && !n.keys[i].value)
+        other_type[i] = true;
+    }
+  }
+  std::string out;
+  for (std::size_t i = 0; i < resources.size(); ++i) {
+    if (other_type[i]) {
+      out += (out.empty() ? "" : "; ") + std::string("key '") + printable(resources[i]) +
+             "' holds a non-string value: not a lock key?";
+    }
+  }
+  co_return out.empty() ? generic : out;
 }
 
 }  // namespace redlock::cli

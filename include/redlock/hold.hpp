@@ -143,7 +143,8 @@ class hold_context {
 /// Stop with async_release (extension stops, the lock is released) or detach().
 ///
 /// Timers and handlers run on a strand of the lock's manager executor; `on_loss` runs there
-/// too, at most once, never after async_release/detach was called, and must not block.
+/// too, at most once, and must not block. No on_loss call starts once async_release or
+/// detach has been called (one that started before, on another thread, may still be running).
 /// The destructor of a running keeper stops extending and releases in the background
 /// (never throws, never blocks).
 /// Thread safety: distinct objects safe; shared objects safe for the const members,
@@ -270,9 +271,9 @@ std::shared_ptr<hold_state> make_hold_state(lock l, const hold_options& o,
 void start_keeper_release(const std::shared_ptr<hold_state>& s, hold_completion done);
 /// Acquire, run, release. `outer` is the caller's cancellation slot (may be unconnected):
 /// a cancellation there is forwarded to the routine's slot.
-void start_hold(lock_manager& m, std::vector<std::string> resources, std::chrono::milliseconds ttl,
-                hold_options opts, routine_runner run, asio::cancellation_slot outer,
-                hold_run_completion done);
+void start_hold(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                std::chrono::milliseconds ttl, hold_options opts, routine_runner run,
+                asio::cancellation_slot outer, hold_run_completion done);
 
 template <class T>
 struct awaitable_value;
@@ -325,8 +326,10 @@ auto async_hold(lock_manager& m, std::vector<std::string> resources, std::chrono
   using value_t = typename detail::awaitable_value<awaitable_t>::type;
   using result_t = hold_result<value_t>;
   return asio::async_initiate<CompletionToken, void(std::exception_ptr, result_t)>(
-      [&m](auto handler, std::vector<std::string> r, std::chrono::milliseconds t, hold_options o,
-           std::decay_t<Routine> rt) {
+      // The shared core, not the manager object (see async_inspect).
+      [impl = detail::impl_of(m)](auto handler, std::vector<std::string> r,
+                                  std::chrono::milliseconds t, hold_options o,
+                                  std::decay_t<Routine> rt) {
         auto outer = asio::get_associated_cancellation_slot(handler);
         auto box = std::make_shared<
             std::optional<std::conditional_t<std::is_void_v<value_t>, char, value_t>>>();
@@ -354,11 +357,11 @@ auto async_hold(lock_manager& m, std::vector<std::string> resources, std::chrono
                                    }));
               }
             };
-        auto fallback = m.get_executor();
+        auto fallback = detail::executor_of(*impl);
         auto finish = detail::bind_handler<decltype(handler), std::exception_ptr, result_t>(
             std::move(handler), fallback);
         detail::start_hold(
-            m, std::move(r), t, std::move(o), std::move(run), outer,
+            impl, std::move(r), t, std::move(o), std::move(run), outer,
             [f = std::move(finish), box](std::exception_ptr e, hold_outcome out) mutable {
               result_t res;
               static_cast<hold_outcome&>(res) = std::move(out);

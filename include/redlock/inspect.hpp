@@ -92,6 +92,8 @@ namespace detail {
 
 using inspect_completion = unique_function<void(std::error_code, inspection)>;
 /// Starts the query; completes on the manager's strand (never from inside).
+void start_inspect(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                   inspect_completion done);
 void start_inspect(lock_manager& m, std::vector<std::string> resources, inspect_completion done);
 
 /// The sans-I/O verdict: fills status, holder, holding_nodes, free_nodes and
@@ -114,9 +116,11 @@ const script& inspect_script();
 template <class CompletionToken>
 auto async_inspect(lock_manager& m, std::vector<std::string> resources, CompletionToken&& token) {
   return asio::async_initiate<CompletionToken, void(std::error_code, inspection)>(
-      [&m](auto handler, std::vector<std::string> r) {
-        auto fallback = m.get_executor();
-        detail::start_inspect(m, std::move(r),
+      // The shared core, not the manager object: a deferred initiation may run after the
+      // lock_manager it was started from is gone (it then completes with errc::closed).
+      [impl = detail::impl_of(m)](auto handler, std::vector<std::string> r) {
+        auto fallback = detail::executor_of(*impl);
+        detail::start_inspect(impl, std::move(r),
                               detail::bind_handler<decltype(handler), std::error_code, inspection>(
                                   std::move(handler), fallback));
       },

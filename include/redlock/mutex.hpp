@@ -21,9 +21,11 @@
 namespace redlock {
 
 namespace detail {
+void start_try_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                    std::chrono::milliseconds ttl, lock_completion done);
 void start_try_lock(lock_manager& m, std::vector<std::string> resources,
                     std::chrono::milliseconds ttl, lock_completion done);
-}
+}  // namespace detail
 
 /// One acquire attempt (no retries). Another owner holding a resource is a normal outcome:
 /// the completion then has an empty error code and a lock with acquired() == false (its
@@ -36,9 +38,11 @@ template <class CompletionToken>
 auto async_try_lock(lock_manager& m, std::vector<std::string> resources,
                     std::chrono::milliseconds ttl, CompletionToken&& token) {
   return asio::async_initiate<CompletionToken, void(std::error_code, lock)>(
-      [&m](auto handler, std::vector<std::string> r, std::chrono::milliseconds t) {
-        auto fallback = m.get_executor();
-        detail::start_try_lock(m, std::move(r), t,
+      // The shared core, not the manager object (see async_inspect).
+      [impl = detail::impl_of(m)](auto handler, std::vector<std::string> r,
+                                  std::chrono::milliseconds t) {
+        auto fallback = detail::executor_of(*impl);
+        detail::start_try_lock(impl, std::move(r), t,
                                detail::bind_handler<decltype(handler), std::error_code, lock>(
                                    std::move(handler), fallback));
       },

@@ -209,6 +209,29 @@ TEST_F(cli, WaitingShowsAStatusLineOnATerminal) {
       << "the holder's remaining TTL is missing: " << r.err;
 }
 
+TEST_F(cli, StatusLineFitsANarrowTerminal) {
+  hold_elsewhere(resource_);
+  process_options o;
+  o.pty_stderr = true;
+  o.pty_columns = 40;
+  auto r = run_to_end(redlock({"acquire", "--wait", "1500ms", resource_}), o);
+  EXPECT_EQ(r.code, exit_not_acquired);
+  ASSERT_NE(r.err.find("waiting"), std::string::npos) << r.err;
+  // Each rewrite: "\r<text>\x1b[K". The text must fit in 39 columns, or the terminal wraps
+  // it and the next "\r" rewrites only the last row.
+  std::size_t shown = 0;
+  for (std::size_t pos = r.err.find('\r'); pos != std::string::npos;
+       pos = r.err.find('\r', pos + 1)) {
+    const auto end = r.err.find("\x1b[K", pos);
+    if (end == std::string::npos || end == pos + 1)
+      continue;  // the final erase
+    const std::string text = r.err.substr(pos + 1, end - pos - 1);
+    EXPECT_LE(text.size(), 39u) << "line wider than the terminal: '" << text << "'";
+    ++shown;
+  }
+  EXPECT_GE(shown, 1u) << r.err;
+}
+
 // --- signals ----------------------------------------------------------------------------
 
 TEST_F(cli, SigtermToRedlockReachesTheCommand) {
@@ -287,6 +310,60 @@ TEST_F(cli, OnLostIgnoreLetsTheCommandFinish) {
   EXPECT_NE(p.err().find("lock lost"), std::string::npos) << p.err();
 }
 
+// --- cleanup before exit ------------------------------------------------------------------
+
+TEST_F(cli, VerboseSaysTheCleanupSettledOnEveryPath) {
+  // Success, a failure that released what it took, and a run: each ends with the manager's
+  // quit, and -v says how it ended.
+  auto a = run_to_end(redlock({"acquire", "-v", resource_}));
+  EXPECT_EQ(a.code, 0) << a.err;
+  EXPECT_NE(a.err.find("cleanup settled"), std::string::npos) << a.err;
+
+  hold_elsewhere(resource_ + ":held");
+  auto f = run_to_end(redlock({"acquire", "-v", "--no-wait", resource_ + ":held"}));
+  EXPECT_EQ(f.code, exit_not_acquired) << f.err;
+  EXPECT_NE(f.err.find("cleanup settled"), std::string::npos) << f.err;
+
+  auto r = run_to_end(redlock({"run", "-v", resource_ + ":run", "--", "sh", "-c", "exit 3"}));
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("cleanup settled"), std::string::npos) << r.err;
+  EXPECT_EQ(present_on(resource_ + ":run"), 0);
+}
+
+TEST_F(cli, VerboseSaysWhenTheCleanupBoundPassedWithReleasesUnconfirmed) {
+  // Server #3 is stopped: the acquire still wins on #1 and #2, and the release is retried on
+  // #3 until the cleanup bound (5 request timeouts here) passes.
+  servers_[2]->pause();
+  auto r = run_to_end(redlock({"run", "-v", resource_, "--", "true"}));
+  servers_[2]->resume();
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("cleanup bound passed with releases still unconfirmed (up to 1 of 3 "
+                       "servers had not confirmed our release)"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(cli, SignalDuringTheCleanupDoesNotCutItShort) {
+  // The command pauses server #3's clients for less than the request timeout (its release
+  // waits there), and once the release reached server #1 sends redlock SIGTERM: redlock
+  // must still wait for server #3's answer.
+  const auto& first = *servers_[0];
+  const auto& third = *servers_[2];
+  const std::string cli1 = "redis-cli -p " + std::to_string(first.port());
+  const std::string script = "redis-cli -p " + std::to_string(third.port()) +
+                             " CLIENT PAUSE 700 >/dev/null; parent=$PPID; "
+                             "( i=0; while [ \"$(" +
+                             cli1 + " EXISTS '" + resource_ +
+                             "')\" != 0 ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; "
+                             "kill -TERM $parent ) >/dev/null 2>&1 & exit 0";
+  process p(redlock({"run", "-v", resource_, "--", "sh", "-c", script}));
+  ASSERT_TRUE(p.wait_exit(20s)) << p.err();
+  EXPECT_EQ(p.exit_code(), 0) << p.err();
+  EXPECT_NE(p.err().find("finishing the cleanup"), std::string::npos) << p.err();
+  EXPECT_NE(p.err().find("cleanup settled"), std::string::npos) << p.err();
+  EXPECT_EQ(present_on(resource_), 0) << "redlock exited before server #3 released";
+}
+
 // --- acquire / extend / release across invocations --------------------------------------
 
 TEST_F(cli, AcquireExtendReleaseRoundTrip) {
@@ -341,6 +418,36 @@ TEST_F(cli, MultipleResourcesAreLockedTogether) {
   auto r = run_to_end(redlock({"release", resource_, other, "--value", value}));
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(present_on(other), 0);
+}
+
+TEST_F(cli, ReleaseJudgesFromEveryServerWhenOneNeverHadTheKey) {
+  // Normal with a minority down: server #1 lost the key, server #3 answers slowly (paused
+  // clients, within the request timeout). Server #1's "absent" and #2's "released" are the
+  // first quorum of answers, but #2 and #3 held the lock: the release succeeded.
+  auto a = run_to_end(redlock({"acquire", "--ttl", "60s", resource_}));
+  ASSERT_EQ(a.code, 0) << a.err;
+  const std::string value = a.out.substr(0, 32);
+  servers_[0]->command({"DEL", resource_});
+  ASSERT_EQ(servers_[2]->command({"CLIENT", "PAUSE", "400"}).str, "OK");
+  auto r = run_to_end(redlock({"release", resource_, "--value", value}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(present_on(resource_), 0);
+}
+
+TEST_F(cli, ReleaseOfAValueHeldByAnotherSaysAnotherValueHoldsIt) {
+  hold_elsewhere(resource_);
+  auto r =
+      run_to_end(redlock({"release", resource_, "--value", "0123456789abcdef0123456789abcdef"}));
+  EXPECT_EQ(r.code, exit_lost) << r.err;
+  EXPECT_NE(r.err.find("another value holds it"), std::string::npos) << r.err;
+  EXPECT_EQ(holders_of(resource_, "someone-else"), 3);
+}
+
+TEST_F(cli, ReleaseOfAnExpiredValueSaysItExpiredOrWasReleased) {
+  auto r =
+      run_to_end(redlock({"release", resource_, "--value", "0123456789abcdef0123456789abcdef"}));
+  EXPECT_EQ(r.code, exit_lost) << r.err;
+  EXPECT_NE(r.err.find("expired or been released"), std::string::npos) << r.err;
 }
 
 // --- status -----------------------------------------------------------------------------
@@ -450,6 +557,98 @@ TEST_F(cli, UsageErrorsExit2AndSayWhatIsWrong) {
     EXPECT_EQ(r.code, exit_usage) << joined << "\n" << r.err;
     EXPECT_NE(r.err.find(c.says), std::string::npos) << joined << "\n" << r.err;
   }
+}
+
+TEST_F(cli, BracketedResourceNamesReachTheServersVerbatim) {
+  // CLI11 reads "[a,b]" as a list; a resource name is a Redis key, used as given.
+  for (const std::string name : {"[deploy]", "[a,b]"}) {
+    const std::string key = resource_ + name;
+    auto a = run_to_end(redlock({"acquire", key}));
+    ASSERT_EQ(a.code, 0) << name << ": " << a.err;
+    const std::string value = a.out.substr(0, 32);
+    EXPECT_EQ(holders_of(key, value), 3) << name << " was not locked as given";
+    auto bare = run_to_end(redlock({"acquire", "--no-wait", name}));
+    ASSERT_EQ(bare.code, 0) << name << ": " << bare.err;
+    const std::string bare_value = bare.out.substr(0, 32);
+    EXPECT_EQ(holders_of(name, bare_value), 3) << "the key " << name << " does not exist";
+    for (const std::string part : {"deploy", "a", "b"})
+      EXPECT_EQ(present_on(part), 0) << name << " locked '" << part << "'";
+    auto r = run_to_end(redlock({"release", key, "--value", value}));
+    EXPECT_EQ(r.code, 0) << r.err;
+    auto st = run_to_end(redlock({"status", "--json", name}));
+    EXPECT_EQ(st.code, 0) << st.err;
+    EXPECT_NE(st.out.find("\"" + name + "\""), std::string::npos) << st.out;
+  }
+}
+
+TEST_F(cli, EmptyOrRepeatedResourcesAreUsageErrorsNamingTheArgument) {
+  auto r = run_to_end(redlock({"run", "", "--", "echo", "ran"}));
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("RESOURCE #1 is empty"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("ran"), std::string::npos);
+  r = run_to_end(redlock({"acquire", resource_, ""}));
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("RESOURCE #2 is empty"), std::string::npos) << r.err;
+  EXPECT_EQ(present_on(""), 0) << "an empty key was locked";
+
+  r = run_to_end(redlock({"acquire", resource_, "other", resource_}));
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("given twice (#1 and #3)"), std::string::npos) << r.err;
+  EXPECT_EQ(present_on(resource_), 0);
+}
+
+TEST_F(cli, TtlAboveTheServersLimitIsAUsageErrorSayingTheLimit) {
+  // 600h parses (the parser accepts up to 100 days) but is above 2^31-1 ms.
+  for (const char* sub : {"acquire", "run"}) {
+    std::vector<std::string> args{sub, "--ttl", "600h", resource_};
+    if (std::string(sub) == "run")
+      args.insert(args.end(), {"--", "true"});
+    auto r = run_to_end(redlock(args));
+    EXPECT_EQ(r.code, exit_usage) << r.err;
+    EXPECT_NE(r.err.find("--ttl"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("at most 2147483647ms"), std::string::npos) << r.err;
+  }
+  auto e = run_to_end(redlock(
+      {"extend", "--ttl", "600h", resource_, "--value", "0123456789abcdef0123456789abcdef"}));
+  EXPECT_EQ(e.code, exit_usage) << e.err;
+  EXPECT_NE(e.err.find("at most 2147483647ms"), std::string::npos) << e.err;
+}
+
+TEST_F(cli, MissingTlsFilesAreUsageErrorsNamingTheFile) {
+  const std::string url = "rediss://127.0.0.1:" + std::to_string(free_port());
+  auto r = run_to_end({REDLOCK_CLI_PATH, "acquire", "--no-wait", "--server", url, "--tls-ca",
+                       "/nonexistent/redlock-ca.pem", resource_});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("--tls-ca '/nonexistent/redlock-ca.pem'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("No such file"), std::string::npos) << r.err;
+
+  r = run_to_end(
+      {REDLOCK_CLI_PATH, "status", "--server", url + "?ca=/nonexistent/url-ca.pem", resource_});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("server #1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/nonexistent/url-ca.pem"), std::string::npos) << r.err;
+}
+
+TEST_F(cli, KeyOfAnotherTypeGetsAHint) {
+  for (auto& s : servers_)
+    s->command({"RPUSH", resource_, "job"});
+  auto r = run_to_end(redlock({"acquire", "--no-wait", resource_}));
+  EXPECT_EQ(r.code, exit_unavailable) << r.err;
+  EXPECT_NE(r.err.find("key '" + resource_ + "' holds a non-string value: not a lock key?"),
+            std::string::npos)
+      << r.err;
+  for (auto& s : servers_)
+    EXPECT_EQ(s->command({"TYPE", resource_}).str, "list") << "the list was touched";
+}
+
+TEST_F(cli, TheSameServerUnderTwoNamesIsAUsageError) {
+  const auto port = std::to_string(servers_[0]->port());
+  auto r = run_to_end({REDLOCK_CLI_PATH, "acquire", "--no-wait", "--server",
+                       "redis://localhost:" + port, "--server", "redis://127.0.0.1:" + port,
+                       "--server", servers_[1]->url(), resource_});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("same deployment"), std::string::npos) << r.err;
+  EXPECT_EQ(present_on(resource_), 0) << "a deployment listed twice was written to";
 }
 
 TEST_F(cli, BadServerUrlIsRejectedWithoutPrintingThePassword) {

@@ -56,7 +56,10 @@ process::process(std::vector<std::string> argv, process_options opts) {
     throw std::runtime_error("pipe2 failed");
   if (opts.pty_stderr) {
     int master = -1, slave = -1;
-    if (::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0)
+    struct winsize size {};
+    size.ws_row = 24;
+    size.ws_col = opts.pty_columns;
+    if (::openpty(&master, &slave, nullptr, nullptr, opts.pty_columns > 0 ? &size : nullptr) != 0)
       throw std::runtime_error("openpty failed");
     ::fcntl(master, F_SETFD, FD_CLOEXEC);
     ::fcntl(slave, F_SETFD, FD_CLOEXEC);

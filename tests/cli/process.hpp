@@ -15,6 +15,7 @@ struct process_options {
   std::vector<std::string> env;        ///< extra "NAME=value" entries (override the inherited ones)
   std::vector<std::string> unset_env;  ///< names removed from the inherited environment
   bool pty_stderr = false;  ///< stderr on a pseudo-terminal (isatty(2) true), read like a pipe
+  unsigned short pty_columns = 0;  ///< with pty_stderr: the terminal's width (0: unset)
 };
 
 /// A started process. The destructor SIGKILLs and reaps it if it still runs.

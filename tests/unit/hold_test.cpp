@@ -340,4 +340,62 @@ TEST_F(KeeperTest, RejectsAnEmptyHandleAndBadOptions) {
   EXPECT_THROW(redlock::lock_keeper(l, o), redlock::lock_error);
 }
 
+// The loss handler versus a release or detach requested while the loss is already queued on
+// the keeper's strand. A manually polled io_context makes the interleaving reproducible: for
+// each n, the keeper's first extension (denied by every node: lock_lost) is driven n handlers
+// far, then the release or detach is requested. Every n up to the one where the handler has
+// already run is tried, so the window between "loss queued" and "loss handled" is covered.
+void check_no_loss_call_after_stop(bool use_detach) {
+  using fake_node = redlock::test::fake_node;
+  using sk = fake_node::script_kind;
+  bool loss_seen_after_stop = false;  // the window was reached: a loss was decided after
+  for (int steps = 0; steps < 500; ++steps) {
+    asio::io_context io;
+    std::vector<std::shared_ptr<fake_node>> fakes;
+    auto nodes = redlock::test::make_fake_nodes(io.get_executor(), 3, fakes);
+    for (auto& f : fakes)
+      f->set_fallback(sk::extend, fake_node::step::integer(0));  // another value: lock_lost
+    redlock::settings s;
+    s.request_timeout = 30s;  // no timer may fire while the test polls
+    auto m = std::make_unique<redlock::lock_manager>(io.get_executor(), nodes, s);
+    // Half the TTL left: the keeper extends at once.
+    auto l = m->adopt({"k"}, std::string(32, 'a'), 10s, redlock::steady_clock::now() + 5s);
+    bool requested = false;
+    bool loss_before = false;
+    bool loss_after = false;
+    redlock::lock_keeper k(l, {}, [&](loss_reason, std::error_code) {
+      (requested ? loss_after : loss_before) = true;
+    });
+    auto ctx = k.context();
+    for (int i = 0; i < steps && io.poll_one() == 1; ++i) {
+    }
+    if (loss_before)
+      break;  // the handler ran before any request: larger n only repeat this
+    requested = true;
+    if (use_detach) {
+      (void)k.detach();
+    } else {
+      k.async_release([](std::error_code, redlock::hold_outcome) {});
+    }
+    for (int i = 0; i < 10000 && io.poll_one() == 1; ++i) {
+    }
+    EXPECT_FALSE(loss_after) << "on_loss ran after " << (use_detach ? "detach" : "async_release")
+                             << " was requested (request after " << steps << " handlers)";
+    if (ctx.reason() == loss_reason::lost)
+      loss_seen_after_stop = true;
+    m.reset();
+    for (int i = 0; i < 10000 && io.poll_one() == 1; ++i) {
+    }
+  }
+  EXPECT_TRUE(loss_seen_after_stop) << "the loss was never decided after the request";
+}
+
+TEST(KeeperStop, NoLossHandlerCallStartsAfterAsyncReleaseWasRequested) {
+  check_no_loss_call_after_stop(false);
+}
+
+TEST(KeeperStop, NoLossHandlerCallStartsAfterDetach) {
+  check_no_loss_call_after_stop(true);
+}
+
 }  // namespace
