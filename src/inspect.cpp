@@ -193,6 +193,36 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
   steady_clock::time_point started;
   inspect_completion done;
 
+  // The inspection proper, on `strand` once the manager admitted it.
+  void begin() {
+    auto op = shared_from_this();
+    op->started = steady_clock::now();
+    op->timer.expires_after(settings_of(*op->m).request_timeout);
+    op->timer.async_wait([op](std::error_code ec) {
+      if (!ec)
+        op->on_timeout();
+    });
+    const std::vector<std::string> no_args;
+    const auto& ns = nodes_of(*op->m);
+    for (std::size_t i = 0; i < ns.size(); ++i) {
+      ns[i]->async_eval(inspect_script(), op->result.resources, no_args,
+                        [op, i](std::error_code ec, reply r) {
+                          asio::post(op->strand, [op, i, ec, r = std::move(r)]() mutable {
+                            op->on_reply(i, ec, std::move(r));
+                          });
+                        });
+    }
+  }
+
+  // One deployment listed twice: nothing is sent.
+  void refuse(const std::string& why) {
+    finished = true;
+    end_operation(*m);
+    result.detail = why;
+    auto d = std::move(done);
+    d(make_error_code(errc::duplicate_deployment), std::move(result));
+  }
+
   void on_reply(std::size_t i, std::error_code ec, reply r) {
     if (finished)
       return;  // late reply after the timeout: the verdict is already out
@@ -295,25 +325,11 @@ void start_inspect(const std::shared_ptr<manager_impl>& m, std::vector<std::stri
   op->answered.assign(nodes.size(), false);
   op->pending = nodes.size();
   op->done = std::move(done);
-  // Everything below runs on the op's strand, so a reply cannot overtake the setup.
-  asio::post(op->strand, [op] {
-    op->started = steady_clock::now();
-    op->timer.expires_after(settings_of(*op->m).request_timeout);
-    op->timer.async_wait([op](std::error_code ec) {
-      if (!ec)
-        op->on_timeout();
-    });
-    const std::vector<std::string> no_args;
-    const auto& ns = nodes_of(*op->m);
-    for (std::size_t i = 0; i < ns.size(); ++i) {
-      ns[i]->async_eval(inspect_script(), op->result.resources, no_args,
-                        [op, i](std::error_code ec, reply r) {
-                          asio::post(op->strand, [op, i, ec, r = std::move(r)]() mutable {
-                            op->on_reply(i, ec, std::move(r));
-                          });
-                        });
-    }
-  });
+  // After the manager's identity check (one deployment listed twice is refused as for
+  // every other operation); then on the op's strand, so a reply cannot overtake the setup.
+  when_admitted(
+      m, [op] { asio::post(op->strand, [op] { op->begin(); }); },
+      [op](const std::string& why) { op->refuse(why); });
 }
 
 }  // namespace detail

@@ -84,7 +84,11 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
   // the wait timed out); a deployment listed twice refuses every operation.
   enum class gate : std::uint8_t { unidentified, identifying, open, refused };
   gate gate_ = gate::open;
-  std::vector<std::shared_ptr<operation>> gated_;
+  struct gated {
+    unique_function<void()> start;
+    unique_function<void(const std::string&)> refuse;
+  };
+  std::vector<gated> gated_;
   std::vector<std::vector<std::string>> identities_;
   std::size_t identify_left_ = 0;
   std::string refusal_;
@@ -95,6 +99,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
   void on_identity(std::size_t i, std::vector<std::string> ids);
   void open_gate();
   void admit(const std::shared_ptr<operation>& op);
+  void admit(gated g);
   void on_quit_deadline();
 
   std::mutex hook_mutex_;
@@ -857,21 +862,29 @@ bool admit(const std::shared_ptr<manager_impl>& m, core_ns::op_config cfg,
 }  // namespace
 
 void manager_impl::admit(const std::shared_ptr<operation>& op) {
+  admit(gated{[op] { op->start(); },
+              [op](const std::string& why) {
+                op->refuse(make_error_code(errc::duplicate_deployment), why);
+              }});
+}
+
+// On the strand: starts `g` now, holds it until the nodes' identities are known, or refuses it.
+void manager_impl::admit(gated g) {
   switch (gate_) {
     case gate::unidentified:
       // The first operation: ask the nodes who they are first (lazily, so that a manager that
       // is never used never connects).
-      gated_.push_back(op);
+      gated_.push_back(std::move(g));
       begin_identify();
       return;
     case gate::open:
-      op->start();
+      g.start();
       return;
     case gate::identifying:
-      gated_.push_back(op);
+      gated_.push_back(std::move(g));
       return;
     case gate::refused:
-      op->refuse(make_error_code(errc::duplicate_deployment), refusal_);
+      g.refuse(refusal_);
       return;
   }
 }
@@ -926,8 +939,8 @@ void manager_impl::open_gate() {
   identities_.shrink_to_fit();
   auto waiting = std::move(gated_);
   gated_.clear();
-  for (auto& op : waiting)
-    admit(op);
+  for (auto& g : waiting)
+    admit(std::move(g));
 }
 
 void manager_impl::on_quit_deadline() {
@@ -1074,6 +1087,14 @@ void start_quit(const std::shared_ptr<manager_impl>& m, quit_completion done) {
       });
     });
   }
+}
+
+void when_admitted(const std::shared_ptr<manager_impl>& m, unique_function<void()> start,
+                   unique_function<void(const std::string&)> refused) {
+  asio::post(m->strand_,
+             [m, g = manager_impl::gated{std::move(start), std::move(refused)}]() mutable {
+               m->admit(std::move(g));
+             });
 }
 
 const asio::any_io_executor& executor_of(const manager_impl& m) noexcept {

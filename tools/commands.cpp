@@ -295,9 +295,10 @@ void print_status_json(const inspection& in) {
 asio::awaitable<int> status_body(session& s, const status_args& a) {
   auto [ec, in] = co_await async_inspect(s.manager(), a.resources, as_tuple(asio::use_awaitable));
   if (ec) {
-    std::fprintf(stderr, "redlock: status failed: %s\n",
-                 ec == errc::duplicate_deployment ? "two servers are the same deployment"
-                                                  : ec.message().c_str());
+    const std::string why = ec == errc::duplicate_deployment
+                                ? "two servers are the same deployment: " + printable(in.detail)
+                                : ec.message();
+    std::fprintf(stderr, "redlock: status failed: %s\n", why.c_str());
     co_return exit_code_for(ec);
   }
   if (a.json)

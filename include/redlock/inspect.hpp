@@ -74,6 +74,9 @@ struct inspection {
   /// the request start because each TTL was read at some unknown instant after it.
   /// time_point::max() when the quorum's keys have no expiry. Otherwise {}.
   steady_clock::time_point validity_deadline{};
+  /// Why the inspection was refused before anything was sent (errc::duplicate_deployment:
+  /// names both nodes, as report::detail does). Empty otherwise.
+  std::string detail;
 
   bool held() const noexcept { return status == lock_status::held; }
   /// True when held by `l`'s value.

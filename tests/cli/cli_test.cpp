@@ -649,6 +649,12 @@ TEST_F(cli, TheSameServerUnderTwoNamesIsAUsageError) {
   EXPECT_EQ(r.code, exit_usage) << r.err;
   EXPECT_NE(r.err.find("same deployment"), std::string::npos) << r.err;
   EXPECT_EQ(present_on(resource_), 0) << "a deployment listed twice was written to";
+  // status too: it would count the server twice.
+  r = run_to_end({REDLOCK_CLI_PATH, "status", "--server", "redis://localhost:" + port, "--server",
+                  "redis://127.0.0.1:" + port, "--server", servers_[1]->url(), resource_});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("same deployment"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("nodes[0]"), std::string::npos) << r.err;
 }
 
 TEST_F(cli, BadServerUrlIsRejectedWithoutPrintingThePassword) {

@@ -272,4 +272,29 @@ TEST_F(InspectFakeTest, SendsTheResourcesAsKeysAndNoArguments) {
   }
 }
 
+TEST_F(InspectFakeTest, OneDeploymentListedTwiceIsRefusedAndNothingIsSent) {
+  // Inspection passes the manager's identity check like every operation (issue 10, defect 8):
+  // `redlock status` would otherwise count one server twice.
+  std::vector<std::shared_ptr<fake_node>> dup;
+  auto nodes = redlock::test::make_fake_nodes(io_.executor(), 3, dup, "dup");
+  dup[0]->set_identity({"run_id:same"});
+  dup[1]->set_identity({"run_id:other"});
+  dup[2]->set_identity({"run_id:same"});
+  redlock::lock_manager m(io_.executor(), nodes, {});
+  std::promise<std::pair<std::error_code, redlock::inspection>> p;
+  std::vector<std::string> res{"k"};
+  redlock::async_inspect(m, res, [&p](std::error_code ec, redlock::inspection in) {
+    p.set_value({ec, std::move(in)});
+  });
+  auto f = p.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  auto [ec, in] = f.get();
+  EXPECT_EQ(ec, redlock::errc::duplicate_deployment);
+  EXPECT_NE(in.detail.find("nodes[0] (dup0) and nodes[2] (dup2)"), std::string::npos) << in.detail;
+  for (auto& d : dup)
+    EXPECT_TRUE(d->calls().empty());
+  auto q = m.async_quit(asio::use_future);
+  EXPECT_EQ(q.wait_for(5s), std::future_status::ready);
+}
+
 }  // namespace

@@ -61,6 +61,12 @@ const asio::any_io_executor& executor_of(const manager_impl& m) noexcept;
 // Accessors for operations built outside the manager core (holding, inspection, try-lock).
 const std::vector<std::shared_ptr<node>>& nodes_of(const manager_impl& m) noexcept;
 const settings& settings_of(const manager_impl& m) noexcept;
+/// Runs `start` on the manager's strand once the nodes' identities were checked (at once when
+/// they already were), or `refused(detail)` when one deployment is listed twice (see
+/// errc::duplicate_deployment). For operations built outside the manager core (inspection), so
+/// that every operation passes the same check. Thread safety: any thread.
+void when_admitted(const std::shared_ptr<manager_impl>& m, unique_function<void()> start,
+                   unique_function<void(const std::string&)> refused);
 /// Calls the node-error hook (if set). Thread safety: any thread.
 void report_node_error(manager_impl& m, const node_error& e);
 /// Registers an operation in flight so that quit waits for it. Returns false (and registers
