@@ -316,10 +316,11 @@ class operation final : public std::enable_shared_from_this<operation> {
  private:
   enum class timer_use : std::uint8_t { none, attempt, retry, drain, cleanup };
   // What the operation knows per node beyond the machine's vote.
-  enum class rel : std::uint8_t { none, in_flight, ok, failed };
+  enum class rel : std::uint8_t { none, in_flight, released, absent, failed };
   struct node_track {
     core_ns::time_point touched{};  // last send or answer of a request that may set our keys
     rel last_release = rel::none;   // the latest release_all round's release to this node
+    bool unknown_write = false;     // a write that timed out or was lost: it may still run
     std::uint16_t primaries = 0;    // primary requests in flight
   };
 
@@ -441,8 +442,6 @@ class operation final : public std::enable_shared_from_this<operation> {
     if (ticket)
       m_->backlog_[i].answered(*ticket, now, !ec || r.is_error());
     auto& track = per_node_[i];
-    if (may_set_key(p))
-      track.touched = now;  // a write may have landed as late as this
     const auto kind = p == purpose::primary  ? machine_.config().kind
                       : p == purpose::resync ? core_ns::op_kind::acquire
                                              : core_ns::op_kind::release;
@@ -452,7 +451,21 @@ class operation final : public std::enable_shared_from_this<operation> {
     if (a == core_ns::answer::error || a == core_ns::answer::timeout) {
       hook(i, vote_ec, message);
     }
-    const bool confirmed = a == core_ns::answer::ok || a == core_ns::answer::absent;
+    if (may_set_key(p)) {
+      track.touched = now;  // a write may have landed as late as this
+      // Timed out or lost with its connection: it may run later still (a server resuming from
+      // a pause, a retransmission after a partition). Errors the server sent are final.
+      if (vote_ec == errc::timeout || vote_ec == errc::connection_lost ||
+          vote_ec == errc::protocol_error) {
+        track.unknown_write = true;
+        if (cleanup_.active())
+          cleanup_.uncertain(i);
+      }
+    }
+    using ra = core_ns::cleanup::release_answer;
+    const ra confirmed = a == core_ns::answer::ok       ? ra::released
+                         : a == core_ns::answer::absent ? ra::absent
+                                                        : ra::failed;
     switch (p) {
       case purpose::primary: {
         --track.primaries;
@@ -465,7 +478,9 @@ class operation final : public std::enable_shared_from_this<operation> {
       }
       case purpose::release:
         if (round == release_round_) {
-          track.last_release = confirmed ? rel::ok : rel::failed;
+          track.last_release = confirmed == ra::released ? rel::released
+                               : confirmed == ra::absent ? rel::absent
+                                                         : rel::failed;
           if (completed_)
             on_cleanup_answer(i, confirmed, vote_ec, now);
         }
@@ -498,8 +513,14 @@ class operation final : public std::enable_shared_from_this<operation> {
         continue;
       const auto& track = per_node_[i];
       const auto until = track.touched + ttl_;
+      if (track.unknown_write && track.last_release != rel::released)
+        ensure_cleanup().uncertain(i);  // "absent" is no proof: see core::cleanup
       switch (track.last_release) {
-        case rel::ok:
+        case rel::released:
+          break;
+        case rel::absent:
+          if (track.unknown_write)
+            ensure_cleanup().due(i, until, now + cleanup_limits(m_->settings_).first_backoff);
           break;
         case rel::in_flight:
           ensure_cleanup().in_flight(i, until);
@@ -547,8 +568,8 @@ class operation final : public std::enable_shared_from_this<operation> {
     return cleanup_;
   }
 
-  void on_cleanup_answer(std::size_t i, bool confirmed, std::error_code ec,
-                         core_ns::time_point now) {
+  void on_cleanup_answer(std::size_t i, core_ns::cleanup::release_answer confirmed,
+                         std::error_code ec, core_ns::time_point now) {
     if (!cleanup_.active())
       return;
     if (ec == errc::closed) {

@@ -27,12 +27,21 @@ void cleanup::sent(std::size_t i) noexcept {
   ++sent_;
 }
 
-void cleanup::answered(std::size_t i, bool confirmed, time_point now,
+void cleanup::uncertain(std::size_t i) noexcept {
+  if (i < nodes_.size())
+    nodes_[i].uncertain = true;
+}
+
+void cleanup::answered(std::size_t i, release_answer a, time_point now,
                        std::uint64_t random) noexcept {
   if (i >= nodes_.size() || nodes_[i].state == st::none)
     return;
   auto& n = nodes_[i];
-  if (confirmed || now >= n.until) {
+  // "Released" proves our write landed and is gone. "Absent" proves nothing while a write of
+  // ours there has an unknown fate (timed out, lost with its connection): it may still run
+  // (a server resuming from a pause, a retransmission after a partition), so keep releasing.
+  const bool done = a == release_answer::released || (a == release_answer::absent && !n.uncertain);
+  if (done || now >= n.until) {
     n.state = st::none;
     return;
   }

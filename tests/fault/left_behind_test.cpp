@@ -341,6 +341,37 @@ TEST(LeftBehindBackoff, ReleaseIssuedWhileTheNodeBacksOffIsRetriedAfterTheHeal) 
   expect_nothing_left_behind(c, s, fault_settings().request_timeout);
 }
 
+TEST(LeftBehindPartition, AnAcquireCutOffByADropPartitionIsNotDeliveredAfterItsRelease) {
+  // The acquire is written into a DROP partition of a majority and times out; TCP keeps
+  // retransmitting it, so it may still reach the server after the heal. Its fate is unknown,
+  // and the release must keep going until that can no longer matter.
+  cluster c(5);
+  sent s;
+  std::vector<std::unique_ptr<lock_client>> clients;
+  for (std::size_t n : sizes) {
+    SCOPED_TRACE("N = " + std::to_string(n));
+    clients.push_back(std::make_unique<lock_client>(first(c.ports(), n)));
+    auto& client = *clients.back();
+    warm_up(client, c, key_for("drop-warm", n));
+    const auto key = key_for("drop", n);
+    {
+      std::vector<iptables_rule> cut;
+      for (std::size_t i = 0; i < n / 2 + 1; ++i)
+        cut.push_back(partition(c[i].port(), partition_mode::drop));
+      const auto sent_at = std::chrono::steady_clock::now();
+      auto o = client.acquire(key, long_ttl);
+      EXPECT_TRUE(o.ec) << o.held.report().to_string();
+      count_fault("drop-partition");
+      // Heal between TCP's retransmissions (200 ms, then 400, 800, 1600 ms apart on
+      // loopback), so that one may fall after the heal, behind a retried release.
+      wait_until(sent_at + 1500ms);
+    }
+    s.completed();
+    s.add(client, {key});
+  }
+  expect_nothing_left_behind(c, s, fault_settings().request_timeout);
+}
+
 // --- late replies ----------------------------------------------------------------------------
 
 TEST(LeftBehindLateReplies, ServerStoppedPastTheRequestTimeoutThenContinued) {

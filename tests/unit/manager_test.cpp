@@ -935,6 +935,27 @@ TEST_F(ManagerTest, ARetriedReleaseBacksOffAndStopsOnceTheKeysHaveExpired) {
   EXPECT_EQ(fakes[2]->count(kind::release), sent);
 }
 
+TEST_F(ManagerTest, AnAbsentAnswerDoesNotEndTheCleanupWhileATimedOutAcquireMayStillRun) {
+  // Found by the soak: an acquire that timed out on a paused server ran after its release had
+  // answered "absent", and the key stayed for its TTL.
+  auto s = fast();
+  s.request_timeout = 30ms;
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+  fakes[0]->set_key("r", "someone-else");
+  fakes[1]->set_key("r", "someone-else");
+  fakes[2]->push(kind::acquire, step::error(make_error_code(errc::timeout), "timed out"));
+  auto a = lock(m, {"r"}, 3s);
+  ASSERT_EQ(a->ec, errc::resource_locked);
+  const auto value = fakes[2]->calls().at(0).args.at(0);
+  ASSERT_TRUE(run_until([&] { return fakes[2]->count(kind::release) >= 1; }));
+  // The timed-out acquire lands now, after the first release found nothing.
+  ASSERT_TRUE(run_until([&] { return fakes[2]->in_flight() == 0; }));
+  fakes[2]->set_key("r", value);
+  const auto releases_before = fakes[2]->count(kind::release);
+  EXPECT_TRUE(none_hold(*this, value)) << "the cleanup stopped at the first \"absent\"";
+  EXPECT_GT(fakes[2]->count(kind::release), releases_before) << "deleted by a later release";
+}
+
 TEST_F(ManagerTest, AnUnlockRetriesNodesThatDidNotConfirmAfterItCompleted) {
   redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
   auto a = lock(m, {"r"});

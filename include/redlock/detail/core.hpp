@@ -388,8 +388,9 @@ class backlog {
 /// and when a release should be sent to each, so that a release lost with a connection reset,
 /// refused during a reconnect backoff or slower than the request timeout is sent again.
 ///
-/// Rules: a node needs a release until it confirms one (answered "released" or "absent") or
-/// until its `until` instant passed (our keys there have expired by then). A failed release is
+/// Rules: a node needs a release until it confirms one (answered "released", or "absent" when
+/// no write of ours there has an unknown fate) or until its `until` instant passed (our keys
+/// there have expired by then). A failed release is
 /// retried after a backoff that doubles from `first_backoff` to `max_backoff`, jittered to
 /// [backoff / 2, backoff]. abandon() gives up on a node (e.g. the node was closed). Memory:
 /// one entry per node, sized once.
@@ -410,9 +411,19 @@ class cleanup {
   void due(std::size_t i, time_point until, time_point at) noexcept;
   /// A release was sent to node i.
   void sent(std::size_t i) noexcept;
-  /// Node i answered a release: `confirmed` (released or absent) ends its cleanup; otherwise
-  /// the next release goes out after the backoff (drawn with `random`).
-  void answered(std::size_t i, bool confirmed, time_point now, std::uint64_t random) noexcept;
+  /// How a node answered a release.
+  enum class release_answer : std::uint8_t {
+    released,  ///< deleted our keys: our write landed and is gone
+    absent,    ///< none of our keys there
+    failed,    ///< error, timeout, connection lost: unknown
+  };
+  /// A write of ours to node i (an acquire) has an unknown fate: it timed out or was lost with
+  /// its connection, so it may still run later. Then "absent" no longer ends the cleanup:
+  /// releases go on (with backoff) until one deletes our keys or `until` has passed.
+  void uncertain(std::size_t i) noexcept;
+  /// Node i answered a release: released, or absent with no uncertain write, ends its
+  /// cleanup; otherwise the next release goes out after the backoff (drawn with `random`).
+  void answered(std::size_t i, release_answer a, time_point now, std::uint64_t random) noexcept;
   /// Gives up on node i.
   void abandon(std::size_t i) noexcept;
   /// The next node whose release is due at `now`, or nodes() when none.
@@ -435,6 +446,7 @@ class cleanup {
     time_point until{};
     time_point at{};
     duration backoff{};
+    bool uncertain = false;
   };
   limits limits_;
   std::vector<node_entry> nodes_;
