@@ -242,7 +242,7 @@ class operation final : public std::enable_shared_from_this<operation> {
  public:
   operation(std::shared_ptr<manager_impl> m, const core_ns::op_config& cfg,
             std::vector<std::string> keys, std::string value, milliseconds ttl,
-            std::uint64_t written = 0)
+            std::uint64_t written = 0, std::uint64_t uncertain = 0)
       : m_(std::move(m)),
         machine_(cfg, &random_u64),
         keys_(std::move(keys)),
@@ -250,6 +250,7 @@ class operation final : public std::enable_shared_from_this<operation> {
         ttl_(ttl),
         timer_(m_->strand_),
         written_(written),
+        uncertain_(uncertain),
         per_node_(cfg.nodes) {}
 
   lock_completion lock_done_;
@@ -321,6 +322,7 @@ class operation final : public std::enable_shared_from_this<operation> {
     core_ns::time_point touched{};  // last send or answer of a request that may set our keys
     rel last_release = rel::none;   // the latest release_all round's release to this node
     bool unknown_write = false;     // a write that timed out or was lost: it may still run
+    std::uint16_t writes = 0;       // writes (acquire, re-sync) in flight
     std::uint16_t primaries = 0;    // primary requests in flight
   };
 
@@ -420,6 +422,7 @@ class operation final : public std::enable_shared_from_this<operation> {
       if (i < 64)
         written_ |= std::uint64_t{1} << i;
       track.touched = now;
+      ++track.writes;
     }
     const auto ticket = backlog.sent(now);
     m_->nodes_[i]->async_eval(s, keys_, args_,
@@ -451,7 +454,8 @@ class operation final : public std::enable_shared_from_this<operation> {
     if (a == core_ns::answer::error || a == core_ns::answer::timeout) {
       hook(i, vote_ec, message);
     }
-    if (may_set_key(p)) {
+    if (may_set_key(p) && ticket) {  // sent (not answered locally)
+      --track.writes;
       track.touched = now;  // a write may have landed as late as this
       // Timed out or lost with its connection: it may run later still (a server resuming from
       // a pause, a retransmission after a partition). Errors the server sent are final.
@@ -546,8 +550,20 @@ class operation final : public std::enable_shared_from_this<operation> {
       return;
     const auto& states = machine_.nodes();
     for (std::size_t i = 0; i < states.size(); ++i) {
-      if (!may_hold(i) || states[i].done)
+      if (!may_hold(i))
         continue;
+      const bool unsure = i < 64 && ((uncertain_ >> i) & 1U) != 0;
+      if (states[i].done) {
+        // "Released" proves a late write landed and is gone; "absent" proves nothing while
+        // a write of ours there may still run.
+        if (!unsure || states[i].ans == core_ns::answer::ok)
+          continue;
+        ensure_cleanup().uncertain(i);
+        ensure_cleanup().due(i, until, now + cleanup_limits(m_->settings_).first_backoff);
+        continue;
+      }
+      if (unsure)
+        ensure_cleanup().uncertain(i);
       // Not done means its last release failed (or never answered): retry after a backoff.
       if (per_node_[i].primaries > 0)
         ensure_cleanup().in_flight(i, until);
@@ -601,10 +617,24 @@ class operation final : public std::enable_shared_from_this<operation> {
       arm(timer_use::cleanup, std::max(wake - now, core_ns::duration::zero()));
   }
 
+  // Nodes where a write of this value may still run: the handle's, plus ours that timed out,
+  // were lost, or are still unanswered (see lock::parts::uncertain).
+  std::uint64_t uncertain_of_handle() const noexcept {
+    std::uint64_t u = uncertain_;
+    for (std::size_t i = 0; i < per_node_.size() && i < 64; ++i) {
+      const auto& t = per_node_[i];
+      if (may_hold(i) && (t.unknown_write || t.writes > 0))
+        u |= std::uint64_t{1} << i;
+    }
+    return u;
+  }
+
   void wake_resync_waiters() {
     auto waiters = std::move(resync_waiters_);
     resync_waiters_.clear();
+    const auto unsure = uncertain_of_handle();
     for (auto& w : waiters) {
+      w->uncertain_ |= unsure;  // a re-sync that timed out may still land
       if (w->waits_ > 0 && --w->waits_ == 0 && !w->completed_)
         w->begin();
     }
@@ -722,6 +752,8 @@ class operation final : public std::enable_shared_from_this<operation> {
       parts.deadline = ec ? core_ns::time_point{} : machine_.deadline();
       parts.report = std::move(rep);
       parts.written = written_;
+      if (!ec)
+        parts.uncertain = uncertain_of_handle();
       auto done = std::move(lock_done_);
       after_complete();
       done(ec, lock(std::move(parts)));
@@ -776,7 +808,8 @@ class operation final : public std::enable_shared_from_this<operation> {
   bool registered_ = true;
   bool drained_ = false;
   bool in_extends_ = false;
-  std::uint64_t written_;  // see lock::parts::written
+  std::uint64_t written_;    // see lock::parts::written
+  std::uint64_t uncertain_;  // see lock::parts::uncertain
   std::vector<node_track> per_node_;
   std::uint32_t release_round_ = 0;
   core_ns::cleanup cleanup_;
@@ -859,12 +892,14 @@ core_ns::op_config config_for(core_ns::op_kind kind, const manager_impl& m, mill
 template <class Done>
 bool admit(const std::shared_ptr<manager_impl>& m, core_ns::op_config cfg,
            std::vector<std::string> keys, std::string value, milliseconds ttl,
-           std::uint64_t written, Done& done, asio::cancellation_slot slot = {}) {
+           std::uint64_t written, std::uint64_t uncertain, Done& done,
+           asio::cancellation_slot slot = {}) {
   if (!begin_operation(*m))
     return false;
   std::shared_ptr<operation> op;
   try {
-    op = std::make_shared<operation>(m, cfg, std::move(keys), std::move(value), ttl, written);
+    op = std::make_shared<operation>(m, cfg, std::move(keys), std::move(value), ttl, written,
+                                     uncertain);
   } catch (...) {
     end_operation(*m);
     throw;
@@ -1024,7 +1059,7 @@ void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
   if (r)
     return post_lock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::acquire, *m, ttl, opts);
-  if (!admit(m, cfg, std::move(resources), make_lock_value(), ttl, 0, done, slot))
+  if (!admit(m, cfg, std::move(resources), make_lock_value(), ttl, 0, 0, done, slot))
     post_lock_error(m, errc::closed, std::move(done));
 }
 
@@ -1050,7 +1085,7 @@ void start_extend(const std::shared_ptr<manager_impl>& m, const lock& l, millise
   if (r)
     return post_lock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::extend, *m, ttl, opts, l.validity_deadline());
-  if (!admit(m, cfg, l.resources(), l.value(), ttl, l.written_nodes(), done))
+  if (!admit(m, cfg, l.resources(), l.value(), ttl, l.written_nodes(), l.uncertain_nodes(), done))
     post_lock_error(m, errc::closed, std::move(done));
 }
 
@@ -1070,7 +1105,8 @@ void start_unlock(const std::shared_ptr<manager_impl>& m, const lock& l, call_op
   if (auto r = check_options(s, opts))
     return post_unlock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::release, *m, l.ttl(), opts, l.validity_deadline());
-  if (!admit(m, cfg, l.resources(), l.value(), l.ttl(), l.written_nodes(), done))
+  if (!admit(m, cfg, l.resources(), l.value(), l.ttl(), l.written_nodes(), l.uncertain_nodes(),
+             done))
     post_unlock_error(m, errc::closed, std::move(done));
 }
 

@@ -87,6 +87,12 @@ class lock {
     /// never grows after the acquire). Nodes from index 64 on always count as written; the
     /// default (all set) is right for handles of unknown history (adopt()).
     std::uint64_t written = ~std::uint64_t{0};
+    /// Bit i set: a write of this value to node i has an unknown fate (it timed out, was lost
+    /// with its connection, or had not been answered when the lock was granted), so it may
+    /// still run there later; an unlock then keeps releasing on node i until a release
+    /// deletes the keys or the lock's validity (plus drift) has passed, "absent" being no
+    /// proof. Nodes from index 64 on are not tracked.
+    std::uint64_t uncertain = 0;
   };
   explicit lock(parts p)
       : manager_(std::move(p.manager)),
@@ -95,10 +101,12 @@ class lock {
         ttl_(p.ttl),
         deadline_(p.deadline),
         report_(std::move(p.report)),
-        written_(p.written) {}
+        written_(p.written),
+        uncertain_(p.uncertain) {}
   /// The manager that made this handle, or null once it is gone (or for an empty handle).
   std::shared_ptr<detail::manager_impl> manager() const noexcept { return manager_.lock(); }
   std::uint64_t written_nodes() const noexcept { return written_; }
+  std::uint64_t uncertain_nodes() const noexcept { return uncertain_; }
 
  private:
   // Weak: a handle kept after its manager (and the io_context the manager's strand, timers
@@ -110,6 +118,7 @@ class lock {
   steady_clock::time_point deadline_{};
   redlock::report report_;
   std::uint64_t written_ = ~std::uint64_t{0};
+  std::uint64_t uncertain_ = 0;
 };
 
 /// Result of an unlock: how many nodes no longer hold our value. The counts cover the answers

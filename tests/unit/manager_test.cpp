@@ -956,6 +956,25 @@ TEST_F(ManagerTest, AnAbsentAnswerDoesNotEndTheCleanupWhileATimedOutAcquireMaySt
   EXPECT_GT(fakes[2]->count(kind::release), releases_before) << "deleted by a later release";
 }
 
+TEST_F(ManagerTest, AnUnlockKeepsReleasingWhereTheGrantedLocksAcquireTimedOut) {
+  // The lock was granted by nodes 0 and 1; node 2's acquire timed out and may still run there
+  // (a paused server resuming). The unlock's "absent" from node 2 is no proof.
+  auto s = fast();
+  s.request_timeout = 30ms;
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+  fakes[2]->push(kind::acquire, step::error(make_error_code(errc::timeout), "timed out"));
+  auto a = lock(m, {"r"}, 3s);
+  ASSERT_FALSE(a->ec);
+  EXPECT_NE(a->l.uncertain_nodes() & 4u, 0u) << "node 2's write has an unknown fate";
+  EXPECT_EQ(a->l.uncertain_nodes() & 3u, 0u) << "nodes 0 and 1 answered";
+  auto u = unlock(m, a->l);
+  EXPECT_FALSE(u->ec);
+  const auto releases = fakes[2]->count(kind::release);
+  fakes[2]->set_key("r", a->l.value());  // the late acquire lands
+  EXPECT_TRUE(none_hold(*this, a->l.value())) << "the unlock stopped at node 2's \"absent\"";
+  EXPECT_GT(fakes[2]->count(kind::release), releases);
+}
+
 TEST_F(ManagerTest, AnUnlockRetriesNodesThatDidNotConfirmAfterItCompleted) {
   redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
   auto a = lock(m, {"r"});
