@@ -9,6 +9,7 @@
 #include "redlock/blocking.hpp"
 #include "redlock/detail/resp.hpp"
 #include "redlock/error.hpp"
+#include "redlock/lock_manager.hpp"
 #include "redlock/sentinel_node.hpp"
 #include "support/redis_server.hpp"
 
@@ -413,6 +414,28 @@ TEST_F(SentinelNode, IdentityIsTheMastersRunIdAsAPlainNodeGivesIt) {
   const std::string run_id(redlock::detail::info_field(info, "run_id"));
   ASSERT_EQ(run_id.size(), 40u) << info;
   EXPECT_EQ(ids, std::vector<std::string>{"run_id:" + run_id});
+}
+
+TEST_F(SentinelNode, ASentinelUrlAndItsMastersUrlAreOneDeploymentAndRefused) {
+  // Issue 10, defect 8: one failover would cost two votes.
+  redis_server master;
+  redis_server sentinel(sentinel_options(master));
+  redis_server other;
+  redlock::lock_manager m(io_.get_executor(), {url_of(sentinel), master.url(), other.url()});
+  auto p = std::make_shared<std::promise<std::pair<std::error_code, redlock::lock>>>();
+  auto f = p->get_future();
+  m.async_lock("sentinel-dup", 10s, [p](std::error_code ec, redlock::lock l) {
+    p->set_value({ec, std::move(l)});
+  });
+  ASSERT_EQ(f.wait_for(20s), std::future_status::ready);
+  auto [ec, l] = f.get();
+  EXPECT_EQ(ec, redlock::errc::duplicate_deployment) << l.report().to_string();
+  EXPECT_NE(l.report().detail.find("nodes[0]"), std::string::npos) << l.report().detail;
+  EXPECT_NE(l.report().detail.find("nodes[1]"), std::string::npos) << l.report().detail;
+  EXPECT_EQ(master.command({"EXISTS", "sentinel-dup"}).integer, 0);
+  auto q = std::make_shared<std::promise<void>>();
+  m.async_quit([q](std::error_code) { q->set_value(); });
+  EXPECT_EQ(q->get_future().wait_for(10s), std::future_status::ready);
 }
 
 }  // namespace
