@@ -462,8 +462,15 @@ class operation final : public std::enable_shared_from_this<operation> {
       if (vote_ec == errc::timeout || vote_ec == errc::connection_lost ||
           vote_ec == errc::protocol_error) {
         track.unknown_write = true;
-        if (cleanup_.active())
-          cleanup_.uncertain(i);
+        if (chase_writes_) {
+          // Learned after a failed acquire completed, possibly after this node's release
+          // was confirmed: chase the write again.
+          auto& c = ensure_cleanup();
+          c.uncertain(i);
+          if (!c.pending(i))
+            c.due(i, track.touched + ttl_, retry_at(now));
+          step_cleanup();
+        }
       }
     }
     using ra = core_ns::cleanup::release_answer;
@@ -524,13 +531,13 @@ class operation final : public std::enable_shared_from_this<operation> {
           break;
         case rel::absent:
           if (track.unknown_write)
-            ensure_cleanup().due(i, until, now + cleanup_limits(m_->settings_).first_backoff);
+            ensure_cleanup().due(i, until, retry_at(now));
           break;
         case rel::in_flight:
           ensure_cleanup().in_flight(i, until);
           break;
         case rel::failed:  // just failed: the next try after the first backoff
-          ensure_cleanup().due(i, until, now + cleanup_limits(m_->settings_).first_backoff);
+          ensure_cleanup().due(i, until, retry_at(now));
           break;
         case rel::none:
           ensure_cleanup().due(i, until, now);
@@ -541,8 +548,9 @@ class operation final : public std::enable_shared_from_this<operation> {
 
   // An unlock: nodes that did not confirm get the release again while the lock's keys can
   // still exist: until the validity deadline plus the drift margin, when keys written by the
-  // winning attempt (or the last extend) expire at the latest. (Only set-if-absent writes can
-  // bring a key back later, and an unlock waits for those: see start().)
+  // winning attempt (or the last extend) expire at the latest. Only set-if-absent writes can
+  // bring a key back: an unlock waits for re-syncs already sent (see start()), and where a
+  // write's fate is unknown (lock::parts::uncertain) "absent" is no proof.
   void begin_unlock_cleanup(core_ns::time_point now) {
     const auto& cfg = machine_.config();
     const auto until = cfg.lock_deadline + core_ns::drift_margin(ttl_, cfg.drift_factor);
@@ -559,7 +567,7 @@ class operation final : public std::enable_shared_from_this<operation> {
         if (!unsure || states[i].ans == core_ns::answer::ok)
           continue;
         ensure_cleanup().uncertain(i);
-        ensure_cleanup().due(i, until, now + cleanup_limits(m_->settings_).first_backoff);
+        ensure_cleanup().due(i, until, retry_at(now));
         continue;
       }
       if (unsure)
@@ -568,8 +576,13 @@ class operation final : public std::enable_shared_from_this<operation> {
       if (per_node_[i].primaries > 0)
         ensure_cleanup().in_flight(i, until);
       else
-        ensure_cleanup().due(i, until, now + cleanup_limits(m_->settings_).first_backoff);
+        ensure_cleanup().due(i, until, retry_at(now));
     }
+  }
+
+  // When a release that just failed (or proved nothing) goes again: after the first backoff.
+  core_ns::time_point retry_at(core_ns::time_point now) const {
+    return now + cleanup_limits(m_->settings_).first_backoff;
   }
 
   core_ns::cleanup& ensure_cleanup() {
@@ -735,8 +748,10 @@ class operation final : public std::enable_shared_from_this<operation> {
       after_complete();
       done(ec, std::move(res));
     } else {
-      if (kind == core_ns::op_kind::acquire && ec && machine_.attempts() > 0)
+      if (kind == core_ns::op_kind::acquire && ec && machine_.attempts() > 0) {
+        chase_writes_ = true;
         begin_acquire_cleanup(now);
+      }
       if (kind == core_ns::op_kind::extend && !ec && outstanding_ > 0) {
         // Late answers may still ask for re-syncs: a later operation on the value must find
         // this one to stop them.
@@ -808,8 +823,9 @@ class operation final : public std::enable_shared_from_this<operation> {
   bool registered_ = true;
   bool drained_ = false;
   bool in_extends_ = false;
-  std::uint64_t written_;    // see lock::parts::written
-  std::uint64_t uncertain_;  // see lock::parts::uncertain
+  bool chase_writes_ = false;  // a failed acquire: a write of unknown fate is chased
+  std::uint64_t written_;      // see lock::parts::written
+  std::uint64_t uncertain_;    // see lock::parts::uncertain
   std::vector<node_track> per_node_;
   std::uint32_t release_round_ = 0;
   core_ns::cleanup cleanup_;

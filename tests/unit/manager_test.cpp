@@ -956,6 +956,23 @@ TEST_F(ManagerTest, AnAbsentAnswerDoesNotEndTheCleanupWhileATimedOutAcquireMaySt
   EXPECT_GT(fakes[2]->count(kind::release), releases_before) << "deleted by a later release";
 }
 
+TEST_F(ManagerTest, ATimeoutLearnedAfterTheReleaseWasConfirmedRestartsTheCleanup) {
+  // Node 2's release answered "absent" first; only then did its acquire report a timeout.
+  auto s = fast();
+  s.request_timeout = 200ms;
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+  fakes[0]->set_key("r", "someone-else");
+  fakes[1]->set_key("r", "someone-else");
+  fakes[2]->push(kind::acquire, step::error(make_error_code(errc::timeout), "timed out", 50ms));
+  auto a = lock(m, {"r"}, 3s);
+  ASSERT_EQ(a->ec, errc::resource_locked);
+  const auto value = fakes[2]->calls().at(0).args.at(0);
+  ASSERT_TRUE(run_until([&] { return fakes[2]->in_flight() == 0; }));
+  ASSERT_GE(fakes[2]->count(kind::release), 1u);
+  fakes[2]->set_key("r", value);  // the acquire lands late
+  EXPECT_TRUE(none_hold(*this, value)) << "the cleanup had settled before the timeout was known";
+}
+
 TEST_F(ManagerTest, AnUnlockKeepsReleasingWhereTheGrantedLocksAcquireTimedOut) {
   // The lock was granted by nodes 0 and 1; node 2's acquire timed out and may still run there
   // (a paused server resuming). The unlock's "absent" from node 2 is no proof.

@@ -426,6 +426,10 @@ class cleanup {
   void answered(std::size_t i, release_answer a, time_point now, std::uint64_t random) noexcept;
   /// Gives up on node i.
   void abandon(std::size_t i) noexcept;
+  /// True while node i needs a release (waiting, due or in flight).
+  bool pending(std::size_t i) const noexcept {
+    return i < nodes_.size() && nodes_[i].state != st::none;
+  }
   /// The next node whose release is due at `now`, or nodes() when none.
   std::size_t next_due(time_point now) const noexcept;
   /// The earliest instant at which something changes (a release falls due, or a node's
