@@ -188,6 +188,22 @@ refusal check_options(const settings& s, const call_options& o) {
   return check_retry(p.retry_count, p.delay, p.jitter);
 }
 
+// Lock and extend: the TTL, then the retry options.
+refusal check_ttl_and_options(const settings& s, milliseconds ttl, const call_options& o) {
+  if (auto r = check_ttl(ttl, s.drift_factor))
+    return r;
+  return check_options(s, o);
+}
+
+// Extend and unlock: a handle of this manager that holds a lock.
+refusal check_handle(const std::shared_ptr<manager_impl>& m, const lock& l) {
+  if (!l.acquired())
+    return invalid("the lock handle is empty (not acquired)");
+  if (l.manager() != m)
+    return invalid("the lock belongs to another lock_manager");
+  return {};
+}
+
 refusal check_resources(const std::vector<std::string>& resources) {
   if (resources.empty())
     return invalid("resources is empty: name at least one resource");
@@ -1066,12 +1082,9 @@ void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
 void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
                 milliseconds ttl, call_options opts, asio::cancellation_slot slot,
                 lock_completion done) {
-  const auto& s = m->settings_;
   refusal r = check_resources(resources);
   if (!r)
-    r = check_ttl(ttl, s.drift_factor);
-  if (!r)
-    r = check_options(s, opts);
+    r = check_ttl_and_options(m->settings_, ttl, opts);
   if (r)
     return post_lock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::acquire, *m, ttl, opts);
@@ -1088,16 +1101,9 @@ void start_extend(const std::shared_ptr<manager_impl>& m, const lock& l, millise
                [done = std::move(done), ec]() mutable { done(ec, lock()); });
     return;
   }
-  const auto& s = m->settings_;
-  refusal r;
-  if (!l.acquired())
-    r = invalid("the lock handle is empty (not acquired)");
-  else if (l.manager() != m)
-    r = invalid("the lock belongs to another lock_manager");
+  refusal r = check_handle(m, l);
   if (!r)
-    r = check_ttl(ttl, s.drift_factor);
-  if (!r)
-    r = check_options(s, opts);
+    r = check_ttl_and_options(m->settings_, ttl, opts);
   if (r)
     return post_lock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::extend, *m, ttl, opts, l.validity_deadline());
@@ -1111,14 +1117,10 @@ void start_unlock(const std::shared_ptr<manager_impl>& m, const lock& l, call_op
     return post_unlock_error(m, l.acquired() ? errc::closed : errc::invalid_argument,
                              std::move(done));
   }
-  if (!l.acquired())
-    return post_unlock_error(m, errc::invalid_argument, std::move(done),
-                             "the lock handle is empty (not acquired)");
-  if (l.manager() != m)
-    return post_unlock_error(m, errc::invalid_argument, std::move(done),
-                             "the lock belongs to another lock_manager");
-  const auto& s = m->settings_;
-  if (auto r = check_options(s, opts))
+  refusal r = check_handle(m, l);
+  if (!r)
+    r = check_options(m->settings_, opts);
+  if (r)
     return post_unlock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::release, *m, l.ttl(), opts, l.validity_deadline());
   if (!admit(m, cfg, l.resources(), l.value(), l.ttl(), l.written_nodes(), l.uncertain_nodes(),
