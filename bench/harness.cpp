@@ -44,8 +44,8 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "internal/scripts.hpp"
 #include "redlock/asio_compat.hpp"
-#include "redlock/detail/scripts.hpp"
 #include "redlock/endpoint.hpp"
 #include "redlock/lock_manager.hpp"
 

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "redlock/detail/resp.hpp"
+#include "internal/resp.hpp"
 
 namespace {
 

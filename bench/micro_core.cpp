@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <system_error>
 
-#include "redlock/detail/core.hpp"
+#include "internal/core.hpp"
 
 namespace {
 

@@ -7,8 +7,8 @@
 #include <string_view>
 #include <system_error>
 
-#include "redlock/detail/resp.hpp"
-#include "redlock/detail/scripts.hpp"
+#include "internal/resp.hpp"
+#include "internal/scripts.hpp"
 
 namespace {
 

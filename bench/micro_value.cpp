@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <string>
 
-#include "redlock/detail/random.hpp"
+#include "internal/random.hpp"
 
 namespace {
 

@@ -1,6 +1,6 @@
 #include <cmath>
 
-#include "redlock/detail/core.hpp"
+#include "internal/core.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock::detail::core {

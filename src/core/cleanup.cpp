@@ -1,5 +1,5 @@
 // core::cleanup: which nodes still need a release after an operation ended (see core.hpp).
-#include "redlock/detail/core.hpp"
+#include "internal/core.hpp"
 
 namespace redlock::detail::core {
 

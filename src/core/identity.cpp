@@ -1,7 +1,7 @@
 // core::find_duplicate: one deployment listed twice would vote twice (see core.hpp).
 #include <map>
 
-#include "redlock/detail/core.hpp"
+#include "internal/core.hpp"
 
 namespace redlock::detail::core {
 

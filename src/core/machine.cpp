@@ -1,4 +1,4 @@
-#include "redlock/detail/core.hpp"
+#include "internal/core.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock::detail::core {

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "redlock/detail/resp.hpp"
+#include "internal/resp.hpp"
 
 namespace {
 

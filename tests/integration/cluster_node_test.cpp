@@ -9,9 +9,9 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 
+#include "internal/resp.hpp"
 #include "redlock/blocking.hpp"
 #include "redlock/cluster_node.hpp"
-#include "redlock/detail/resp.hpp"
 #include "redlock/error.hpp"
 #include "support/redis_server.hpp"
 

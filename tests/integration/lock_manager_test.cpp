@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "redlock/detail/scripts.hpp"
+#include "internal/scripts.hpp"
 #include "redlock/error.hpp"
 #include "redlock/lock_manager.hpp"
 #include "support/redis_server.hpp"

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "redlock/detail/resp.hpp"
+#include "internal/resp.hpp"
 #include "redlock/endpoint.hpp"
 #include "redlock/error.hpp"
 #include "redlock/redis_node.hpp"

@@ -6,8 +6,8 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 
+#include "internal/resp.hpp"
 #include "redlock/blocking.hpp"
-#include "redlock/detail/resp.hpp"
 #include "redlock/error.hpp"
 #include "redlock/lock_manager.hpp"
 #include "redlock/sentinel_node.hpp"

@@ -3,7 +3,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
-#include "redlock/detail/scripts.hpp"
+#include "internal/scripts.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock::test {

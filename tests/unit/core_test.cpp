@@ -3,7 +3,7 @@
 
 #include <type_traits>
 
-#include "redlock/detail/core.hpp"
+#include "internal/core.hpp"
 #include "redlock/error.hpp"
 
 namespace {

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "redlock/detail/random.hpp"
+#include "internal/random.hpp"
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "redlock/detail/resp.hpp"
+#include "internal/resp.hpp"
 #include "redlock/error.hpp"
 
 namespace {

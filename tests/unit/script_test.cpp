@@ -4,7 +4,7 @@
 #include <set>
 #include <string>
 
-#include "redlock/detail/scripts.hpp"
+#include "internal/scripts.hpp"
 #include "redlock/node.hpp"
 
 namespace {

@@ -39,7 +39,7 @@
 #include <string_view>
 #include <utility>
 
-#include "redlock/detail/resp.hpp"
+#include "internal/resp.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {

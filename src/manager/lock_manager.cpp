@@ -24,9 +24,9 @@
 #include <asio/strand.hpp>
 #include <asio/system_executor.hpp>
 
-#include "redlock/detail/core.hpp"
-#include "redlock/detail/random.hpp"
-#include "redlock/detail/scripts.hpp"
+#include "internal/core.hpp"
+#include "internal/random.hpp"
+#include "internal/scripts.hpp"
 #include "redlock/error.hpp"
 #include "redlock/lock_manager.hpp"
 

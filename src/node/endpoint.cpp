@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "parse_or_throw.hpp"
+#include "internal/parse_or_throw.hpp"
 #include "redlock/endpoint.hpp"
 #include "redlock/error.hpp"
 

@@ -11,9 +11,9 @@
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 
-#include "host_list.hpp"
-#include "parse_or_throw.hpp"
-#include "redlock/detail/resp.hpp"
+#include "internal/host_list.hpp"
+#include "internal/parse_or_throw.hpp"
+#include "internal/resp.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {

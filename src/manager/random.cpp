@@ -7,7 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "redlock/detail/random.hpp"
+#include "internal/random.hpp"
 
 namespace redlock::detail {
 

@@ -1,6 +1,6 @@
 // The Lua scripts of the wire format, compatible with node-redlock v4/v5 clients on the same
 // keys: key = resource verbatim, value = the lock's random value, PX = ttl in milliseconds.
-#include "redlock/detail/scripts.hpp"
+#include "internal/scripts.hpp"
 
 namespace redlock::detail {
 

@@ -14,7 +14,7 @@
 // hiredis then builds redlock::reply values directly through custom object functions: the top
 // level reply lives in the reader (no allocation per reply), and array elements are written in
 // place into the parent's `elements`, sized once from the array header.
-#include "redlock/detail/resp.hpp"
+#include "internal/resp.hpp"
 
 #include <hiredis/read.h>
 
