@@ -306,8 +306,8 @@ class watchdog {
 
 const options* g_options = nullptr;
 
-redlock::settings bench_settings() {
-  redlock::settings s;
+redlock::manager_options bench_settings() {
+  redlock::manager_options s;
   if (g_options && g_options->request_timeout_ms >= 0)
     s.request_timeout = std::chrono::milliseconds(g_options->request_timeout_ms);
   if (g_options && g_options->lag_limit_ms >= 0)
@@ -650,7 +650,7 @@ void contention_client(const options& o, const std::string& counter_key,
   try {
     c = connect_counter(o.counter);
     run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
-      redlock::settings s;
+      redlock::manager_options s;
       s.retry_count = -1;  // unlimited: a client waits as long as it takes
       s.retry_delay = 10ms;
       s.retry_jitter = 10ms;

@@ -20,7 +20,7 @@ static std::vector<std::string> servers_from_env() {
 int main() try {
   redlock::blocking_lock_manager manager(servers_from_env());
 
-  redlock::lock lock = manager.acquire({"example:report"}, 10s);  // throws lock_error
+  redlock::lock lock = manager.lock({"example:report"}, 10s);  // throws lock_error
   std::cout << "locked " << lock.value() << "\n";
   std::this_thread::sleep_for(100ms);  // the protected work
 

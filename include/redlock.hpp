@@ -12,7 +12,7 @@
 #include "redlock/make_node.hpp"
 #include "redlock/mutex.hpp"
 #include "redlock/node.hpp"
+#include "redlock/options.hpp"
 #include "redlock/redis_node.hpp"
 #include "redlock/report.hpp"
 #include "redlock/sentinel_node.hpp"
-#include "redlock/settings.hpp"

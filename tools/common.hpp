@@ -15,7 +15,7 @@
 #include "exit_codes.hpp"
 #include "redlock/endpoint.hpp"
 #include "redlock/lock_manager.hpp"
-#include "redlock/settings.hpp"
+#include "redlock/options.hpp"
 
 namespace redlock::cli {
 
@@ -52,7 +52,7 @@ struct config {
   /// TLS flags given on the command line, applied to every TLS endpoint of every node.
   tls_options tls_flags;
   bool force_tls = false;
-  redlock::settings settings;
+  redlock::manager_options settings;
   bool verbose = false;
 };
 

@@ -174,7 +174,7 @@ asio::awaitable<int> run_body(session& s, const run_args& a) {
 
   // Stops extending, then deletes our value wherever it is still present (nothing else).
   // No loss is reported once this is requested: the command finished while the lock held.
-  auto [rec, outcome] = co_await keeper.async_release(as_tuple(asio::use_awaitable));
+  auto [rec, outcome] = co_await keeper.async_unlock(as_tuple(asio::use_awaitable));
   s.note_release(outcome.last_report);
   if (rec && !lost && rec != errc::lock_expired) {
     print_failure("warning: release failed (" + rec.message() + "); the keys expire with their TTL",

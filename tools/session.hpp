@@ -55,7 +55,7 @@ class session {
   /// Records how many servers had not confirmed a release this invocation sent (for -v).
   void note_release(const report& r) { unconfirmed_ = unconfirmed_nodes(r); }
 
-  /// How long redlock waits for its cleanup after the body: settings::quit_timeout, which
+  /// How long redlock waits for its cleanup after the body: manager_options::quit_timeout, which
   /// resolve() sets to the larger of 2 s and five request timeouts.
   std::chrono::milliseconds cleanup_bound() const;
 

@@ -18,22 +18,38 @@ namespace redlock {
 /// threads at once). Do not call from a handler running on this object's own thread.
 class blocking_lock_manager {
  public:
-  explicit blocking_lock_manager(const std::vector<std::string>& urls, settings s = {});
-  explicit blocking_lock_manager(std::vector<std::shared_ptr<node>> nodes, settings s = {});
+  explicit blocking_lock_manager(const std::vector<std::string>& urls, manager_options s = {});
+  explicit blocking_lock_manager(std::vector<std::shared_ptr<node>> nodes, manager_options s = {});
   /// Quits (waiting for operations in flight) and joins the thread. Never throws.
   ~blocking_lock_manager();
 
   blocking_lock_manager(const blocking_lock_manager&) = delete;
   blocking_lock_manager& operator=(const blocking_lock_manager&) = delete;
 
-  lock acquire(const std::vector<std::string>& resources, std::chrono::milliseconds ttl,
-               call_options opts = {});
-  lock acquire(const std::vector<std::string>& resources, std::chrono::milliseconds ttl,
-               call_options opts, std::error_code& ec);
-  lock extend(const lock& l, std::chrono::milliseconds ttl, call_options opts = {});
-  lock extend(const lock& l, std::chrono::milliseconds ttl, call_options opts, std::error_code& ec);
-  unlock_result unlock(const lock& l, call_options opts = {});
-  unlock_result unlock(const lock& l, call_options opts, std::error_code& ec);
+  // `redlock::lock` is spelled out below: inside this class the member lock() hides the type.
+
+  /// Acquires all `resources` for `ttl`, retrying per the manager's settings and `opts`
+  /// (see lock_manager::async_lock). Throws lock_error (what() includes the report).
+  redlock::lock lock(const std::vector<std::string>& resources, std::chrono::milliseconds ttl,
+                     call_options opts = {});
+  /// As above; failures set `ec` and return an empty handle that carries the report.
+  redlock::lock lock(const std::vector<std::string>& resources, std::chrono::milliseconds ttl,
+                     call_options opts, std::error_code& ec);
+  /// One attempt, no retries (see lock_manager::async_try_lock): another owner holding a
+  /// resource returns a handle with acquired() == false; throws lock_error only for real
+  /// failures (quorum_unreachable, validity_exhausted, invalid_argument, closed).
+  redlock::lock try_lock(const std::vector<std::string>& resources, std::chrono::milliseconds ttl);
+  /// As above; real failures set `ec`.
+  redlock::lock try_lock(const std::vector<std::string>& resources, std::chrono::milliseconds ttl,
+                         std::error_code& ec);
+  /// See lock_manager::async_extend. Throws lock_error.
+  redlock::lock extend(const redlock::lock& l, std::chrono::milliseconds ttl,
+                       call_options opts = {});
+  redlock::lock extend(const redlock::lock& l, std::chrono::milliseconds ttl, call_options opts,
+                       std::error_code& ec);
+  /// See lock_manager::async_unlock. Throws lock_error.
+  unlock_result unlock(const redlock::lock& l, call_options opts = {});
+  unlock_result unlock(const redlock::lock& l, call_options opts, std::error_code& ec);
   /// Waits for operations in flight and closes the connections. Idempotent.
   void quit();
 

@@ -27,7 +27,7 @@
 
 namespace redlock {
 
-struct cluster_config {
+struct cluster_options {
   /// Any nodes of the cluster; the slot map is read from the first that answers. Their
   /// credentials and TLS settings are used for every node of the cluster.
   std::vector<endpoint> seeds;
@@ -66,15 +66,15 @@ bool is_cluster_url(std::string_view url) noexcept;
 /// Parses `redis+cluster://[user[:password]@]host:port[,host:port...][?tls parameters]`
 /// (`rediss+cluster://` for TLS). The TLS parameters are those of parse_endpoint. On failure
 /// sets ec to errc::invalid_url and `why` to a message that never contains the password.
-cluster_config parse_cluster_url(std::string_view url, std::error_code& ec, std::string& why);
+cluster_options parse_cluster_url(std::string_view url, std::error_code& ec, std::string& why);
 /// Throwing form: lock_error(errc::invalid_url).
-cluster_config parse_cluster_url(std::string_view url);
+cluster_options parse_cluster_url(std::string_view url);
 
 /// A node whose requests go to the master owning their keys' slot.
 /// Distinct objects: safe. Shared objects: safe.
 class cluster_node final : public node {
  public:
-  cluster_node(asio::any_io_executor ex, cluster_config cfg);
+  cluster_node(asio::any_io_executor ex, cluster_options cfg);
   ~cluster_node() override;  // closes; never blocks, never throws
 
   cluster_node(const cluster_node&) = delete;

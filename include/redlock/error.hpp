@@ -54,7 +54,8 @@ enum class errc {
   /// The reply could not be parsed, was of an unexpected type, or was too large.
   protocol_error,
   /// The request was not sent: the node's oldest request in flight has waited longer than the
-  /// lag limit (settings::node_lag_limit), so it would most likely time out. Only acquire and
+  /// lag limit (manager_options::node_lag_limit), so it would most likely time out. Only acquire
+  /// and
   /// extend requests are refused this way; releases are always sent.
   node_lagging,
   /// Two of the manager's nodes reach the same deployment (same server run_id, or members

@@ -38,53 +38,18 @@
 #include "redlock/blocking.hpp"
 #include "redlock/detail/unique_function.hpp"
 #include "redlock/error.hpp"
+#include "redlock/hold_options.hpp"
 #include "redlock/lock_manager.hpp"
+#include "redlock/options.hpp"
 #include "redlock/report.hpp"
-#include "redlock/settings.hpp"
 
 namespace redlock {
-
-/// Why a hold stopped being a guaranteed hold.
-enum class loss_reason {
-  none,      ///< held throughout (so far)
-  lost,      ///< an extension found our value on fewer than a quorum of nodes (errc::lock_lost):
-             ///< the keys expired or were deleted, and someone else may hold them now
-  expired,   ///< the validity deadline passed before an extension succeeded (nodes down,
-             ///< unreachable or too slow); mutual exclusion is no longer guaranteed
-  max_hold,  ///< hold_options::max_hold was reached: extension stopped on purpose; the lock
-             ///< stays valid until its current deadline, then ends
-  closed,    ///< the lock manager was closed (quit) while holding
-};
-
-/// "none", "lost", "expired", "max_hold", "closed".
-const char* to_string(loss_reason r) noexcept;
-
-/// How a hold is kept alive. Plain aggregate; defaults documented at each field.
-struct hold_options {
-  /// Extend when the remaining validity drops to this fraction of the TTL; in (0, 1).
-  /// Default 0.5: one extension round per half TTL, and a failing extension has half the
-  /// TTL to be retried (a node restart, a short partition) before the lock can be lost.
-  /// Lower values send fewer requests but leave less room for retries; node-redlock's
-  /// fixed 500 ms leaves almost none with long TTLs, Redisson extends at 2/3 left.
-  double extend_threshold = 0.5;
-  /// Pause between failed extension rounds. Each round is one request to every node
-  /// (bounded by settings::request_timeout); rounds stop when validity runs out.
-  /// 0 (default) = ttl / 10, clamped to [10 ms, 1 s].
-  std::chrono::milliseconds extend_retry_delay{0};
-  /// Cap on the total hold time, counted from acquisition. When reached the routine is
-  /// signalled (loss_reason::max_hold) and extension stops; if the routine does not return,
-  /// the lock ends at most one TTL later by itself. nullopt (default) = no cap.
-  std::optional<std::chrono::milliseconds> max_hold;
-  /// Retry options of the initial acquire in async_hold / hold (how long to wait for the
-  /// resources). Unset fields use the manager's settings.
-  call_options acquire;
-};
 
 /// What happened during a hold. Part of every hold result.
 struct hold_outcome {
   /// True when the lock was held from acquisition to release: no loss or cap was signalled
   /// and the release started before the validity deadline (reason == none). A release error
-  /// (release_error) does not change it: exclusion held until the release was sent.
+  /// (unlock_error) does not change it: exclusion held until the release was sent.
   bool held_throughout = false;
   loss_reason reason = loss_reason::none;
   /// The error behind `reason` (e.g. errc::lock_lost or errc::quorum_unreachable for the
@@ -97,7 +62,7 @@ struct hold_outcome {
   /// Report of the last lock operation (acquire, extend or release).
   redlock::report last_report;
   /// Error of the final release (empty when a quorum no longer holds our value).
-  std::error_code release_error;
+  std::error_code unlock_error;
 };
 
 /// A hold's result: the outcome plus the routine's value (when it returned normally).
@@ -140,15 +105,15 @@ class hold_context {
 
 /// Keeps an already acquired lock alive: extends it before expiry (see hold_options), and
 /// tells `on_loss` once when it is lost, expires, reaches the cap or the manager closes.
-/// Stop with async_release (extension stops, the lock is released) or detach().
+/// Stop with async_unlock (extension stops, the lock is released) or detach().
 ///
 /// Timers and handlers run on a strand of the lock's manager executor; `on_loss` runs there
-/// too, at most once, and must not block. No on_loss call starts once async_release or
+/// too, at most once, and must not block. No on_loss call starts once async_unlock or
 /// detach has been called (one that started before, on another thread, may still be running).
 /// The destructor of a running keeper stops extending and releases in the background
 /// (never throws, never blocks).
 /// Thread safety: distinct objects safe; shared objects safe for the const members,
-/// async_release and detach.
+/// async_unlock and detach.
 class lock_keeper {
  public:
   using loss_handler = std::function<void(loss_reason, std::error_code)>;
@@ -177,14 +142,14 @@ class lock_keeper {
   /// Stops extending (waiting for an extension in flight, so that nothing recreates a key
   /// after the release), then releases the lock on every node.
   /// Completion: void(std::error_code, hold_outcome); ec is the release's error (e.g.
-  /// errc::lock_expired when the lock had already run out), also in outcome.release_error.
+  /// errc::lock_expired when the lock had already run out), also in outcome.unlock_error.
   /// The handler runs on its associated executor (default: the manager's).
   /// Cancellation: none. Calling it twice completes the second call with
   /// errc::invalid_argument.
   template <class CompletionToken>
-  auto async_release(CompletionToken&& token);
+  auto async_unlock(CompletionToken&& token);
   /// Blocking form. Do not call from the manager's own thread.
-  hold_outcome release();
+  hold_outcome unlock();
 
   /// Stops extending without releasing: the lock ends at its current deadline unless the
   /// returned handle is extended or released by someone else.
@@ -196,65 +161,8 @@ class lock_keeper {
 
 namespace detail {
 
-/// The sans-I/O decisions of a hold. Feed it events with the current time; resume(now)
-/// says what to do next. No clock is read inside, so tests drive it with literal instants.
-class hold_machine {
- public:
-  using time_point = steady_clock::time_point;
-  using duration = steady_clock::duration;
-
-  struct timing {
-    duration ttl{};                    ///< TTL used for each extension
-    duration threshold{};              ///< extend when deadline - now <= threshold
-    duration retry_delay{};            ///< pause after a failed extension round
-    std::optional<duration> max_hold;  ///< cap, counted from `acquired_at`
-  };
-  /// Derives the timing from options (auto retry delay, threshold = ttl × fraction).
-  static timing make_timing(std::chrono::milliseconds ttl, const hold_options& o);
-
-  enum class kind {
-    wait,    ///< nothing to do until `until` (or until the next event)
-    extend,  ///< start one extension round now; report on_extended / on_extend_failed
-    signal,  ///< tell the routine: the hold ended for `reason` (returned exactly once)
-    idle,    ///< nothing more will happen (signalled or stopped)
-  };
-  struct action {
-    kind what = kind::idle;
-    time_point until{};
-    loss_reason reason = loss_reason::none;
-  };
-
-  hold_machine(timing t, time_point acquired_at, time_point deadline);
-
-  action resume(time_point now);
-  /// An extension round succeeded; the lock is now valid until `new_deadline`.
-  void on_extended(time_point new_deadline);
-  /// An extension round failed with `ec`. lock_lost / lock_expired / closed end the hold at
-  /// the next resume; anything else is retried after retry_delay while validity remains.
-  void on_extend_failed(std::error_code ec, time_point now);
-  /// The routine is done (release follows): no more extensions or signals.
-  void stop() noexcept { stopped_ = true; }
-
-  bool extending() const noexcept { return in_flight_; }
-  loss_reason reason() const noexcept { return reason_; }
-  std::error_code error() const noexcept { return error_; }
-  int extensions() const noexcept { return extensions_; }
-  time_point deadline() const noexcept { return deadline_; }
-  const timing& get_timing() const noexcept { return timing_; }
-
- private:
-  void end(loss_reason r) noexcept;
-  timing timing_;
-  time_point acquired_at_;
-  time_point deadline_;
-  time_point retry_at_{};
-  bool in_flight_ = false;
-  bool stopped_ = false;
-  bool signalled_ = false;
-  loss_reason reason_ = loss_reason::none;
-  std::error_code error_;
-  int extensions_ = 0;
-};
+/// Throws lock_error(invalid_argument) naming the field when `o` (with `ttl`) cannot be held.
+void check_hold_options(std::chrono::milliseconds ttl, const hold_options& o);
 
 using hold_completion = unique_function<void(std::error_code, hold_outcome)>;
 /// Runs the routine on `ex` with cancellation `slot` and calls `done` when it ends.
@@ -268,7 +176,7 @@ const std::shared_ptr<manager_impl>& manager_of(const hold_state& s) noexcept;
 std::shared_ptr<hold_state> make_hold_state(lock l, const hold_options& o,
                                             lock_keeper::loss_handler on_loss);
 /// `s` may be null (a moved-from keeper): completes with errc::invalid_argument.
-void start_keeper_release(const std::shared_ptr<hold_state>& s, hold_completion done);
+void start_keeper_unlock(const std::shared_ptr<hold_state>& s, hold_completion done);
 /// Acquire, run, release. `outer` is the caller's cancellation slot (may be unconnected):
 /// a cancellation there is forwarded to the routine's slot.
 void start_hold(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
@@ -300,7 +208,7 @@ using routine_awaitable_t =
 
 }  // namespace detail
 
-/// Acquires `resources` for `ttl` (waiting per opts.acquire), runs the coroutine `routine`
+/// Acquires `resources` for `ttl` (waiting per opts.locking), runs the coroutine `routine`
 /// while the lock is extended automatically, then releases the lock (also when the routine
 /// throws) and completes.
 ///
@@ -375,7 +283,7 @@ auto async_hold(lock_manager& m, std::vector<std::string> resources, std::chrono
       token, std::move(resources), ttl, std::move(opts), std::forward<Routine>(routine));
 }
 
-/// Blocking hold for threads: acquires `resources` for `ttl` (waiting per opts.acquire;
+/// Blocking hold for threads: acquires `resources` for `ttl` (waiting per opts.locking;
 /// throws lock_error when that fails), runs `fn` on the calling thread while the lock is
 /// extended on the manager's io thread, then releases the lock and returns the result.
 /// `fn` is called as fn(std::stop_token), fn(hold_context) or fn(); the stop token is
@@ -397,8 +305,8 @@ auto hold(blocking_lock_manager& m, const std::vector<std::string>& resources,
   };
   using value_t = std::decay_t<decltype(call(std::declval<const ctx_t&>()))>;
   // Bad options would otherwise only show after acquiring.
-  (void)detail::hold_machine::make_timing(ttl, opts);
-  lock l = m.acquire(resources, ttl, opts.acquire);
+  detail::check_hold_options(ttl, opts);
+  lock l = m.lock(resources, ttl, opts.locking);
   lock_keeper keeper(std::move(l), opts);
   auto ctx = keeper.context();
   hold_result<value_t> res;
@@ -412,20 +320,20 @@ auto hold(blocking_lock_manager& m, const std::vector<std::string>& resources,
   } catch (...) {
     err = std::current_exception();
   }
-  static_cast<hold_outcome&>(res) = keeper.release();
+  static_cast<hold_outcome&>(res) = keeper.unlock();
   if (err)
     std::rethrow_exception(err);
   return res;
 }
 
 template <class CompletionToken>
-auto lock_keeper::async_release(CompletionToken&& token) {
+auto lock_keeper::async_unlock(CompletionToken&& token) {
   return asio::async_initiate<CompletionToken, void(std::error_code, hold_outcome)>(
       [s = state_](auto handler) {
         auto fallback = asio::any_io_executor(asio::system_executor());
         if (s)
           fallback = detail::executor_of(*detail::manager_of(*s));
-        detail::start_keeper_release(
+        detail::start_keeper_unlock(
             s, detail::bind_handler<decltype(handler), std::error_code, hold_outcome>(
                    std::move(handler), fallback));
       },

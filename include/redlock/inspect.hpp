@@ -110,7 +110,7 @@ const script& inspect_script();
 }  // namespace detail
 
 /// Reads every resource key on every node (one read-only script per node, sent at once) and
-/// decides the verdict. Nodes that fail or miss settings::request_timeout appear with an
+/// decides the verdict. Nodes that fail or miss manager_options::request_timeout appear with an
 /// error and count as neither holding nor free. Nothing is written.
 /// Completion: void(std::error_code, inspection). Errors: invalid_argument (no resources,
 /// duplicates), closed. Node failures are not errors: they make the verdict indeterminate

@@ -17,8 +17,8 @@
 #include "redlock/detail/manager_impl.hpp"
 #include "redlock/error.hpp"
 #include "redlock/node.hpp"
+#include "redlock/options.hpp"
 #include "redlock/report.hpp"
-#include "redlock/settings.hpp"
 
 namespace redlock {
 
@@ -150,10 +150,10 @@ class lock_manager {
   /// Builds redis_nodes from URLs (see parse_endpoint). Throws lock_error with
   /// errc::invalid_url (message says which URL and why) or errc::invalid_argument (no
   /// servers, the same server twice, bad settings).
-  lock_manager(executor_type ex, const std::vector<std::string>& urls, settings s = {});
+  lock_manager(executor_type ex, const std::vector<std::string>& urls, manager_options s = {});
   /// Uses the given nodes. Throws lock_error(errc::invalid_argument) for none, duplicates
   /// (same object or same id()) or bad settings.
-  lock_manager(executor_type ex, std::vector<std::shared_ptr<node>> nodes, settings s = {});
+  lock_manager(executor_type ex, std::vector<std::shared_ptr<node>> nodes, manager_options s = {});
   /// Closes the nodes without waiting. Never throws or blocks.
   ~lock_manager();
 
@@ -167,7 +167,7 @@ class lock_manager {
   executor_type get_executor() const noexcept { return detail::executor_of(*impl_); }
   std::size_t size() const noexcept;
   std::size_t quorum() const noexcept;
-  const redlock::settings& get_settings() const noexcept;
+  const redlock::manager_options& options() const noexcept;
 
   /// Rebuilds a handle for a lock acquired elsewhere (another process, an earlier run of this
   /// one) from its resources and value, so that it can be extended or released here. No
@@ -230,6 +230,24 @@ class lock_manager {
     return async_lock(std::move(r), ttl, call_options{}, std::forward<CompletionToken>(token));
   }
 
+  /// One attempt (no retries). Another owner holding a resource is a normal outcome: the
+  /// completion then has an empty error code and a lock with acquired() == false (its report()
+  /// says which nodes denied).
+  /// Completion: void(std::error_code, lock). Errors (real failures only): quorum_unreachable,
+  /// validity_exhausted, invalid_argument, closed. Cancellation: none (one attempt, bounded by
+  /// request_timeout).
+  template <class CompletionToken>
+  auto async_try_lock(std::vector<std::string> resources, std::chrono::milliseconds ttl,
+                      CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::error_code, lock)>(
+        [m = impl_](auto handler, std::vector<std::string> r, std::chrono::milliseconds t) {
+          detail::start_try_lock(m, std::move(r), t,
+                                 detail::bind_handler<decltype(handler), std::error_code, lock>(
+                                     std::move(handler), detail::fallback_executor(m.get())));
+        },
+        token, std::move(resources), ttl);
+  }
+
   /// Extends `l` so that it expires `ttl` from now (a `ttl` shorter than the time left
   /// shortens the lock: the keys' TTL is reset to `ttl`). Only while the lock's local validity
   /// remains (else lock_expired at once, nothing sent); only where our value is still
@@ -280,10 +298,10 @@ class lock_manager {
   }
 
   /// Stops accepting operations, waits for those in flight, and for their cleanup (releases
-  /// being retried after a failure, cancel or unlock) for at most settings::quit_timeout, then
-  /// closes every node. Later operations fail with errc::closed.
-  /// Completion: void(std::error_code): success when every cleanup settled; errc::timeout when
-  /// the bound passed with releases still unconfirmed (those keys expire with their TTL).
+  /// being retried after a failure, cancel or unlock) for at most manager_options::quit_timeout,
+  /// then closes every node. Later operations fail with errc::closed. Completion:
+  /// void(std::error_code): success when every cleanup settled; errc::timeout when the bound passed
+  /// with releases still unconfirmed (those keys expire with their TTL).
   template <class CompletionToken>
   auto async_quit(CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::error_code)>(

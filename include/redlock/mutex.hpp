@@ -1,5 +1,4 @@
-// Try-lock (one attempt, "not acquired" is a normal outcome) and distributed_mutex, a
-// std Lockable adapter extended automatically while held.
+// distributed_mutex: a std Lockable adapter, extended automatically while held.
 #pragma once
 
 #include <chrono>
@@ -20,49 +19,13 @@
 
 namespace redlock {
 
-namespace detail {
-void start_try_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
-                    std::chrono::milliseconds ttl, lock_completion done);
-void start_try_lock(lock_manager& m, std::vector<std::string> resources,
-                    std::chrono::milliseconds ttl, lock_completion done);
-}  // namespace detail
-
-/// One acquire attempt (no retries). Another owner holding a resource is a normal outcome:
-/// the completion then has an empty error code and a lock with acquired() == false (its
-/// report() says which nodes denied).
-/// Completion: void(std::error_code, lock). Errors (real failures only): quorum_unreachable,
-/// validity_exhausted, invalid_argument, closed. The handler runs on its associated executor
-/// (default: the manager's), never from inside this call. Cancellation: none (one attempt,
-/// bounded by request_timeout).
-template <class CompletionToken>
-auto async_try_lock(lock_manager& m, std::vector<std::string> resources,
-                    std::chrono::milliseconds ttl, CompletionToken&& token) {
-  return asio::async_initiate<CompletionToken, void(std::error_code, lock)>(
-      // The shared core, not the manager object (see async_inspect).
-      [impl = detail::impl_of(m)](auto handler, std::vector<std::string> r,
-                                  std::chrono::milliseconds t) {
-        auto fallback = detail::executor_of(*impl);
-        detail::start_try_lock(impl, std::move(r), t,
-                               detail::bind_handler<decltype(handler), std::error_code, lock>(
-                                   std::move(handler), fallback));
-      },
-      token, std::move(resources), ttl);
-}
-
-/// Blocking try-lock: returns a lock with acquired() == false when another owner holds a
-/// resource; throws lock_error (or sets ec) only for real failures.
-lock try_acquire(blocking_lock_manager& m, const std::vector<std::string>& resources,
-                 std::chrono::milliseconds ttl);
-lock try_acquire(blocking_lock_manager& m, const std::vector<std::string>& resources,
-                 std::chrono::milliseconds ttl, std::error_code& ec);
-
 /// Options of a distributed_mutex. Plain aggregate; defaults at each field.
 struct mutex_options {
   /// TTL of each acquisition and extension. Default 10 s: a crashed holder blocks others
   /// for at most about this long.
   std::chrono::milliseconds ttl{10000};
   /// Retries of lock() while the resource is held elsewhere (manager's retry_delay ±
-  /// jitter apart). nullopt (default) = the manager's settings::retry_count; -1 = until
+  /// jitter apart). nullopt (default) = the manager's manager_options::retry_count; -1 = until
   /// acquired. When exhausted, lock() throws lock_error(errc::resource_locked).
   std::optional<int> lock_retry_count;
   /// Extension timing and optional cap while held (hold_options::acquire is ignored).

@@ -21,7 +21,7 @@
 
 namespace redlock {
 
-struct sentinel_config {
+struct sentinel_options {
   /// Sentinel addresses, asked in order. Their own username/password/TLS apply to them.
   std::vector<endpoint> sentinels;
   /// The monitored master's name (`sentinel monitor <name> ...`).
@@ -48,9 +48,9 @@ bool is_sentinel_url(std::string_view url) noexcept;
 /// `ca_dir`, `cert`, `key`, `sni`, `insecure`), which apply to the sentinels and the master.
 /// `rediss+sentinel://` turns TLS on for both. The sentinel port defaults to 26379. On failure
 /// sets ec to errc::invalid_url and `why` to a message that never contains a password.
-sentinel_config parse_sentinel_url(std::string_view url, std::error_code& ec, std::string& why);
+sentinel_options parse_sentinel_url(std::string_view url, std::error_code& ec, std::string& why);
 /// Throwing form: lock_error(errc::invalid_url).
-sentinel_config parse_sentinel_url(std::string_view url);
+sentinel_options parse_sentinel_url(std::string_view url);
 
 /// A node whose requests go to the current master of a Sentinel-monitored deployment.
 /// Before the first lookup, and after a failure of the master that suggests a failover,
@@ -64,7 +64,7 @@ sentinel_config parse_sentinel_url(std::string_view url);
 /// Distinct objects: safe. Shared objects: safe.
 class sentinel_node final : public node {
  public:
-  sentinel_node(asio::any_io_executor ex, sentinel_config cfg);
+  sentinel_node(asio::any_io_executor ex, sentinel_options cfg);
   ~sentinel_node() override;  // closes; never blocks, never throws
 
   sentinel_node(const sentinel_node&) = delete;

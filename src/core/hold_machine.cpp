@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "internal/hold_machine.hpp"
 #include "redlock/error.hpp"
-#include "redlock/hold.hpp"
 
 namespace redlock {
 
@@ -58,6 +58,10 @@ hold_machine::timing hold_machine::make_timing(std::chrono::milliseconds ttl,
   if (o.max_hold)
     t.max_hold = *o.max_hold;
   return t;
+}
+
+void check_hold_options(std::chrono::milliseconds ttl, const hold_options& o) {
+  (void)hold_machine::make_timing(ttl, o);
 }
 
 hold_machine::hold_machine(timing t, time_point acquired_at, time_point deadline)

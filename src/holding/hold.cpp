@@ -9,6 +9,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/system_executor.hpp>
 
+#include "internal/hold_machine.hpp"
 #include "redlock/hold.hpp"
 
 namespace redlock {
@@ -172,7 +173,7 @@ class hold_state : public std::enable_shared_from_this<hold_state> {
       last_report_ = std::move(r.report);
     }
     auto out = outcome();
-    out.release_error = ec;
+    out.unlock_error = ec;
     auto done = std::move(release_done_);
     if (done)
       done(ec, std::move(out));
@@ -257,7 +258,7 @@ std::shared_ptr<hold_state> make_hold_state(lock l, const hold_options& o,
   return s;
 }
 
-void start_keeper_release(const std::shared_ptr<hold_state>& s, hold_completion done) {
+void start_keeper_unlock(const std::shared_ptr<hold_state>& s, hold_completion done) {
   if (!s) {
     asio::post(asio::system_executor(), [d = std::move(done)]() mutable {
       d(make_error_code(errc::invalid_argument), hold_outcome{});
@@ -302,7 +303,7 @@ void start_hold(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
     });
     return;
   }
-  auto acquire = opts.acquire;
+  auto acquire = opts.locking;
   auto res_copy = resources;
   // The caller's slot first cancels the acquire (which stops retrying, releases what it took
   // and completes with errc::cancelled); async_lock clears it before completing, and it is
@@ -337,7 +338,7 @@ void start_hold(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
         [state, sig, outer, done = std::move(done)](std::exception_ptr e) mutable {
           if (outer.is_connected())
             outer.clear();
-          start_keeper_release(
+          start_keeper_unlock(
               state, [e, done = std::move(done)](std::error_code, hold_outcome out) mutable {
                 done(e, std::move(out));
               });
@@ -399,10 +400,10 @@ lock_keeper::lock_keeper(lock l, hold_options opts, loss_handler on_loss)
     : state_(detail::make_hold_state(std::move(l), opts, std::move(on_loss))) {}
 
 lock_keeper::~lock_keeper() {
-  // Fire and forget: a second release (after async_release) completes with
+  // Fire and forget: a second release (after async_unlock) completes with
   // invalid_argument into this no-op.
   if (state_)
-    detail::start_keeper_release(state_, [](std::error_code, hold_outcome) {});
+    detail::start_keeper_unlock(state_, [](std::error_code, hold_outcome) {});
 }
 
 lock_keeper::lock_keeper(lock_keeper&&) noexcept = default;
@@ -410,7 +411,7 @@ lock_keeper::lock_keeper(lock_keeper&&) noexcept = default;
 lock_keeper& lock_keeper::operator=(lock_keeper&& other) noexcept {
   if (this != &other) {
     if (state_)
-      detail::start_keeper_release(state_, [](std::error_code, hold_outcome) {});
+      detail::start_keeper_unlock(state_, [](std::error_code, hold_outcome) {});
     state_ = std::move(other.state_);
   }
   return *this;
@@ -420,11 +421,11 @@ hold_context lock_keeper::context() const {
   return hold_context(state_);
 }
 
-hold_outcome lock_keeper::release() {
+hold_outcome lock_keeper::unlock() {
   std::promise<hold_outcome> p;
   auto f = p.get_future();
-  detail::start_keeper_release(state_, [&p](std::error_code ec, hold_outcome out) {
-    out.release_error = ec;
+  detail::start_keeper_unlock(state_, [&p](std::error_code ec, hold_outcome out) {
+    out.unlock_error = ec;
     p.set_value(std::move(out));
   });
   return f.get();

@@ -1,4 +1,4 @@
-// Try-lock and distributed_mutex.
+// distributed_mutex.
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -7,54 +7,6 @@
 #include "redlock/mutex.hpp"
 
 namespace redlock {
-
-namespace detail {
-
-void start_try_lock(lock_manager& m, std::vector<std::string> resources,
-                    std::chrono::milliseconds ttl, lock_completion done) {
-  start_try_lock(impl_of(m), std::move(resources), ttl, std::move(done));
-}
-
-void start_try_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
-                    std::chrono::milliseconds ttl, lock_completion done) {
-  call_options once;
-  once.retry_count = 0;
-  start_lock(m, std::move(resources), ttl, once,
-             [d = std::move(done)](std::error_code ec, lock l) mutable {
-               // Someone else holding it is the answer to the question, not a failure.
-               if (ec == errc::resource_locked)
-                 ec = {};
-               d(ec, std::move(l));
-             });
-}
-
-}  // namespace detail
-
-lock try_acquire(blocking_lock_manager& m, const std::vector<std::string>& resources,
-                 std::chrono::milliseconds ttl, std::error_code& ec) {
-  std::promise<std::pair<std::error_code, lock>> p;
-  auto f = p.get_future();
-  detail::start_try_lock(m.async(), resources, ttl, [&p](std::error_code e, lock l) {
-    p.set_value({e, std::move(l)});
-  });
-  auto [e, l] = f.get();
-  ec = e;
-  return std::move(l);
-}
-
-lock try_acquire(blocking_lock_manager& m, const std::vector<std::string>& resources,
-                 std::chrono::milliseconds ttl) {
-  std::error_code ec;
-  auto l = try_acquire(m, resources, ttl, ec);
-  if (ec) {
-    std::string msg = "try_acquire failed";
-    auto detail = l.report().to_string();
-    if (!detail.empty())
-      msg += ":\n" + detail;
-    throw lock_error(ec, msg);
-  }
-  return l;
-}
 
 // Shared with release completions, which may run after the mutex object is gone.
 struct distributed_mutex::state : std::enable_shared_from_this<state> {
@@ -94,7 +46,7 @@ distributed_mutex::distributed_mutex(blocking_lock_manager& m, std::string resou
 distributed_mutex::distributed_mutex(blocking_lock_manager& m, std::vector<std::string> resources,
                                      mutex_options opts) {
   // Bad extension options would only show after acquiring; refuse them now.
-  (void)detail::hold_machine::make_timing(opts.ttl, opts.hold);
+  detail::check_hold_options(opts.ttl, opts.hold);
   if (resources.empty()) {
     throw lock_error(make_error_code(errc::invalid_argument),
                      "distributed_mutex needs at least one resource");
@@ -121,7 +73,7 @@ void distributed_mutex::lock() {
   try {
     call_options o;
     o.retry_count = s.opts.lock_retry_count;
-    s.keep(s.manager->acquire(s.resources, s.opts.ttl, o));
+    s.keep(s.manager->lock(s.resources, s.opts.ttl, o));
   } catch (...) {
     s.unclaim();
     throw;
@@ -137,7 +89,7 @@ bool distributed_mutex::try_lock() {
     s.busy = true;
   }
   try {
-    auto l = try_acquire(*s.manager, s.resources, s.opts.ttl);
+    auto l = s.manager->try_lock(s.resources, s.opts.ttl);
     if (!l.acquired()) {
       s.unclaim();
       return false;
@@ -160,7 +112,7 @@ void distributed_mutex::unlock() noexcept {
     k = std::move(s.keeper);
   }
   try {
-    k.async_release([self = state_->shared_from_this()](std::error_code ec, hold_outcome out) {
+    k.async_unlock([self = state_->shared_from_this()](std::error_code ec, hold_outcome out) {
       if (ec) {
         if (auto m = out.last_lock.manager()) {
           std::string msg = "distributed_mutex: releasing";

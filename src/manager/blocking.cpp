@@ -78,13 +78,15 @@ namespace {
 }
 }  // namespace
 
-blocking_lock_manager::blocking_lock_manager(const std::vector<std::string>& urls, settings s)
+blocking_lock_manager::blocking_lock_manager(const std::vector<std::string>& urls,
+                                             manager_options s)
     : impl_(std::make_unique<impl>()) {
   impl_->manager.emplace(impl_->io.get_executor(), urls, s);
   impl_->run();
 }
 
-blocking_lock_manager::blocking_lock_manager(std::vector<std::shared_ptr<node>> nodes, settings s)
+blocking_lock_manager::blocking_lock_manager(std::vector<std::shared_ptr<node>> nodes,
+                                             manager_options s)
     : impl_(std::make_unique<impl>()) {
   impl_->manager.emplace(impl_->io.get_executor(), std::move(nodes), s);
   impl_->run();
@@ -92,33 +94,50 @@ blocking_lock_manager::blocking_lock_manager(std::vector<std::shared_ptr<node>> 
 
 blocking_lock_manager::~blocking_lock_manager() = default;
 
-lock blocking_lock_manager::acquire(const std::vector<std::string>& resources,
-                                    std::chrono::milliseconds ttl, call_options opts,
-                                    std::error_code& ec) {
-  auto [e, l] = wait_for_result<lock>(
+lock blocking_lock_manager::lock(const std::vector<std::string>& resources,
+                                 std::chrono::milliseconds ttl, call_options opts,
+                                 std::error_code& ec) {
+  auto [e, l] = wait_for_result<redlock::lock>(
       [&](auto cb) { impl_->manager->async_lock(resources, ttl, opts, std::move(cb)); });
   ec = e;
   return std::move(l);
 }
 
-lock blocking_lock_manager::acquire(const std::vector<std::string>& resources,
-                                    std::chrono::milliseconds ttl, call_options opts) {
+lock blocking_lock_manager::lock(const std::vector<std::string>& resources,
+                                 std::chrono::milliseconds ttl, call_options opts) {
   std::error_code ec;
-  auto l = acquire(resources, ttl, opts, ec);
+  auto l = lock(resources, ttl, opts, ec);
   if (ec)
     throw_with_report(ec, l.report());
   return l;
 }
 
-lock blocking_lock_manager::extend(const lock& l, std::chrono::milliseconds ttl, call_options opts,
-                                   std::error_code& ec) {
-  auto [e, r] = wait_for_result<lock>(
+lock blocking_lock_manager::try_lock(const std::vector<std::string>& resources,
+                                     std::chrono::milliseconds ttl, std::error_code& ec) {
+  auto [e, l] = wait_for_result<redlock::lock>(
+      [&](auto cb) { impl_->manager->async_try_lock(resources, ttl, std::move(cb)); });
+  ec = e;
+  return std::move(l);
+}
+
+lock blocking_lock_manager::try_lock(const std::vector<std::string>& resources,
+                                     std::chrono::milliseconds ttl) {
+  std::error_code ec;
+  auto l = try_lock(resources, ttl, ec);
+  if (ec)
+    throw_with_report(ec, l.report());
+  return l;
+}
+
+lock blocking_lock_manager::extend(const redlock::lock& l, std::chrono::milliseconds ttl,
+                                   call_options opts, std::error_code& ec) {
+  auto [e, r] = wait_for_result<redlock::lock>(
       [&](auto cb) { impl_->manager->async_extend(l, ttl, opts, std::move(cb)); });
   ec = e;
   return std::move(r);
 }
 
-lock blocking_lock_manager::extend(const lock& l, std::chrono::milliseconds ttl,
+lock blocking_lock_manager::extend(const redlock::lock& l, std::chrono::milliseconds ttl,
                                    call_options opts) {
   std::error_code ec;
   auto r = extend(l, ttl, opts, ec);
@@ -127,14 +146,15 @@ lock blocking_lock_manager::extend(const lock& l, std::chrono::milliseconds ttl,
   return r;
 }
 
-unlock_result blocking_lock_manager::unlock(const lock& l, call_options opts, std::error_code& ec) {
+unlock_result blocking_lock_manager::unlock(const redlock::lock& l, call_options opts,
+                                            std::error_code& ec) {
   auto [e, r] = wait_for_result<unlock_result>(
       [&](auto cb) { impl_->manager->async_unlock(l, opts, std::move(cb)); });
   ec = e;
   return std::move(r);
 }
 
-unlock_result blocking_lock_manager::unlock(const lock& l, call_options opts) {
+unlock_result blocking_lock_manager::unlock(const redlock::lock& l, call_options opts) {
   std::error_code ec;
   auto r = unlock(l, opts, ec);
   if (ec)

@@ -39,7 +39,8 @@ class operation;
 
 class manager_impl : public std::enable_shared_from_this<manager_impl> {
  public:
-  manager_impl(asio::any_io_executor ex, std::vector<std::shared_ptr<node>> nodes, settings s)
+  manager_impl(asio::any_io_executor ex, std::vector<std::shared_ptr<node>> nodes,
+               manager_options s)
       : ex_(std::move(ex)),
         strand_(asio::make_strand(ex_)),
         nodes_(std::move(nodes)),
@@ -62,7 +63,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
   asio::strand<asio::any_io_executor> strand_;
   std::vector<std::shared_ptr<node>> nodes_;
   std::vector<std::shared_ptr<const std::string>> ids_;
-  settings settings_;
+  manager_options settings_;
   std::size_t quorum_;
   // Per node, this manager's unanswered requests (strand only): see core::backlog.
   std::vector<core_ns::backlog> backlog_;
@@ -178,18 +179,18 @@ refusal check_ttl(milliseconds ttl, double drift_factor) {
   return {};
 }
 
-core_ns::retry_policy policy_for(const settings& s, const call_options& o) {
+core_ns::retry_policy policy_for(const manager_options& s, const call_options& o) {
   return {o.retry_count.value_or(s.retry_count), o.retry_delay.value_or(s.retry_delay),
           o.retry_jitter.value_or(s.retry_jitter)};
 }
 
-refusal check_options(const settings& s, const call_options& o) {
+refusal check_options(const manager_options& s, const call_options& o) {
   const auto p = policy_for(s, o);
   return check_retry(p.retry_count, p.delay, p.jitter);
 }
 
 // Lock and extend: the TTL, then the retry options.
-refusal check_ttl_and_options(const settings& s, milliseconds ttl, const call_options& o) {
+refusal check_ttl_and_options(const manager_options& s, milliseconds ttl, const call_options& o) {
   if (auto r = check_ttl(ttl, s.drift_factor))
     return r;
   return check_options(s, o);
@@ -245,7 +246,7 @@ const script& script_for(core_ns::op_kind k) {
 enum class purpose : std::uint8_t { primary, release, resync, cleanup };
 
 // Backoff of release retries after a failure (core::cleanup).
-core_ns::cleanup::limits cleanup_limits(const settings& s) {
+core_ns::cleanup::limits cleanup_limits(const manager_options& s) {
   core_ns::cleanup::limits l;
   l.first_backoff = std::max<core_ns::duration>(milliseconds(10), s.request_timeout / 4);
   l.max_backoff = std::max<core_ns::duration>(l.first_backoff, milliseconds(1000));
@@ -883,7 +884,7 @@ void post_unlock_error(const std::shared_ptr<manager_impl>& m, std::error_code e
   }
 }
 
-milliseconds node_timeout_for(const settings& s, milliseconds ttl) {
+milliseconds node_timeout_for(const manager_options& s, milliseconds ttl) {
   return std::min(s.request_timeout, ttl);
 }
 
@@ -1041,7 +1042,8 @@ void manager_impl::on_quit_deadline() {
 }
 
 std::shared_ptr<manager_impl> make_manager(asio::any_io_executor ex,
-                                           std::vector<std::shared_ptr<node>> nodes, settings s) {
+                                           std::vector<std::shared_ptr<node>> nodes,
+                                           manager_options s) {
   auto invalid = [](const char* why) {
     throw lock_error(make_error_code(errc::invalid_argument), why);
   };
@@ -1090,6 +1092,19 @@ void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
   const auto cfg = config_for(core_ns::op_kind::acquire, *m, ttl, opts);
   if (!admit(m, cfg, std::move(resources), make_lock_value(), ttl, 0, 0, done, slot))
     post_lock_error(m, errc::closed, std::move(done));
+}
+
+void start_try_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                    milliseconds ttl, lock_completion done) {
+  call_options once;
+  once.retry_count = 0;
+  start_lock(m, std::move(resources), ttl, once,
+             [d = std::move(done)](std::error_code ec, lock l) mutable {
+               // Someone else holding it is the answer to the question, not a failure.
+               if (ec == errc::resource_locked)
+                 ec = {};
+               d(ec, std::move(l));
+             });
 }
 
 void start_extend(const std::shared_ptr<manager_impl>& m, const lock& l, milliseconds ttl,
@@ -1180,7 +1195,7 @@ const std::vector<std::shared_ptr<node>>& nodes_of(const manager_impl& m) noexce
   return m.nodes_;
 }
 
-const settings& settings_of(const manager_impl& m) noexcept {
+const manager_options& settings_of(const manager_impl& m) noexcept {
   return m.settings_;
 }
 
@@ -1246,7 +1261,8 @@ void close_without_waiting(const std::shared_ptr<manager_impl>& impl) noexcept {
 
 namespace redlock {
 
-lock_manager::lock_manager(executor_type ex, std::vector<std::shared_ptr<node>> nodes, settings s)
+lock_manager::lock_manager(executor_type ex, std::vector<std::shared_ptr<node>> nodes,
+                           manager_options s)
     : impl_(detail::make_manager(std::move(ex), std::move(nodes), s)) {}
 
 lock_manager::~lock_manager() {
@@ -1268,7 +1284,7 @@ std::size_t lock_manager::size() const noexcept {
 std::size_t lock_manager::quorum() const noexcept {
   return impl_->quorum_;
 }
-const settings& lock_manager::get_settings() const noexcept {
+const manager_options& lock_manager::options() const noexcept {
   return impl_->settings_;
 }
 

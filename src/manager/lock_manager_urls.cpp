@@ -12,7 +12,7 @@ namespace {
 
 std::vector<std::shared_ptr<node>> nodes_from_urls(const asio::any_io_executor& ex,
                                                    const std::vector<std::string>& urls,
-                                                   const settings& s) {
+                                                   const manager_options& s) {
   // Every URL is checked (and duplicates refused) before any node is created.
   std::set<std::string> servers;
   for (const auto& url : urls) {
@@ -34,7 +34,8 @@ std::vector<std::shared_ptr<node>> nodes_from_urls(const asio::any_io_executor& 
 
 }  // namespace
 
-lock_manager::lock_manager(executor_type ex, const std::vector<std::string>& urls, settings s)
+lock_manager::lock_manager(executor_type ex, const std::vector<std::string>& urls,
+                           manager_options s)
     : lock_manager(ex, nodes_from_urls(ex, urls, s), s) {}
 
 }  // namespace redlock

@@ -120,13 +120,13 @@ bool is_cluster_url(std::string_view url) noexcept {
   return starts_with(url, plain_scheme) || starts_with(url, tls_scheme);
 }
 
-cluster_config parse_cluster_url(std::string_view url, std::error_code& ec, std::string& why) {
+cluster_options parse_cluster_url(std::string_view url, std::error_code& ec, std::string& why) {
   ec.clear();
   why.clear();
   auto fail = [&](std::string msg) {
     ec = make_error_code(errc::invalid_url);
     why = "invalid cluster URL: " + std::move(msg);
-    return cluster_config{};
+    return cluster_options{};
   };
   const bool tls = starts_with(url, tls_scheme);
   if (!tls && !starts_with(url, plain_scheme))
@@ -149,7 +149,7 @@ cluster_config parse_cluster_url(std::string_view url, std::error_code& ec, std:
   }
   if (hosts.empty())
     return fail("no host");
-  cluster_config cfg;
+  cluster_options cfg;
   const std::string scheme = tls ? "rediss://" : "redis://";
   std::string why_member;
   if (!detail::parse_host_list(hosts, scheme + userinfo, query, "", "cluster node", cfg.seeds,
@@ -158,8 +158,8 @@ cluster_config parse_cluster_url(std::string_view url, std::error_code& ec, std:
   return cfg;
 }
 
-cluster_config parse_cluster_url(std::string_view url) {
-  return detail::parse_or_throw<cluster_config>(parse_cluster_url, url);
+cluster_options parse_cluster_url(std::string_view url) {
+  return detail::parse_or_throw<cluster_options>(parse_cluster_url, url);
 }
 
 struct cluster_node::impl : std::enable_shared_from_this<impl> {
@@ -174,7 +174,7 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
   };
   using request_ptr = std::shared_ptr<request>;
 
-  impl(asio::any_io_executor ex, cluster_config cfg)
+  impl(asio::any_io_executor ex, cluster_options cfg)
       : ex_(std::move(ex)), strand_(asio::make_strand(ex_)), cfg_(std::move(cfg)) {
     owner_.fill(-1);
     id_ = cfg_.seeds.front().tls.enabled ? "rediss+cluster://" : "redis+cluster://";
@@ -504,7 +504,7 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
 
   asio::any_io_executor ex_;
   asio::strand<asio::any_io_executor> strand_;
-  cluster_config cfg_;
+  cluster_options cfg_;
   std::string id_;
   std::vector<std::string> seed_addresses_;
   std::vector<std::string> addresses_;  // index → "host:port"
@@ -516,7 +516,7 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
   bool closed_ = false;
 };
 
-cluster_node::cluster_node(asio::any_io_executor ex, cluster_config cfg) {
+cluster_node::cluster_node(asio::any_io_executor ex, cluster_options cfg) {
   if (cfg.seeds.empty())
     throw lock_error(make_error_code(errc::invalid_argument), "cluster_node: no seed nodes");
   impl_ = std::make_shared<impl>(std::move(ex), std::move(cfg));

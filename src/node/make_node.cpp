@@ -35,7 +35,7 @@ std::shared_ptr<node> make_node(asio::any_io_executor ex, std::string_view url,
                                 const connection_options& opts,
                                 const std::function<void(endpoint&)>& adjust) {
   if (is_sentinel_url(url)) {
-    sentinel_config cfg = parse_sentinel_url(url);
+    sentinel_options cfg = parse_sentinel_url(url);
     cfg.options = opts;
     if (adjust) {
       for (auto& s : cfg.sentinels)
@@ -45,7 +45,7 @@ std::shared_ptr<node> make_node(asio::any_io_executor ex, std::string_view url,
     return std::make_shared<sentinel_node>(std::move(ex), std::move(cfg));
   }
   if (is_cluster_url(url)) {
-    cluster_config cfg = parse_cluster_url(url);
+    cluster_options cfg = parse_cluster_url(url);
     cfg.options = opts;
     if (adjust) {
       for (auto& s : cfg.seeds)
@@ -61,14 +61,14 @@ std::shared_ptr<node> make_node(asio::any_io_executor ex, std::string_view url,
 
 std::string server_identity(std::string_view url) {
   if (is_sentinel_url(url)) {
-    const sentinel_config cfg = parse_sentinel_url(url);
+    const sentinel_options cfg = parse_sentinel_url(url);
     std::vector<std::string> members;
     for (const auto& s : cfg.sentinels)
       members.push_back(endpoint_identity(s));
     return "sentinel:" + cfg.master_name + "@" + sorted_join(std::move(members));
   }
   if (is_cluster_url(url)) {
-    const cluster_config cfg = parse_cluster_url(url);
+    const cluster_options cfg = parse_cluster_url(url);
     std::vector<std::string> members;
     for (const auto& s : cfg.seeds)
       members.push_back(endpoint_identity(s));
@@ -90,12 +90,12 @@ std::string redacted_url(std::string_view url) {
     return out;
   };
   if (is_sentinel_url(url)) {
-    const sentinel_config cfg = parse_sentinel_url(url);
+    const sentinel_options cfg = parse_sentinel_url(url);
     return std::string(cfg.master.tls.enabled ? "rediss" : "redis") + "+sentinel://" +
            members(cfg.sentinels) + "/" + cfg.master_name;
   }
   if (is_cluster_url(url)) {
-    const cluster_config cfg = parse_cluster_url(url);
+    const cluster_options cfg = parse_cluster_url(url);
     return std::string(cfg.seeds.front().tls.enabled ? "rediss" : "redis") + "+cluster://" +
            members(cfg.seeds);
   }

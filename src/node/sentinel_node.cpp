@@ -45,14 +45,14 @@ bool is_sentinel_url(std::string_view url) noexcept {
   return starts_with(url, plain_scheme) || starts_with(url, tls_scheme);
 }
 
-sentinel_config parse_sentinel_url(std::string_view url, std::error_code& ec, std::string& why) {
+sentinel_options parse_sentinel_url(std::string_view url, std::error_code& ec, std::string& why) {
   ec.clear();
   why.clear();
-  sentinel_config cfg;
+  sentinel_options cfg;
   auto fail = [&](std::string msg) {
     ec = make_error_code(errc::invalid_url);
     why = "invalid sentinel URL: " + std::move(msg);
-    return sentinel_config{};
+    return sentinel_options{};
   };
   const bool tls = starts_with(url, tls_scheme);
   if (!tls && !starts_with(url, plain_scheme))
@@ -135,8 +135,8 @@ sentinel_config parse_sentinel_url(std::string_view url, std::error_code& ec, st
   return cfg;
 }
 
-sentinel_config parse_sentinel_url(std::string_view url) {
-  return detail::parse_or_throw<sentinel_config>(parse_sentinel_url, url);
+sentinel_options parse_sentinel_url(std::string_view url) {
+  return detail::parse_or_throw<sentinel_options>(parse_sentinel_url, url);
 }
 
 struct sentinel_node::impl : std::enable_shared_from_this<impl> {
@@ -157,7 +157,7 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
     bool retired = false;
   };
 
-  impl(asio::any_io_executor ex, sentinel_config cfg)
+  impl(asio::any_io_executor ex, sentinel_options cfg)
       : ex_(std::move(ex)), strand_(asio::make_strand(ex_)), cfg_(std::move(cfg)) {
     id_ = cfg_.master.tls.enabled ? "rediss+sentinel://" : "redis+sentinel://";
     for (std::size_t i = 0; i < cfg_.sentinels.size(); ++i) {
@@ -355,7 +355,7 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
 
   asio::any_io_executor ex_;
   asio::strand<asio::any_io_executor> strand_;
-  sentinel_config cfg_;
+  sentinel_options cfg_;
   std::string id_;
   std::vector<std::shared_ptr<redis_node>> sentinels_;
   std::shared_ptr<master_link> master_;
@@ -369,7 +369,7 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
   std::string addr_;
 };
 
-sentinel_node::sentinel_node(asio::any_io_executor ex, sentinel_config cfg) {
+sentinel_node::sentinel_node(asio::any_io_executor ex, sentinel_options cfg) {
   if (cfg.sentinels.empty())
     throw lock_error(make_error_code(errc::invalid_argument), "sentinel_node: no sentinels");
   if (cfg.master_name.empty())

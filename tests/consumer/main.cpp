@@ -8,7 +8,7 @@
 
 int main() {
   const redlock::endpoint e = redlock::parse_endpoint("redis://app:secret@[::1]:6380/2");
-  redlock::settings s;
+  redlock::manager_options s;
   s.retry_count = 3;
   s.drift_factor = 0.01;
 

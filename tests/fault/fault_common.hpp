@@ -58,8 +58,8 @@ inline void pause(redis_server& s) {
 
 /// Settings for fault tests: short per-node timeouts so that faults cost little time, one
 /// attempt unless a test asks for retries.
-inline settings fault_settings() {
-  settings s;
+inline manager_options fault_settings() {
+  manager_options s;
   s.retry_count = 0;
   s.retry_delay = 100ms;
   s.retry_jitter = 20ms;
@@ -88,13 +88,14 @@ class lock_client {
     unlock_result result;
   };
 
-  lock_client(const std::vector<std::uint16_t>& ports, settings s = fault_settings())
+  lock_client(const std::vector<std::uint16_t>& ports, manager_options s = fault_settings())
       : work_(asio::make_work_guard(io_)),
         manager_(io_.get_executor(), record_values(make_nodes(ports, s), values_), s) {
     thread_ = std::thread([this] { io_.run(); });
   }
   /// Nodes from URLs such as "redis://app:secret@127.0.0.1:7001/2" (make_node).
-  lock_client(from_urls_t, const std::vector<std::string>& urls, settings s = fault_settings())
+  lock_client(from_urls_t, const std::vector<std::string>& urls,
+              manager_options s = fault_settings())
       : work_(asio::make_work_guard(io_)),
         manager_(io_.get_executor(), record_values(make_nodes(urls, s), values_), s) {
     thread_ = std::thread([this] { io_.run(); });
@@ -151,10 +152,10 @@ class lock_client {
 
  private:
   std::vector<std::shared_ptr<node>> make_nodes(const std::vector<std::uint16_t>& ports,
-                                                const settings& s);
+                                                const manager_options& s);
   std::vector<std::shared_ptr<node>> make_nodes(const std::vector<std::string>& urls,
-                                                const settings& s);
-  static connection_options options_of(const settings& s) {
+                                                const manager_options& s);
+  static connection_options options_of(const manager_options& s) {
     connection_options o;
     o.connect_timeout = s.connect_timeout;
     o.request_timeout = s.request_timeout;
@@ -179,7 +180,7 @@ class lock_client {
 };
 
 inline std::vector<std::shared_ptr<node>> lock_client::make_nodes(
-    const std::vector<std::uint16_t>& ports, const settings& s) {
+    const std::vector<std::uint16_t>& ports, const manager_options& s) {
   std::vector<std::shared_ptr<node>> nodes;
   const auto o = options_of(s);
   for (auto p : ports) {
@@ -191,7 +192,7 @@ inline std::vector<std::shared_ptr<node>> lock_client::make_nodes(
 }
 
 inline std::vector<std::shared_ptr<node>> lock_client::make_nodes(
-    const std::vector<std::string>& urls, const settings& s) {
+    const std::vector<std::string>& urls, const manager_options& s) {
   std::vector<std::shared_ptr<node>> nodes;
   const auto o = options_of(s);
   for (const auto& u : urls)

@@ -105,7 +105,7 @@ int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t re
 
   asio::io_context io;
   auto work = asio::make_work_guard(io);
-  redlock::settings s;
+  redlock::manager_options s;
   s.retry_count = 3;
   s.retry_delay = 40ms;
   s.retry_jitter = 30ms;

@@ -280,11 +280,11 @@ TEST_F(ClusterNode, FollowsAskWhileASlotMigrates) {
 
   auto node = std::make_shared<redlock::cluster_node>(io_.get_executor(),
                                                       redlock::parse_cluster_url(seed_url(1)));
-  redlock::settings st;
+  redlock::manager_options st;
   st.retry_count = 0;
   st.request_timeout = 1000ms;
   redlock::blocking_lock_manager manager({node}, st);
-  const auto la = manager.acquire({a}, 30s);
+  const auto la = manager.lock({a}, 30s);
   ASSERT_TRUE(la.acquired());
   ASSERT_EQ(source.command({"GET", a}).str, la.value());
 
@@ -306,11 +306,11 @@ TEST_F(ClusterNode, FollowsAskWhileASlotMigrates) {
   EXPECT_FALSE(ec) << ec.message();
   EXPECT_TRUE(la2.acquired());
   // A new lock in the migrating slot is created on the importing node...
-  const auto lb = manager.acquire({b}, 30s, {}, ec);
+  const auto lb = manager.lock({b}, 30s, {}, ec);
   ASSERT_FALSE(ec) << ec.message();
   ASSERT_TRUE(lb.acquired());
   // ...and excludes others there.
-  const auto other = manager.acquire({b}, 30s, {}, ec);
+  const auto other = manager.lock({b}, 30s, {}, ec);
   EXPECT_FALSE(other.acquired());
   EXPECT_EQ(ec, redlock::errc::resource_locked) << ec.message();
   auto keys = dest.command({"CLUSTER", "GETKEYSINSLOT", slot, "10"});
@@ -358,7 +358,7 @@ TEST_F(ClusterNode, TwoSeedsOfOneClusterShareTheirIdentity) {
 }
 
 TEST_F(ClusterNode, IdentifyFailsWhenNoNodeAnswers) {
-  redlock::cluster_config cfg = redlock::parse_cluster_url(
+  redlock::cluster_options cfg = redlock::parse_cluster_url(
       "redis+cluster://127.0.0.1:" + std::to_string(redlock::test::free_port()));
   cfg.options.connect_timeout = 300ms;
   redlock::cluster_node n(io_.get_executor(), cfg);

@@ -53,7 +53,7 @@ TEST(Contention, SixteenClientsWithTheLockLoseNoUpdates) {
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&] {
-      redlock::settings s;
+      redlock::manager_options s;
       s.retry_count = 2000;  // bounded; contention may take many attempts
       s.retry_delay = 5ms;
       s.retry_jitter = 5ms;
@@ -63,7 +63,7 @@ TEST(Contention, SixteenClientsWithTheLockLoseNoUpdates) {
         if (std::chrono::steady_clock::now() > until)
           return;
         std::error_code ec;
-        auto l = m.acquire({"contended-resource"}, 10s, {}, ec);
+        auto l = m.lock({"contended-resource"}, 10s, {}, ec);
         if (ec) {
           ++failures;
           continue;

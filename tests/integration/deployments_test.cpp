@@ -53,7 +53,7 @@ TEST(MixedDeployments, LockExtendAndUnlockAcrossPlainSentinelAndClusterNodes) {
   auto work = asio::make_work_guard(io);
   std::thread t([&] { io.run(); });
   {
-    redlock::settings s;
+    redlock::manager_options s;
     s.retry_count = 3;
     s.retry_delay = 50ms;
     redlock::lock_manager m(

@@ -29,8 +29,8 @@ using redlock::test::wait_for;
 
 constexpr std::size_t servers_per_test = 3;
 
-redlock::settings test_settings() {
-  redlock::settings s;
+redlock::manager_options test_settings() {
+  redlock::manager_options s;
   // Far above what a loaded machine needs: the failures here come from the handshake.
   s.request_timeout = 5s;
   s.connect_timeout = 5s;

@@ -39,8 +39,8 @@ using redlock::steady_clock;
 using redlock::test::redis_server;
 using redlock::test::wait_for;
 
-redlock::settings fast_settings() {
-  redlock::settings s;
+redlock::manager_options fast_settings() {
+  redlock::manager_options s;
   s.request_timeout = 100ms;
   s.connect_timeout = 200ms;
   s.retry_delay = 20ms;
@@ -153,7 +153,7 @@ TEST_F(HoldTest, RoutineOutlivingTheTtlStaysHeldThroughExtensionsAndIsReleasedAt
   EXPECT_GE(r.extensions, 2);
   ASSERT_TRUE(r.value.has_value());
   EXPECT_EQ(*r.value, 42);
-  EXPECT_FALSE(r.release_error);
+  EXPECT_FALSE(r.unlock_error);
   EXPECT_TRUE(absent_everywhere("hold:extend"));
 }
 
@@ -232,7 +232,7 @@ TEST_F(HoldTest, CapSignalsMaxHoldAndTheLockIsReleasedWhenTheRoutineReturns) {
   EXPECT_EQ(*r.value, loss_reason::max_hold);
   EXPECT_FALSE(r.held_throughout);
   EXPECT_FALSE(r.error);
-  EXPECT_FALSE(r.release_error);  // still valid at the cap, so the release found it
+  EXPECT_FALSE(r.unlock_error);  // still valid at the cap, so the release found it
   EXPECT_TRUE(absent_everywhere("hold:cap"));
 }
 
@@ -251,7 +251,7 @@ TEST_F(HoldTest, AcquireFailureCompletesWithLockErrorAndNeverRunsTheRoutine) {
   for (auto& s : servers_)
     s->command({"SET", "hold:taken", "foreign", "PX", "10000"});
   hold_options o;
-  o.acquire.retry_count = 0;
+  o.locking.retry_count = 0;
   std::atomic<bool> ran{false};
   auto f = hold_failure("hold:taken", 1000ms, o, [&]() -> asio::awaitable<void> {
     ran = true;
@@ -290,7 +290,7 @@ TEST_F(HoldTest, CancellingWhileAcquiringStopsTheRetriesAndNeverRunsTheRoutine) 
   for (auto& s : servers_)
     s->command({"SET", "hold:waiting", "foreign", "PX", "60000"});
   hold_options o;
-  o.acquire.retry_count = -1;  // would wait for the foreign holder for a minute
+  o.locking.retry_count = -1;  // would wait for the foreign holder for a minute
   asio::cancellation_signal cancel;
   std::atomic<bool> ran{false};
   auto p = std::make_shared<std::promise<std::error_code>>();
@@ -368,7 +368,7 @@ TEST_F(HoldTest, KeeperCallsLossHandlerOnceWithTheReason) {
   EXPECT_EQ(ec, errc::lock_lost);
   EXPECT_TRUE(k.lost());
   EXPECT_TRUE(k.context().stop_token().stop_requested());
-  auto out = k.release();
+  auto out = k.unlock();
   EXPECT_FALSE(out.held_throughout);
   EXPECT_EQ(out.reason, loss_reason::lost);
   EXPECT_EQ(calls.load(), 1);
@@ -378,14 +378,14 @@ TEST_F(HoldTest, KeeperReleaseStopsExtendingAndDeletesTheKeys) {
   std::vector<std::string> res{"hold:keeper2"};
   auto l = manager_->async_lock(res, 500ms, asio::use_future);
   redlock::lock_keeper k(get(l));
-  auto f = k.async_release(asio::use_future);
+  auto f = k.async_unlock(asio::use_future);
   auto out = get(f);
   EXPECT_TRUE(out.held_throughout);
   EXPECT_EQ(out.extensions, 0);
   EXPECT_TRUE(absent_everywhere("hold:keeper2"));
   // A callback, not use_future, for the error: see hold_failure() on exception_ptr and TSan.
   std::promise<std::error_code> refused;
-  k.async_release([&refused](std::error_code ec, redlock::hold_outcome) { refused.set_value(ec); });
+  k.async_unlock([&refused](std::error_code ec, redlock::hold_outcome) { refused.set_value(ec); });
   auto again = refused.get_future();
   EXPECT_EQ(get(again), errc::invalid_argument) << "a second release is refused";
 }

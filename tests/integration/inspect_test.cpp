@@ -26,8 +26,8 @@ using redlock::lock_status;
 using redlock::steady_clock;
 using redlock::test::redis_server;
 
-redlock::settings fast_settings() {
-  redlock::settings s;
+redlock::manager_options fast_settings() {
+  redlock::manager_options s;
   s.request_timeout = 200ms;
   s.connect_timeout = 300ms;
   return s;
@@ -53,7 +53,7 @@ class InspectTest : public ::testing::Test {
 
 TEST_F(InspectTest, OurLockIsHeldByItsValueWithValidityWithinTheTtl) {
   auto before = steady_clock::now();
-  auto l = manager_->acquire({"insp:own"}, 5000ms);
+  auto l = manager_->lock({"insp:own"}, 5000ms);
   auto in = inspect({"insp:own"});
   EXPECT_EQ(in.status, lock_status::held);
   EXPECT_TRUE(in.held_by(l));
@@ -73,7 +73,7 @@ TEST_F(InspectTest, OurLockIsHeldByItsValueWithValidityWithinTheTtl) {
 }
 
 TEST_F(InspectTest, ForeignHolderOnAQuorumIsHeldButNotByUs) {
-  auto mine = manager_->acquire({"insp:mine"}, 5000ms);
+  auto mine = manager_->lock({"insp:mine"}, 5000ms);
   set(0, "insp:foreign", "other-client");
   set(1, "insp:foreign", "other-client");
   auto in = inspect({"insp:foreign"});
@@ -135,7 +135,7 @@ TEST_F(InspectTest, KeyWithoutExpiryAndNonStringKeysAreReported) {
 }
 
 TEST_F(InspectTest, DownNodeAppearsWithAnErrorAndAMinorityDownStillGivesAVerdict) {
-  auto l = manager_->acquire({"insp:down"}, 5000ms);
+  auto l = manager_->lock({"insp:down"}, 5000ms);
   servers_[2]->kill9();
   auto in = inspect({"insp:down"});
   EXPECT_FALSE(in.nodes[2].answered());

@@ -24,8 +24,8 @@ using redlock::vote;
 using redlock::test::redis_server;
 using redlock::test::wait_for;
 
-redlock::settings fast_settings() {
-  redlock::settings s;
+redlock::manager_options fast_settings() {
+  redlock::manager_options s;
   s.request_timeout = 200ms;
   s.connect_timeout = 200ms;
   s.retry_count = 0;
@@ -430,7 +430,7 @@ TEST_F(LockManagerIntegration, AServerBehindA150MsRoundTripIsNotRefusedAsLagging
         server(i).port(), redlock::test::proxy_options{75ms, 75ms}));
     u.push_back("redis://127.0.0.1:" + std::to_string(proxies.back()->port()));
   }
-  redlock::settings s;  // the defaults, but no retries
+  redlock::manager_options s;  // the defaults, but no retries
   s.retry_count = 0;
   redlock::lock_manager m(io.get_executor(), u, s);
   // Connect (and learn the round trip) first, as a long-running service would have.

@@ -23,8 +23,8 @@ using redlock::errc;
 using redlock::test::redis_server;
 using redlock::test::wait_for;
 
-redlock::settings fast_settings() {
-  redlock::settings s;
+redlock::manager_options fast_settings() {
+  redlock::manager_options s;
   s.request_timeout = 200ms;
   s.connect_timeout = 300ms;
   s.retry_delay = 10ms;
@@ -60,7 +60,7 @@ TEST_F(MutexTest, TryLockReportsAForeignHolderAsNotAcquiredWithoutError) {
   for (auto& s : servers_)
     s->command({"SET", "mutex:foreign", "someone-else", "PX", "10000"});
   std::error_code ec;
-  auto l = redlock::try_acquire(*m, {"mutex:foreign"}, 1000ms, ec);
+  auto l = m->try_lock({"mutex:foreign"}, 1000ms, ec);
   EXPECT_FALSE(ec);
   EXPECT_FALSE(l.acquired());
   EXPECT_GE(l.report().count(redlock::vote::denied), 2u);  // decided once a quorum is impossible
@@ -72,7 +72,7 @@ TEST_F(MutexTest, TryLockReportsAForeignHolderAsNotAcquiredWithoutError) {
 TEST_F(MutexTest, TryLockAcquiresAFreeResourceWithOneAttempt) {
   auto m = make_manager();
   std::vector<std::string> res{"mutex:free"};
-  auto f = redlock::async_try_lock(m->async(), res, 1000ms, asio::use_future);
+  auto f = m->async().async_try_lock(res, 1000ms, asio::use_future);
   auto l = f.get();
   EXPECT_TRUE(l.acquired());
   EXPECT_EQ(l.attempts(), 1);
@@ -84,10 +84,10 @@ TEST_F(MutexTest, TryLockWithAMajorityDownIsARealError) {
   servers_[0]->kill9();
   servers_[1]->kill9();
   std::error_code ec;
-  auto l = redlock::try_acquire(*m, {"mutex:down"}, 1000ms, ec);
+  auto l = m->try_lock({"mutex:down"}, 1000ms, ec);
   EXPECT_EQ(ec, errc::quorum_unreachable);
   EXPECT_FALSE(l.acquired());
-  EXPECT_THROW(redlock::try_acquire(*m, {"mutex:down"}, 1000ms), redlock::lock_error);
+  EXPECT_THROW(m->try_lock({"mutex:down"}, 1000ms), redlock::lock_error);
 }
 
 TEST_F(MutexTest, LockGuardAcquiresAndReleasesOnScopeExit) {

@@ -143,7 +143,7 @@ TEST_F(SentinelNode, FollowsAFailoverToThePromotedReplica) {
 
 TEST_F(SentinelNode, FailsFastWhenNoSentinelAnswers) {
   const auto port = redlock::test::free_port();
-  redlock::sentinel_config cfg =
+  redlock::sentinel_options cfg =
       redlock::parse_sentinel_url("redis+sentinel://127.0.0.1:" + std::to_string(port) + "/m");
   cfg.options.connect_timeout = 300ms;
   redlock::sentinel_node node(io_.get_executor(), cfg);
@@ -170,7 +170,7 @@ TEST_F(SentinelNode, FallsBackToTheNextSentinel) {
   redis_server master;
   redis_server sentinel(sentinel_options(master));
   const auto dead = redlock::test::free_port();
-  redlock::sentinel_config cfg =
+  redlock::sentinel_options cfg =
       redlock::parse_sentinel_url("redis+sentinel://127.0.0.1:" + std::to_string(dead) +
                                   ",127.0.0.1:" + std::to_string(sentinel.port()) + "/mymaster");
   redlock::sentinel_node node(io_.get_executor(), cfg);
@@ -199,7 +199,7 @@ TEST_F(SentinelNode, PeriodicRefreshFollowsAMasterChangeWhileTheOldMasterStaysWr
   redis_server old_master;
   redis_server new_master;
   redis_server sentinel(sentinel_options(old_master));
-  redlock::sentinel_config cfg = redlock::parse_sentinel_url(url_of(sentinel));
+  redlock::sentinel_options cfg = redlock::parse_sentinel_url(url_of(sentinel));
   cfg.refresh_interval = 100ms;
   redlock::sentinel_node node(io_.get_executor(), cfg);
   ASSERT_FALSE(eval(node, "k", "old").ec);
@@ -226,7 +226,7 @@ TEST_F(SentinelNode, ARequestInFlightToTheOldMasterCompletesWhenTheMasterChanges
   redis_server old_master;
   redis_server new_master;
   redis_server sentinel(sentinel_options(old_master));
-  redlock::sentinel_config cfg = redlock::parse_sentinel_url(url_of(sentinel));
+  redlock::sentinel_options cfg = redlock::parse_sentinel_url(url_of(sentinel));
   cfg.refresh_interval = 100ms;
   cfg.options.request_timeout = 3000ms;  // far above the script's 300 ms, even on a busy host
   redlock::sentinel_node node(io_.get_executor(), cfg);
@@ -262,7 +262,7 @@ TEST_F(SentinelNode, ARequestInFlightToTheOldMasterCompletesWhenTheMasterChanges
 TEST_F(SentinelNode, RequestsToAHealthyMasterSucceedWhileTheOnlySentinelIsDown) {
   redis_server master;
   redis_server sentinel(sentinel_options(master));
-  redlock::sentinel_config cfg = redlock::parse_sentinel_url(url_of(sentinel));
+  redlock::sentinel_options cfg = redlock::parse_sentinel_url(url_of(sentinel));
   cfg.refresh_interval = 100ms;
   // An unresponsive sentinel costs this long per check; requests must not wait for it.
   cfg.options.request_timeout = 1000ms;
@@ -301,7 +301,7 @@ TEST_F(SentinelNode, RequestsToAHealthyMasterSucceedWhileTheOnlySentinelIsDown) 
 TEST_F(SentinelNode, AMasterThatRecoversIsUsedAgainWhileNoSentinelAnswers) {
   redis_server master;
   redis_server sentinel(sentinel_options(master));
-  redlock::sentinel_config cfg = redlock::parse_sentinel_url(url_of(sentinel));
+  redlock::sentinel_options cfg = redlock::parse_sentinel_url(url_of(sentinel));
   cfg.options.request_timeout = 1000ms;
   cfg.min_resolve_interval = 0ms;  // every request after a failure asks the sentinels
   redlock::sentinel_node node(io_.get_executor(), cfg);
@@ -333,7 +333,7 @@ TEST_F(SentinelNode, LocksKeepWorkingWhileTheFirstSentinelIsUnresponsive) {
   redis_server master;
   redis_server sentinel0(sentinel_options(master));
   redis_server sentinel1(sentinel_options(master));
-  redlock::sentinel_config cfg = redlock::parse_sentinel_url(
+  redlock::sentinel_options cfg = redlock::parse_sentinel_url(
       "redis+sentinel://" + address_of(sentinel0) + "," + address_of(sentinel1) + "/mymaster");
   cfg.refresh_interval = 100ms;
   // Each check waits this long for the stopped first sentinel before asking the second:
@@ -341,12 +341,12 @@ TEST_F(SentinelNode, LocksKeepWorkingWhileTheFirstSentinelIsUnresponsive) {
   // check would cost a vote.
   cfg.options.request_timeout = 3000ms;
   auto node = std::make_shared<redlock::sentinel_node>(io_.get_executor(), cfg);
-  redlock::settings st;
+  redlock::manager_options st;
   st.request_timeout = 1500ms;
   st.retry_count = 0;
   redlock::blocking_lock_manager manager({node}, st);
   {
-    auto l = manager.acquire({"res"}, 10s);
+    auto l = manager.lock({"res"}, 10s);
     ASSERT_TRUE(l.acquired());
     EXPECT_EQ(master.command({"GET", "res"}).str, l.value());
     manager.unlock(l);
@@ -362,7 +362,7 @@ TEST_F(SentinelNode, LocksKeepWorkingWhileTheFirstSentinelIsUnresponsive) {
   while (std::chrono::steady_clock::now() < until && cycles < 500) {
     ++cycles;
     std::error_code ec;
-    auto l = manager.acquire({"res"}, 10s, {}, ec);
+    auto l = manager.lock({"res"}, 10s, {}, ec);
     if (ec) {
       if (++failed == 1)
         first_error = "acquire: " + ec.message();
@@ -390,7 +390,7 @@ TEST_F(SentinelNode, LocksKeepWorkingWhileTheFirstSentinelIsUnresponsive) {
       },
       20s))
       << "requests: " << requests << ", current master: " << node->current_master();
-  auto l = manager.acquire({"res"}, 10s);
+  auto l = manager.lock({"res"}, 10s);
   ASSERT_TRUE(l.acquired());
   EXPECT_EQ(new_master.command({"GET", "res"}).str, l.value());
   manager.unlock(l);

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "internal/hold_machine.hpp"
 #include "redlock/error.hpp"
 #include "redlock/hold.hpp"
 #include "support/fake_node.hpp"
@@ -234,7 +235,7 @@ class KeeperTest : public ::testing::Test {
 
   void SetUp() override {
     auto nodes = redlock::test::make_fake_nodes(io_.executor(), 3, fakes_);
-    redlock::settings s;
+    redlock::manager_options s;
     s.request_timeout = 300ms;
     s.retry_delay = 1ms;
     s.retry_jitter = 0ms;
@@ -266,7 +267,7 @@ TEST_F(KeeperTest, FailingExtensionsAreRetriedUntilValidityRunsOutThenExpiredIsS
   // Extension starts at 150 ms left and retries every 30 ms: several rounds before expiry.
   EXPECT_GE(fakes_[0]->count(sk::extend), 2u);
   EXPECT_EQ(k.context().error(), redlock::errc::quorum_unreachable);
-  auto out = k.release();
+  auto out = k.unlock();
   EXPECT_FALSE(out.held_throughout);
   EXPECT_EQ(out.reason, loss_reason::expired);
 }
@@ -285,7 +286,7 @@ TEST_F(KeeperTest, ReleaseWaitsForTheExtensionInFlightBeforeDeleting) {
         return true;
       },
       5s));
-  auto out = k.release();  // issued while the delayed extension is in flight
+  auto out = k.unlock();  // issued while the delayed extension is in flight
   EXPECT_EQ(out.extensions, 1) << "the in-flight extension completed before the release";
   EXPECT_TRUE(out.held_throughout);
   for (auto& f : fakes_) {
@@ -310,7 +311,7 @@ TEST_F(KeeperTest, ReleaseAfterTheExtensionsQuorumLeavesNoKeyWhenTheSlowNodeAnsw
   ASSERT_TRUE(redlock::test::wait_for([&] { return fakes_[2]->count(sk::extend) == 1; }, 5s));
   ASSERT_TRUE(redlock::test::wait_for([&] { return k.context().extensions() == 1; }, 5s));
   ASSERT_EQ(fakes_[2]->in_flight(), 1u) << "the slow answer came early; the test proves nothing";
-  auto out = k.release();
+  auto out = k.unlock();
   EXPECT_TRUE(out.held_throughout);
   ASSERT_TRUE(redlock::test::wait_for([&] { return fakes_[2]->in_flight() == 0; }, 5s));
   // The late answer has been delivered; give its (wrong) re-sync time to land, then check.
@@ -355,7 +356,7 @@ void check_no_loss_call_after_stop(bool use_detach) {
     auto nodes = redlock::test::make_fake_nodes(io.get_executor(), 3, fakes);
     for (auto& f : fakes)
       f->set_fallback(sk::extend, fake_node::step::integer(0));  // another value: lock_lost
-    redlock::settings s;
+    redlock::manager_options s;
     s.request_timeout = 30s;  // no timer may fire while the test polls
     auto m = std::make_unique<redlock::lock_manager>(io.get_executor(), nodes, s);
     // Half the TTL left: the keeper extends at once.
@@ -375,11 +376,11 @@ void check_no_loss_call_after_stop(bool use_detach) {
     if (use_detach) {
       (void)k.detach();
     } else {
-      k.async_release([](std::error_code, redlock::hold_outcome) {});
+      k.async_unlock([](std::error_code, redlock::hold_outcome) {});
     }
     for (int i = 0; i < 10000 && io.poll_one() == 1; ++i) {
     }
-    EXPECT_FALSE(loss_after) << "on_loss ran after " << (use_detach ? "detach" : "async_release")
+    EXPECT_FALSE(loss_after) << "on_loss ran after " << (use_detach ? "detach" : "async_unlock")
                              << " was requested (request after " << steps << " handlers)";
     if (ctx.reason() == loss_reason::lost)
       loss_seen_after_stop = true;

@@ -84,7 +84,7 @@ class DeferredInitiation : public ::testing::Test {
  protected:
   void SetUp() override {
     nodes_ = redlock::test::make_fake_nodes(io_.executor(), 3, fakes_);
-    redlock::settings s;
+    redlock::manager_options s;
     s.request_timeout = 2s;
     manager_ = new (storage_) redlock::lock_manager(io_.executor(), nodes_, s);
   }
@@ -128,7 +128,7 @@ TEST_F(DeferredInitiation, InspectRunAfterTheManagerObjectIsGoneCompletesWithClo
 TEST_F(DeferredInitiation, TryLockRunAfterTheManagerObjectIsGoneCompletesWithClosed) {
   redlock::detail::unique_function<void()> start;
   auto box = std::make_shared<completion_box>();
-  redlock::async_try_lock(*manager_, {"k"}, 1s, stash_token{&start, box});
+  manager_->async_try_lock({"k"}, 1s, stash_token{&start, box});
   ASSERT_TRUE(start);
   EXPECT_EQ(run_later(start, box), redlock::errc::closed);
   for (auto& f : fakes_)

@@ -184,7 +184,7 @@ class InspectFakeTest : public ::testing::Test {
 
   void SetUp() override {
     auto nodes = redlock::test::make_fake_nodes(io_.executor(), 3, fakes_);
-    redlock::settings s;
+    redlock::manager_options s;
     s.request_timeout = 100ms;
     manager_ = std::make_unique<redlock::lock_manager>(io_.executor(), nodes, s);
     manager_->on_node_error([this](const redlock::node_error& e) {

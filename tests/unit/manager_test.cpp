@@ -52,8 +52,8 @@ class ManagerTest : public ::testing::Test {
     return redlock::test::make_fake_nodes(io.get_executor(), n, fakes, "fake://node");
   }
 
-  static redlock::settings fast() {
-    redlock::settings s;
+  static redlock::manager_options fast() {
+    redlock::manager_options s;
     s.retry_count = 0;
     s.retry_delay = 5ms;
     s.retry_jitter = 2ms;
@@ -114,7 +114,7 @@ class ManagerTest : public ::testing::Test {
 
   // Node votes come from answers here, never from the attempt timer; a node lags once its
   // oldest unanswered request is 30 ms old.
-  static redlock::settings lag_settings() {
+  static redlock::manager_options lag_settings() {
     auto s = fast();
     s.request_timeout = 5s;
     s.node_lag_limit = 30ms;
@@ -256,11 +256,11 @@ TEST_F(ManagerTest, ConstructorRejectsNoNodesDuplicatesAndBadSettings) {
       redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
     });
   };
-  with([](redlock::settings& s) { s.drift_factor = 1.0; });
-  with([](redlock::settings& s) { s.drift_factor = -0.01; });
-  with([](redlock::settings& s) { s.retry_count = -2; });
-  with([](redlock::settings& s) { s.retry_delay = -1ms; });
-  with([](redlock::settings& s) { s.retry_jitter = -1ms; });
+  with([](redlock::manager_options& s) { s.drift_factor = 1.0; });
+  with([](redlock::manager_options& s) { s.drift_factor = -0.01; });
+  with([](redlock::manager_options& s) { s.retry_count = -2; });
+  with([](redlock::manager_options& s) { s.retry_delay = -1ms; });
+  with([](redlock::manager_options& s) { s.retry_jitter = -1ms; });
 }
 
 // Every combination of per-node outcomes, through the real driver: success exactly when a
@@ -852,19 +852,19 @@ TEST(BlockingManager, ThrowsLockErrorWithTheReportOnFailure) {
     nodes.push_back(fakes.back());
   }
   {
-    redlock::settings s;
+    redlock::manager_options s;
     s.retry_count = 0;
     redlock::blocking_lock_manager b(nodes, s);
-    auto l = b.acquire({"r"}, 10s);
+    auto l = b.lock({"r"}, 10s);
     EXPECT_TRUE(l.acquired());
     auto l2 = b.extend(l, 20s);
     EXPECT_EQ(l2.value(), l.value());
     std::error_code ec;
-    auto other = b.acquire({"r"}, 10s, {}, ec);
+    auto other = b.lock({"r"}, 10s, {}, ec);
     EXPECT_EQ(ec, errc::resource_locked);
     EXPECT_EQ(other.report().nodes.size(), 3u);
     try {
-      b.acquire({"r"}, 10s);
+      b.lock({"r"}, 10s);
       ADD_FAILURE() << "no exception";
     } catch (const redlock::lock_error& e) {
       EXPECT_EQ(e.code(), errc::resource_locked);
@@ -1225,7 +1225,7 @@ TEST(ManagerLifetime, BlockingManagersHandlesAreSafeToKeep) {
     std::vector<std::shared_ptr<fake_node>> fakes;
     auto nodes = redlock::test::make_fake_nodes(io.get_executor(), 3, fakes, "fake://blk");
     redlock::blocking_lock_manager b(nodes, {});
-    kept = b.acquire({"r"}, 10s);
+    kept = b.lock({"r"}, 10s);
     ASSERT_TRUE(kept.acquired());
   }
   EXPECT_FALSE(kept.manager());

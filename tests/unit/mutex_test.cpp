@@ -26,7 +26,7 @@ class TryLockTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto nodes = redlock::test::make_fake_nodes(io_.executor(), 3, fakes_);
-    redlock::settings s;
+    redlock::manager_options s;
     s.retry_count = 5;  // try-lock must ignore it
     s.retry_delay = 1ms;
     s.retry_jitter = 0ms;
@@ -38,7 +38,7 @@ class TryLockTest : public ::testing::Test {
     std::promise<std::pair<std::error_code, redlock::lock>> p;
     auto f = p.get_future();
     std::vector<std::string> res{std::move(key)};
-    redlock::async_try_lock(*manager_, res, 1000ms, [&p](std::error_code ec, redlock::lock l) {
+    manager_->async_try_lock(res, 1000ms, [&p](std::error_code ec, redlock::lock l) {
       p.set_value({ec, std::move(l)});
     });
     return redlock::test::get_within(f);
@@ -87,8 +87,8 @@ TEST_F(TryLockTest, FailingNodesAreAnErrorNotATakenResource) {
 TEST_F(TryLockTest, InvalidArgumentsAreStillErrors) {
   std::promise<std::error_code> p;
   auto f = p.get_future();
-  redlock::async_try_lock(*manager_, std::vector<std::string>{}, 1000ms,
-                          [&p](std::error_code ec, redlock::lock) { p.set_value(ec); });
+  manager_->async_try_lock(std::vector<std::string>{}, 1000ms,
+                           [&p](std::error_code ec, redlock::lock) { p.set_value(ec); });
   ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
   EXPECT_EQ(f.get(), errc::invalid_argument);
 }

@@ -7,7 +7,7 @@ namespace {
 
 using redlock::parse_sentinel_url;
 
-redlock::sentinel_config parse_ok(std::string_view url) {
+redlock::sentinel_options parse_ok(std::string_view url) {
   std::error_code ec;
   std::string why;
   auto cfg = parse_sentinel_url(url, ec, why);

@@ -16,7 +16,7 @@
 #include <asio/executor_work_guard.hpp>
 
 #include "redlock/detail/unique_function.hpp"
-#include "redlock/settings.hpp"
+#include "redlock/options.hpp"
 
 namespace redlock {
 class lock;
@@ -35,7 +35,8 @@ using quit_completion = unique_function<void(std::error_code)>;
 
 /// Creates the shared core. Throws lock_error(invalid_argument) for duplicate or no nodes.
 std::shared_ptr<manager_impl> make_manager(asio::any_io_executor ex,
-                                           std::vector<std::shared_ptr<node>> nodes, settings s);
+                                           std::vector<std::shared_ptr<node>> nodes,
+                                           manager_options s);
 
 // `m` may be null in start_extend/start_unlock (an empty handle): they then complete with
 // errc::invalid_argument. The start_* functions never call the completion from inside; it runs
@@ -50,6 +51,9 @@ void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
 void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
                 std::chrono::milliseconds ttl, call_options opts, asio::cancellation_slot slot,
                 lock_completion done);
+/// One attempt; another owner holding a resource completes with no error and an empty handle.
+void start_try_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                    std::chrono::milliseconds ttl, lock_completion done);
 void start_extend(const std::shared_ptr<manager_impl>& m, const lock& l,
                   std::chrono::milliseconds ttl, call_options opts, lock_completion done);
 void start_unlock(const std::shared_ptr<manager_impl>& m, const lock& l, call_options opts,
@@ -60,7 +64,7 @@ const asio::any_io_executor& executor_of(const manager_impl& m) noexcept;
 
 // Accessors for operations built outside the manager core (holding, inspection, try-lock).
 const std::vector<std::shared_ptr<node>>& nodes_of(const manager_impl& m) noexcept;
-const settings& settings_of(const manager_impl& m) noexcept;
+const manager_options& settings_of(const manager_impl& m) noexcept;
 /// Runs `start` on the manager's strand once the nodes' identities were checked (at once when
 /// they already were), or `refused(detail)` when one deployment is listed twice (see
 /// errc::duplicate_deployment). For operations built outside the manager core (inspection), so

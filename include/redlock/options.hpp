@@ -6,7 +6,7 @@
 
 namespace redlock {
 
-struct settings {
+struct manager_options {
   /// Expected server clock rate error. Validity is shortened by
   /// round(ttl * drift_factor) + 2 ms. Must be in [0, 1).
   double drift_factor = 0.01;
