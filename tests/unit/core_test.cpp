@@ -635,6 +635,54 @@ TEST(ReleaseMachine, WaitAllDecidesOnlyOnceEveryNodeAnswered) {
   EXPECT_FALSE(as.back().ec);
 }
 
+// ---- routing one request to one node ------------------------------------------------------
+
+TEST(Route, ReleasesGoOnlyToNodesThatMayHoldTheValueAndAreNeverHeldBackForLagging) {
+  for (auto p : {purpose::release, purpose::cleanup}) {
+    EXPECT_EQ(route_request(op_kind::acquire, p, true, true), route::send);
+    EXPECT_EQ(route_request(op_kind::acquire, p, false, false), route::answer_absent);
+  }
+  EXPECT_EQ(route_request(op_kind::release, purpose::primary, true, true), route::send);
+  EXPECT_EQ(route_request(op_kind::release, purpose::primary, false, true), route::answer_absent);
+}
+
+TEST(Route, AcquiresAndExtendsToALaggingNodeAreAnsweredLaggingWithoutSending) {
+  for (auto op : {op_kind::acquire, op_kind::extend}) {
+    EXPECT_EQ(route_request(op, purpose::primary, true, false), route::send);
+    EXPECT_EQ(route_request(op, purpose::primary, false, false), route::send);
+    EXPECT_EQ(route_request(op, purpose::primary, true, true), route::answer_lagging);
+  }
+}
+
+TEST(Route, AResyncGoesOnlyWhereAnAcquireOnceWent) {
+  EXPECT_EQ(route_request(op_kind::extend, purpose::resync, false, false), route::skip);
+  EXPECT_EQ(route_request(op_kind::extend, purpose::resync, true, false), route::send);
+  EXPECT_EQ(route_request(op_kind::extend, purpose::resync, true, true), route::answer_lagging);
+}
+
+TEST(Route, EachPurposeRunsTheScriptThatMatchesIt) {
+  EXPECT_EQ(script_of(op_kind::extend, purpose::primary), op_kind::extend);
+  EXPECT_EQ(script_of(op_kind::extend, purpose::resync), op_kind::acquire);
+  EXPECT_EQ(script_of(op_kind::acquire, purpose::release), op_kind::release);
+  EXPECT_EQ(script_of(op_kind::release, purpose::cleanup), op_kind::release);
+  EXPECT_TRUE(may_store(op_kind::acquire, purpose::primary));
+  EXPECT_TRUE(may_store(op_kind::extend, purpose::resync));
+  EXPECT_FALSE(may_store(op_kind::extend, purpose::primary));
+  EXPECT_FALSE(may_store(op_kind::acquire, purpose::release));
+}
+
+TEST(WrittenSet, MarksNodesBelow64AndCountsEveryNodeFrom64OnAsWritten) {
+  auto w = written_set::none();
+  EXPECT_FALSE(w.may_hold(0));
+  w.mark(3);
+  w.mark(70);  // not tracked
+  EXPECT_TRUE(w.may_hold(3));
+  EXPECT_FALSE(w.may_hold(4));
+  EXPECT_TRUE(w.may_hold(64));
+  EXPECT_EQ(w.bits(), std::uint64_t{1} << 3);
+  EXPECT_TRUE(written_set::all().may_hold(63));
+}
+
 TEST(Backlog, TheOldestUnansweredRequestDecidesWhetherANodeLags) {
   backlog b;
   EXPECT_FALSE(b.lagging(t0 + 10s, 100ms)) << "an empty backlog never lags";
@@ -803,3 +851,55 @@ TEST(Identity, TheFirstPairOfNodesSharingAnIdentityIsADuplicate) {
 }
 
 }  // namespace
+
+// ---- the inspection verdict -------------------------------------------------------------
+
+namespace {
+
+inspected_node holding(std::string_view v, std::optional<milliseconds> ttl) {
+  inspected_node n;
+  n.answered = true;
+  n.holder = v;
+  n.shortest_ttl = ttl;
+  return n;
+}
+
+inspected_node empty_node() {
+  inspected_node n;
+  n.answered = true;
+  n.free = true;
+  return n;
+}
+
+}  // namespace
+
+TEST(InspectionVerdict, AQuorumOfOneValueIsHeldUntilTheQuorumThLargestTtlLessDrift) {
+  const std::vector<inspected_node> nodes = {holding("v", 900ms), holding("v", 800ms),
+                                             holding("v", 100ms), inspected_node{},
+                                             empty_node()};
+  const auto v = judge_inspection(nodes, 0.01, t0);
+  EXPECT_EQ(v.status, inspection_status::held);
+  EXPECT_EQ(v.holder, "v");
+  EXPECT_EQ(v.holding_nodes, 3U);
+  EXPECT_EQ(v.quorum, 3U);
+  EXPECT_EQ(v.free_nodes, 1U);
+  // quorum 3 of 5: the 3rd largest TTL (100 ms) − drift_margin(900 ms) = 100 − 11 ms
+  EXPECT_EQ(v.validity_deadline, t0 + 100ms - drift_margin(900ms, 0.01));
+}
+
+TEST(InspectionVerdict, KeysWithoutExpiryOnAQuorumHoldForever) {
+  const std::vector<inspected_node> nodes = {holding("v", std::nullopt),
+                                             holding("v", std::nullopt), holding("v", 50ms)};
+  EXPECT_EQ(judge_inspection(nodes, 0.01, t0).validity_deadline, time_point::max());
+}
+
+TEST(InspectionVerdict, SplitValuesAreIndeterminateAndAFreeQuorumIsFree) {
+  const std::vector<inspected_node> split = {holding("a", 1s), holding("b", 1s), empty_node()};
+  EXPECT_EQ(judge_inspection(split, 0.01, t0).status, inspection_status::indeterminate);
+  const std::vector<inspected_node> free = {empty_node(), empty_node(), holding("a", 1s)};
+  const auto v = judge_inspection(free, 0.01, t0);
+  EXPECT_EQ(v.status, inspection_status::free);
+  EXPECT_EQ(v.validity_deadline, time_point{});
+  const std::vector<inspected_node> none = {inspected_node{}, inspected_node{}, empty_node()};
+  EXPECT_EQ(judge_inspection(none, 0.01, t0).status, inspection_status::indeterminate);
+}
