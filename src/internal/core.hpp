@@ -3,7 +3,7 @@
 // Votes, quorum, validity arithmetic, the retry schedule and the per-operation state machine
 // live here as plain C++: no Asio, no threads, no clock reads. Time enters only as steady-clock
 // time points passed in by the caller, and randomness through an injected function, so every
-// rule is unit-tested step by step with literal inputs. src/lock_manager.cpp is a thin Asio
+// rule is unit-tested step by step with literal inputs. src/manager/lock_manager.cpp is a thin Asio
 // loop over the actions this machine returns.
 #pragma once
 
@@ -311,9 +311,9 @@ using random_source = std::uint64_t (*)();
 ///   node answered or timed out; retries ask only the nodes that failed; an already expired
 ///   lock gets exactly one round and completes with lock_expired.
 /// Memory: the node vector is sized once; only counts and the last attempt survive retries.
-class machine {
+class quorum_machine {
  public:
-  machine(const op_config& config, random_source random);
+  quorum_machine(const op_config& config, random_source random);
 
   action resume(const event& e);
 

@@ -810,7 +810,7 @@ class operation final : public std::enable_shared_from_this<operation> {
   }
 
   std::shared_ptr<manager_impl> m_;
-  core_ns::machine machine_;
+  core_ns::quorum_machine machine_;
   std::vector<std::string> keys_;
   std::array<std::string, 2> args_;  // ARGV[1] = value, ARGV[2] = ttl in ms
   milliseconds ttl_;
