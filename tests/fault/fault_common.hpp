@@ -235,6 +235,26 @@ inline critical_section held_section(int client, const lock_client::outcome& o) 
           o.held.validity_deadline().time_since_epoch().count(), -1, -1};
 }
 
+/// One lock and unlock, then waits until every server of `servers` has run the release (an
+/// unlock completes at quorum), so that the test's faults hit established connections and no
+/// release of the warm-up is still queued on a server the test then stops (it would time out
+/// and reset that connection under the test's own request).
+inline void warm_up(lock_client& c, const cluster& servers, const std::string& resource) {
+  auto o = c.acquire(resource, 5000ms);
+  ASSERT_FALSE(o.ec) << o.held.report().to_string();
+  ASSERT_FALSE(c.unlock(o.held).ec);
+  ASSERT_TRUE(wait_for([&] { return servers.holding(resource) == 0; }, 3000ms));
+}
+
+/// Unlocks `held` and expects success and, within 3 s, no server of `servers` holding
+/// `resource` (also those that answered after the quorum).
+inline void expect_unlocked_everywhere(lock_client& c, const cluster& servers, const lock& held,
+                                       const std::string& resource) {
+  auto u = c.unlock(held);
+  EXPECT_FALSE(u.ec) << u.ec.message();
+  EXPECT_TRUE(wait_for([&] { return servers.holding(resource) == 0; }, 3000ms));
+}
+
 inline std::size_t votes(const lock_client::outcome& o, vote v) {
   return o.held.report().count(v);
 }

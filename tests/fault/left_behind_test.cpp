@@ -69,15 +69,6 @@ void expect_nothing_left_behind(const cluster& c, const sent& s,
   EXPECT_EQ(r.servers_checked, c.servers.size()) << r.to_string();
 }
 
-/// One lock and unlock, waiting until every server has run the release, so that the faults of
-/// the test hit established connections.
-void warm_up(lock_client& client, const cluster& c, const std::string& key) {
-  auto o = client.acquire(key, 5000ms);
-  ASSERT_FALSE(o.ec) << o.held.report().to_string();
-  ASSERT_FALSE(client.unlock(o.held).ec);
-  ASSERT_TRUE(wait_for([&] { return c.holding(key) == 0; }, 3000ms));
-}
-
 std::vector<std::unique_ptr<tcp_proxy>> proxies_for(const cluster& c) {
   std::vector<std::unique_ptr<tcp_proxy>> p;
   for (auto port : c.ports())
