@@ -6,12 +6,12 @@
 #include <limits>
 #include <map>
 #include <mutex>
-#include <set>
 
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 
+#include "internal/admission.hpp"
 #include "internal/core.hpp"
 #include "redlock/inspect.hpp"
 
@@ -278,8 +278,12 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
   }
 };
 
-void fail_later(const asio::any_io_executor& ex, inspect_completion done, errc e) {
-  asio::post(ex, [d = std::move(done), e]() mutable { d(make_error_code(e), inspection{}); });
+void fail_later(const asio::any_io_executor& ex, inspect_completion done, refusal r) {
+  asio::post(ex, [d = std::move(done), r = std::move(r)]() mutable {
+    inspection in;
+    in.detail = std::move(r.detail);
+    d(r.ec, std::move(in));
+  });
 }
 
 }  // namespace
@@ -291,24 +295,26 @@ void start_inspect(lock_manager& lm, std::vector<std::string> resources, inspect
 void start_inspect(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
                    inspect_completion done) {
   auto ex = executor_of(*m);
-  std::set<std::string> unique(resources.begin(), resources.end());
-  if (resources.empty() || unique.size() != resources.size()) {
-    fail_later(ex, std::move(done), errc::invalid_argument);
+  if (auto r = check_resources(resources)) {
+    fail_later(ex, std::move(done), std::move(r));
     return;
   }
-  if (!begin_operation(*m)) {
-    fail_later(ex, std::move(done), errc::closed);
+  auto op = register_operation(*m, [&] {
+    auto o = std::make_shared<inspect_op>(m, asio::make_strand(ex));
+    const auto& nodes = nodes_of(*m);
+    o->result.resources = std::move(resources);
+    o->result.quorum = core::quorum_of(nodes.size());
+    o->result.nodes.resize(nodes.size());
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+      o->result.nodes[i].node = nodes[i]->id();
+    o->answered.assign(nodes.size(), false);
+    o->pending = nodes.size();
+    return o;
+  });
+  if (!op) {
+    fail_later(ex, std::move(done), refusal{make_error_code(errc::closed), {}});
     return;
   }
-  auto op = std::make_shared<inspect_op>(m, asio::make_strand(ex));
-  const auto& nodes = nodes_of(*m);
-  op->result.resources = std::move(resources);
-  op->result.quorum = core::quorum_of(nodes.size());
-  op->result.nodes.resize(nodes.size());
-  for (std::size_t i = 0; i < nodes.size(); ++i)
-    op->result.nodes[i].node = nodes[i]->id();
-  op->answered.assign(nodes.size(), false);
-  op->pending = nodes.size();
   op->done = std::move(done);
   // After the manager's identity check (one deployment listed twice is refused as for
   // every other operation); then on the op's strand, so a reply cannot overtake the setup.

@@ -24,6 +24,7 @@
 #include <asio/strand.hpp>
 #include <asio/system_executor.hpp>
 
+#include "internal/admission.hpp"
 #include "internal/core.hpp"
 #include "internal/random.hpp"
 #include "internal/scripts.hpp"
@@ -140,18 +141,6 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
 
 namespace {
 
-// Why a call is refused before anything is sent: the code, and the argument it names (goes
-// to report::detail).
-struct refusal {
-  std::error_code ec;
-  std::string detail;
-  explicit operator bool() const noexcept { return static_cast<bool>(ec); }
-};
-
-refusal invalid(std::string detail) {
-  return {make_error_code(errc::invalid_argument), std::move(detail)};
-}
-
 refusal check_retry(int retry_count, milliseconds delay, milliseconds jitter) {
   if (retry_count < -1)
     return invalid("retry_count is " + std::to_string(retry_count) + "; it must be >= -1");
@@ -205,6 +194,30 @@ refusal check_handle(const std::shared_ptr<manager_impl>& m, const lock& l) {
   return {};
 }
 
+const script& script_for(core_ns::op_kind k) {
+  switch (k) {
+    case core_ns::op_kind::acquire:
+      return acquire_script();
+    case core_ns::op_kind::extend:
+      return extend_script();
+    case core_ns::op_kind::release:
+      break;
+  }
+  return release_script();
+}
+
+using core_ns::purpose;
+
+// Backoff of release retries after a failure (core::cleanup).
+core_ns::cleanup::limits cleanup_limits(const manager_options& s) {
+  core_ns::cleanup::limits l;
+  l.first_backoff = std::max<core_ns::duration>(milliseconds(10), s.request_timeout / 4);
+  l.max_backoff = std::max<core_ns::duration>(l.first_backoff, milliseconds(1000));
+  return l;
+}
+
+}  // namespace
+
 refusal check_resources(const std::vector<std::string>& resources) {
   if (resources.empty())
     return invalid("resources is empty: name at least one resource");
@@ -230,30 +243,6 @@ refusal check_resources(const std::vector<std::string>& resources) {
   }
   return {};
 }
-
-const script& script_for(core_ns::op_kind k) {
-  switch (k) {
-    case core_ns::op_kind::acquire:
-      return acquire_script();
-    case core_ns::op_kind::extend:
-      return extend_script();
-    case core_ns::op_kind::release:
-      break;
-  }
-  return release_script();
-}
-
-using core_ns::purpose;
-
-// Backoff of release retries after a failure (core::cleanup).
-core_ns::cleanup::limits cleanup_limits(const manager_options& s) {
-  core_ns::cleanup::limits l;
-  l.first_backoff = std::max<core_ns::duration>(milliseconds(10), s.request_timeout / 4);
-  l.max_backoff = std::max<core_ns::duration>(l.first_backoff, milliseconds(1000));
-  return l;
-}
-
-}  // namespace
 
 class operation final : public std::enable_shared_from_this<operation> {
  public:
@@ -909,16 +898,12 @@ bool admit(const std::shared_ptr<manager_impl>& m, core_ns::op_config cfg,
            std::vector<std::string> keys, std::string value, milliseconds ttl,
            std::uint64_t written, std::uint64_t uncertain, Done& done,
            asio::cancellation_slot slot = {}) {
-  if (!begin_operation(*m))
+  auto op = register_operation(*m, [&] {
+    return std::make_shared<operation>(m, cfg, std::move(keys), std::move(value), ttl, written,
+                                       uncertain);
+  });
+  if (!op)
     return false;
-  std::shared_ptr<operation> op;
-  try {
-    op = std::make_shared<operation>(m, cfg, std::move(keys), std::move(value), ttl, written,
-                                     uncertain);
-  } catch (...) {
-    end_operation(*m);
-    throw;
-  }
   if constexpr (std::is_same_v<Done, lock_completion>) {
     op->lock_done_ = std::move(done);
   } else {
