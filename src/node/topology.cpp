@@ -17,6 +17,17 @@ bool parse_port(std::string_view s, std::uint16_t& port) noexcept {
   return res.ec == std::errc() && res.ptr == s.data() + s.size() && port != 0;
 }
 
+// `flag` is one of the comma-separated `flags` of a CLUSTER NODES line.
+bool has_flag(std::string_view flags, std::string_view flag) noexcept {
+  while (!flags.empty()) {
+    const auto comma = flags.find(',');
+    if (flags.substr(0, comma) == flag)
+      return true;
+    flags = comma == std::string_view::npos ? std::string_view{} : flags.substr(comma + 1);
+  }
+  return false;
+}
+
 }  // namespace
 
 std::optional<host_port> split_address(std::string_view address) {
@@ -116,12 +127,12 @@ std::optional<cluster_members> parse_cluster_nodes(std::string_view text,
     }
     if (fields.size() < 8 || fields[0].empty())
       return std::nullopt;
-    const std::string flags = "," + std::string(fields[2]) + ",";
+    const std::string_view flags = fields[2];
     // A node still in the handshake has a provisional id that it will not keep.
-    if (flags.find(",handshake,") != std::string::npos)
+    if (has_flag(flags, "handshake"))
       continue;
     out.ids.emplace_back(fields[0]);
-    if (flags.find(",master,") == std::string::npos || fields.size() < 9)
+    if (!has_flag(flags, "master") || fields.size() < 9)
       continue;  // a replica, or a master without slots: requests never go there
     const std::string_view address = fields[1].substr(0, fields[1].find('@'));
     // ":<port>": the node has no address to advertise; the node we asked is meant. (Only
