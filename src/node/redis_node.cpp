@@ -333,7 +333,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
   }
 
   // A connect attempt failed: back off, and fail everything queued with `code`.
-  void connect_failed(errc code, std::string why) {
+  void connect_failed(errc code, const std::string& why) {
     const auto delay = back_off("connect to " + id_ + " failed: " + why);
     fail_all(code, last_failure_ + "; next attempt in " + ms_string(delay));
   }
