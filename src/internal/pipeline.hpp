@@ -29,6 +29,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "internal/resp.hpp"
@@ -96,12 +97,37 @@ class request_ring {
   }
   request& front() noexcept { return buf_[head_]; }
 
-  void push_back(request&& r);
-  void push_front(request&& r);
+  // Defined here so that they inline: they are on the path of every request.
+  void push_back(request&& r) {
+    if (size_ == buf_.size())
+      grow();
+    (*this)[size_] = std::move(r);
+    ++size_;
+  }
+  void push_front(request&& r) {
+    if (size_ == buf_.size())
+      grow();
+    head_ = (head_ + buf_.size() - 1) & (buf_.size() - 1);
+    buf_[head_] = std::move(r);
+    ++size_;
+  }
   /// Drops the front request, whose handler the caller has moved out. The slot keeps its
   /// buffers for reuse but nothing that belongs to the caller.
-  void release_front() noexcept;
-  request pop_front();
+  void release_front() noexcept {
+    request& r = buf_[head_];
+    r.script = nullptr;
+    r.owned_script.reset();
+    r.tail.clear();
+    r.resent = false;
+    head_ = (head_ + 1) & (buf_.size() - 1);
+    --size_;
+  }
+  request pop_front() {
+    request r = std::move(buf_[head_]);
+    head_ = (head_ + 1) & (buf_.size() - 1);
+    --size_;
+    return r;
+  }
 
  private:
   void grow();

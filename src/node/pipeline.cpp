@@ -111,38 +111,6 @@ request request::eval(script_entry* s, std::unique_ptr<script_entry> owned,
 
 // ---- request_ring ------------------------------------------------------------------------
 
-void request_ring::push_back(request&& r) {
-  if (size_ == buf_.size())
-    grow();
-  (*this)[size_] = std::move(r);
-  ++size_;
-}
-
-void request_ring::push_front(request&& r) {
-  if (size_ == buf_.size())
-    grow();
-  head_ = (head_ + buf_.size() - 1) & (buf_.size() - 1);
-  buf_[head_] = std::move(r);
-  ++size_;
-}
-
-void request_ring::release_front() noexcept {
-  request& r = buf_[head_];
-  r.script = nullptr;
-  r.owned_script.reset();
-  r.tail.clear();
-  r.resent = false;
-  head_ = (head_ + 1) & (buf_.size() - 1);
-  --size_;
-}
-
-request request_ring::pop_front() {
-  request r = std::move(buf_[head_]);
-  head_ = (head_ + 1) & (buf_.size() - 1);
-  --size_;
-  return r;
-}
-
 void request_ring::grow() {
   std::vector<request> next(buf_.empty() ? 64 : buf_.size() * 2);
   for (std::size_t i = 0; i < size_; ++i)
@@ -328,7 +296,10 @@ void pipeline::on_reply(reply&& r, read_result& out) {
       --resent_count_;
     reply_handler h = std::move(front.handler);
     entries_.release_front();
-    complete(h, std::move(r));
+    std::error_code ec;
+    if (r.is_error())
+      ec = classify_error(r.str);
+    h(ec, std::move(r));
     return;
   }
   request req = entries_.pop_front();
