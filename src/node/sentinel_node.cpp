@@ -1,6 +1,5 @@
 #include "redlock/sentinel_node.hpp"
 
-#include <charconv>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -12,6 +11,7 @@
 #include "internal/host_list.hpp"
 #include "internal/parse_or_throw.hpp"
 #include "internal/resp.hpp"
+#include "internal/topology.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
@@ -245,28 +245,20 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
   void on_answer(std::size_t i, std::string errors, std::error_code ec, reply r) {
     if (closed_)
       return;
-    std::uint16_t port = 0;
-    const bool ok = !ec && r.kind == reply::type::array && r.elements.size() == 2 &&
-                    r.elements[0].kind == reply::type::string &&
-                    r.elements[1].kind == reply::type::string && !r.elements[0].str.empty() && [&] {
-                      const std::string& p = r.elements[1].str;
-                      auto res = std::from_chars(p.data(), p.data() + p.size(), port);
-                      return res.ec == std::errc() && res.ptr == p.data() + p.size() && port;
-                    }();
-    if (!ok) {
+    std::string why;
+    const auto master = ec ? std::nullopt : detail::parse_master_address(r, why);
+    if (!master) {
       if (!errors.empty())
         errors += "; ";
       errors += sentinels_[i]->id() + ": ";
       if (ec)
         errors += r.str.empty() ? ec.message() : r.str;
-      else if (r.kind == reply::type::nil)
-        errors += "unknown master";
       else
-        errors += "unexpected reply";
+        errors += why;
       ask(i + 1, std::move(errors));
       return;
     }
-    on_master(r.elements[0].str, port);
+    on_master(master->host, master->port);
   }
 
   void on_master(const std::string& host, std::uint16_t port) {
