@@ -44,9 +44,6 @@ namespace redlock::detail {
 /// password -> auth_not_configured, anything else -> server_error).
 errc classify_error(std::string_view msg) noexcept;
 
-/// An error reply carrying `msg`.
-reply error_reply(std::string msg);
-
 /// A script as a node sends it. `sha1`, `evalsha_prefix` and `eval_prefix` are immutable
 /// after creation (so an entry may be shared by threads that encode requests); `loaded_on` is
 /// touched only by the pipeline.

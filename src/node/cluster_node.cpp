@@ -21,21 +21,12 @@ namespace redlock {
 
 namespace {
 
+using detail::error_reply;
+
 constexpr std::string_view plain_scheme = "redis+cluster://";
 constexpr std::string_view tls_scheme = "rediss+cluster://";
 using detail::join_address;
 constexpr std::size_t slot_count = detail::cluster_slot_count;
-
-bool starts_with(std::string_view s, std::string_view p) noexcept {
-  return s.substr(0, p.size()) == p;
-}
-
-reply error_reply(std::string msg) {
-  reply r;
-  r.kind = reply::type::error;
-  r.str = std::move(msg);
-  return r;
-}
 
 // CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), the checksum Redis Cluster uses
 // for key slots.
@@ -64,7 +55,7 @@ std::uint16_t cluster_key_slot(std::string_view key) noexcept {
 }
 
 bool is_cluster_url(std::string_view url) noexcept {
-  return starts_with(url, plain_scheme) || starts_with(url, tls_scheme);
+  return url.starts_with(plain_scheme) || url.starts_with(tls_scheme);
 }
 
 cluster_options parse_cluster_url(std::string_view url, std::error_code& ec, std::string& why) {
@@ -75,8 +66,8 @@ cluster_options parse_cluster_url(std::string_view url, std::error_code& ec, std
     why = "invalid cluster URL: " + std::move(msg);
     return cluster_options{};
   };
-  const bool tls = starts_with(url, tls_scheme);
-  if (!tls && !starts_with(url, plain_scheme))
+  const bool tls = url.starts_with(tls_scheme);
+  if (!tls && !url.starts_with(plain_scheme))
     return fail("the scheme must be redis+cluster:// or rediss+cluster://");
   std::string_view rest = url.substr(tls ? tls_scheme.size() : plain_scheme.size());
   std::string query;
@@ -192,7 +183,7 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
       }
     }
     if (ec == errc::connection_lost || ec == errc::connect_failed || ec == errc::timeout ||
-        (rep.is_error() && starts_with(rep.str, "CLUSTERDOWN")))
+        (rep.is_error() && rep.str.starts_with("CLUSTERDOWN")))
       refresh(false);  // a master may have failed over
     r->handler(ec, std::move(rep));
   }

@@ -10,10 +10,6 @@ namespace redlock::detail {
 
 namespace {
 
-bool starts_with(std::string_view s, std::string_view prefix) noexcept {
-  return s.substr(0, prefix.size()) == prefix;
-}
-
 // Calls f with the arguments as a span of string_views, without allocating for short argvs.
 template <class Range, class F>
 void with_views(const Range& args, F&& f) {
@@ -40,25 +36,18 @@ void complete(reply_handler& h, reply&& r) {
 }  // namespace
 
 errc classify_error(std::string_view msg) noexcept {
-  if (starts_with(msg, "WRONGPASS"))
+  if (msg.starts_with("WRONGPASS"))
     return errc::auth_failed;
-  if (starts_with(msg, "NOAUTH"))
+  if (msg.starts_with("NOAUTH"))
     return errc::auth_required;
-  if (starts_with(msg, "NOPERM"))
+  if (msg.starts_with("NOPERM"))
     return errc::no_permission;
   // Redis 6+: "ERR AUTH <password> called without any password configured for the default
   // user..."; Redis 5: "ERR Client sent AUTH, but no password is set".
-  if (starts_with(msg, "ERR") && (msg.find("without any password configured") != msg.npos ||
-                                  msg.find("no password is set") != msg.npos))
+  if (msg.starts_with("ERR") && (msg.find("without any password configured") != msg.npos ||
+                                 msg.find("no password is set") != msg.npos))
     return errc::auth_not_configured;
   return errc::server_error;
-}
-
-reply error_reply(std::string msg) {
-  reply r;
-  r.kind = reply::type::error;
-  r.str = std::move(msg);
-  return r;
 }
 
 // ---- script_entry and request ------------------------------------------------------------
@@ -289,7 +278,7 @@ void pipeline::on_reply(reply&& r, read_result& out) {
   }
   request& front = entries_.front();
   const bool noscript = front.k == request::kind::eval && front.sent_as_evalsha && r.is_error() &&
-                        starts_with(r.str, "NOSCRIPT");
+                        r.str.starts_with("NOSCRIPT");
   if (front.k == request::kind::command || (front.k == request::kind::eval && !noscript)) {
     // The hot path: complete in place, without moving the request out of the ring.
     if (front.resent)

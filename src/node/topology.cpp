@@ -7,10 +7,6 @@ namespace redlock::detail {
 
 namespace {
 
-bool starts_with(std::string_view s, std::string_view p) noexcept {
-  return s.substr(0, p.size()) == p;
-}
-
 // The whole of `s` as a port, 1..65535.
 bool parse_port(std::string_view s, std::uint16_t& port) noexcept {
   const auto res = std::from_chars(s.data(), s.data() + s.size(), port);
@@ -151,9 +147,9 @@ std::optional<cluster_members> parse_cluster_nodes(std::string_view text,
 std::optional<cluster_redirect> parse_redirect(std::string_view error,
                                                std::string_view sender_host) {
   cluster_redirect r;
-  if (starts_with(error, "MOVED ")) {
+  if (error.starts_with("MOVED ")) {
     error.remove_prefix(6);
-  } else if (starts_with(error, "ASK ")) {
+  } else if (error.starts_with("ASK ")) {
     error.remove_prefix(4);
     r.ask = true;
   } else {
