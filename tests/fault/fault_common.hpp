@@ -27,6 +27,7 @@
 #include "support/fault_leftovers.hpp"
 #include "support/fault_net.hpp"
 #include "support/fault_recorder.hpp"
+#include "support/options.hpp"
 #include "support/redis_server.hpp"
 
 namespace redlock::test {
@@ -59,12 +60,11 @@ inline void pause(redis_server& s) {
 /// Settings for fault tests: short per-node timeouts so that faults cost little time, one
 /// attempt unless a test asks for retries.
 inline manager_options fault_settings() {
-  manager_options s;
+  auto s = fast_options();
   s.retry_count = 0;
   s.retry_delay = 100ms;
   s.retry_jitter = 20ms;
-  s.request_timeout = 300ms;
-  s.connect_timeout = 300ms;
+  s.request_timeout = 300ms;  // injected network delays are tens of ms
   return s;
 }
 

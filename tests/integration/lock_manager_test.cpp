@@ -13,6 +13,7 @@
 #include "internal/scripts.hpp"
 #include "redlock/error.hpp"
 #include "redlock/lock_manager.hpp"
+#include "support/options.hpp"
 #include "support/redis_server.hpp"
 #include "support/tcp_proxy.hpp"
 
@@ -25,12 +26,9 @@ using redlock::test::redis_server;
 using redlock::test::wait_for;
 
 redlock::manager_options fast_settings() {
-  redlock::manager_options s;
-  s.request_timeout = 200ms;
+  auto s = redlock::test::fast_options();
   s.connect_timeout = 200ms;
-  s.retry_count = 0;
-  s.retry_delay = 20ms;
-  s.retry_jitter = 10ms;
+  s.retry_count = 0;  // one attempt: the tests count each attempt's votes
   return s;
 }
 
