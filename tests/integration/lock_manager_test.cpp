@@ -401,7 +401,8 @@ TEST_F(LockManagerIntegration, ALateMissingAnswerAfterUnlockDoesNotBringTheKeyBa
   const auto k = key();
   auto [ec, l] = lock(m, {k}, 30s);
   ASSERT_FALSE(ec);
-  ASSERT_TRUE(wait_for([&] { return get(2, k) == l.value(); }));
+  // clang 14 cannot capture a structured binding: capture a reference to it by name.
+  ASSERT_TRUE(wait_for([&, &held = l] { return get(2, k) == held.value(); }));
   server(2).command({"DEL", k});                           // as if restarted without persistence
   server(2).command({"CLIENT", "PAUSE", "150", "WRITE"});  // scripts wait 150 ms there
   auto [eec, l2] = extend(m, l, 30s);
