@@ -22,12 +22,6 @@ namespace {
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 
-std::string name_of(const std::vector<std::string>& resources) {
-  if (resources.size() == 1)
-    return "'" + printable(resources[0]) + "'";
-  return std::to_string(resources.size()) + " resources";
-}
-
 /// Rebuilds the handle of a lock acquired elsewhere (`redlock acquire` in another process)
 /// from its resources and value.
 ///
@@ -93,23 +87,8 @@ asio::awaitable<int> acquire_body(session& s, const acquire_args& a) {
       co_await release_quietly(s, l);
     co_return exit_signal_base + intr.signo;
   }
-  if (ec) {
-    std::string what;
-    if (ec == errc::resource_locked)
-      what = "not acquired: " + name_of(a.resources) + " is held by another owner (" +
-             std::to_string(attempts) + (attempts == 1 ? " attempt)" : " attempts)");
-    else if (ec == errc::quorum_unreachable)
-      what = "not acquired: too many servers unreachable or failing for a quorum";
-    else
-      what = failure_text("not acquired", ec, l.report());
-    const auto hint = co_await wrong_type_hint(s, a.resources, l.report());
-    if (!hint.empty())
-      what += "; " + hint;
-    // Refused before sending (usage errors): the per-server lines would only say "pending".
-    const bool refused = exit_code_for(ec) == exit_usage;
-    print_failure(what, l.report(), s.conf().verbose || (ec != errc::resource_locked && !refused));
-    co_return exit_code_for(ec);
-  }
+  if (ec)
+    co_return co_await report_acquire_failure(s, ec, a.resources, attempts, l.report());
   std::printf("%s\n", l.value().c_str());
   std::fflush(stdout);
   if (s.conf().verbose) {

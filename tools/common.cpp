@@ -265,4 +265,25 @@ void print_failure(const std::string& what, const report& r, bool with_report) {
   std::fputs(out.c_str(), stderr);
 }
 
+std::string name_of(const std::vector<std::string>& resources) {
+  if (resources.size() == 1)
+    return "'" + printable(resources[0]) + "'";
+  return std::to_string(resources.size()) + " resources";
+}
+
+std::string describe_acquire_failure(std::error_code ec, const std::vector<std::string>& resources,
+                                     int attempts, const report& r) {
+  if (ec == errc::invalid_argument || ec == errc::duplicate_deployment)
+    return failure_text("not acquired", ec, r);
+  const std::string tries =
+      " (" + std::to_string(attempts) + (attempts == 1 ? " attempt)" : " attempts)");
+  if (ec == errc::resource_locked)
+    return "not acquired: " + name_of(resources) + " is held by another owner" + tries;
+  if (ec == errc::quorum_unreachable)
+    return "not acquired: too many servers unreachable or failing for a quorum" + tries;
+  if (ec == errc::validity_exhausted)
+    return "not acquired: servers answered too slowly for the TTL" + tries;
+  return failure_text("not acquired", ec, r);
+}
+
 }  // namespace redlock::cli

@@ -74,6 +74,14 @@ std::chrono::milliseconds duration_option(const std::string& name, const std::st
 /// Builds the manager over one node per configured URL (see redlock::make_node).
 std::unique_ptr<lock_manager> make_manager(asio::any_io_executor ex, const config& c);
 
+/// "'<resource>'" for one resource, "<N> resources" for several (printable, for messages).
+std::string name_of(const std::vector<std::string>& resources);
+
+/// Why an acquire failed, in one line for stderr: held by another owner, no quorum, too slow
+/// for the TTL (each with the attempts made), the library's detail for refused calls.
+std::string describe_acquire_failure(std::error_code ec, const std::vector<std::string>& resources,
+                                     int attempts, const report& r);
+
 /// Maps a failed lock operation to the exit code its kind of failure has.
 int exit_code_for(std::error_code ec);
 

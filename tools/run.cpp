@@ -24,28 +24,6 @@ namespace redlock::cli {
 
 namespace {
 
-std::string describe_failure(std::error_code ec, const std::vector<std::string>& resources,
-                             int attempts) {
-  std::string what = resources.size() == 1 ? "'" + printable(resources[0]) + "'"
-                                           : std::to_string(resources.size()) + " resources";
-  const std::string tries =
-      " (" + std::to_string(attempts) + (attempts == 1 ? " attempt)" : " attempts)");
-  if (ec == errc::resource_locked)
-    return "not acquired: " + what + " is held by another owner" + tries;
-  if (ec == errc::quorum_unreachable)
-    return "not acquired: too many servers unreachable or failing for a quorum" + tries;
-  if (ec == errc::validity_exhausted)
-    return "not acquired: servers answered too slowly for the TTL" + tries;
-  return "not acquired: " + ec.message();
-}
-
-std::string describe_failure(std::error_code ec, const std::vector<std::string>& resources,
-                             int attempts, const report& r) {
-  if (ec == errc::invalid_argument || ec == errc::duplicate_deployment)
-    return failure_text("not acquired", ec, r);
-  return describe_failure(ec, resources, attempts);
-}
-
 const char* signal_name(int s) {
   const char* n = ::sigabbrev_np(s);
   return n != nullptr ? n : "?";
@@ -94,14 +72,7 @@ asio::awaitable<int> run_body(session& s, const run_args& a) {
   }
   if (ec) {
     s.on_signal({});
-    std::string what = describe_failure(ec, a.resources, attempts, l.report());
-    const auto hint = co_await wrong_type_hint(s, a.resources, l.report());
-    if (!hint.empty())
-      what += "; " + hint;
-    // Refused before sending (usage errors): the per-server lines would only say "pending".
-    const bool refused = exit_code_for(ec) == exit_usage;
-    print_failure(what, l.report(), s.conf().verbose || (ec != errc::resource_locked && !refused));
-    co_return exit_code_for(ec);
+    co_return co_await report_acquire_failure(s, ec, a.resources, attempts, l.report());
   }
 
   const pid_t parent = ::getpid();

@@ -265,4 +265,17 @@ asio::awaitable<std::string> wrong_type_hint(session& s, const std::vector<std::
   co_return out.empty() ? generic : out;
 }
 
+asio::awaitable<int> report_acquire_failure(session& s, std::error_code ec,
+                                            const std::vector<std::string>& resources, int attempts,
+                                            const report& r) {
+  std::string what = describe_acquire_failure(ec, resources, attempts, r);
+  const auto hint = co_await wrong_type_hint(s, resources, r);
+  if (!hint.empty())
+    what += "; " + hint;
+  // Refused before sending (usage errors): the per-server lines would only say "pending".
+  const bool refused = exit_code_for(ec) == exit_usage;
+  print_failure(what, r, s.conf().verbose || (ec != errc::resource_locked && !refused));
+  co_return exit_code_for(ec);
+}
+
 }  // namespace redlock::cli

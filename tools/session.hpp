@@ -116,6 +116,12 @@ asio::awaitable<std::error_code> release_quietly(session& s, const lock& l);
 asio::awaitable<std::string> wrong_type_hint(session& s, const std::vector<std::string>& resources,
                                              const report& r);
 
+/// The end of a failed acquire (`acquire`, `run`): prints why (describe_acquire_failure, plus
+/// the WRONGTYPE hint) and the per-server report where it helps; returns the exit code.
+asio::awaitable<int> report_acquire_failure(session& s, std::error_code ec,
+                                            const std::vector<std::string>& resources, int attempts,
+                                            const report& r);
+
 /// The holder's remaining TTL on the resources (largest TTL among the nodes that a quorum
 /// agrees on), for the status line; nullopt when unknown.
 asio::awaitable<std::optional<std::chrono::milliseconds>> holder_ttl(
