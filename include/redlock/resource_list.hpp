@@ -15,8 +15,9 @@ namespace redlock {
 ///
 /// A braced list is taken by a variadic constructor, not through `std::initializer_list`, so
 /// no array is materialised: GCC 12 rejects a braced list that builds an array inside a
-/// `co_await` expression ("array used as initializer"), and `co_await m.async_lock({"a", "b"},
-/// ttl, asio::use_awaitable)` is the natural way to write a two-resource lock.
+/// `co_await` expression ("array used as initializer"), and a braced list is the natural
+/// way to write a lock on several resources:
+/// `co_await m.async_lock({"a", "b"}, ttl, asio::use_awaitable)`.
 ///
 /// Thread safety: distinct objects safe; shared objects safe for const use.
 class resource_list {
