@@ -453,6 +453,18 @@ std::string case_seq(const options& o) {
   return j.done();
 }
 
+// Warm-up before a measured pool: connections open, buffers grown, caches hot. At most
+// o.warmup cycles, for at most `limit`.
+awaitable<void> warm_up(cycle_pool& p, redlock::lock_manager& m, const options& o,
+                        const char* prefix, std::chrono::seconds limit) {
+  p.m = &m;
+  p.ttl = std::chrono::milliseconds(o.ttl_ms);
+  p.prefix = key(prefix);
+  p.max_cycles = o.warmup;
+  p.deadline = clock_type::now() + limit;
+  co_await run_pool(p, o.in_flight);
+}
+
 // b. Throughput with `in_flight` cycles in flight on one manager.
 std::string case_throughput(const options& o) {
   error_count errs;
@@ -461,13 +473,7 @@ std::string case_throughput(const options& o) {
   run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
     redlock::lock_manager m(ex, o.urls, bench_settings());
     errs.watch(m);
-    p.m = &m;
-    p.ttl = std::chrono::milliseconds(o.ttl_ms);
-    // Warm-up: connections open, buffers grown, caches hot.
-    p.prefix = key("bw:");
-    p.max_cycles = o.warmup;
-    p.deadline = clock_type::now() + 2s;
-    co_await run_pool(p, o.in_flight);
+    co_await warm_up(p, m, o, "bw:", 2s);
     p = make_pool(m, key("b:"), p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
     auto t0 = clock_type::now();
     auto c0 = cpu_micros();
@@ -500,12 +506,7 @@ std::string case_churn(const options& o) {
   run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
     redlock::lock_manager m(ex, o.urls, bench_settings());
     errs.watch(m);
-    p.m = &m;
-    p.ttl = std::chrono::milliseconds(o.ttl_ms);
-    p.prefix = key("ew:");
-    p.max_cycles = o.warmup;
-    p.deadline = clock_type::now() + 20s;
-    co_await run_pool(p, o.in_flight);
+    co_await warm_up(p, m, o, "ew:", 20s);
     warm_cycles = p.completed;
     rss_before = rss_kib();
     p = make_pool(m, key("e:"), p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
@@ -540,12 +541,7 @@ std::string case_held(const options& o) {
   run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
     redlock::lock_manager m(ex, o.urls, bench_settings());
     errs.watch(m);
-    p.m = &m;
-    p.ttl = std::chrono::milliseconds(o.ttl_ms);
-    p.prefix = key("hw:");
-    p.max_cycles = o.warmup;
-    p.deadline = clock_type::now() + 10s;
-    co_await run_pool(p, o.in_flight);
+    co_await warm_up(p, m, o, "hw:", 10s);
     rss_before = rss_kib();
     heap_before = heap_in_use();
     held.reserve(static_cast<std::size_t>(o.max_count));

@@ -17,7 +17,7 @@ std::uint64_t fixed_random() {
 }
 
 // Feeds event::next() until the machine has nothing more to do, as the driver does.
-void drain(core::machine& m, core::action a) {
+void drain(core::quorum_machine& m, core::action a) {
   while (a.kind != core::action::type::idle)
     a = m.resume(core::event::next());
 }
@@ -30,7 +30,7 @@ void bm_acquire_operation(benchmark::State& state) {
   cfg.retry.retry_count = 0;
   const auto now = core::clock::now();
   for (auto _ : state) {
-    core::machine m(cfg, &fixed_random);
+    core::quorum_machine m(cfg, &fixed_random);
     drain(m, m.resume(core::event::start(now)));
     for (std::size_t i = 0; i < cfg.nodes && !m.finished(); ++i) {
       drain(m, m.resume(core::event::reply(i, m.attempt_id(), core::answer::ok, {}, now)));
@@ -49,7 +49,7 @@ void bm_release_operation(benchmark::State& state) {
   const auto now = core::clock::now();
   cfg.lock_deadline = now + std::chrono::seconds(10);
   for (auto _ : state) {
-    core::machine m(cfg, &fixed_random);
+    core::quorum_machine m(cfg, &fixed_random);
     drain(m, m.resume(core::event::start(now)));
     for (std::size_t i = 0; i < cfg.nodes && !m.finished(); ++i) {
       drain(m, m.resume(core::event::reply(i, m.attempt_id(), core::answer::ok, {}, now)));

@@ -10,8 +10,10 @@ if(NOT TARGET redlock::asio)
   add_library(redlock::asio INTERFACE IMPORTED)
   set_target_properties(redlock::asio PROPERTIES
     INTERFACE_INCLUDE_DIRECTORIES "${REDLOCK_ASIO_INCLUDE_DIR}"
-    # clang 14 with libstdc++ needs these to see asio::awaitable.
-    INTERFACE_COMPILE_DEFINITIONS "ASIO_STANDALONE;ASIO_NO_DEPRECATED;ASIO_HAS_CO_AWAIT=1;ASIO_HAS_STD_COROUTINE=1"
+    # clang 14 with libstdc++ needs the last two to see asio::awaitable. ASIO_NO_DEPRECATED is
+    # not here: it would reach users' code and break their io_service; our own targets get it
+    # through redlock_warnings (cmake/redlock-options.cmake).
+    INTERFACE_COMPILE_DEFINITIONS "ASIO_STANDALONE;ASIO_HAS_CO_AWAIT=1;ASIO_HAS_STD_COROUTINE=1"
     INTERFACE_LINK_LIBRARIES "Threads::Threads;OpenSSL::SSL;OpenSSL::Crypto")
 endif()
 

@@ -116,6 +116,8 @@ int real_main(int argc, char** argv) {
   CLI::App app{
       "redlock: distributed locks over N independent Redis servers (the Redlock algorithm)."};
   app.name("redlock");
+  // REDLOCK_VERSION is the project version, defined by tools/CMakeLists.txt.
+  app.set_version_flag("--version", std::string("redlock ") + REDLOCK_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
   app.footer(std::string("\n") + exit_code_help + "\n" + environment_help + "\n" + examples_help);

@@ -74,7 +74,6 @@ class session {
   signal_watcher signals_;
   std::function<void(signal_event)> handler_;
   bool cleaning_ = false;
-  bool quitting_ = false;
   int body_signal_ = 0;     ///< remembered by the default rule while the body ran
   int cleanup_signal_ = 0;  ///< the first signal during the cleanup
   int forced_signal_ = 0;   ///< the second one, which ended the cleanup

@@ -9,7 +9,7 @@
 //    you release it (or the lock is lost), and tells you once, with the reason, when it ends.
 //
 // The decisions (when to extend, when to retry, when the lock counts as lost, the hold cap)
-// live in detail::hold_machine, which takes `now` as input and does no I/O.
+// live in detail::extension_machine, which takes `now` as input and does no I/O.
 #pragma once
 
 #include <chrono>

@@ -1,5 +1,5 @@
 // How a hold is kept alive and why it can end: no Asio here, so the sans-I/O hold decisions
-// (src/internal/hold_machine.hpp) and the CLI's option parsing can use it.
+// (src/internal/extension_machine.hpp) and the CLI's option parsing can use it.
 #pragma once
 
 #include <chrono>

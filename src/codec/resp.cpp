@@ -481,4 +481,11 @@ void reply_reader::reset() {
   s.failed = false;
 }
 
+reply error_reply(std::string msg) {
+  reply r;
+  r.kind = reply::type::error;
+  r.str = std::move(msg);
+  return r;
+}
+
 }  // namespace redlock::detail

@@ -1,4 +1,4 @@
-// The I/O side of holding: a thin loop over detail::hold_machine on a strand, plus the
+// The I/O side of holding: a thin loop over detail::extension_machine on a strand, plus the
 // acquire → run → release sequence of async_hold.
 #include <cstdint>
 #include <mutex>
@@ -9,7 +9,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/system_executor.hpp>
 
-#include "internal/hold_machine.hpp"
+#include "internal/extension_machine.hpp"
 #include "redlock/hold.hpp"
 
 namespace redlock {
@@ -17,7 +17,7 @@ namespace detail {
 
 class hold_state : public std::enable_shared_from_this<hold_state> {
  public:
-  hold_state(lock l, hold_machine::timing t, lock_keeper::loss_handler on_loss)
+  hold_state(lock l, extension_machine::timing t, lock_keeper::loss_handler on_loss)
       : manager_(lock_access::manager(l)),
         strand_(asio::make_strand(executor_of(*manager_))),
         timer_(strand_),
@@ -37,18 +37,18 @@ class hold_state : public std::enable_shared_from_this<hold_state> {
     if (stopped_)
       return;
     auto a = machine_.resume(steady_clock::now());
-    switch (a.what) {
-      case hold_machine::kind::wait:
+    switch (a.kind) {
+      case extension_machine::action::type::wait:
         arm(a.until);
         return;
-      case hold_machine::kind::extend:
+      case extension_machine::action::type::extend:
         extend();
         step();  // arm the deadline (or cap) timer while the round is in flight
         return;
-      case hold_machine::kind::signal:
+      case extension_machine::action::type::signal:
         signal(a.reason);
         return;
-      case hold_machine::kind::idle:
+      case extension_machine::action::type::idle:
         disarm();
         return;
     }
@@ -72,7 +72,7 @@ class hold_state : public std::enable_shared_from_this<hold_state> {
   void extend() {
     lock cur = snapshot_lock();
     call_options once;
-    // One round per extension: hold_machine owns the retry schedule.
+    // One round per extension: extension_machine owns the retry schedule.
     once.retry_count = 0;
     auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(machine_.get_timing().ttl);
     start_extend(manager_, cur, ttl, once,
@@ -233,7 +233,7 @@ class hold_state : public std::enable_shared_from_this<hold_state> {
 
  private:
   asio::steady_timer timer_;
-  hold_machine machine_;
+  extension_machine machine_;
   lock_keeper::loss_handler on_loss_;
   std::uint64_t timer_gen_ = 0;
   bool stopped_ = false;
@@ -252,7 +252,7 @@ std::shared_ptr<hold_state> make_hold_state(lock l, const hold_options& o,
   if (!l.acquired() || !lock_access::manager(l)) {
     throw lock_error(make_error_code(errc::invalid_argument), "lock_keeper needs an acquired lock");
   }
-  auto t = hold_machine::make_timing(l.ttl(), o);
+  auto t = extension_machine::make_timing(l.ttl(), o);
   auto s = std::make_shared<hold_state>(std::move(l), t, std::move(on_loss));
   s->start();
   return s;
@@ -296,7 +296,7 @@ void start_hold(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
                 asio::cancellation_slot outer, hold_run_completion done) {
   // Reject bad options before touching the servers.
   try {
-    (void)hold_machine::make_timing(ttl, opts);
+    (void)extension_machine::make_timing(ttl, opts);
   } catch (...) {
     asio::post(executor_of(*m), [d = std::move(done), e = std::current_exception()]() mutable {
       d(e, hold_outcome{});

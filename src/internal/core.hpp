@@ -3,7 +3,7 @@
 // Votes, quorum, validity arithmetic, the retry schedule and the per-operation state machine
 // live here as plain C++: no Asio, no threads, no clock reads. Time enters only as steady-clock
 // time points passed in by the caller, and randomness through an injected function, so every
-// rule is unit-tested step by step with literal inputs. src/lock_manager.cpp is a thin Asio
+// rule is unit-tested step by step with literal inputs. src/manager/lock_manager.cpp is a thin Asio
 // loop over the actions this machine returns.
 #pragma once
 
@@ -102,6 +102,84 @@ class tally {
 };
 
 enum class op_kind : std::uint8_t { acquire, extend, release };
+
+/// Why an operation sends a request to a node.
+enum class purpose : std::uint8_t {
+  primary,  ///< the operation's own script (acquire, extend or release) in an attempt
+  release,  ///< the release after a failed acquire attempt
+  resync,   ///< extend: set-if-absent on a node that lost our keys
+  cleanup,  ///< a release retried after the operation completed
+};
+
+/// The script a request runs: the operation's own for primary, set-if-absent (the acquire
+/// script) for resync, the release script otherwise.
+constexpr op_kind script_of(op_kind op, purpose p) noexcept {
+  switch (p) {
+    case purpose::primary:
+      return op;
+    case purpose::resync:
+      return op_kind::acquire;
+    case purpose::release:
+    case purpose::cleanup:
+      break;
+  }
+  return op_kind::release;
+}
+
+/// True when the request can only remove our keys (releases are never held back).
+constexpr bool removes_only(op_kind op, purpose p) noexcept {
+  return script_of(op, p) == op_kind::release;
+}
+
+/// True when the request may store our value on the node (so the node may hold it after).
+constexpr bool may_store(op_kind op, purpose p) noexcept {
+  return script_of(op, p) == op_kind::acquire;
+}
+
+/// The nodes an acquire of one value was ever sent to: only they can hold it, so only they
+/// need a release, and extend re-syncs only them (the set never grows after the acquire).
+/// Nodes from index 64 on always count as written; all() is right for a handle of unknown
+/// history (adopt()).
+class written_set {
+ public:
+  static constexpr written_set none() noexcept { return written_set(0); }
+  static constexpr written_set all() noexcept { return written_set(~std::uint64_t{0}); }
+  constexpr explicit written_set(std::uint64_t bits) noexcept : bits_(bits) {}
+
+  constexpr bool may_hold(std::size_t i) const noexcept {
+    return i >= 64 || ((bits_ >> i) & 1U) != 0;
+  }
+  constexpr void mark(std::size_t i) noexcept {
+    if (i < 64)
+      bits_ |= std::uint64_t{1} << i;
+  }
+  constexpr std::uint64_t bits() const noexcept { return bits_; }
+
+ private:
+  std::uint64_t bits_;
+};
+
+/// What to do with one request to one node.
+enum class route : std::uint8_t {
+  send,            ///< send it
+  answer_absent,   ///< do not send; answer "none of our keys there" (certain: never written)
+  answer_lagging,  ///< do not send; answer errc::node_lagging (see backlog)
+  skip,            ///< do not send and expect no answer (a re-sync to a node never written)
+};
+
+/// Routes a request with `purpose` p of an `op` operation to a node, given whether the node
+/// may hold our value and whether it is lagging now. A release to a node that was never
+/// written cannot find anything, and sending it would only feed a node skipped for lagging;
+/// acquires and extends to a lagging node fail at once rather than deepen its queue, while
+/// releases always go out (they only remove keys); a re-sync goes only where an acquire once
+/// went, so that a key it sets can always be found by the release.
+constexpr route route_request(op_kind op, purpose p, bool may_hold, bool lagging) noexcept {
+  if (removes_only(op, p))
+    return may_hold ? route::send : route::answer_absent;
+  if (p == purpose::resync && !may_hold)
+    return route::skip;
+  return lagging ? route::answer_lagging : route::send;
+}
 
 /// One node's answer to one request, already interpreted for the operation.
 enum class answer : std::uint8_t {
@@ -233,9 +311,9 @@ using random_source = std::uint64_t (*)();
 ///   node answered or timed out; retries ask only the nodes that failed; an already expired
 ///   lock gets exactly one round and completes with lock_expired.
 /// Memory: the node vector is sized once; only counts and the last attempt survive retries.
-class machine {
+class quorum_machine {
  public:
-  machine(const op_config& config, random_source random);
+  quorum_machine(const op_config& config, random_source random);
 
   action resume(const event& e);
 
@@ -456,6 +534,35 @@ class cleanup {
   std::vector<node_entry> nodes_;
   std::size_t sent_ = 0;
 };
+
+/// What an inspection read on one node, reduced to what the verdict needs.
+struct inspected_node {
+  bool answered = false;
+  bool free = false;                         ///< answered, and none of the keys exists
+  std::optional<std::string_view> holder;    ///< the value all keys hold, when they all hold one
+  std::optional<milliseconds> shortest_ttl;  ///< of the holder's keys; nullopt: none expires
+};
+
+enum class inspection_status : std::uint8_t { held, free, indeterminate };
+
+/// The verdict of an inspection (see redlock::inspection for the meaning of each field).
+struct inspection_verdict {
+  inspection_status status = inspection_status::indeterminate;
+  std::string holder;
+  std::size_t holding_nodes = 0;
+  std::size_t free_nodes = 0;
+  std::size_t quorum = 0;
+  /// held: a conservative validity deadline; time_point::max() when a quorum's keys never
+  /// expire. Otherwise time_point{}.
+  time_point validity_deadline{};
+};
+
+/// held: a quorum (quorum_of(nodes)) holds one value; its validity counts from `started`
+/// (sent before any node read its TTL, so it errs early) plus the quorum-th largest of the
+/// holders' shortest TTLs (what a quorum still holds), minus drift_margin() of the largest
+/// TTL seen. free: a quorum answered with none of the keys. indeterminate otherwise.
+inspection_verdict judge_inspection(const std::vector<inspected_node>& nodes, double drift_factor,
+                                    time_point started);
 
 /// Two nodes that reach the same deployment: positions `first` < `second` and one identity
 /// they share.

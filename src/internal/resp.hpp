@@ -60,4 +60,7 @@ class reply_reader {
   std::unique_ptr<impl> impl_;
 };
 
+/// An error reply carrying `msg` (for failures a node reports without a server reply).
+reply error_reply(std::string msg);
+
 }  // namespace redlock::detail

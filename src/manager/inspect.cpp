@@ -6,12 +6,13 @@
 #include <limits>
 #include <map>
 #include <mutex>
-#include <set>
 
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 
+#include "internal/admission.hpp"
+#include "internal/core.hpp"
 #include "redlock/inspect.hpp"
 
 namespace redlock {
@@ -124,56 +125,40 @@ const script& inspect_script() {
 }
 
 void decide(inspection& in, double drift_factor, steady_clock::time_point started) {
-  using std::chrono::milliseconds;
-  in.status = lock_status::indeterminate;
-  in.holder.clear();
-  in.holding_nodes = 0;
-  in.validity_deadline = {};
-  in.free_nodes = static_cast<std::size_t>(std::count_if(
-      in.nodes.begin(), in.nodes.end(), [](const node_state& n) { return n.free(); }));
-
-  std::map<std::string, std::size_t> votes;
-  for (const auto& n : in.nodes) {
-    if (auto h = n.holder())
-      ++votes[*h];
-  }
-  auto best = std::max_element(votes.begin(), votes.end(),
-                               [](const auto& a, const auto& b) { return a.second < b.second; });
-  if (in.quorum > 0 && best != votes.end() && best->second >= in.quorum) {
-    in.status = lock_status::held;
-    in.holder = best->first;
-    in.holding_nodes = best->second;
-    // A node's hold lasts as long as its shortest key; no expiry counts as unbounded.
-    constexpr auto unbounded = milliseconds::max();
-    std::vector<milliseconds> ttls;
-    for (const auto& n : in.nodes) {
-      if (n.holder() != in.holder)
-        continue;
-      auto t = unbounded;
-      for (const auto& k : n.keys) {
-        if (k.ttl.count() >= 0)
-          t = std::min(t, k.ttl);
-      }
-      ttls.push_back(t);
+  // The verdict is the core's (one quorum and one drift formula for every operation); this
+  // only translates the nodes' answers in and the verdict out.
+  std::vector<core::inspected_node> views(in.nodes.size());
+  std::vector<std::optional<std::string>> holders(in.nodes.size());
+  for (std::size_t i = 0; i < in.nodes.size(); ++i) {
+    const auto& n = in.nodes[i];
+    auto& v = views[i];
+    v.answered = n.answered();
+    v.free = n.free();
+    holders[i] = n.holder();
+    if (holders[i])
+      v.holder = *holders[i];
+    for (const auto& k : n.keys) {
+      if (k.ttl.count() >= 0)
+        v.shortest_ttl = std::min(v.shortest_ttl.value_or(k.ttl), k.ttl);
     }
-    std::sort(ttls.begin(), ttls.end(), std::greater<>());
-    auto kth = ttls[in.quorum - 1];
-    if (kth == unbounded) {
-      in.validity_deadline = steady_clock::time_point::max();
-    } else {
-      auto largest = milliseconds::zero();
-      for (auto t : ttls) {
-        if (t != unbounded)
-          largest = std::max(largest, t);
-      }
-      auto drift = milliseconds(static_cast<milliseconds::rep>(
-                       std::llround(static_cast<double>(largest.count()) * drift_factor))) +
-                   milliseconds(2);
-      in.validity_deadline = started + kth - drift;
-    }
-  } else if (in.quorum > 0 && in.free_nodes >= in.quorum) {
-    in.status = lock_status::free;
   }
+  auto verdict = core::judge_inspection(views, drift_factor, started);
+  switch (verdict.status) {
+    case core::inspection_status::held:
+      in.status = lock_status::held;
+      break;
+    case core::inspection_status::free:
+      in.status = lock_status::free;
+      break;
+    case core::inspection_status::indeterminate:
+      in.status = lock_status::indeterminate;
+      break;
+  }
+  in.holder = std::move(verdict.holder);
+  in.holding_nodes = verdict.holding_nodes;
+  in.free_nodes = verdict.free_nodes;
+  in.quorum = verdict.quorum;
+  in.validity_deadline = verdict.validity_deadline;
 }
 
 namespace {
@@ -293,8 +278,12 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
   }
 };
 
-void fail_later(const asio::any_io_executor& ex, inspect_completion done, errc e) {
-  asio::post(ex, [d = std::move(done), e]() mutable { d(make_error_code(e), inspection{}); });
+void fail_later(const asio::any_io_executor& ex, inspect_completion done, refusal r) {
+  asio::post(ex, [d = std::move(done), r = std::move(r)]() mutable {
+    inspection in;
+    in.detail = std::move(r.detail);
+    d(r.ec, std::move(in));
+  });
 }
 
 }  // namespace
@@ -306,24 +295,26 @@ void start_inspect(lock_manager& lm, std::vector<std::string> resources, inspect
 void start_inspect(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
                    inspect_completion done) {
   auto ex = executor_of(*m);
-  std::set<std::string> unique(resources.begin(), resources.end());
-  if (resources.empty() || unique.size() != resources.size()) {
-    fail_later(ex, std::move(done), errc::invalid_argument);
+  if (auto r = check_resources(resources)) {
+    fail_later(ex, std::move(done), std::move(r));
     return;
   }
-  if (!begin_operation(*m)) {
-    fail_later(ex, std::move(done), errc::closed);
+  auto op = register_operation(*m, [&] {
+    auto o = std::make_shared<inspect_op>(m, asio::make_strand(ex));
+    const auto& nodes = nodes_of(*m);
+    o->result.resources = std::move(resources);
+    o->result.quorum = core::quorum_of(nodes.size());
+    o->result.nodes.resize(nodes.size());
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+      o->result.nodes[i].node = nodes[i]->id();
+    o->answered.assign(nodes.size(), false);
+    o->pending = nodes.size();
+    return o;
+  });
+  if (!op) {
+    fail_later(ex, std::move(done), refusal{make_error_code(errc::closed), {}});
     return;
   }
-  auto op = std::make_shared<inspect_op>(m, asio::make_strand(ex));
-  const auto& nodes = nodes_of(*m);
-  op->result.resources = std::move(resources);
-  op->result.quorum = nodes.size() / 2 + 1;
-  op->result.nodes.resize(nodes.size());
-  for (std::size_t i = 0; i < nodes.size(); ++i)
-    op->result.nodes[i].node = nodes[i]->id();
-  op->answered.assign(nodes.size(), false);
-  op->pending = nodes.size();
   op->done = std::move(done);
   // After the manager's identity check (one deployment listed twice is refused as for
   // every other operation); then on the op's strand, so a reply cannot overtake the setup.

@@ -24,6 +24,7 @@
 #include <asio/strand.hpp>
 #include <asio/system_executor.hpp>
 
+#include "internal/admission.hpp"
 #include "internal/core.hpp"
 #include "internal/random.hpp"
 #include "internal/scripts.hpp"
@@ -140,18 +141,6 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
 
 namespace {
 
-// Why a call is refused before anything is sent: the code, and the argument it names (goes
-// to report::detail).
-struct refusal {
-  std::error_code ec;
-  std::string detail;
-  explicit operator bool() const noexcept { return static_cast<bool>(ec); }
-};
-
-refusal invalid(std::string detail) {
-  return {make_error_code(errc::invalid_argument), std::move(detail)};
-}
-
 refusal check_retry(int retry_count, milliseconds delay, milliseconds jitter) {
   if (retry_count < -1)
     return invalid("retry_count is " + std::to_string(retry_count) + "; it must be >= -1");
@@ -205,6 +194,30 @@ refusal check_handle(const std::shared_ptr<manager_impl>& m, const lock& l) {
   return {};
 }
 
+const script& script_for(core_ns::op_kind k) {
+  switch (k) {
+    case core_ns::op_kind::acquire:
+      return acquire_script();
+    case core_ns::op_kind::extend:
+      return extend_script();
+    case core_ns::op_kind::release:
+      break;
+  }
+  return release_script();
+}
+
+using core_ns::purpose;
+
+// Backoff of release retries after a failure (core::cleanup).
+core_ns::cleanup::limits cleanup_limits(const manager_options& s) {
+  core_ns::cleanup::limits l;
+  l.first_backoff = std::max<core_ns::duration>(milliseconds(10), s.request_timeout / 4);
+  l.max_backoff = std::max<core_ns::duration>(l.first_backoff, milliseconds(1000));
+  return l;
+}
+
+}  // namespace
+
 refusal check_resources(const std::vector<std::string>& resources) {
   if (resources.empty())
     return invalid("resources is empty: name at least one resource");
@@ -231,30 +244,6 @@ refusal check_resources(const std::vector<std::string>& resources) {
   return {};
 }
 
-const script& script_for(core_ns::op_kind k) {
-  switch (k) {
-    case core_ns::op_kind::acquire:
-      return acquire_script();
-    case core_ns::op_kind::extend:
-      return extend_script();
-    case core_ns::op_kind::release:
-      break;
-  }
-  return release_script();
-}
-
-enum class purpose : std::uint8_t { primary, release, resync, cleanup };
-
-// Backoff of release retries after a failure (core::cleanup).
-core_ns::cleanup::limits cleanup_limits(const manager_options& s) {
-  core_ns::cleanup::limits l;
-  l.first_backoff = std::max<core_ns::duration>(milliseconds(10), s.request_timeout / 4);
-  l.max_backoff = std::max<core_ns::duration>(l.first_backoff, milliseconds(1000));
-  return l;
-}
-
-}  // namespace
-
 class operation final : public std::enable_shared_from_this<operation> {
  public:
   operation(std::shared_ptr<manager_impl> m, const core_ns::op_config& cfg,
@@ -277,8 +266,7 @@ class operation final : public std::enable_shared_from_this<operation> {
 
   // On the strand, once the manager admits it.
   void start() {
-    const auto kind = machine_.config().kind;
-    if (kind != core_ns::op_kind::acquire) {
+    if (kind() != core_ns::op_kind::acquire) {
       // A later operation on this value: earlier extends send no more re-syncs, and an unlock
       // waits for those already sent, so that no set-if-absent lands after its delete.
       auto it = m_->extends_.find(value());
@@ -289,7 +277,7 @@ class operation final : public std::enable_shared_from_this<operation> {
           if (!e || e.get() == this)
             continue;
           e->machine_.stop_resyncs();
-          if (kind == core_ns::op_kind::release && e->resyncs_in_flight_ > 0) {
+          if (kind() == core_ns::op_kind::release && e->resyncs_in_flight_ > 0) {
             e->resync_waiters_.push_back(shared_from_this());
             ++waits_;
           }
@@ -359,15 +347,11 @@ class operation final : public std::enable_shared_from_this<operation> {
           ++release_round_;
           for (std::size_t i = 0; i < m_->nodes_.size(); ++i) {
             per_node_[i].last_release = rel::none;
-            send(i, release_script(), purpose::release);
+            send(i, purpose::release);
           }
           break;
         case t::resync:
-          // Only where an acquire of this value once went (a node that lost the key, e.g. by
-          // a restart): a node never asked stays out of the handle's `written` set, so a key
-          // set there by an extend that then failed could never be found by the release.
-          if (may_hold(a.node))
-            send(a.node, acquire_script(), purpose::resync);
+          send(a.node, purpose::resync);
           break;
         case t::wait:
           arm(timer_use::retry, a.delay);
@@ -381,25 +365,17 @@ class operation final : public std::enable_shared_from_this<operation> {
   }
 
   void send_round(core_ns::duration node_deadline) {
-    const auto& s = script_for(machine_.config().kind);
     const auto& states = machine_.nodes();
     for (std::size_t i = 0; i < states.size(); ++i) {
       if (states[i].in_round)
-        send(i, s, purpose::primary);
+        send(i, purpose::primary);
     }
     // Nodes may have no deadline of their own (custom nodes); this one bounds the attempt.
     arm(timer_use::attempt, node_deadline);
   }
 
-  bool may_hold(std::size_t i) const noexcept { return i >= 64 || ((written_ >> i) & 1U) != 0; }
-  bool releasing(purpose p) const noexcept {
-    return p == purpose::release || p == purpose::cleanup ||
-           machine_.config().kind == core_ns::op_kind::release;
-  }
-  bool may_set_key(purpose p) const noexcept {
-    return p == purpose::resync ||
-           (p == purpose::primary && machine_.config().kind == core_ns::op_kind::acquire);
-  }
+  bool may_hold(std::size_t i) const noexcept { return written_.may_hold(i); }
+  core_ns::op_kind kind() const noexcept { return machine_.config().kind; }
 
   // Answers node i without sending anything; posted, so the machine sees the same sequence of
   // events as with a real reply.
@@ -410,7 +386,13 @@ class operation final : public std::enable_shared_from_this<operation> {
     });
   }
 
-  void send(std::size_t i, const script& s, purpose p) {
+  void send(std::size_t i, purpose p) {
+    const auto now = core_ns::clock::now();
+    auto& backlog = m_->backlog_[i];
+    const auto where =
+        core_ns::route_request(kind(), p, may_hold(i), backlog.lagging(now, m_->lag_limit(i)));
+    if (where == core_ns::route::skip)
+      return;
     ++outstanding_;
     auto& track = per_node_[i];
     if (p == purpose::primary)
@@ -421,28 +403,21 @@ class operation final : public std::enable_shared_from_this<operation> {
       track.last_release = rel::in_flight;
     const auto attempt = machine_.attempt_id();
     const auto round = release_round_;
-    const auto now = core_ns::clock::now();
-    auto& backlog = m_->backlog_[i];
-    if (releasing(p) && !may_hold(i)) {
-      // No acquire of this value ever went to node i, so it cannot hold it: "absent" is
-      // certain, and sending would only feed a node that was skipped for lagging.
+    if (where == core_ns::route::answer_absent) {
       reply absent;
       absent.kind = reply::type::integer;
       absent.integer = 0;
       return answer_locally(i, p, {}, std::move(absent));
     }
-    // Acquires and extends to a lagging node fail now rather than deepen its queue; releases
-    // always go out (they only remove keys).
-    if (!releasing(p) && backlog.lagging(now, m_->lag_limit(i)))
+    if (where == core_ns::route::answer_lagging)
       return answer_locally(i, p, make_error_code(errc::node_lagging), reply{});
-    if (may_set_key(p)) {
-      if (i < 64)
-        written_ |= std::uint64_t{1} << i;
+    if (core_ns::may_store(kind(), p)) {
+      written_.mark(i);
       track.touched = now;
       ++track.writes;
     }
     const auto ticket = backlog.sent(now);
-    m_->nodes_[i]->async_eval(s, keys_, args_,
+    m_->nodes_[i]->async_eval(script_for(core_ns::script_of(kind(), p)), keys_, args_,
                               [self = shared_from_this(), i, p, attempt, round, ticket](
                                   std::error_code ec, reply r) mutable {
                                 auto& strand = self->m_->strand_;
@@ -462,16 +437,13 @@ class operation final : public std::enable_shared_from_this<operation> {
     if (ticket)
       m_->backlog_[i].answered(*ticket, now, !ec || r.is_error());
     auto& track = per_node_[i];
-    const auto kind = p == purpose::primary  ? machine_.config().kind
-                      : p == purpose::resync ? core_ns::op_kind::acquire
-                                             : core_ns::op_kind::release;
     std::error_code vote_ec;
-    const auto a = core_ns::interpret(kind, ec, r, keys_.size(), vote_ec);
+    const auto a = core_ns::interpret(core_ns::script_of(kind(), p), ec, r, keys_.size(), vote_ec);
     std::string_view message = r.is_error() ? std::string_view(r.str) : std::string_view();
     if (a == core_ns::answer::error || a == core_ns::answer::timeout) {
       hook(i, vote_ec, message);
     }
-    if (may_set_key(p) && ticket) {  // sent (not answered locally)
+    if (core_ns::may_store(kind(), p) && ticket) {  // sent (not answered locally)
       --track.writes;
       track.touched = now;  // a write may have landed as late as this
       // Timed out or lost with its connection: it may run later still (a server resuming from
@@ -497,7 +469,7 @@ class operation final : public std::enable_shared_from_this<operation> {
     switch (p) {
       case purpose::primary: {
         --track.primaries;
-        if (completed_ && machine_.config().kind == core_ns::op_kind::release)
+        if (completed_ && kind() == core_ns::op_kind::release)
           on_cleanup_answer(i, confirmed, vote_ec, now);
         auto e = core_ns::event::reply(i, attempt, a, vote_ec, now);
         e.message = message;
@@ -633,7 +605,7 @@ class operation final : public std::enable_shared_from_this<operation> {
     const auto now = core_ns::clock::now();
     for (auto i = cleanup_.next_due(now); i < cleanup_.nodes(); i = cleanup_.next_due(now)) {
       cleanup_.sent(i);
-      send(i, release_script(), purpose::cleanup);
+      send(i, purpose::cleanup);
     }
     if (cleanup_.settled(now)) {
       cleanup_ = {};
@@ -751,9 +723,8 @@ class operation final : public std::enable_shared_from_this<operation> {
     completed_ = true;
     disarm();
     const auto now = core_ns::clock::now();
-    const auto kind = machine_.config().kind;
     auto rep = make_report();
-    if (kind == core_ns::op_kind::release) {
+    if (kind() == core_ns::op_kind::release) {
       if (machine_.attempts() > 0)
         begin_unlock_cleanup(now);
       unlock_result res;
@@ -765,11 +736,11 @@ class operation final : public std::enable_shared_from_this<operation> {
       after_complete();
       done(ec, std::move(res));
     } else {
-      if (kind == core_ns::op_kind::acquire && ec && machine_.attempts() > 0) {
+      if (kind() == core_ns::op_kind::acquire && ec && machine_.attempts() > 0) {
         chase_writes_ = true;
         begin_acquire_cleanup(now);
       }
-      if (kind == core_ns::op_kind::extend && !ec && outstanding_ > 0) {
+      if (kind() == core_ns::op_kind::extend && !ec && outstanding_ > 0) {
         // Late answers may still ask for re-syncs: a later operation on the value must find
         // this one to stop them.
         m_->extends_[value()].push_back(weak_from_this());
@@ -783,7 +754,7 @@ class operation final : public std::enable_shared_from_this<operation> {
       parts.ttl = ttl_;
       parts.deadline = ec ? core_ns::time_point{} : machine_.deadline();
       parts.report = std::move(rep);
-      parts.written = written_;
+      parts.written = written_.bits();
       if (!ec)
         parts.uncertain = uncertain_of_handle();
       auto done = std::move(lock_done_);
@@ -828,7 +799,7 @@ class operation final : public std::enable_shared_from_this<operation> {
   }
 
   std::shared_ptr<manager_impl> m_;
-  core_ns::machine machine_;
+  core_ns::quorum_machine machine_;
   std::vector<std::string> keys_;
   std::array<std::string, 2> args_;  // ARGV[1] = value, ARGV[2] = ttl in ms
   milliseconds ttl_;
@@ -840,9 +811,9 @@ class operation final : public std::enable_shared_from_this<operation> {
   bool registered_ = true;
   bool drained_ = false;
   bool in_extends_ = false;
-  bool chase_writes_ = false;  // a failed acquire: a write of unknown fate is chased
-  std::uint64_t written_;      // see lock_parts::written
-  std::uint64_t uncertain_;    // see lock_parts::uncertain
+  bool chase_writes_ = false;     // a failed acquire: a write of unknown fate is chased
+  core_ns::written_set written_;  // see lock_parts::written
+  std::uint64_t uncertain_;       // see lock_parts::uncertain
   std::vector<node_track> per_node_;
   std::uint32_t release_round_ = 0;
   core_ns::cleanup cleanup_;
@@ -927,16 +898,12 @@ bool admit(const std::shared_ptr<manager_impl>& m, core_ns::op_config cfg,
            std::vector<std::string> keys, std::string value, milliseconds ttl,
            std::uint64_t written, std::uint64_t uncertain, Done& done,
            asio::cancellation_slot slot = {}) {
-  if (!begin_operation(*m))
+  auto op = register_operation(*m, [&] {
+    return std::make_shared<operation>(m, cfg, std::move(keys), std::move(value), ttl, written,
+                                       uncertain);
+  });
+  if (!op)
     return false;
-  std::shared_ptr<operation> op;
-  try {
-    op = std::make_shared<operation>(m, cfg, std::move(keys), std::move(value), ttl, written,
-                                     uncertain);
-  } catch (...) {
-    end_operation(*m);
-    throw;
-  }
   if constexpr (std::is_same_v<Done, lock_completion>) {
     op->lock_done_ = std::move(done);
   } else {

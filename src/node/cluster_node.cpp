@@ -14,26 +14,19 @@
 #include "internal/host_list.hpp"
 #include "internal/parse_or_throw.hpp"
 #include "internal/resp.hpp"
+#include "internal/topology.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
 
 namespace {
 
+using detail::error_reply;
+
 constexpr std::string_view plain_scheme = "redis+cluster://";
 constexpr std::string_view tls_scheme = "rediss+cluster://";
-constexpr std::size_t slot_count = 16384;
-
-bool starts_with(std::string_view s, std::string_view p) noexcept {
-  return s.substr(0, p.size()) == p;
-}
-
-reply error_reply(std::string msg) {
-  reply r;
-  r.kind = reply::type::error;
-  r.str = std::move(msg);
-  return r;
-}
+using detail::join_address;
+constexpr std::size_t slot_count = detail::cluster_slot_count;
 
 // CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), the checksum Redis Cluster uses
 // for key slots.
@@ -49,62 +42,7 @@ std::uint16_t crc16(std::string_view data) noexcept {
   return crc;
 }
 
-// "host:port" (host may be an IPv6 literal without brackets) → parts.
-bool split_address(std::string_view addr, std::string& host, std::uint16_t& port) {
-  const auto colon = addr.rfind(':');
-  if (colon == std::string_view::npos || colon == 0)
-    return false;
-  const std::string_view p = addr.substr(colon + 1);
-  auto res = std::from_chars(p.data(), p.data() + p.size(), port);
-  if (res.ec != std::errc() || res.ptr != p.data() + p.size() || port == 0)
-    return false;
-  host = std::string(addr.substr(0, colon));
-  return true;
-}
-
-std::string join_address(const std::string& host, std::uint16_t port) {
-  return host + ":" + std::to_string(port);
-}
-
 }  // namespace
-
-namespace detail {
-
-std::optional<cluster_redirect> parse_redirect(std::string_view error,
-                                               std::string_view sender_host) {
-  cluster_redirect r;
-  if (starts_with(error, "MOVED ")) {
-    error.remove_prefix(6);
-  } else if (starts_with(error, "ASK ")) {
-    error.remove_prefix(4);
-    r.ask = true;
-  } else {
-    return std::nullopt;
-  }
-  const auto sp = error.find(' ');
-  if (sp == std::string_view::npos)
-    return std::nullopt;
-  const std::string_view slot = error.substr(0, sp);
-  const std::string_view address = error.substr(sp + 1);
-  auto res = std::from_chars(slot.data(), slot.data() + slot.size(), r.slot);
-  if (res.ec != std::errc() || res.ptr != slot.data() + slot.size() || r.slot >= slot_count)
-    return std::nullopt;
-  const auto colon = address.rfind(':');
-  if (colon == std::string_view::npos)
-    return std::nullopt;
-  const std::string_view port = address.substr(colon + 1);
-  res = std::from_chars(port.data(), port.data() + port.size(), r.port);
-  if (res.ec != std::errc() || res.ptr != port.data() + port.size() || r.port == 0)
-    return std::nullopt;
-  // No host: the redirect points at another port of the node we asked (Redis 7 writes
-  // ":<port>" when it has no endpoint it would advertise).
-  r.host = std::string(colon == 0 ? sender_host : address.substr(0, colon));
-  if (r.host.empty())
-    return std::nullopt;
-  return r;
-}
-
-}  // namespace detail
 
 std::uint16_t cluster_key_slot(std::string_view key) noexcept {
   // Only the part between the first '{' and the next '}' is hashed, when it is non-empty.
@@ -117,7 +55,7 @@ std::uint16_t cluster_key_slot(std::string_view key) noexcept {
 }
 
 bool is_cluster_url(std::string_view url) noexcept {
-  return starts_with(url, plain_scheme) || starts_with(url, tls_scheme);
+  return url.starts_with(plain_scheme) || url.starts_with(tls_scheme);
 }
 
 cluster_options parse_cluster_url(std::string_view url, std::error_code& ec, std::string& why) {
@@ -128,8 +66,8 @@ cluster_options parse_cluster_url(std::string_view url, std::error_code& ec, std
     why = "invalid cluster URL: " + std::move(msg);
     return cluster_options{};
   };
-  const bool tls = starts_with(url, tls_scheme);
-  if (!tls && !starts_with(url, plain_scheme))
+  const bool tls = url.starts_with(tls_scheme);
+  if (!tls && !url.starts_with(plain_scheme))
     return fail("the scheme must be redis+cluster:// or rediss+cluster://");
   std::string_view rest = url.substr(tls ? tls_scheme.size() : plain_scheme.size());
   std::string query;
@@ -245,7 +183,7 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
       }
     }
     if (ec == errc::connection_lost || ec == errc::connect_failed || ec == errc::timeout ||
-        (rep.is_error() && starts_with(rep.str, "CLUSTERDOWN")))
+        (rep.is_error() && rep.str.starts_with("CLUSTERDOWN")))
       refresh(false);  // a master may have failed over
     r->handler(ec, std::move(rep));
   }
@@ -295,50 +233,17 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
     });
   }
 
-  // CLUSTER NODES: one line per member,
-  // "<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slots>...".
+  // CLUSTER NODES (detail::parse_cluster_nodes): the members' ids, then the run_ids of the
+  // masters that serve slots.
   bool on_nodes(const identification_ptr& id, std::size_t i, const reply& rep) {
-    id->identities.clear();  // from an earlier candidate's malformed answer
-    std::string asked_host;
-    std::uint16_t ignored = 0;
-    split_address(id->candidates[i], asked_host, ignored);
-    std::vector<std::string> masters;
-    std::string_view text = rep.str;
-    while (!text.empty()) {
-      const auto eol = text.find('\n');
-      std::string_view line = text.substr(0, eol);
-      text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
-      if (!line.empty() && line.back() == '\r')
-        line.remove_suffix(1);
-      if (line.empty())
-        continue;
-      std::vector<std::string_view> fields;
-      for (std::string_view rest = line; !rest.empty();) {
-        const auto sp = rest.find(' ');
-        fields.push_back(rest.substr(0, sp));
-        rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
-      }
-      if (fields.size() < 8 || fields[0].empty())
-        return false;
-      const std::string flags = "," + std::string(fields[2]) + ",";
-      // A node still in the handshake has a provisional id that it will not keep.
-      if (flags.find(",handshake,") != std::string::npos)
-        continue;
-      id->identities.push_back("cluster_node:" + std::string(fields[0]));
-      if (flags.find(",master,") == std::string::npos || fields.size() < 9)
-        continue;  // a replica, or a master without slots: requests never go there
-      std::string_view address = fields[1].substr(0, fields[1].find('@'));
-      std::string host;
-      std::uint16_t port = 0;
-      // ":<port>": the node has no address to advertise; the node we asked is meant.
-      const bool ok = !address.empty() && address.front() == ':'
-                          ? split_address(asked_host + std::string(address), host, port)
-                          : split_address(address, host, port);
-      if (ok)
-        masters.push_back(join_address(host, port));
-    }
-    if (id->identities.empty())
+    id->identities.clear();  // from an earlier candidate's answer
+    const auto asked = detail::split_address(id->candidates[i]);
+    auto members = detail::parse_cluster_nodes(rep.str, asked ? asked->host : std::string());
+    if (!members)
       return false;
+    for (const auto& member : members->ids)
+      id->identities.push_back("cluster_node:" + member);
+    std::vector<std::string> masters = std::move(members->masters);
     id->masters_left = masters.size();
     if (masters.empty()) {
       id->handler({}, std::move(id->identities));
@@ -418,35 +323,19 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
     });
   }
 
-  // CLUSTER SLOTS: [[start, end, [host, port, id...], replicas...], ...].
+  // CLUSTER SLOTS (detail::parse_cluster_slots); the map changes only when the whole reply
+  // is well formed.
   bool apply_slots(const reply& rep, const std::string& asked) {
-    if (rep.kind != reply::type::array)
+    const auto asked_hp = detail::split_address(asked);
+    const auto ranges = detail::parse_cluster_slots(rep, asked_hp ? asked_hp->host : std::string());
+    if (!ranges)
       return false;
     std::array<int, slot_count> owner;
     owner.fill(-1);
-    for (const reply& range : rep.elements) {
-      if (range.kind != reply::type::array || range.elements.size() < 3)
-        return false;
-      const reply& lo = range.elements[0];
-      const reply& hi = range.elements[1];
-      const reply& master = range.elements[2];
-      if (lo.kind != reply::type::integer || hi.kind != reply::type::integer ||
-          master.kind != reply::type::array || master.elements.size() < 2 ||
-          master.elements[1].kind != reply::type::integer || lo.integer < 0 ||
-          hi.integer >= static_cast<std::int64_t>(slot_count) || lo.integer > hi.integer)
-        return false;
-      std::string host = master.elements[0].str;
-      if (host.empty() || host == "?") {
-        // "Unknown endpoint": the node we asked is meant.
-        std::uint16_t ignored = 0;
-        split_address(asked, host, ignored);
-      }
-      const auto port = master.elements[1].integer;
-      if (port <= 0 || port > 65535)
-        return false;
-      const int idx = address_index(join_address(host, static_cast<std::uint16_t>(port)));
-      for (auto s = lo.integer; s <= hi.integer; ++s)
-        owner[static_cast<std::size_t>(s)] = idx;
+    for (const detail::slot_range& range : *ranges) {
+      const int idx = address_index(join_address(range.master.host, range.master.port));
+      for (std::size_t s = range.first; s <= range.last; ++s)
+        owner[s] = idx;
     }
     owner_ = owner;
     return true;
@@ -485,9 +374,12 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
   std::shared_ptr<redis_node> node_for(const std::string& address) {
     if (auto it = nodes_.find(address); it != nodes_.end())
       return it->second;
-    endpoint e = cfg_.seeds.front();
-    if (!split_address(address, e.host, e.port))
+    const auto hp = detail::split_address(address);
+    if (!hp)
       return nullptr;
+    endpoint e = cfg_.seeds.front();
+    e.host = hp->host;
+    e.port = hp->port;
     auto n = std::make_shared<redis_node>(ex_, std::move(e), cfg_.options);
     nodes_.emplace(address, n);
     return n;

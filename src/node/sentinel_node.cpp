@@ -1,6 +1,5 @@
 #include "redlock/sentinel_node.hpp"
 
-#include <charconv>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -12,37 +11,29 @@
 #include "internal/host_list.hpp"
 #include "internal/parse_or_throw.hpp"
 #include "internal/resp.hpp"
+#include "internal/topology.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
 
 namespace {
 
+using detail::error_reply;
+
 constexpr std::string_view plain_scheme = "redis+sentinel://";
 constexpr std::string_view tls_scheme = "rediss+sentinel://";
-
-bool starts_with(std::string_view s, std::string_view p) noexcept {
-  return s.substr(0, p.size()) == p;
-}
-
-reply error_reply(std::string msg) {
-  reply r;
-  r.kind = reply::type::error;
-  r.str = std::move(msg);
-  return r;
-}
 
 // Errors after which the master may have moved: ask the sentinels again.
 bool suggests_failover(const std::error_code& ec, const reply& r) {
   if (ec == errc::connection_lost || ec == errc::connect_failed || ec == errc::timeout)
     return true;
-  return r.is_error() && starts_with(r.str, "READONLY");
+  return r.is_error() && r.str.starts_with("READONLY");
 }
 
 }  // namespace
 
 bool is_sentinel_url(std::string_view url) noexcept {
-  return starts_with(url, plain_scheme) || starts_with(url, tls_scheme);
+  return url.starts_with(plain_scheme) || url.starts_with(tls_scheme);
 }
 
 sentinel_options parse_sentinel_url(std::string_view url, std::error_code& ec, std::string& why) {
@@ -54,8 +45,8 @@ sentinel_options parse_sentinel_url(std::string_view url, std::error_code& ec, s
     why = "invalid sentinel URL: " + std::move(msg);
     return sentinel_options{};
   };
-  const bool tls = starts_with(url, tls_scheme);
-  if (!tls && !starts_with(url, plain_scheme))
+  const bool tls = url.starts_with(tls_scheme);
+  if (!tls && !url.starts_with(plain_scheme))
     return fail("the scheme must be redis+sentinel:// or rediss+sentinel://");
   std::string_view rest = url.substr(tls ? tls_scheme.size() : plain_scheme.size());
   const std::string_view scheme = tls ? "rediss://" : "redis://";
@@ -99,9 +90,9 @@ sentinel_options parse_sentinel_url(std::string_view url, std::error_code& ec, s
     const auto amp = q.find('&');
     const std::string_view param = q.substr(0, amp);
     q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
-    if (starts_with(param, "sentinel_user=")) {
+    if (param.starts_with("sentinel_user=")) {
       sentinel_user = std::string(param.substr(14));
-    } else if (starts_with(param, "sentinel_password=")) {
+    } else if (param.starts_with("sentinel_password=")) {
       sentinel_password = std::string(param.substr(18));
     } else {
       common_query += common_query.empty() ? "" : "&";
@@ -245,28 +236,20 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
   void on_answer(std::size_t i, std::string errors, std::error_code ec, reply r) {
     if (closed_)
       return;
-    std::uint16_t port = 0;
-    const bool ok = !ec && r.kind == reply::type::array && r.elements.size() == 2 &&
-                    r.elements[0].kind == reply::type::string &&
-                    r.elements[1].kind == reply::type::string && !r.elements[0].str.empty() && [&] {
-                      const std::string& p = r.elements[1].str;
-                      auto res = std::from_chars(p.data(), p.data() + p.size(), port);
-                      return res.ec == std::errc() && res.ptr == p.data() + p.size() && port;
-                    }();
-    if (!ok) {
+    std::string why;
+    const auto master = ec ? std::nullopt : detail::parse_master_address(r, why);
+    if (!master) {
       if (!errors.empty())
         errors += "; ";
       errors += sentinels_[i]->id() + ": ";
       if (ec)
         errors += r.str.empty() ? ec.message() : r.str;
-      else if (r.kind == reply::type::nil)
-        errors += "unknown master";
       else
-        errors += "unexpected reply";
+        errors += why;
       ask(i + 1, std::move(errors));
       return;
     }
-    on_master(r.elements[0].str, port);
+    on_master(master->host, master->port);
   }
 
   void on_master(const std::string& host, std::uint16_t port) {

@@ -13,7 +13,7 @@
 
 #include <gtest/gtest.h>
 
-#include "process.hpp"
+#include "support/process.hpp"
 #include "support/redis_server.hpp"
 
 namespace redlock::test {

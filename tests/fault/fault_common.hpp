@@ -27,6 +27,7 @@
 #include "support/fault_leftovers.hpp"
 #include "support/fault_net.hpp"
 #include "support/fault_recorder.hpp"
+#include "support/options.hpp"
 #include "support/redis_server.hpp"
 
 namespace redlock::test {
@@ -59,12 +60,11 @@ inline void pause(redis_server& s) {
 /// Settings for fault tests: short per-node timeouts so that faults cost little time, one
 /// attempt unless a test asks for retries.
 inline manager_options fault_settings() {
-  manager_options s;
+  auto s = fast_options();
   s.retry_count = 0;
   s.retry_delay = 100ms;
   s.retry_jitter = 20ms;
-  s.request_timeout = 300ms;
-  s.connect_timeout = 300ms;
+  s.request_timeout = 300ms;  // injected network delays are tens of ms
   return s;
 }
 
@@ -233,6 +233,26 @@ struct cluster {
 inline critical_section held_section(int client, const lock_client::outcome& o) {
   return {client, (o.started + o.took).time_since_epoch().count(),
           o.held.validity_deadline().time_since_epoch().count(), -1, -1};
+}
+
+/// One lock and unlock, then waits until every server of `servers` has run the release (an
+/// unlock completes at quorum), so that the test's faults hit established connections and no
+/// release of the warm-up is still queued on a server the test then stops (it would time out
+/// and reset that connection under the test's own request).
+inline void warm_up(lock_client& c, const cluster& servers, const std::string& resource) {
+  auto o = c.acquire(resource, 5000ms);
+  ASSERT_FALSE(o.ec) << o.held.report().to_string();
+  ASSERT_FALSE(c.unlock(o.held).ec);
+  ASSERT_TRUE(wait_for([&] { return servers.holding(resource) == 0; }, 3000ms));
+}
+
+/// Unlocks `held` and expects success and, within 3 s, no server of `servers` holding
+/// `resource` (also those that answered after the quorum).
+inline void expect_unlocked_everywhere(lock_client& c, const cluster& servers, const lock& held,
+                                       const std::string& resource) {
+  auto u = c.unlock(held);
+  EXPECT_FALSE(u.ec) << u.ec.message();
+  EXPECT_TRUE(wait_for([&] { return servers.holding(resource) == 0; }, 3000ms));
 }
 
 inline std::size_t votes(const lock_client::outcome& o, vote v) {

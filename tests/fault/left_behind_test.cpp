@@ -69,15 +69,6 @@ void expect_nothing_left_behind(const cluster& c, const sent& s,
   EXPECT_EQ(r.servers_checked, c.servers.size()) << r.to_string();
 }
 
-/// One lock and unlock, waiting until every server has run the release, so that the faults of
-/// the test hit established connections.
-void warm_up(lock_client& client, const cluster& c, const std::string& key) {
-  auto o = client.acquire(key, 5000ms);
-  ASSERT_FALSE(o.ec) << o.held.report().to_string();
-  ASSERT_FALSE(client.unlock(o.held).ec);
-  ASSERT_TRUE(wait_for([&] { return c.holding(key) == 0; }, 3000ms));
-}
-
 std::vector<std::unique_ptr<tcp_proxy>> proxies_for(const cluster& c) {
   std::vector<std::unique_ptr<tcp_proxy>> p;
   for (auto port : c.ports())
@@ -90,6 +81,30 @@ std::vector<std::uint16_t> ports_of(const std::vector<std::unique_ptr<tcp_proxy>
   for (std::size_t i = 0; i < n; ++i)
     out.push_back(p[i]->port());
   return out;
+}
+
+/// The scaffold of the matrix tests below. For each N in `ns`: a client over `ports_for(n)`
+/// with `st` (kept alive to the end: its cleanup must run to completion), warmed up on
+/// "<scenario>-warm", then `fault(client, key, n, s)` on the key for "<scenario>", which
+/// records in `s` what it sent and when it completed. At the end nothing may be left behind.
+template <class Ports, class Fault>
+void run_matrix(const cluster& c, const std::string& scenario, Ports ports_for,
+                const manager_options& st, Fault fault,
+                const std::vector<std::size_t>& ns = sizes) {
+  sent s;
+  std::vector<std::unique_ptr<lock_client>> clients;
+  for (std::size_t n : ns) {
+    SCOPED_TRACE("N = " + std::to_string(n));
+    clients.push_back(std::make_unique<lock_client>(ports_for(n), st));
+    auto& client = *clients.back();
+    warm_up(client, c, key_for(scenario + "-warm", n));
+    if (::testing::Test::HasFatalFailure())
+      return;
+    fault(client, key_for(scenario, n), n, s);
+    if (::testing::Test::HasFatalFailure())
+      return;
+  }
+  expect_nothing_left_behind(c, s, st.request_timeout);
 }
 
 // --- the checker itself: it can fail, and it names what it found ---------------------------
@@ -263,82 +278,65 @@ TEST(LeftBehindSlowScript, ReleaseOfALockWhoseScriptIsSlowerThanTheRequestTimeou
 TEST(LeftBehindReset, ConnectionResetAfterTheAcquireWasWrittenButBeforeItsReply) {
   cluster c(5);
   auto proxies = proxies_for(c);
-  sent s;
-  std::vector<std::unique_ptr<lock_client>> clients;
-  for (std::size_t n : sizes) {
-    SCOPED_TRACE("N = " + std::to_string(n));
-    clients.push_back(std::make_unique<lock_client>(ports_of(proxies, n)));
-    auto& client = *clients.back();
-    warm_up(client, c, key_for("reset-warm", n));
-    const auto key = key_for("reset-written", n);
-    for (std::size_t i = 0; i < n; ++i)
-      proxies[i]->set_drop_replies(true);
-    auto pending = std::async(std::launch::async, [&] { return client.acquire(key, long_ttl); });
-    // The acquire ran on every server; its replies are being swallowed. Now the reset.
-    EXPECT_TRUE(wait_for([&] { return c.holding(key) == n; }, 3000ms));
-    for (std::size_t i = 0; i < n; ++i) {
-      proxies[i]->reset_all();
-      proxies[i]->set_drop_replies(false);
-    }
-    count_fault("reset");
-    auto o = pending.get();
-    s.completed();
-    EXPECT_TRUE(o.ec) << "every connection was reset before its reply: "
-                      << o.held.report().to_string();
-    s.add(client, {key});
-  }
-  expect_nothing_left_behind(c, s, fault_settings().request_timeout);
+  const auto through_proxies = [&](std::size_t n) { return ports_of(proxies, n); };
+  run_matrix(c, "reset-written", through_proxies, fault_settings(),
+             [&](lock_client& client, const std::string& key, std::size_t n, sent& s) {
+               for (std::size_t i = 0; i < n; ++i)
+                 proxies[i]->set_drop_replies(true);
+               auto pending =
+                   std::async(std::launch::async, [&] { return client.acquire(key, long_ttl); });
+               // The acquire ran on every server; its replies are being swallowed. Now the reset.
+               EXPECT_TRUE(wait_for([&] { return c.holding(key) == n; }, 3000ms));
+               for (std::size_t i = 0; i < n; ++i) {
+                 proxies[i]->reset_all();
+                 proxies[i]->set_drop_replies(false);
+               }
+               count_fault("reset");
+               auto o = pending.get();
+               s.completed();
+               EXPECT_TRUE(o.ec) << "every connection was reset before its reply: "
+                                 << o.held.report().to_string();
+               s.add(client, {key});
+             });
 }
 
 TEST(LeftBehindReset, ClientKillRightAfterTheAcquireWasAnsweredThenUnlock) {
   cluster c(5);
-  sent s;
-  std::vector<std::unique_ptr<lock_client>> clients;
-  for (std::size_t n : sizes) {
-    SCOPED_TRACE("N = " + std::to_string(n));
-    clients.push_back(std::make_unique<lock_client>(first(c.ports(), n)));
-    auto& client = *clients.back();
-    warm_up(client, c, key_for("kill-warm", n));
-    const auto key = key_for("kill-answered", n);
-    auto o = client.acquire(key, long_ttl);
-    ASSERT_FALSE(o.ec) << o.held.report().to_string();
-    for (std::size_t i = 0; i < n; ++i)
-      c[i].command({"CLIENT", "KILL", "TYPE", "normal"});
-    count_fault("client-kill");
-    client.unlock(o.held);  // whatever it reports: the cleanup must finish the job
-    s.completed();
-    s.add(client, {key});
-  }
-  expect_nothing_left_behind(c, s, fault_settings().request_timeout);
+  const auto direct = [&](std::size_t n) { return first(c.ports(), n); };
+  run_matrix(c, "kill-answered", direct, fault_settings(),
+             [&](lock_client& client, const std::string& key, std::size_t n, sent& s) {
+               auto o = client.acquire(key, long_ttl);
+               ASSERT_FALSE(o.ec) << o.held.report().to_string();
+               for (std::size_t i = 0; i < n; ++i)
+                 c[i].command({"CLIENT", "KILL", "TYPE", "normal"});
+               count_fault("client-kill");
+               client.unlock(o.held);  // whatever it reports: the cleanup must finish the job
+               s.completed();
+               s.add(client, {key});
+             });
 }
 
 // --- the reconnect backoff window -----------------------------------------------------------
 
 TEST(LeftBehindBackoff, ReleaseIssuedWhileTheNodeBacksOffIsRetriedAfterTheHeal) {
   cluster c(5);
-  sent s;
-  std::vector<std::unique_ptr<lock_client>> clients;
-  for (std::size_t n : sizes) {
-    SCOPED_TRACE("N = " + std::to_string(n));
-    clients.push_back(std::make_unique<lock_client>(first(c.ports(), n)));
-    auto& client = *clients.back();
-    warm_up(client, c, key_for("backoff-warm", n));
-    const auto key = key_for("backoff", n);
-    auto o = client.acquire(key, long_ttl);
-    ASSERT_FALSE(o.ec) << o.held.report().to_string();
-    {
-      // Connections to node 0 are reset and reconnects refused: the extend's request there
-      // fails and the node backs off, so the unlock's release to it is refused at once.
-      auto cut = partition(c[0].port(), partition_mode::reject);
-      auto e = client.extend(o.held, long_ttl);
-      EXPECT_NE(e.held.report().nodes.at(0).outcome, vote::granted) << e.held.report().to_string();
-      client.unlock(o.held);  // N = 1: fails; N = 3, 5: a quorum released, node 0 did not
-      s.completed();
-      s.add(client, {key});
-      wait_until(s.last_completed + 300ms);  // heal inside the cleanup bound
-    }
-  }
-  expect_nothing_left_behind(c, s, fault_settings().request_timeout);
+  const auto direct = [&](std::size_t n) { return first(c.ports(), n); };
+  run_matrix(c, "backoff", direct, fault_settings(),
+             [&](lock_client& client, const std::string& key, std::size_t, sent& s) {
+               auto o = client.acquire(key, long_ttl);
+               ASSERT_FALSE(o.ec) << o.held.report().to_string();
+               // Connections to node 0 are reset and reconnects refused: the extend's request
+               // there fails and the node backs off, so the unlock's release to it is refused
+               // at once.
+               auto cut = partition(c[0].port(), partition_mode::reject);
+               auto e = client.extend(o.held, long_ttl);
+               EXPECT_NE(e.held.report().nodes.at(0).outcome, vote::granted)
+                   << e.held.report().to_string();
+               client.unlock(o.held);  // N = 1: fails; N = 3, 5: a quorum released, node 0 not
+               s.completed();
+               s.add(client, {key});
+               wait_until(s.last_completed + 300ms);  // heal inside the cleanup bound
+             });
 }
 
 TEST(LeftBehindPartition, AnAcquireCutOffByADropPartitionIsNotDeliveredAfterItsRelease) {
@@ -346,60 +344,49 @@ TEST(LeftBehindPartition, AnAcquireCutOffByADropPartitionIsNotDeliveredAfterItsR
   // retransmitting it, so it may still reach the server after the heal. Its fate is unknown,
   // and the release must keep going until that can no longer matter.
   cluster c(5);
-  sent s;
-  std::vector<std::unique_ptr<lock_client>> clients;
-  for (std::size_t n : sizes) {
-    SCOPED_TRACE("N = " + std::to_string(n));
-    clients.push_back(std::make_unique<lock_client>(first(c.ports(), n)));
-    auto& client = *clients.back();
-    warm_up(client, c, key_for("drop-warm", n));
-    const auto key = key_for("drop", n);
-    {
-      std::vector<iptables_rule> cut;
-      for (std::size_t i = 0; i < n / 2 + 1; ++i)
-        cut.push_back(partition(c[i].port(), partition_mode::drop));
-      const auto sent_at = std::chrono::steady_clock::now();
-      auto o = client.acquire(key, long_ttl);
-      EXPECT_TRUE(o.ec) << o.held.report().to_string();
-      count_fault("drop-partition");
-      // Heal between TCP's retransmissions (200 ms, then 400, 800, 1600 ms apart on
-      // loopback), so that one may fall after the heal, behind a retried release.
-      wait_until(sent_at + 1500ms);
-    }
-    s.completed();
-    s.add(client, {key});
-  }
-  expect_nothing_left_behind(c, s, fault_settings().request_timeout);
+  const auto direct = [&](std::size_t n) { return first(c.ports(), n); };
+  run_matrix(c, "drop", direct, fault_settings(),
+             [&](lock_client& client, const std::string& key, std::size_t n, sent& s) {
+               {
+                 std::vector<iptables_rule> cut;
+                 for (std::size_t i = 0; i < n / 2 + 1; ++i)
+                   cut.push_back(partition(c[i].port(), partition_mode::drop));
+                 const auto sent_at = std::chrono::steady_clock::now();
+                 auto o = client.acquire(key, long_ttl);
+                 EXPECT_TRUE(o.ec) << o.held.report().to_string();
+                 count_fault("drop-partition");
+                 // Heal between TCP's retransmissions (200 ms, then 400, 800, 1600 ms apart on
+                 // loopback), so that one may fall after the heal, behind a retried release.
+                 wait_until(sent_at + 1500ms);
+               }
+               s.completed();
+               s.add(client, {key});
+             });
 }
 
 // --- late replies ----------------------------------------------------------------------------
 
 TEST(LeftBehindLateReplies, ServerStoppedPastTheRequestTimeoutThenContinued) {
   cluster c(5);
-  sent s;
-  std::vector<std::unique_ptr<lock_client>> clients;
-  for (std::size_t n : sizes) {
-    SCOPED_TRACE("N = " + std::to_string(n));
-    clients.push_back(std::make_unique<lock_client>(first(c.ports(), n)));
-    auto& client = *clients.back();
-    warm_up(client, c, key_for("stopped-warm", n));
-    const auto key = key_for("stopped", n);
-    const std::size_t stopped = n == 5 ? 2 : 1;  // a minority, except for N = 1
-    for (std::size_t i = 0; i < stopped; ++i)
-      pause(c[i]);
-    const auto t0 = std::chrono::steady_clock::now();
-    auto o = client.acquire(key, long_ttl);
-    EXPECT_EQ(!o.ec, n > 1) << o.held.report().to_string();
-    if (o.held.acquired())
-      client.unlock(o.held);
-    s.completed();
-    s.add(client, {key});
-    // The stopped servers' requests have all missed their deadline before they continue.
-    wait_until(std::max(s.last_completed, t0 + 3 * fault_settings().request_timeout));
-    for (std::size_t i = 0; i < stopped; ++i)
-      c[i].resume();
-  }
-  expect_nothing_left_behind(c, s, fault_settings().request_timeout);
+  const auto direct = [&](std::size_t n) { return first(c.ports(), n); };
+  run_matrix(c, "stopped", direct, fault_settings(),
+             [&](lock_client& client, const std::string& key, std::size_t n, sent& s) {
+               const std::size_t stopped = n == 5 ? 2 : 1;  // a minority, except for N = 1
+               for (std::size_t i = 0; i < stopped; ++i)
+                 pause(c[i]);
+               const auto t0 = std::chrono::steady_clock::now();
+               auto o = client.acquire(key, long_ttl);
+               EXPECT_EQ(!o.ec, n > 1) << o.held.report().to_string();
+               if (o.held.acquired())
+                 client.unlock(o.held);
+               s.completed();
+               s.add(client, {key});
+               // The stopped servers' requests have all missed their deadline before they
+               // continue.
+               wait_until(std::max(s.last_completed, t0 + 3 * fault_settings().request_timeout));
+               for (std::size_t i = 0; i < stopped; ++i)
+                 c[i].resume();
+             });
 }
 
 TEST(LeftBehindLateReplies, LateMissingReplyToAnExtendDoesNotRecreateTheKeyAfterUnlock) {
@@ -408,35 +395,30 @@ TEST(LeftBehindLateReplies, LateMissingReplyToAnExtendDoesNotRecreateTheKeyAfter
   auto proxies = proxies_for(c);
   auto st = fault_settings();
   st.request_timeout = 400ms;
-  sent s;
-  std::vector<std::unique_ptr<lock_client>> clients;
-  for (std::size_t n : {3u, 5u}) {
-    SCOPED_TRACE("N = " + std::to_string(n));
-    clients.push_back(std::make_unique<lock_client>(ports_of(proxies, n), st));
-    auto& client = *clients.back();
-    warm_up(client, c, key_for("resync-warm", n));
-    const auto key = key_for("resync", n);
-    auto o = client.acquire(key, long_ttl);
-    ASSERT_FALSE(o.ec) << o.held.report().to_string();
-    ASSERT_TRUE(wait_for([&] { return c.holding(key, o.held.value()) == n; }, 3000ms));
-    // The slow minority lost the key (as after a restart) and answers 150 ms late: its
-    // "missing" reply to the extend arrives after the unlock has started.
-    const std::size_t slow = n == 5 ? 2 : 1;
-    for (std::size_t i = n - slow; i < n; ++i) {
-      c[i].command({"DEL", key});
-      proxies[i]->set_delay(150ms, 0ms);
-    }
-    count_fault("latency");
-    auto e = client.extend(o.held, long_ttl);
-    ASSERT_FALSE(e.ec) << e.held.report().to_string();
-    auto u = client.unlock(e.held);
-    EXPECT_FALSE(u.ec) << u.ec.message();
-    s.completed();
-    s.add(client, {key});
-    for (std::size_t i = n - slow; i < n; ++i)
-      proxies[i]->set_delay(0ms, 0ms);  // requests already queued keep their schedule
-  }
-  expect_nothing_left_behind(c, s, st.request_timeout);
+  const auto through_proxies = [&](std::size_t n) { return ports_of(proxies, n); };
+  run_matrix(c, "resync", through_proxies, st,
+             [&](lock_client& client, const std::string& key, std::size_t n, sent& s) {
+               auto o = client.acquire(key, long_ttl);
+               ASSERT_FALSE(o.ec) << o.held.report().to_string();
+               ASSERT_TRUE(wait_for([&] { return c.holding(key, o.held.value()) == n; }, 3000ms));
+               // The slow minority lost the key (as after a restart) and answers 150 ms late: its
+               // "missing" reply to the extend arrives after the unlock has started.
+               const std::size_t slow = n == 5 ? 2 : 1;
+               for (std::size_t i = n - slow; i < n; ++i) {
+                 c[i].command({"DEL", key});
+                 proxies[i]->set_delay(150ms, 0ms);
+               }
+               count_fault("latency");
+               auto e = client.extend(o.held, long_ttl);
+               ASSERT_FALSE(e.ec) << e.held.report().to_string();
+               auto u = client.unlock(e.held);
+               EXPECT_FALSE(u.ec) << u.ec.message();
+               s.completed();
+               s.add(client, {key});
+               for (std::size_t i = n - slow; i < n; ++i)
+                 proxies[i]->set_delay(0ms, 0ms);  // requests already queued keep their schedule
+             },
+             {3, 5});
 }
 
 // --- cancel mid-attempt ----------------------------------------------------------------------
@@ -446,41 +428,37 @@ TEST(LeftBehindCancel, CancelAfterTheAcquireRanButBeforeItsReplies) {
   auto proxies = proxies_for(c);
   auto st = fault_settings();
   st.request_timeout = 500ms;
-  sent s;
-  std::vector<std::unique_ptr<lock_client>> clients;
-  for (std::size_t n : sizes) {
-    SCOPED_TRACE("N = " + std::to_string(n));
-    clients.push_back(std::make_unique<lock_client>(ports_of(proxies, n), st));
-    auto& client = *clients.back();
-    warm_up(client, c, key_for("cancel-warm", n));
-    const auto key = key_for("cancel", n);
-    for (std::size_t i = 0; i < n; ++i)
-      proxies[i]->set_delay(0ms, 300ms);  // the script runs at once, its reply comes late
-    auto sig = std::make_shared<asio::cancellation_signal>();
-    auto p = std::make_shared<std::promise<std::error_code>>();
-    auto f = p->get_future();
-    client.manager().async_lock(
-        {key}, long_ttl, call_options{},
-        asio::bind_cancellation_slot(sig->slot(), [p, &client](std::error_code ec, lock l) {
-          // Granted despite the cancel (it came after the replies): unlock, so that the
-          // check below still judges a cleanup, and let the expectation say what happened.
-          if (l.acquired())
-            client.manager().async_unlock(l, [](std::error_code, unlock_result) {});
-          p->set_value(ec);
-        }));
-    EXPECT_TRUE(wait_for([&] { return c.holding(key) == n; }, 3000ms));
-    // The signal belongs to the io thread that runs the manager.
-    asio::post(client.io_executor(), [sig] { sig->emit(asio::cancellation_type::terminal); });
-    count_fault("cancel");
-    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
-    const auto ec = f.get();
-    s.completed();
-    EXPECT_EQ(ec, make_error_code(errc::cancelled)) << ec.message();
-    s.add(client, {key});
-    for (std::size_t i = 0; i < n; ++i)
-      proxies[i]->set_delay(0ms, 0ms);
-  }
-  expect_nothing_left_behind(c, s, st.request_timeout);
+  const auto through_proxies = [&](std::size_t n) { return ports_of(proxies, n); };
+  run_matrix(
+      c, "cancel", through_proxies, st,
+      [&](lock_client& client, const std::string& key, std::size_t n, sent& s) {
+        for (std::size_t i = 0; i < n; ++i)
+          proxies[i]->set_delay(0ms, 300ms);  // the script runs at once, its reply late
+        auto sig = std::make_shared<asio::cancellation_signal>();
+        auto p = std::make_shared<std::promise<std::error_code>>();
+        auto f = p->get_future();
+        client.manager().async_lock(
+            {key}, long_ttl, call_options{},
+            asio::bind_cancellation_slot(sig->slot(), [p, &client](std::error_code ec, lock l) {
+              // Granted despite the cancel (it came after the replies): unlock, so
+              // that the check below still judges a cleanup, and let the
+              // expectation say what happened.
+              if (l.acquired())
+                client.manager().async_unlock(l, [](std::error_code, unlock_result) {});
+              p->set_value(ec);
+            }));
+        EXPECT_TRUE(wait_for([&] { return c.holding(key) == n; }, 3000ms));
+        // The signal belongs to the io thread that runs the manager.
+        asio::post(client.io_executor(), [sig] { sig->emit(asio::cancellation_type::terminal); });
+        count_fault("cancel");
+        ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+        const auto ec = f.get();
+        s.completed();
+        EXPECT_EQ(ec, make_error_code(errc::cancelled)) << ec.message();
+        s.add(client, {key});
+        for (std::size_t i = 0; i < n; ++i)
+          proxies[i]->set_delay(0ms, 0ms);
+      });
 }
 
 // --- quit mid-operation ----------------------------------------------------------------------
@@ -500,56 +478,50 @@ TEST(LeftBehindQuit, QuitWhileAnAcquireIsFailingDrainsItsRelease) {
   // The majority executes the acquire but its replies are lost: the attempt fails on its
   // timeouts while quit waits for it, and its release must still land everywhere.
   cluster c(5);
-  sent s;
-  for (std::size_t n : sizes) {
-    SCOPED_TRACE("N = " + std::to_string(n));
-    lock_client client(first(c.ports(), n));
-    warm_up(client, c, key_for("quit-acquire-warm", n));
-    const auto key = key_for("quit-acquire", n);
-    std::vector<iptables_rule> lost;
-    for (std::size_t i = 0; i < n / 2 + 1; ++i)
-      lost.push_back(lose_replies(c[i].port()));
-    const auto before = client.values().size();
-    auto pending = std::async(std::launch::async, [&] { return client.acquire(key, long_ttl); });
-    // Issued to the nodes (the servers cannot be asked: their replies are being lost).
-    EXPECT_TRUE(wait_for([&] { return client.values().size() > before; }, 3000ms));
-    const auto q = quit(client);
-    // While the replies are lost no release can be confirmed, so quit may give up at its
-    // bound (errc::timeout) although the releases ran; the checker below judges the servers.
-    EXPECT_TRUE(!q || q == errc::timeout) << q.message();
-    auto o = pending.get();
-    EXPECT_TRUE(o.ec) << o.held.report().to_string();
-    s.completed();
-    s.add(client, {key});
-    for (auto& r : lost)
-      r.heal();
-  }
-  expect_nothing_left_behind(c, s, fault_settings().request_timeout);
+  const auto direct = [&](std::size_t n) { return first(c.ports(), n); };
+  run_matrix(c, "quit-acquire", direct, fault_settings(),
+             [&](lock_client& client, const std::string& key, std::size_t n, sent& s) {
+               std::vector<iptables_rule> lost;
+               for (std::size_t i = 0; i < n / 2 + 1; ++i)
+                 lost.push_back(lose_replies(c[i].port()));
+               const auto before = client.values().size();
+               auto pending =
+                   std::async(std::launch::async, [&] { return client.acquire(key, long_ttl); });
+               // Issued to the nodes (the servers cannot be asked: their replies are lost).
+               EXPECT_TRUE(wait_for([&] { return client.values().size() > before; }, 3000ms));
+               const auto q = quit(client);
+               // While the replies are lost no release can be confirmed, so quit may give up at
+               // its bound (errc::timeout) although the releases ran; the checker below judges
+               // the servers.
+               EXPECT_TRUE(!q || q == errc::timeout) << q.message();
+               auto o = pending.get();
+               EXPECT_TRUE(o.ec) << o.held.report().to_string();
+               s.completed();
+               s.add(client, {key});
+               for (auto& r : lost)
+                 r.heal();
+             });
 }
 
 TEST(LeftBehindQuit, QuitRightAfterAnUnlockWhoseReleaseIsInBackoffDrainsIt) {
   cluster c(5);
-  sent s;
-  for (std::size_t n : sizes) {
-    SCOPED_TRACE("N = " + std::to_string(n));
-    lock_client client(first(c.ports(), n));
-    warm_up(client, c, key_for("quit-unlock-warm", n));
-    const auto key = key_for("quit-unlock", n);
-    auto o = client.acquire(key, long_ttl);
-    ASSERT_FALSE(o.ec) << o.held.report().to_string();
-    auto cut = partition(c[0].port(), partition_mode::reject);
-    client.unlock(o.held);
-    s.completed();
-    s.add(client, {key});
-    std::thread healer([&] {
-      wait_until(s.last_completed + 300ms);
-      cut.heal();
-    });
-    const auto q = quit(client);
-    healer.join();
-    EXPECT_FALSE(q) << q.message();
-  }
-  expect_nothing_left_behind(c, s, fault_settings().request_timeout);
+  const auto direct = [&](std::size_t n) { return first(c.ports(), n); };
+  run_matrix(c, "quit-unlock", direct, fault_settings(),
+             [&](lock_client& client, const std::string& key, std::size_t, sent& s) {
+               auto o = client.acquire(key, long_ttl);
+               ASSERT_FALSE(o.ec) << o.held.report().to_string();
+               auto cut = partition(c[0].port(), partition_mode::reject);
+               client.unlock(o.held);
+               s.completed();
+               s.add(client, {key});
+               std::thread healer([&] {
+                 wait_until(s.last_completed + 300ms);
+                 cut.heal();
+               });
+               const auto q = quit(client);
+               healer.join();
+               EXPECT_FALSE(q) << q.message();
+             });
 }
 
 }  // namespace

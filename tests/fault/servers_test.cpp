@@ -17,20 +17,6 @@ void expect_granted(const lock_client::outcome& o, const char* what) {
   EXPECT_TRUE(o.held.acquired()) << what;
 }
 
-// Connects every node once so that faults hit established connections. Unlock completes at
-// quorum, so it also waits until every server has run its release: a release still queued on
-// a server that the test then stops would time out and reset that connection under the
-// test's own request.
-void warm_up(lock_client& c, const std::string& resource) {
-  auto o = c.acquire(resource, 5000ms);
-  ASSERT_FALSE(o.ec) << o.held.report().to_string();
-  ASSERT_FALSE(c.unlock(o.held).ec);
-}
-void warm_up(lock_client& c, const cluster& servers, const std::string& resource) {
-  warm_up(c, resource);
-  ASSERT_TRUE(wait_for([&] { return servers.holding(resource) == 0; }, 3000ms));
-}
-
 // --- kill -9 ------------------------------------------------------------------------------
 
 TEST(Crash, KilledMinorityStillLetsLockExtendAndUnlockSucceed) {
@@ -89,9 +75,7 @@ TEST(Pause, StoppedNodeDoesNotDelayTheDecisionAndItsLateReplyIsHarmless) {
   EXPECT_EQ(o.held.report().nodes[2].outcome, vote::pending);
   // The stopped node now executes the queued acquire and its late reply arrives; the unlock
   // that follows on the same connection must still leave nothing behind.
-  auto u = client.unlock(o.held);
-  EXPECT_FALSE(u.ec) << u.ec.message();
-  EXPECT_TRUE(wait_for([&] { return c.holding("pause-minority") == 0; }, 3000ms));
+  expect_unlocked_everywhere(client, c, o.held, "pause-minority");
 }
 
 TEST(Pause, StoppedMajorityFailsWithinThePerNodeTimeoutAndTheLockIsFreeAfterTtl) {
@@ -138,9 +122,7 @@ TEST(Pause, ClientPauseOnOneNodeDoesNotBlockTheLock) {
   expect_granted(o, "lock with one node in CLIENT PAUSE");
   EXPECT_LT(o.took, 1000ms);
   c[0].command({"CLIENT", "UNPAUSE"});
-  auto u = client.unlock(o.held);
-  EXPECT_FALSE(u.ec) << u.ec.message();
-  EXPECT_TRUE(wait_for([&] { return c.holding("client-pause") == 0; }, 3000ms));
+  expect_unlocked_everywhere(client, c, o.held, "client-pause");
 }
 
 TEST(Pause, SlowLuaScriptOnOneNodeCountsAsBusyErrorVoteAndDoesNotBlockTheLock) {
@@ -326,7 +308,12 @@ TEST(Reset, ConnectionResetMidFlightFailsFastAndTheNextOperationReconnects) {
   auto s = fault_settings();
   s.request_timeout = 5000ms;
   lock_client client({p.port()}, s);
-  warm_up(client, "reset");  // one node: the unlock waited for its only release
+  {
+    // Warm-up; with one node the unlock has waited for its only release.
+    auto w = client.acquire("reset", 5000ms);
+    ASSERT_FALSE(w.ec) << w.held.report().to_string();
+    ASSERT_FALSE(client.unlock(w.held).ec);
+  }
   p.set_delay(3000ms, 0ms);
   std::atomic<bool> started{false};
   std::thread resetter([&] {

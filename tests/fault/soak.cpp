@@ -449,17 +449,11 @@ struct leftover_watch {
   }
 };
 
-pid_t spawn_client(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const auto& a : args)
-    argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    execv("/proc/self/exe", argv.data());
-    _exit(127);
-  }
-  return pid;
+// A client is this binary again, with its output next to the parent's.
+std::unique_ptr<rt::process> spawn_client(std::vector<std::string> args) {
+  rt::process_options o;
+  o.out = rt::process_options::output::inherit;
+  return std::make_unique<rt::process>(std::move(args), std::move(o));
 }
 
 int run_parent(int seconds, std::uint64_t seed, int clients) {
@@ -490,10 +484,10 @@ int run_parent(int seconds, std::uint64_t seed, int clients) {
   const std::string dir = mkdtemp(tmpl) ? tmpl : "/tmp";
   const std::int64_t until =
       now_ns() + std::chrono::nanoseconds(std::chrono::seconds(seconds)).count();
-  std::vector<pid_t> pids;
+  std::vector<std::unique_ptr<rt::process>> pids;
   for (int i = 0; i < clients; ++i) {
     pids.push_back(spawn_client(
-        {"redlock_soak", "--client", std::to_string(i), "--ports", ports, "--register",
+        {"/proc/self/exe", "--client", std::to_string(i), "--ports", ports, "--register",
          std::to_string(register_server.port()), "--until", std::to_string(until), "--log",
          dir + "/client-" + std::to_string(i) + ".log", "--seed", std::to_string(seed)}));
   }
@@ -531,17 +525,12 @@ int run_parent(int seconds, std::uint64_t seed, int clients) {
   // Collect the clients: bounded wait, then SIGKILL stragglers (a failure).
   int clean_exits = 0;
   const std::int64_t reap_until = now_ns() + 40'000'000'000;
-  for (pid_t pid : pids) {
-    int status = 0;
-    pid_t r = 0;
-    while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now_ns() < reap_until)
-      std::this_thread::sleep_for(10ms);
-    if (r == 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+  for (auto& p : pids) {
+    const auto left = std::max<std::int64_t>(0, reap_until - now_ns()) / 1'000'000;
+    if (!p->wait_exit(milliseconds(left)))
+      p->kill9();
+    else if (p->exit_code() == 0)
       ++clean_exits;
-    }
   }
 
   // Every client has ended all its operations: look until each value's bound has passed.

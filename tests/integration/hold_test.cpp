@@ -26,6 +26,7 @@
 #include "redlock/hold.hpp"
 #include "redlock/lock_manager.hpp"
 #include "support/io_thread.hpp"
+#include "support/options.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
@@ -40,11 +41,10 @@ using redlock::test::redis_server;
 using redlock::test::wait_for;
 
 redlock::manager_options fast_settings() {
-  redlock::manager_options s;
+  auto s = redlock::test::fast_options();
+  // Holds extend every ttl/3: shorter timeouts keep a failing server's cost small.
   s.request_timeout = 100ms;
   s.connect_timeout = 200ms;
-  s.retry_delay = 20ms;
-  s.retry_jitter = 10ms;
   return s;
 }
 

@@ -16,6 +16,7 @@
 #include "redlock/error.hpp"
 #include "redlock/inspect.hpp"
 #include "redlock/lock_manager.hpp"
+#include "support/options.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
@@ -26,19 +27,14 @@ using redlock::lock_status;
 using redlock::steady_clock;
 using redlock::test::redis_server;
 
-redlock::manager_options fast_settings() {
-  redlock::manager_options s;
-  s.request_timeout = 200ms;
-  s.connect_timeout = 300ms;
-  return s;
-}
+using redlock::test::fast_options;
 
 class InspectTest : public ::testing::Test {
  protected:
   void SetUp() override {
     servers_ = redlock::test::start_servers(3);
     const auto urls = redlock::test::urls_of(servers_);
-    manager_ = std::make_unique<redlock::blocking_lock_manager>(urls, fast_settings());
+    manager_ = std::make_unique<redlock::blocking_lock_manager>(urls, fast_options());
   }
   void set(std::size_t server, const std::string& key, const std::string& value,
            std::chrono::milliseconds ttl = 10000ms) {
@@ -168,7 +164,7 @@ TEST(InspectAsync, CompletesThroughUseFutureAndFailsAfterQuit) {
   asio::io_context io;
   auto work = asio::make_work_guard(io);
   std::vector<std::string> urls{server.url()};
-  redlock::lock_manager m(io.get_executor(), urls, fast_settings());
+  redlock::lock_manager m(io.get_executor(), urls, fast_options());
   std::thread t([&] { io.run(); });
   std::vector<std::string> keys{"insp:async"};
   auto f = redlock::async_inspect(m, keys, asio::use_future);

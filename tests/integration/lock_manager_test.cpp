@@ -13,6 +13,7 @@
 #include "internal/scripts.hpp"
 #include "redlock/error.hpp"
 #include "redlock/lock_manager.hpp"
+#include "support/options.hpp"
 #include "support/redis_server.hpp"
 #include "support/tcp_proxy.hpp"
 
@@ -25,12 +26,9 @@ using redlock::test::redis_server;
 using redlock::test::wait_for;
 
 redlock::manager_options fast_settings() {
-  redlock::manager_options s;
-  s.request_timeout = 200ms;
+  auto s = redlock::test::fast_options();
   s.connect_timeout = 200ms;
-  s.retry_count = 0;
-  s.retry_delay = 20ms;
-  s.retry_jitter = 10ms;
+  s.retry_count = 0;  // one attempt: the tests count each attempt's votes
   return s;
 }
 
@@ -403,7 +401,8 @@ TEST_F(LockManagerIntegration, ALateMissingAnswerAfterUnlockDoesNotBringTheKeyBa
   const auto k = key();
   auto [ec, l] = lock(m, {k}, 30s);
   ASSERT_FALSE(ec);
-  ASSERT_TRUE(wait_for([&] { return get(2, k) == l.value(); }));
+  // clang 14 cannot capture a structured binding: capture a reference to it by name.
+  ASSERT_TRUE(wait_for([&, &held = l] { return get(2, k) == held.value(); }));
   server(2).command({"DEL", k});                           // as if restarted without persistence
   server(2).command({"CLIENT", "PAUSE", "150", "WRITE"});  // scripts wait 150 ms there
   auto [eec, l2] = extend(m, l, 30s);

@@ -14,6 +14,7 @@
 #include "redlock/blocking.hpp"
 #include "redlock/error.hpp"
 #include "redlock/mutex.hpp"
+#include "support/options.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
@@ -24,9 +25,8 @@ using redlock::test::redis_server;
 using redlock::test::wait_for;
 
 redlock::manager_options fast_settings() {
-  redlock::manager_options s;
-  s.request_timeout = 200ms;
-  s.connect_timeout = 300ms;
+  auto s = redlock::test::fast_options();
+  // The waits below are bounded in retries of 10 ms ± 5 ms.
   s.retry_delay = 10ms;
   s.retry_jitter = 5ms;
   return s;

@@ -1,17 +1,15 @@
 #include "support/fault_leftovers.hpp"
 
-#include <hiredis/hiredis.h>
-#include <sys/time.h>
-#include <time.h>
-
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <unordered_set>
 #include <utility>
 
+#include "support/blocking_client.hpp"
 #include "support/redis_server.hpp"
 
 namespace redlock::test {
@@ -27,62 +25,41 @@ constexpr std::size_t batch = 1000;
 constexpr std::size_t history_keys = 256;
 constexpr auto history_interval = 200ms;
 
-struct free_reply {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using reply_ptr = std::unique_ptr<redisReply, free_reply>;
-struct free_ctx {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-
-timeval to_timeval(std::chrono::milliseconds t) {
-  return timeval{static_cast<time_t>(t.count() / 1000),
-                 static_cast<suseconds_t>((t.count() % 1000) * 1000)};
-}
-
-// One blocking admin connection. Every call returns nullptr on I/O failure or timeout.
+// One blocking admin connection (AUTH done). Every call returns nullopt on I/O failure or
+// timeout.
 class admin_conn {
  public:
-  admin_conn(const admin_access& a, std::chrono::milliseconds timeout) {
-    const timeval tv = to_timeval(timeout);
-    ctx_.reset(redisConnectWithTimeout(a.host.c_str(), a.port, tv));
-    if (!ctx_ || ctx_->err != 0) {
-      error_ = ctx_ ? ctx_->errstr : "cannot allocate a hiredis context";
+  admin_conn(const admin_access& a, std::chrono::milliseconds timeout)
+      : client_(a.host, a.port, timeout) {
+    if (!client_.connected()) {
+      error_ = client_.error();
       return;
     }
-    redisSetTimeout(ctx_.get(), tv);
     if (!a.password.empty()) {
       std::vector<std::string> auth{"AUTH"};
       if (!a.username.empty())
         auth.push_back(a.username);
       auth.push_back(a.password);
       auto r = run(auth);
-      if (!r || r->type == REDIS_REPLY_ERROR) {
-        error_ = r ? std::string("AUTH: ") + std::string(r->str, r->len) : io_error();
-        ctx_.reset();
-        return;
+      if (!r || r->is_error()) {
+        error_ = r ? "AUTH: " + r->str : io_error();
+        authenticated_ = false;
       }
     }
   }
-  bool ok() const { return ctx_ != nullptr && ctx_->err == 0; }
+  bool ok() const { return authenticated_ && client_.connected(); }
   const std::string& error() const { return error_; }
-  std::string io_error() const { return ctx_ ? ctx_->errstr : error_; }
+  std::string io_error() const { return client_.connected() ? error_ : client_.error(); }
 
-  reply_ptr run(const std::vector<std::string>& argv) {
-    if (!ctx_ || ctx_->err != 0)
-      return nullptr;
-    std::vector<const char*> ptrs;
-    std::vector<size_t> lens;
-    for (const auto& s : argv) {
-      ptrs.push_back(s.data());
-      lens.push_back(s.size());
-    }
-    return reply_ptr(static_cast<redisReply*>(
-        redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+  std::optional<reply> run(const std::vector<std::string>& argv) {
+    if (!authenticated_)
+      return std::nullopt;
+    return client_.command(argv);
   }
 
  private:
-  std::unique_ptr<redisContext, free_ctx> ctx_;
+  blocking_client client_;
+  bool authenticated_ = true;
   std::string error_;
 };
 
@@ -106,18 +83,17 @@ void look_at(const admin_access& a, const leftover_probe& p, bool scan_values, s
   }
   const std::unordered_set<std::string> values(p.values.begin(), p.values.end());
   const std::size_t nkeys = std::min(max_keys, p.keys.size());
-  auto ours = [&](const redisReply* v) {
-    return v->type == REDIS_REPLY_STRING &&
-           (values.empty() || values.count(std::string(v->str, v->len)) > 0);
+  auto ours = [&](const reply& v) {
+    return v.kind == reply::type::string && (values.empty() || values.count(v.str) > 0);
   };
   bool failed = false;
   auto fail = [&](const std::string& what) {
     out.unreachable.push_back(a.label() + ": " + what + ": " + c.io_error());
     failed = true;
   };
-  auto note = [&](int db, const std::string& key, const redisReply* v) {
-    leftover l{a.label(), db, key, std::string(v->str, v->len), 0};
-    if (auto t = c.run({"PTTL", key}); t && t->type == REDIS_REPLY_INTEGER)
+  auto note = [&](int db, const std::string& key, const reply& v) {
+    leftover l{a.label(), db, key, v.str, 0};
+    if (auto t = c.run({"PTTL", key}); t && t->kind == reply::type::integer)
       l.pttl_ms = t->integer;
     out.found.push_back(std::move(l));
   };
@@ -127,10 +103,10 @@ void look_at(const admin_access& a, const leftover_probe& p, bool scan_values, s
       fail("SELECT " + std::to_string(db));
       break;
     }
-    if (sel->type == REDIS_REPLY_ERROR)
+    if (sel->is_error())
       break;  // fewer databases configured: nothing can live beyond them
     auto size = c.run({"DBSIZE"});
-    if (!size || size->type != REDIS_REPLY_INTEGER) {
+    if (!size || size->kind != reply::type::integer) {
       fail("DBSIZE in db " + std::to_string(db));
       break;
     }
@@ -143,14 +119,14 @@ void look_at(const admin_access& a, const leftover_probe& p, bool scan_values, s
       for (std::size_t i = from; i < std::min(nkeys, from + batch); ++i)
         argv.push_back(p.keys[i]);
       auto r = c.run(argv);
-      if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != argv.size() - 1) {
+      if (!r || r->kind != reply::type::array || r->elements.size() != argv.size() - 1) {
         fail("MGET in db " + std::to_string(db));
         break;
       }
-      for (std::size_t i = 0; i < r->elements; ++i) {
-        if (ours(r->element[i])) {
+      for (std::size_t i = 0; i < r->elements.size(); ++i) {
+        if (ours(r->elements[i])) {
           reported.insert(argv[i + 1]);
-          note(db, argv[i + 1], r->element[i]);
+          note(db, argv[i + 1], r->elements[i]);
         }
       }
     }
@@ -162,25 +138,25 @@ void look_at(const admin_access& a, const leftover_probe& p, bool scan_values, s
     const long long max_steps = size->integer / 10 + 100;
     for (long long step = 0; step < max_steps && !failed; ++step) {
       auto r = c.run({"SCAN", cursor, "COUNT", std::to_string(batch)});
-      if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+      if (!r || r->kind != reply::type::array || r->elements.size() != 2) {
         fail("SCAN in db " + std::to_string(db));
         break;
       }
-      cursor.assign(r->element[0]->str, r->element[0]->len);
-      const redisReply* keys = r->element[1];
+      cursor = r->elements[0].str;
+      const reply& keys = r->elements[1];
       std::vector<std::string> argv{"MGET"};
-      for (std::size_t i = 0; i < keys->elements; ++i)
-        argv.emplace_back(keys->element[i]->str, keys->element[i]->len);
-      out.keys_scanned += keys->elements;
+      for (const auto& k : keys.elements)
+        argv.push_back(k.str);
+      out.keys_scanned += keys.elements.size();
       if (argv.size() > 1) {
         auto v = c.run(argv);
-        if (!v || v->type != REDIS_REPLY_ARRAY || v->elements != argv.size() - 1) {
+        if (!v || v->kind != reply::type::array || v->elements.size() != argv.size() - 1) {
           fail("MGET of scanned keys in db " + std::to_string(db));
           break;
         }
-        for (std::size_t i = 0; i < v->elements; ++i)
-          if (ours(v->element[i]) && reported.insert(argv[i + 1]).second)
-            note(db, argv[i + 1], v->element[i]);
+        for (std::size_t i = 0; i < v->elements.size(); ++i)
+          if (ours(v->elements[i]) && reported.insert(argv[i + 1]).second)
+            note(db, argv[i + 1], v->elements[i]);
       }
       if (cursor == "0")
         break;

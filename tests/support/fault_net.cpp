@@ -1,7 +1,5 @@
 #include "support/fault_net.hpp"
 
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -10,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-extern char** environ;
+#include "support/process.hpp"
 
 namespace redlock::test {
 
@@ -59,18 +57,9 @@ bool in_private_netns() {
 }
 
 int run_program(const std::vector<std::string>& argv) {
-  std::vector<char*> args;
-  args.reserve(argv.size() + 1);
-  for (const auto& a : argv)
-    args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ) != 0)
-    return -1;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  process_options o;
+  o.out = process_options::output::inherit;  // its messages next to the test's own
+  return run_to_end(argv, std::move(o)).code;
 }
 
 iptables_rule::iptables_rule(std::vector<std::string> spec) : spec_(std::move(spec)) {

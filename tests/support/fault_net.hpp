@@ -50,8 +50,8 @@ iptables_rule partition(std::uint16_t port, partition_mode mode = partition_mode
 /// (OUTPUT --sport port --tcp-flags PSH PSH -j DROP): commands execute, answers are lost.
 iptables_rule lose_replies(std::uint16_t port);
 
-/// Runs a program (no shell) and returns its exit status, or -1 if it could not run.
-/// Its output goes to the test's stderr.
+/// Runs a program (no shell, deadline 30 s) and returns its exit status as a shell reports
+/// it (127: could not run). Its output goes to the test's stdout and stderr.
 int run_program(const std::vector<std::string>& argv);
 
 /// Counter of faults injected by the helpers in this process (rules, kills, pauses, clock

@@ -1,4 +1,6 @@
 // A throwaway redis-server for tests: free loopback port, own temp dir, stopped by PID.
+// (The seams: support/process for the process, support/certificates for TLS material,
+// support/blocking_client for the admin connection.)
 //
 // The destructor always stops the process (SIGKILL if it does not exit on SIGTERM within
 // a deadline) and removes the directory, so a failing test leaves nothing behind.
@@ -15,6 +17,9 @@
 #include <vector>
 
 #include "redlock/reply.hpp"
+#include "support/blocking_client.hpp"
+#include "support/certificates.hpp"
+#include "support/process.hpp"
 
 namespace redlock::test {
 
@@ -83,12 +88,14 @@ class redis_server {
  private:
   void write_config();
   void wait_ready();
+  /// A connection as the default user (AUTH with requirepass when set); throws naming `what`.
+  blocking_client admin_client(const std::string& what) const;
   redis_server_options opts_;
   std::uint16_t port_ = 0;
   std::uint16_t tls_port_ = 0;
   std::string dir_;
   std::string unix_path_;
-  pid_t pid_ = -1;
+  std::unique_ptr<process> process_;  // null or exited when not running
 };
 
 /// `n` servers with the same options, started in order; each stops when the vector goes.
@@ -107,16 +114,6 @@ inline std::vector<std::string> urls_of(const std::vector<std::unique_ptr<redis_
     urls.push_back(s->url());
   return urls;
 }
-
-/// Paths of a CA, a server certificate/key (CN and SAN "localhost", IP 127.0.0.1) and a
-/// client certificate/key, generated once per test process with the openssl CLI into a temp
-/// dir that is removed at exit.
-struct test_certs {
-  std::string dir, ca_cert, server_cert, server_key, client_cert, client_key;
-  std::string other_ca_cert;  ///< a CA that signed nothing here (verification must fail)
-  std::string ca_dir;         ///< a hashed CA directory (`openssl rehash`) holding ca_cert
-};
-const test_certs& certs();
 
 /// A free TCP port on 127.0.0.1 (bound and released; callers retry on a rare collision).
 std::uint16_t free_port();

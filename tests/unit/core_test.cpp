@@ -35,7 +35,7 @@ op_config acquire_config(std::size_t n, int retry_count = 0) {
 }
 
 // Collects every action until idle, feeding event::next().
-std::vector<action> drain(machine& m, action a) {
+std::vector<action> drain(quorum_machine& m, action a) {
   std::vector<action> out;
   while (a.kind != atype::idle) {
     out.push_back(a);
@@ -179,7 +179,7 @@ TEST(Interpret, NodeVotesForOnlyWhenReplyEqualsKeyCount) {
 // nodes never answer and the attempt timer fires at the end if still undecided.
 void check_combination(const std::vector<vote>& votes) {
   const auto n = votes.size();
-  machine m(acquire_config(n), &zero_random);
+  quorum_machine m(acquire_config(n), &zero_random);
   auto first = drain(m, m.resume(event::start(t0)));
   ASSERT_EQ(first.size(), 1u);
   ASSERT_EQ(first[0].kind, atype::send);
@@ -265,7 +265,7 @@ TEST(AcquireMachine, EveryOutcomeCombinationOfFiveNodesDecidesByQuorum) {
 }
 
 TEST(AcquireMachine, DecidesOnQuorumWithoutWaitingForTheSlowestNodes) {
-  machine m(acquire_config(5), &zero_random);
+  quorum_machine m(acquire_config(5), &zero_random);
   drain(m, m.resume(event::start(t0)));
   for (std::size_t i = 0; i < 2; ++i) {
     EXPECT_TRUE(drain(m, m.resume(event::reply(i, 1, answer::ok, {}, t0 + 1ms))).empty());
@@ -281,7 +281,7 @@ TEST(AcquireMachine, DecidesOnQuorumWithoutWaitingForTheSlowestNodes) {
 }
 
 TEST(AcquireMachine, FailsEarlyWhenTooManyDeniedAndReleasesEverywhere) {
-  machine m(acquire_config(5), &zero_random);
+  quorum_machine m(acquire_config(5), &zero_random);
   drain(m, m.resume(event::start(t0)));
   drain(m, m.resume(event::reply(0, 1, answer::foreign, {}, t0 + 1ms)));
   drain(m, m.resume(event::reply(1, 1, answer::foreign, {}, t0 + 1ms)));
@@ -295,7 +295,7 @@ TEST(AcquireMachine, FailsEarlyWhenTooManyDeniedAndReleasesEverywhere) {
 TEST(AcquireMachine, QuorumAfterTheValidityRanOutIsAFailureNotAnExpiredLock) {
   auto c = acquire_config(3);
   c.ttl = 100ms;  // drift 3 ms: validity ends at t0 + 97 ms
-  machine m(c, &zero_random);
+  quorum_machine m(c, &zero_random);
   drain(m, m.resume(event::start(t0)));
   drain(m, m.resume(event::reply(0, 1, answer::ok, {}, t0 + 50ms)));
   auto as = drain(m, m.resume(event::reply(1, 1, answer::ok, {}, t0 + 97ms)));
@@ -305,7 +305,7 @@ TEST(AcquireMachine, QuorumAfterTheValidityRanOutIsAFailureNotAnExpiredLock) {
 }
 
 TEST(AcquireMachine, ValidityIsMeasuredFromTheStartOfTheWinningAttempt) {
-  machine m(acquire_config(3, 3), &mid_random);
+  quorum_machine m(acquire_config(3, 3), &mid_random);
   drain(m, m.resume(event::start(t0)));
   drain(m, m.resume(event::reply(0, 1, answer::foreign, {}, t0 + 1ms)));
   auto as = drain(m, m.resume(event::reply(1, 1, answer::foreign, {}, t0 + 1ms)));
@@ -324,7 +324,7 @@ TEST(AcquireMachine, ValidityIsMeasuredFromTheStartOfTheWinningAttempt) {
 }
 
 TEST(AcquireMachine, RepliesFromAnEarlierAttemptAreIgnored) {
-  machine m(acquire_config(3, 1), &zero_random);
+  quorum_machine m(acquire_config(3, 1), &zero_random);
   drain(m, m.resume(event::start(t0)));
   drain(m, m.resume(event::attempt_timeout(t0 + 200ms)));
   drain(m, m.resume(event::retry_timer(t0 + 300ms)));
@@ -333,7 +333,7 @@ TEST(AcquireMachine, RepliesFromAnEarlierAttemptAreIgnored) {
 }
 
 int attempts_until_done(int retry_count) {
-  machine m(acquire_config(3, retry_count), &zero_random);
+  quorum_machine m(acquire_config(3, retry_count), &zero_random);
   auto now = t0;
   auto as = drain(m, m.resume(event::start(now)));
   for (int guard = 0; guard < 100; ++guard) {
@@ -358,7 +358,7 @@ TEST(AcquireMachine, RetryCountThreeMeansFourAttempts) {
 }
 
 TEST(AcquireMachine, UnlimitedRetriesKeepBoundedMemoryOverTenThousandFailedAttempts) {
-  machine m(acquire_config(5, -1), &zero_random);
+  quorum_machine m(acquire_config(5, -1), &zero_random);
   auto now = t0;
   drain(m, m.resume(event::start(now)));
   std::size_t capacity = 0;
@@ -396,7 +396,7 @@ TEST(AcquireMachine, UnlimitedRetriesKeepBoundedMemoryOverTenThousandFailedAttem
 }
 
 TEST(AcquireMachine, CancelDuringAnAttemptReleasesAndCompletes) {
-  machine m(acquire_config(3, 5), &zero_random);
+  quorum_machine m(acquire_config(3, 5), &zero_random);
   drain(m, m.resume(event::start(t0)));
   drain(m, m.resume(event::reply(0, 1, answer::ok, {}, t0 + 1ms)));
   auto as = drain(m, m.resume(event::cancel(make_error_code(errc::cancelled), t0 + 2ms)));
@@ -407,7 +407,7 @@ TEST(AcquireMachine, CancelDuringAnAttemptReleasesAndCompletes) {
 }
 
 TEST(AcquireMachine, CancelWhileWaitingDoesNotReleaseTwice) {
-  machine m(acquire_config(3, 5), &zero_random);
+  quorum_machine m(acquire_config(3, 5), &zero_random);
   drain(m, m.resume(event::start(t0)));
   drain(m, m.resume(event::attempt_timeout(t0 + 200ms)));
   auto as = drain(m, m.resume(event::cancel(make_error_code(errc::cancelled), t0 + 250ms)));
@@ -426,7 +426,7 @@ op_config extend_config(std::size_t n, time_point lock_deadline, int retry_count
 }
 
 TEST(ExtendMachine, ExpiredLockFailsAtOnceAndSendsNothing) {
-  machine m(extend_config(3, t0), &zero_random);
+  quorum_machine m(extend_config(3, t0), &zero_random);
   auto as = drain(m, m.resume(event::start(t0)));
   ASSERT_EQ(as.size(), 1u);
   EXPECT_EQ(as[0].kind, atype::complete);
@@ -434,7 +434,7 @@ TEST(ExtendMachine, ExpiredLockFailsAtOnceAndSendsNothing) {
 }
 
 TEST(ExtendMachine, NewValidityIsComputedFromTheExtendStart) {
-  machine m(extend_config(3, t0 + 5s), &zero_random);
+  quorum_machine m(extend_config(3, t0 + 5s), &zero_random);
   const auto start = t0 + 1s;
   drain(m, m.resume(event::start(start)));
   drain(m, m.resume(event::reply(0, 1, answer::ok, {}, start + 3ms)));
@@ -445,7 +445,7 @@ TEST(ExtendMachine, NewValidityIsComputedFromTheExtendStart) {
 }
 
 TEST(ExtendMachine, FailureNeverReleasesAndSaysLockLostWhenDenied) {
-  machine m(extend_config(3, t0 + 5s), &zero_random);
+  quorum_machine m(extend_config(3, t0 + 5s), &zero_random);
   drain(m, m.resume(event::start(t0)));
   drain(m, m.resume(event::reply(0, 1, answer::foreign, {}, t0 + 1ms)));
   auto as = drain(m, m.resume(event::reply(1, 1, answer::missing, {}, t0 + 1ms)));
@@ -455,7 +455,7 @@ TEST(ExtendMachine, FailureNeverReleasesAndSaysLockLostWhenDenied) {
 }
 
 TEST(ExtendMachine, FailureByUnreachableNodesSaysQuorumUnreachable) {
-  machine m(extend_config(3, t0 + 5s), &zero_random);
+  quorum_machine m(extend_config(3, t0 + 5s), &zero_random);
   drain(m, m.resume(event::start(t0)));
   auto as = drain(m, m.resume(event::attempt_timeout(t0 + 200ms)));
   EXPECT_FALSE(has(as, atype::release_all));
@@ -465,7 +465,7 @@ TEST(ExtendMachine, FailureByUnreachableNodesSaysQuorumUnreachable) {
 TEST(ExtendMachine, RetriesOnlyWhileTheLockIsStillValid) {
   // Deadline 1 s away, retry delay 200 ms: retries happen, and stop once a retry would
   // start after the deadline.
-  machine m(extend_config(3, t0 + 1s, -1), &mid_random);
+  quorum_machine m(extend_config(3, t0 + 1s, -1), &mid_random);
   auto now = t0;
   drain(m, m.resume(event::start(now)));
   int rounds = 0;
@@ -483,7 +483,7 @@ TEST(ExtendMachine, RetriesOnlyWhileTheLockIsStillValid) {
 }
 
 TEST(ExtendMachine, ResyncsNodesThatLostTheKeysWhenAQuorumStillHoldsThem) {
-  machine m(extend_config(5, t0 + 5s), &zero_random);
+  quorum_machine m(extend_config(5, t0 + 5s), &zero_random);
   drain(m, m.resume(event::start(t0)));
   drain(m, m.resume(event::reply(0, 1, answer::missing, {}, t0 + 1ms)));
   drain(m, m.resume(event::reply(1, 1, answer::ok, {}, t0 + 1ms)));
@@ -503,7 +503,7 @@ TEST(ExtendMachine, ResyncsNodesThatLostTheKeysWhenAQuorumStillHoldsThem) {
 
 TEST(ExtendMachine, NeverRecreatesAnExpiredLock) {
   // A late "missing" reply after the new validity ran out: no resync.
-  machine m(extend_config(5, t0 + 5s), &zero_random);
+  quorum_machine m(extend_config(5, t0 + 5s), &zero_random);
   drain(m, m.resume(event::start(t0)));
   for (std::size_t i = 0; i < 3; ++i) {
     drain(m, m.resume(event::reply(i, 1, answer::ok, {}, t0 + 1ms)));
@@ -511,14 +511,14 @@ TEST(ExtendMachine, NeverRecreatesAnExpiredLock) {
   ASSERT_TRUE(m.finished());
   EXPECT_TRUE(drain(m, m.resume(event::reply(3, 1, answer::missing, {}, t0 + 9898ms))).empty());
   // Without a quorum nothing is re-set either, however much validity is left.
-  machine f(extend_config(3, t0 + 5s), &zero_random);
+  quorum_machine f(extend_config(3, t0 + 5s), &zero_random);
   drain(f, f.resume(event::start(t0)));
   drain(f, f.resume(event::reply(0, 1, answer::missing, {}, t0 + 1ms)));
   auto as = drain(f, f.resume(event::reply(1, 1, answer::missing, {}, t0 + 1ms)));
   EXPECT_FALSE(has(as, atype::resync));
   EXPECT_EQ(as.back().ec, errc::lock_lost);
   // And an extend that starts after the lock expired sends nothing at all.
-  machine e(extend_config(3, t0), &zero_random);
+  quorum_machine e(extend_config(3, t0), &zero_random);
   as = drain(e, e.resume(event::start(t0 + 1ms)));
   EXPECT_FALSE(has(as, atype::send));
   EXPECT_FALSE(has(as, atype::resync));
@@ -527,7 +527,7 @@ TEST(ExtendMachine, NeverRecreatesAnExpiredLock) {
 TEST(ExtendMachine, NoResyncAfterALaterOperationOnTheValueStarted) {
   // Issue 10, defect 3: a slow node's late "missing" answer to a successful extend came after
   // the caller unlocked, and the re-sync brought the released key back for a full TTL.
-  machine m(extend_config(5, t0 + 5s), &zero_random);
+  quorum_machine m(extend_config(5, t0 + 5s), &zero_random);
   drain(m, m.resume(event::start(t0)));
   for (std::size_t i = 0; i < 3; ++i)
     drain(m, m.resume(event::reply(i, 1, answer::ok, {}, t0 + 1ms)));
@@ -535,7 +535,7 @@ TEST(ExtendMachine, NoResyncAfterALaterOperationOnTheValueStarted) {
   m.stop_resyncs();  // the unlock of this value started
   EXPECT_TRUE(drain(m, m.resume(event::reply(3, 1, answer::missing, {}, t0 + 3ms))).empty());
   // Also the re-syncs queued at completion are dropped once stopped.
-  machine q(extend_config(5, t0 + 5s), &zero_random);
+  quorum_machine q(extend_config(5, t0 + 5s), &zero_random);
   drain(q, q.resume(event::start(t0)));
   drain(q, q.resume(event::reply(0, 1, answer::missing, {}, t0 + 1ms)));
   drain(q, q.resume(event::reply(1, 1, answer::ok, {}, t0 + 1ms)));
@@ -558,7 +558,7 @@ op_config release_config(std::size_t n, time_point lock_deadline, int retry_coun
 }
 
 TEST(ReleaseMachine, SucceedsWhenAQuorumNoLongerHoldsOurValue) {
-  machine m(release_config(3, t0 + 5s, 3), &zero_random);
+  quorum_machine m(release_config(3, t0 + 5s, 3), &zero_random);
   drain(m, m.resume(event::start(t0)));
   drain(m, m.resume(event::reply(0, 1, answer::ok, {}, t0 + 1ms)));
   auto as = drain(m, m.resume(event::reply(1, 1, answer::absent, {}, t0 + 1ms)));
@@ -569,7 +569,7 @@ TEST(ReleaseMachine, SucceedsWhenAQuorumNoLongerHoldsOurValue) {
 }
 
 TEST(ReleaseMachine, RetriesOnlyTheNodesThatFailed) {
-  machine m(release_config(3, t0 + 5s, 3), &zero_random);
+  quorum_machine m(release_config(3, t0 + 5s, 3), &zero_random);
   drain(m, m.resume(event::start(t0)));
   drain(m, m.resume(event::reply(0, 1, answer::ok, {}, t0 + 1ms)));
   drain(m, m.resume(event::reply(1, 1, answer::error, make_error_code(errc::server_error), t0)));
@@ -589,7 +589,7 @@ TEST(ReleaseMachine, RetriesOnlyTheNodesThatFailed) {
 }
 
 TEST(ReleaseMachine, ExpiredLockGetsOneRoundThenLockExpiredEvenWithUnlimitedRetries) {
-  machine m(release_config(3, t0, -1), &zero_random);
+  quorum_machine m(release_config(3, t0, -1), &zero_random);
   auto as = drain(m, m.resume(event::start(t0 + 1ms)));
   ASSERT_EQ(as.size(), 1u);
   EXPECT_EQ(as[0].kind, atype::send);
@@ -604,7 +604,7 @@ TEST(ReleaseMachine, ExpiredLockGetsOneRoundThenLockExpiredEvenWithUnlimitedRetr
 }
 
 TEST(ReleaseMachine, GivesUpWhenTheLockWouldExpireBeforeTheRetry) {
-  machine m(release_config(3, t0 + 250ms, -1), &mid_random);
+  quorum_machine m(release_config(3, t0 + 250ms, -1), &mid_random);
   drain(m, m.resume(event::start(t0)));
   auto as = drain(m, m.resume(event::attempt_timeout(t0 + 200ms)));
   ASSERT_EQ(as.back().kind, atype::complete);
@@ -614,7 +614,7 @@ TEST(ReleaseMachine, GivesUpWhenTheLockWouldExpireBeforeTheRetry) {
 TEST(ReleaseMachine, WaitAllDecidesOnlyOnceEveryNodeAnswered) {
   auto c = release_config(3, t0 + 5s, 0);
   c.wait_all = true;
-  machine m(c, &zero_random);
+  quorum_machine m(c, &zero_random);
   drain(m, m.resume(event::start(t0)));
   EXPECT_TRUE(drain(m, m.resume(event::reply(0, 1, answer::ok, {}, t0 + 1ms))).empty());
   EXPECT_TRUE(drain(m, m.resume(event::reply(1, 1, answer::absent, {}, t0 + 1ms))).empty())
@@ -626,13 +626,61 @@ TEST(ReleaseMachine, WaitAllDecidesOnlyOnceEveryNodeAnswered) {
   EXPECT_EQ(m.released(), 2u);
   EXPECT_EQ(m.absent(), 1u);
   // Bounded by the attempt deadline: a node that never answers times out.
-  machine t(c, &zero_random);
+  quorum_machine t(c, &zero_random);
   drain(t, t.resume(event::start(t0)));
   drain(t, t.resume(event::reply(0, 1, answer::ok, {}, t0 + 1ms)));
   drain(t, t.resume(event::reply(1, 1, answer::ok, {}, t0 + 1ms)));
   as = drain(t, t.resume(event::attempt_timeout(t0 + 200ms)));
   ASSERT_FALSE(as.empty());
   EXPECT_FALSE(as.back().ec);
+}
+
+// ---- routing one request to one node ------------------------------------------------------
+
+TEST(Route, ReleasesGoOnlyToNodesThatMayHoldTheValueAndAreNeverHeldBackForLagging) {
+  for (auto p : {purpose::release, purpose::cleanup}) {
+    EXPECT_EQ(route_request(op_kind::acquire, p, true, true), route::send);
+    EXPECT_EQ(route_request(op_kind::acquire, p, false, false), route::answer_absent);
+  }
+  EXPECT_EQ(route_request(op_kind::release, purpose::primary, true, true), route::send);
+  EXPECT_EQ(route_request(op_kind::release, purpose::primary, false, true), route::answer_absent);
+}
+
+TEST(Route, AcquiresAndExtendsToALaggingNodeAreAnsweredLaggingWithoutSending) {
+  for (auto op : {op_kind::acquire, op_kind::extend}) {
+    EXPECT_EQ(route_request(op, purpose::primary, true, false), route::send);
+    EXPECT_EQ(route_request(op, purpose::primary, false, false), route::send);
+    EXPECT_EQ(route_request(op, purpose::primary, true, true), route::answer_lagging);
+  }
+}
+
+TEST(Route, AResyncGoesOnlyWhereAnAcquireOnceWent) {
+  EXPECT_EQ(route_request(op_kind::extend, purpose::resync, false, false), route::skip);
+  EXPECT_EQ(route_request(op_kind::extend, purpose::resync, true, false), route::send);
+  EXPECT_EQ(route_request(op_kind::extend, purpose::resync, true, true), route::answer_lagging);
+}
+
+TEST(Route, EachPurposeRunsTheScriptThatMatchesIt) {
+  EXPECT_EQ(script_of(op_kind::extend, purpose::primary), op_kind::extend);
+  EXPECT_EQ(script_of(op_kind::extend, purpose::resync), op_kind::acquire);
+  EXPECT_EQ(script_of(op_kind::acquire, purpose::release), op_kind::release);
+  EXPECT_EQ(script_of(op_kind::release, purpose::cleanup), op_kind::release);
+  EXPECT_TRUE(may_store(op_kind::acquire, purpose::primary));
+  EXPECT_TRUE(may_store(op_kind::extend, purpose::resync));
+  EXPECT_FALSE(may_store(op_kind::extend, purpose::primary));
+  EXPECT_FALSE(may_store(op_kind::acquire, purpose::release));
+}
+
+TEST(WrittenSet, MarksNodesBelow64AndCountsEveryNodeFrom64OnAsWritten) {
+  auto w = written_set::none();
+  EXPECT_FALSE(w.may_hold(0));
+  w.mark(3);
+  w.mark(70);  // not tracked
+  EXPECT_TRUE(w.may_hold(3));
+  EXPECT_FALSE(w.may_hold(4));
+  EXPECT_TRUE(w.may_hold(64));
+  EXPECT_EQ(w.bits(), std::uint64_t{1} << 3);
+  EXPECT_TRUE(written_set::all().may_hold(63));
 }
 
 TEST(Backlog, TheOldestUnansweredRequestDecidesWhetherANodeLags) {
@@ -803,3 +851,54 @@ TEST(Identity, TheFirstPairOfNodesSharingAnIdentityIsADuplicate) {
 }
 
 }  // namespace
+
+// ---- the inspection verdict -------------------------------------------------------------
+
+namespace {
+
+inspected_node holding(std::string_view v, std::optional<milliseconds> ttl) {
+  inspected_node n;
+  n.answered = true;
+  n.holder = v;
+  n.shortest_ttl = ttl;
+  return n;
+}
+
+inspected_node empty_node() {
+  inspected_node n;
+  n.answered = true;
+  n.free = true;
+  return n;
+}
+
+}  // namespace
+
+TEST(InspectionVerdict, AQuorumOfOneValueIsHeldUntilTheQuorumThLargestTtlLessDrift) {
+  const std::vector<inspected_node> nodes = {holding("v", 900ms), holding("v", 800ms),
+                                             holding("v", 100ms), inspected_node{}, empty_node()};
+  const auto v = judge_inspection(nodes, 0.01, t0);
+  EXPECT_EQ(v.status, inspection_status::held);
+  EXPECT_EQ(v.holder, "v");
+  EXPECT_EQ(v.holding_nodes, 3U);
+  EXPECT_EQ(v.quorum, 3U);
+  EXPECT_EQ(v.free_nodes, 1U);
+  // quorum 3 of 5: the 3rd largest TTL (100 ms) − drift_margin(900 ms) = 100 − 11 ms
+  EXPECT_EQ(v.validity_deadline, t0 + 100ms - drift_margin(900ms, 0.01));
+}
+
+TEST(InspectionVerdict, KeysWithoutExpiryOnAQuorumHoldForever) {
+  const std::vector<inspected_node> nodes = {holding("v", std::nullopt), holding("v", std::nullopt),
+                                             holding("v", 50ms)};
+  EXPECT_EQ(judge_inspection(nodes, 0.01, t0).validity_deadline, time_point::max());
+}
+
+TEST(InspectionVerdict, SplitValuesAreIndeterminateAndAFreeQuorumIsFree) {
+  const std::vector<inspected_node> split = {holding("a", 1s), holding("b", 1s), empty_node()};
+  EXPECT_EQ(judge_inspection(split, 0.01, t0).status, inspection_status::indeterminate);
+  const std::vector<inspected_node> free = {empty_node(), empty_node(), holding("a", 1s)};
+  const auto v = judge_inspection(free, 0.01, t0);
+  EXPECT_EQ(v.status, inspection_status::free);
+  EXPECT_EQ(v.validity_deadline, time_point{});
+  const std::vector<inspected_node> none = {inspected_node{}, inspected_node{}, empty_node()};
+  EXPECT_EQ(judge_inspection(none, 0.01, t0).status, inspection_status::indeterminate);
+}

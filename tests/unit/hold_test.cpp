@@ -1,4 +1,4 @@
-// The hold decisions (detail::hold_machine) driven with literal time points: extension
+// The hold decisions (detail::extension_machine) driven with literal time points: extension
 // timing, retries within validity, the loss signal and the hold cap.
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "internal/hold_machine.hpp"
+#include "internal/extension_machine.hpp"
 #include "redlock/error.hpp"
 #include "redlock/hold.hpp"
 #include "support/fake_node.hpp"
@@ -22,19 +22,19 @@ namespace {
 
 using namespace std::chrono_literals;
 using redlock::loss_reason;
-using redlock::detail::hold_machine;
-using kind = hold_machine::kind;
-using tp = hold_machine::time_point;
+using redlock::detail::extension_machine;
+using kind = extension_machine::action::type;
+using tp = extension_machine::time_point;
 
 const tp t0 = tp{} + 1000s;  // an arbitrary instant of the fake clock
 
-hold_machine::timing timing_for(std::chrono::milliseconds ttl, redlock::hold_options o = {}) {
-  return hold_machine::make_timing(ttl, o);
+extension_machine::timing timing_for(std::chrono::milliseconds ttl, redlock::hold_options o = {}) {
+  return extension_machine::make_timing(ttl, o);
 }
 
 // A lock acquired at t0 with a 1 s TTL and 990 ms validity; extend at half the TTL left.
-hold_machine fresh(redlock::hold_options o = {}) {
-  return hold_machine(timing_for(1000ms, o), t0, t0 + 990ms);
+extension_machine fresh(redlock::hold_options o = {}) {
+  return extension_machine(timing_for(1000ms, o), t0, t0 + 990ms);
 }
 
 TEST(HoldTiming, DefaultThresholdIsHalfTheTtlAndRetryDelayATenth) {
@@ -67,44 +67,44 @@ TEST(HoldTiming, RejectsThresholdOutsideOpenUnitIntervalAndNonPositiveDurations)
 TEST(HoldMachine, WaitsUntilRemainingValidityReachesTheThresholdThenExtends) {
   auto m = fresh();
   auto a = m.resume(t0);
-  ASSERT_EQ(a.what, kind::wait);
+  ASSERT_EQ(a.kind, kind::wait);
   EXPECT_EQ(a.until, t0 + 490ms);  // deadline 990 ms − threshold 500 ms
-  EXPECT_EQ(m.resume(t0 + 489ms).what, kind::wait);
-  EXPECT_EQ(m.resume(t0 + 490ms).what, kind::extend);
+  EXPECT_EQ(m.resume(t0 + 489ms).kind, kind::wait);
+  EXPECT_EQ(m.resume(t0 + 490ms).kind, kind::extend);
   EXPECT_TRUE(m.extending());
 }
 
 TEST(HoldMachine, NeverStartsASecondExtensionWhileOneIsInFlight) {
   auto m = fresh();
-  ASSERT_EQ(m.resume(t0 + 600ms).what, kind::extend);
+  ASSERT_EQ(m.resume(t0 + 600ms).kind, kind::extend);
   auto a = m.resume(t0 + 610ms);
-  EXPECT_EQ(a.what, kind::wait);
+  EXPECT_EQ(a.kind, kind::wait);
   EXPECT_EQ(a.until, t0 + 990ms);  // only the deadline can end this wait
 }
 
 TEST(HoldMachine, SuccessfulExtensionMovesTheNextExtensionPoint) {
   auto m = fresh();
-  ASSERT_EQ(m.resume(t0 + 490ms).what, kind::extend);
+  ASSERT_EQ(m.resume(t0 + 490ms).kind, kind::extend);
   m.on_extended(t0 + 1480ms);
   EXPECT_EQ(m.extensions(), 1);
   EXPECT_EQ(m.deadline(), t0 + 1480ms);
   auto a = m.resume(t0 + 500ms);
-  ASSERT_EQ(a.what, kind::wait);
+  ASSERT_EQ(a.kind, kind::wait);
   EXPECT_EQ(a.until, t0 + 980ms);
 }
 
 TEST(HoldMachine, FailedExtensionIsRetriedAfterTheRetryDelayWhileValidityRemains) {
   auto m = fresh();
-  ASSERT_EQ(m.resume(t0 + 490ms).what, kind::extend);
+  ASSERT_EQ(m.resume(t0 + 490ms).kind, kind::extend);
   m.on_extend_failed(redlock::errc::quorum_unreachable, t0 + 500ms);
   EXPECT_EQ(m.reason(), loss_reason::none);
   auto a = m.resume(t0 + 500ms);
-  ASSERT_EQ(a.what, kind::wait);
+  ASSERT_EQ(a.kind, kind::wait);
   EXPECT_EQ(a.until, t0 + 600ms);
-  EXPECT_EQ(m.resume(t0 + 600ms).what, kind::extend);
+  EXPECT_EQ(m.resume(t0 + 600ms).kind, kind::extend);
   m.on_extend_failed(redlock::errc::quorum_unreachable, t0 + 610ms);
-  EXPECT_EQ(m.resume(t0 + 700ms).what, kind::wait);
-  EXPECT_EQ(m.resume(t0 + 710ms).what, kind::extend);
+  EXPECT_EQ(m.resume(t0 + 700ms).kind, kind::wait);
+  EXPECT_EQ(m.resume(t0 + 710ms).kind, kind::extend);
   m.on_extended(t0 + 1700ms);
   EXPECT_EQ(m.reason(), loss_reason::none);
   EXPECT_FALSE(m.error());
@@ -114,56 +114,56 @@ TEST(HoldMachine, RetriesNeverWaitPastTheDeadline) {
   redlock::hold_options o;
   o.extend_retry_delay = 400ms;
   auto m = fresh(o);
-  ASSERT_EQ(m.resume(t0 + 800ms).what, kind::extend);
+  ASSERT_EQ(m.resume(t0 + 800ms).kind, kind::extend);
   m.on_extend_failed(redlock::errc::timeout, t0 + 810ms);
   auto a = m.resume(t0 + 810ms);
-  ASSERT_EQ(a.what, kind::wait);
+  ASSERT_EQ(a.kind, kind::wait);
   EXPECT_EQ(a.until, t0 + 990ms);  // the retry at 1210 ms would come after the deadline
 }
 
 TEST(HoldMachine, SignalsExpiredExactlyOnceAtTheDeadlineWhenExtensionsKeepFailing) {
   auto m = fresh();
-  ASSERT_EQ(m.resume(t0 + 490ms).what, kind::extend);
+  ASSERT_EQ(m.resume(t0 + 490ms).kind, kind::extend);
   m.on_extend_failed(redlock::errc::quorum_unreachable, t0 + 495ms);
-  EXPECT_EQ(m.resume(t0 + 989ms).what, kind::extend);
+  EXPECT_EQ(m.resume(t0 + 989ms).kind, kind::extend);
   auto a = m.resume(t0 + 990ms);  // still in flight at the deadline
-  ASSERT_EQ(a.what, kind::signal);
+  ASSERT_EQ(a.kind, kind::signal);
   EXPECT_EQ(a.reason, loss_reason::expired);
   EXPECT_EQ(m.reason(), loss_reason::expired);
-  EXPECT_EQ(m.resume(t0 + 991ms).what, kind::idle);
-  EXPECT_EQ(m.resume(t0 + 5s).what, kind::idle);
+  EXPECT_EQ(m.resume(t0 + 991ms).kind, kind::idle);
+  EXPECT_EQ(m.resume(t0 + 5s).kind, kind::idle);
 }
 
 TEST(HoldMachine, LateSuccessAfterExpiryDoesNotReviveTheHold) {
   auto m = fresh();
-  ASSERT_EQ(m.resume(t0 + 490ms).what, kind::extend);
-  ASSERT_EQ(m.resume(t0 + 990ms).what, kind::signal);
+  ASSERT_EQ(m.resume(t0 + 490ms).kind, kind::extend);
+  ASSERT_EQ(m.resume(t0 + 990ms).kind, kind::signal);
   m.on_extended(t0 + 1980ms);
   EXPECT_EQ(m.reason(), loss_reason::expired);
   EXPECT_EQ(m.extensions(), 0);
   EXPECT_EQ(m.deadline(), t0 + 990ms);
-  EXPECT_EQ(m.resume(t0 + 1000ms).what, kind::idle);
+  EXPECT_EQ(m.resume(t0 + 1000ms).kind, kind::idle);
 }
 
 TEST(HoldMachine, LockLostEndsTheHoldImmediatelyWithTheError) {
   auto m = fresh();
-  ASSERT_EQ(m.resume(t0 + 490ms).what, kind::extend);
+  ASSERT_EQ(m.resume(t0 + 490ms).kind, kind::extend);
   m.on_extend_failed(redlock::errc::lock_lost, t0 + 500ms);
   auto a = m.resume(t0 + 500ms);
-  ASSERT_EQ(a.what, kind::signal);
+  ASSERT_EQ(a.kind, kind::signal);
   EXPECT_EQ(a.reason, loss_reason::lost);
   EXPECT_EQ(m.error(), redlock::errc::lock_lost);
-  EXPECT_EQ(m.resume(t0 + 600ms).what, kind::idle);
+  EXPECT_EQ(m.resume(t0 + 600ms).kind, kind::idle);
 }
 
 TEST(HoldMachine, ManagerClosedAndLockExpiredErrorsEndTheHold) {
   auto closed = fresh();
-  ASSERT_EQ(closed.resume(t0 + 490ms).what, kind::extend);
+  ASSERT_EQ(closed.resume(t0 + 490ms).kind, kind::extend);
   closed.on_extend_failed(redlock::errc::closed, t0 + 491ms);
   EXPECT_EQ(closed.resume(t0 + 491ms).reason, loss_reason::closed);
 
   auto expired = fresh();
-  ASSERT_EQ(expired.resume(t0 + 490ms).what, kind::extend);
+  ASSERT_EQ(expired.resume(t0 + 490ms).kind, kind::extend);
   expired.on_extend_failed(redlock::errc::lock_expired, t0 + 491ms);
   EXPECT_EQ(expired.resume(t0 + 491ms).reason, loss_reason::expired);
 }
@@ -172,21 +172,21 @@ TEST(HoldMachine, CapSignalsMaxHoldWhileTheLockIsStillValidAndStopsExtending) {
   redlock::hold_options o;
   o.max_hold = 1200ms;
   auto m = fresh(o);
-  ASSERT_EQ(m.resume(t0 + 490ms).what, kind::extend);
+  ASSERT_EQ(m.resume(t0 + 490ms).kind, kind::extend);
   m.on_extended(t0 + 1480ms);
   auto a = m.resume(t0 + 500ms);
-  ASSERT_EQ(a.what, kind::wait);
+  ASSERT_EQ(a.kind, kind::wait);
   EXPECT_EQ(a.until, t0 + 980ms);
-  ASSERT_EQ(m.resume(t0 + 980ms).what, kind::extend);
+  ASSERT_EQ(m.resume(t0 + 980ms).kind, kind::extend);
   m.on_extended(t0 + 1970ms);
   a = m.resume(t0 + 990ms);
-  ASSERT_EQ(a.what, kind::wait);
+  ASSERT_EQ(a.kind, kind::wait);
   EXPECT_EQ(a.until, t0 + 1200ms);  // the cap comes before the next extension point
   a = m.resume(t0 + 1200ms);
-  ASSERT_EQ(a.what, kind::signal);
+  ASSERT_EQ(a.kind, kind::signal);
   EXPECT_EQ(a.reason, loss_reason::max_hold);
   EXPECT_FALSE(m.error());
-  EXPECT_EQ(m.resume(t0 + 1500ms).what, kind::idle);  // no extension after the cap
+  EXPECT_EQ(m.resume(t0 + 1500ms).kind, kind::idle);  // no extension after the cap
 }
 
 TEST(HoldMachine, CapWinsOverExpiryWhenBothHavePassed) {
@@ -199,24 +199,24 @@ TEST(HoldMachine, CapWinsOverExpiryWhenBothHavePassed) {
 TEST(HoldMachine, StoppedMachineDoesNothingMore) {
   auto m = fresh();
   m.stop();
-  EXPECT_EQ(m.resume(t0 + 490ms).what, kind::idle);
-  EXPECT_EQ(m.resume(t0 + 5s).what, kind::idle);
+  EXPECT_EQ(m.resume(t0 + 490ms).kind, kind::idle);
+  EXPECT_EQ(m.resume(t0 + 5s).kind, kind::idle);
   EXPECT_EQ(m.reason(), loss_reason::none);
 }
 
 TEST(HoldMachine, ExtensionCompletingAfterStopStillCounts) {
   auto m = fresh();
-  ASSERT_EQ(m.resume(t0 + 490ms).what, kind::extend);
+  ASSERT_EQ(m.resume(t0 + 490ms).kind, kind::extend);
   m.stop();
   m.on_extended(t0 + 1480ms);
   EXPECT_EQ(m.extensions(), 1);
   EXPECT_FALSE(m.extending());
-  EXPECT_EQ(m.resume(t0 + 500ms).what, kind::idle);
+  EXPECT_EQ(m.resume(t0 + 500ms).kind, kind::idle);
 }
 
 TEST(HoldMachine, ExtendsAtOnceWhenAcquiredWithLessValidityThanTheThreshold) {
-  auto m = hold_machine(timing_for(1000ms), t0, t0 + 300ms);
-  EXPECT_EQ(m.resume(t0).what, kind::extend);
+  auto m = extension_machine(timing_for(1000ms), t0, t0 + 300ms);
+  EXPECT_EQ(m.resume(t0).kind, kind::extend);
 }
 
 TEST(LossReason, HasReadableNames) {

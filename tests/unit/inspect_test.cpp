@@ -298,3 +298,31 @@ TEST_F(InspectFakeTest, OneDeploymentListedTwiceIsRefusedAndNothingIsSent) {
 }
 
 }  // namespace
+
+TEST_F(InspectFakeTest, BadResourcesAreRefusedAsByLockNamingTheArgument) {
+  // One contract for every operation: the same check, the same code, the same detail.
+  const std::vector<std::vector<std::string>> bad = {{}, {"k", ""}, {"a", "b", "a"}};
+  const std::vector<std::string> details = {"resources is empty: name at least one resource",
+                                            "resources[1] is empty",
+                                            "resources[0] and resources[2] are the same resource"};
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    std::promise<std::pair<std::error_code, redlock::inspection>> ip;
+    auto f = ip.get_future();
+    redlock::async_inspect(*manager_, bad[i], [&ip](std::error_code e, redlock::inspection r) {
+      ip.set_value({e, std::move(r)});
+    });
+    auto [ec, in] = redlock::test::get_within(f);
+    EXPECT_EQ(ec, redlock::errc::invalid_argument) << i;
+    EXPECT_EQ(in.detail, details[i]);
+    std::promise<std::pair<std::error_code, redlock::lock>> lp;
+    auto lf = lp.get_future();
+    manager_->async_lock(bad[i], 1000ms, [&lp](std::error_code e, redlock::lock l) {
+      lp.set_value({e, std::move(l)});
+    });
+    auto [lec, l] = redlock::test::get_within(lf);
+    EXPECT_EQ(lec, redlock::errc::invalid_argument) << i;
+    EXPECT_EQ(l.report().detail, details[i]);
+  }
+  for (auto& f : fakes_)
+    EXPECT_TRUE(f->calls().empty()) << "a refused call sent something";
+}

@@ -20,6 +20,7 @@
 #include "redlock/blocking.hpp"
 #include "redlock/lock_manager.hpp"
 #include "support/fake_node.hpp"
+#include "support/options.hpp"
 
 namespace {
 
@@ -52,8 +53,9 @@ class ManagerTest : public ::testing::Test {
     return redlock::test::make_fake_nodes(io.get_executor(), n, fakes, "fake://node");
   }
 
+  // Fake nodes answer at once: one attempt, and a timeout and retry pauses of a few ms.
   static redlock::manager_options fast() {
-    redlock::manager_options s;
+    auto s = redlock::test::fast_options();
     s.retry_count = 0;
     s.retry_delay = 5ms;
     s.retry_jitter = 2ms;

@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "internal/hold_machine.hpp"
+#include "internal/extension_machine.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
@@ -25,8 +25,8 @@ const char* to_string(loss_reason r) noexcept {
 
 namespace detail {
 
-hold_machine::timing hold_machine::make_timing(std::chrono::milliseconds ttl,
-                                               const hold_options& o) {
+extension_machine::timing extension_machine::make_timing(std::chrono::milliseconds ttl,
+                                                         const hold_options& o) {
   using std::chrono::milliseconds;
   // NaN fails both comparisons, so it is rejected too.
   if (!(o.extend_threshold > 0.0 && o.extend_threshold < 1.0)) {
@@ -61,18 +61,18 @@ hold_machine::timing hold_machine::make_timing(std::chrono::milliseconds ttl,
 }
 
 void check_hold_options(std::chrono::milliseconds ttl, const hold_options& o) {
-  (void)hold_machine::make_timing(ttl, o);
+  (void)extension_machine::make_timing(ttl, o);
 }
 
-hold_machine::hold_machine(timing t, time_point acquired_at, time_point deadline)
+extension_machine::extension_machine(timing t, time_point acquired_at, time_point deadline)
     : timing_(t), acquired_at_(acquired_at), deadline_(deadline) {}
 
-void hold_machine::end(loss_reason r) noexcept {
+void extension_machine::end(loss_reason r) noexcept {
   if (reason_ == loss_reason::none)
     reason_ = r;
 }
 
-hold_machine::action hold_machine::resume(time_point now) {
+extension_machine::action extension_machine::resume(time_point now) {
   if (stopped_)
     return {};
   if (reason_ == loss_reason::none) {
@@ -89,22 +89,22 @@ hold_machine::action hold_machine::resume(time_point now) {
     if (signalled_)
       return {};
     signalled_ = true;
-    return {kind::signal, {}, reason_};
+    return {action::type::signal, {}, reason_};
   }
   auto limit = deadline_;
   if (timing_.max_hold)
     limit = std::min(limit, acquired_at_ + *timing_.max_hold);
   if (in_flight_)
-    return {kind::wait, limit, loss_reason::none};
+    return {action::type::wait, limit, loss_reason::none};
   auto extend_at = std::max(deadline_ - timing_.threshold, retry_at_);
   if (now >= extend_at) {
     in_flight_ = true;
-    return {kind::extend, {}, loss_reason::none};
+    return {action::type::extend, {}, loss_reason::none};
   }
-  return {kind::wait, std::min(extend_at, limit), loss_reason::none};
+  return {action::type::wait, std::min(extend_at, limit), loss_reason::none};
 }
 
-void hold_machine::on_extended(time_point new_deadline) {
+void extension_machine::on_extended(time_point new_deadline) {
   in_flight_ = false;
   // After a signal the hold is over for the routine; a late success changes nothing. After
   // stop() (a release waiting for this round) the success still counts: it did extend.
@@ -116,7 +116,7 @@ void hold_machine::on_extended(time_point new_deadline) {
   ++extensions_;
 }
 
-void hold_machine::on_extend_failed(std::error_code ec, time_point now) {
+void extension_machine::on_extend_failed(std::error_code ec, time_point now) {
   in_flight_ = false;
   if (stopped_ || reason_ != loss_reason::none)
     return;

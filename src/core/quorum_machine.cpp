@@ -3,10 +3,10 @@
 
 namespace redlock::detail::core {
 
-machine::machine(const op_config& config, random_source random)
+quorum_machine::quorum_machine(const op_config& config, random_source random)
     : config_(config), random_(random), tally_(config.nodes), nodes_(config.nodes) {}
 
-action machine::resume(const event& e) {
+action quorum_machine::resume(const event& e) {
   switch (e.kind) {
     case event::type::start:
       if (phase_ != phase::init)
@@ -31,7 +31,7 @@ action machine::resume(const event& e) {
   return {};
 }
 
-action machine::begin_round(time_point now, bool only_not_done) {
+action quorum_machine::begin_round(time_point now, bool only_not_done) {
   phase_ = phase::attempting;
   ++attempts_;
   ++attempt_id_;
@@ -59,8 +59,8 @@ action machine::begin_round(time_point now, bool only_not_done) {
   return {action::type::send, 0, config_.node_timeout, {}};
 }
 
-void machine::record(std::size_t i, answer a, std::error_code ec, std::string_view message,
-                     time_point now) {
+void quorum_machine::record(std::size_t i, answer a, std::error_code ec, std::string_view message,
+                            time_point now) {
   auto& n = nodes_[i];
   n.ans = a;
   n.message.assign(message);
@@ -87,7 +87,7 @@ void machine::record(std::size_t i, answer a, std::error_code ec, std::string_vi
   }
 }
 
-action machine::on_reply(const event& e) {
+action quorum_machine::on_reply(const event& e) {
   if (e.node >= nodes_.size() || e.attempt != attempt_id_)
     return {};
   auto& n = nodes_[e.node];
@@ -114,7 +114,7 @@ action machine::on_reply(const event& e) {
   return evaluate(e.now);
 }
 
-action machine::on_attempt_timeout(const event& e) {
+action quorum_machine::on_attempt_timeout(const event& e) {
   if (phase_ != phase::attempting)
     return {};
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
@@ -126,7 +126,7 @@ action machine::on_attempt_timeout(const event& e) {
   return evaluate(e.now);
 }
 
-action machine::on_retry_timer(const event& e) {
+action quorum_machine::on_retry_timer(const event& e) {
   if (phase_ != phase::waiting)
     return {};
   if (config_.kind != op_kind::acquire && e.now >= config_.lock_deadline) {
@@ -136,7 +136,7 @@ action machine::on_retry_timer(const event& e) {
   return begin_round(e.now, config_.kind == op_kind::release);
 }
 
-action machine::on_cancel(const event& e) {
+action quorum_machine::on_cancel(const event& e) {
   if (phase_ == phase::done || phase_ == phase::settled)
     return {};
   if (config_.kind == op_kind::acquire && dirty_) {
@@ -146,7 +146,7 @@ action machine::on_cancel(const event& e) {
   return finish(e.ec, e.now);
 }
 
-std::error_code machine::against_code() const noexcept {
+std::error_code quorum_machine::against_code() const noexcept {
   std::size_t answered_no = 0;
   std::size_t failed = 0;
   for (const auto& n : nodes_) {
@@ -168,7 +168,7 @@ std::error_code machine::against_code() const noexcept {
   return make_error_code(errc::quorum_unreachable);
 }
 
-action machine::evaluate(time_point now) {
+action quorum_machine::evaluate(time_point now) {
   if (config_.kind == op_kind::release) {
     if (!expired_at_start_ && tally_.state() == decision::reached &&
         (!config_.wait_all || awaiting_ == 0))
@@ -200,7 +200,7 @@ action machine::evaluate(time_point now) {
   return {};
 }
 
-action machine::fail(std::error_code code, time_point now) {
+action quorum_machine::fail(std::error_code code, time_point now) {
   last_error_ = code;
   if (config_.kind == op_kind::acquire) {
     // Release everywhere, also where the node timed out (its write may have landed), so the
@@ -221,7 +221,7 @@ action machine::fail(std::error_code code, time_point now) {
   return finish(code, now);
 }
 
-action machine::finish(std::error_code code, time_point now) {
+action quorum_machine::finish(std::error_code code, time_point now) {
   for (auto& n : nodes_) {
     if (n.in_round && n.outcome == vote::pending)
       n.latency = now - attempt_start_;
@@ -232,7 +232,7 @@ action machine::finish(std::error_code code, time_point now) {
   return next();
 }
 
-action machine::next() {
+action quorum_machine::next() {
   if (release_pending_) {
     release_pending_ = false;
     return {action::type::release_all, 0, {}, {}};

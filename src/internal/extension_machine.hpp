@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <system_error>
 
@@ -13,7 +14,7 @@ using steady_clock = std::chrono::steady_clock;
 
 /// The sans-I/O decisions of a hold. Feed it events with the current time; resume(now)
 /// says what to do next. No clock is read inside, so tests drive it with literal instants.
-class hold_machine {
+class extension_machine {
  public:
   using time_point = steady_clock::time_point;
   using duration = steady_clock::duration;
@@ -27,19 +28,20 @@ class hold_machine {
   /// Derives the timing from options (auto retry delay, threshold = ttl × fraction).
   static timing make_timing(std::chrono::milliseconds ttl, const hold_options& o);
 
-  enum class kind {
-    wait,    ///< nothing to do until `until` (or until the next event)
-    extend,  ///< start one extension round now; report on_extended / on_extend_failed
-    signal,  ///< tell the routine: the hold ended for `reason` (returned exactly once)
-    idle,    ///< nothing more will happen (signalled or stopped)
-  };
+  /// What the driver must do now (spelled like core::action: `kind` of `action::type`).
   struct action {
-    kind what = kind::idle;
+    enum class type : std::uint8_t {
+      wait,    ///< nothing to do until `until` (or until the next event)
+      extend,  ///< start one extension round now; report on_extended / on_extend_failed
+      signal,  ///< tell the routine: the hold ended for `reason` (returned exactly once)
+      idle,    ///< nothing more will happen (signalled or stopped)
+    };
+    type kind = type::idle;
     time_point until{};
     loss_reason reason = loss_reason::none;
   };
 
-  hold_machine(timing t, time_point acquired_at, time_point deadline);
+  extension_machine(timing t, time_point acquired_at, time_point deadline);
 
   action resume(time_point now);
   /// An extension round succeeded; the lock is now valid until `new_deadline`.

@@ -1,0 +1,388 @@
+// The fake deployment of redlock::testing (include/redlock/testing.hpp).
+#include "redlock/testing.hpp"
+
+#include <charconv>
+#include <utility>
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "internal/scripts.hpp"
+#include "redlock/error.hpp"
+
+namespace redlock::testing {
+
+// --- step -------------------------------------------------------------------------------
+
+step step::store(std::chrono::milliseconds d) {
+  step s;
+  s.use_store = true;
+  s.delay = d;
+  return s;
+}
+
+step step::integer(long long v, std::chrono::milliseconds d) {
+  step s;
+  s.r.kind = redlock::reply::type::integer;
+  s.r.integer = v;
+  s.delay = d;
+  return s;
+}
+
+step step::error(std::error_code ec, std::string message, std::chrono::milliseconds d) {
+  step s;
+  s.ec = ec;
+  if (!message.empty()) {
+    s.r.kind = redlock::reply::type::error;
+    s.r.str = std::move(message);
+  }
+  s.delay = d;
+  return s;
+}
+
+step step::error_reply(std::string message) {
+  return error(make_error_code(errc::server_error), std::move(message));
+}
+
+step step::down() {
+  return error(make_error_code(errc::connect_failed));
+}
+
+step step::silence() {
+  step s;
+  s.never = true;
+  return s;
+}
+
+// --- fake_server ------------------------------------------------------------------------
+
+namespace {
+
+constexpr script_kind all_kinds[] = {script_kind::acquire, script_kind::extend,
+                                     script_kind::release, script_kind::other};
+
+script_kind kind_of(const script& s) {
+  // By SHA1, as a server's script cache would: the manager sends these exact scripts.
+  if (s.sha1() == detail::acquire_script().sha1())
+    return script_kind::acquire;
+  if (s.sha1() == detail::extend_script().sha1())
+    return script_kind::extend;
+  if (s.sha1() == detail::release_script().sha1())
+    return script_kind::release;
+  return script_kind::other;
+}
+
+// ARGV[2] as milliseconds; nullopt when absent or not an integer (the key then gets no TTL,
+// where Redis would fail the SET: the manager always sends a valid one).
+std::optional<std::chrono::milliseconds> ttl_arg(const call& c) {
+  if (c.args.size() < 2)
+    return std::nullopt;
+  long long ms = 0;
+  const auto& a = c.args[1];
+  if (auto [p, ec] = std::from_chars(a.data(), a.data() + a.size(), ms);
+      ec != std::errc{} || p != a.data() + a.size() || ms <= 0)
+    return std::nullopt;
+  return std::chrono::milliseconds(ms);
+}
+
+}  // namespace
+
+fake_server::fake_server(std::shared_ptr<virtual_clock> clock)
+    : clock_(clock ? std::move(clock) : std::make_shared<virtual_clock>()) {}
+
+void fake_server::set_all(const step& s) {
+  std::lock_guard lk(mutex_);
+  for (auto k : all_kinds)
+    fallback_[k] = s;
+}
+
+void fake_server::go_down() {
+  set_all(step::down());
+}
+void fake_server::stop_answering() {
+  set_all(step::silence());
+}
+void fake_server::delay_answers(std::chrono::milliseconds d) {
+  set_all(step::store(d));
+}
+void fake_server::answer_with_error(std::string message) {
+  set_all(step::error_reply(std::move(message)));
+}
+void fake_server::recover() {
+  set_all(step::store());
+}
+
+void fake_server::lose_keys() {
+  std::lock_guard lk(mutex_);
+  keys_.clear();
+}
+
+void fake_server::push(script_kind kind, step s) {
+  std::lock_guard lk(mutex_);
+  queued_[kind].push_back(std::move(s));
+}
+
+void fake_server::set_fallback(script_kind kind, step s) {
+  std::lock_guard lk(mutex_);
+  fallback_[kind] = std::move(s);
+}
+
+void fake_server::purge_expired() {
+  const auto now = clock_->now();
+  for (auto it = keys_.begin(); it != keys_.end();) {
+    if (it->second.expires_at && *it->second.expires_at <= now)
+      it = keys_.erase(it);
+    else
+      ++it;
+  }
+}
+
+std::map<std::string, std::string> fake_server::store() const {
+  std::lock_guard lk(mutex_);
+  const_cast<fake_server*>(this)->purge_expired();
+  std::map<std::string, std::string> out;
+  for (const auto& [k, e] : keys_)
+    out.emplace(k, e.value);
+  return out;
+}
+
+std::optional<std::string> fake_server::value(const std::string& key) const {
+  std::lock_guard lk(mutex_);
+  const_cast<fake_server*>(this)->purge_expired();
+  if (auto it = keys_.find(key); it != keys_.end())
+    return it->second.value;
+  return std::nullopt;
+}
+
+std::optional<std::chrono::milliseconds> fake_server::ttl(const std::string& key) const {
+  std::lock_guard lk(mutex_);
+  const_cast<fake_server*>(this)->purge_expired();
+  if (auto it = keys_.find(key); it != keys_.end() && it->second.expires_at)
+    return *it->second.expires_at - clock_->now();
+  return std::nullopt;
+}
+
+void fake_server::set_key(const std::string& key, const std::string& value,
+                          std::optional<std::chrono::milliseconds> ttl) {
+  std::lock_guard lk(mutex_);
+  entry e{value, std::nullopt};
+  if (ttl)
+    e.expires_at = clock_->now() + *ttl;
+  keys_[key] = std::move(e);
+}
+
+std::vector<call> fake_server::calls() const {
+  std::lock_guard lk(mutex_);
+  return calls_;
+}
+
+std::size_t fake_server::count(script_kind kind) const {
+  std::lock_guard lk(mutex_);
+  std::size_t n = 0;
+  for (const auto& c : calls_)
+    n += c.kind == kind ? 1 : 0;
+  return n;
+}
+
+step fake_server::handle(const call& c) {
+  std::lock_guard lk(mutex_);
+  calls_.push_back(c);
+  step st = step::store();
+  if (auto& q = queued_[c.kind]; !q.empty()) {
+    st = std::move(q.front());
+    q.pop_front();
+  } else if (auto it = fallback_.find(c.kind); it != fallback_.end()) {
+    st = it->second;
+  }
+  if (st.use_store && !st.never) {
+    // The script runs when the request arrives, as on a real server; a delay only holds
+    // back the answer.
+    st.r = run_store(c);
+    st.use_store = false;
+  }
+  return st;
+}
+
+redlock::reply fake_server::run_store(const call& c) {
+  // The semantics of src/manager/scripts.cpp; TTLs on the virtual clock.
+  purge_expired();
+  redlock::reply r;
+  r.kind = redlock::reply::type::integer;
+  if (c.args.empty() || c.kind == script_kind::other) {
+    r.kind = redlock::reply::type::error;
+    r.str = "ERR unknown script";
+    return r;
+  }
+  const auto& value = c.args[0];
+  const auto n = static_cast<long long>(c.keys.size());
+  const auto ttl = ttl_arg(c);
+  const auto expires_at = [&]() -> std::optional<std::chrono::milliseconds> {
+    if (ttl)
+      return clock_->now() + *ttl;
+    return std::nullopt;
+  };
+  switch (c.kind) {
+    case script_kind::acquire:
+      for (const auto& k : c.keys) {
+        if (auto it = keys_.find(k); it != keys_.end() && it->second.value != value)
+          return r;
+      }
+      for (const auto& k : c.keys)
+        keys_[k] = entry{value, expires_at()};
+      r.integer = n;
+      return r;
+    case script_kind::extend: {
+      bool missing = false;
+      for (const auto& k : c.keys) {
+        auto it = keys_.find(k);
+        if (it == keys_.end()) {
+          missing = true;
+        } else if (it->second.value != value) {
+          return r;
+        }
+      }
+      if (missing) {
+        r.integer = -1;
+        return r;
+      }
+      for (const auto& k : c.keys)
+        keys_[k].expires_at = expires_at();
+      r.integer = n;
+      return r;
+    }
+    case script_kind::release:
+      for (const auto& k : c.keys) {
+        if (auto it = keys_.find(k); it != keys_.end() && it->second.value == value) {
+          keys_.erase(it);
+          ++r.integer;
+        }
+      }
+      return r;
+    case script_kind::other:
+      break;
+  }
+  return r;
+}
+
+// --- fake_node --------------------------------------------------------------------------
+
+fake_node::fake_node(asio::any_io_executor ex, std::string id, std::shared_ptr<fake_server> server)
+    : ex_(std::move(ex)),
+      id_(std::move(id)),
+      server_(server ? std::move(server) : std::make_shared<fake_server>()) {}
+
+void fake_node::async_eval(const script& s, std::span<const std::string> keys,
+                           std::span<const std::string> args, reply_handler handler) {
+  call c;
+  c.kind = kind_of(s);
+  c.keys.assign(keys.begin(), keys.end());
+  c.args.assign(args.begin(), args.end());
+
+  std::unique_lock lk(mutex_);
+  ++in_flight_;
+  handler = [self = shared_from_this(), h = std::move(handler)](std::error_code e,
+                                                                redlock::reply r) mutable {
+    {
+      std::lock_guard g(self->mutex_);
+      --self->in_flight_;
+    }
+    h(e, std::move(r));
+  };
+  if (closed_) {
+    lk.unlock();
+    return deliver(std::move(handler), make_error_code(errc::closed), {}, {});
+  }
+  // A closed connection sends nothing, so only open nodes reach the server.
+  step st = server_->handle(c);
+  if (st.never) {
+    silent_.push_back(std::move(handler));
+    return;
+  }
+  lk.unlock();
+  deliver(std::move(handler), st.ec, std::move(st.r), st.delay);
+}
+
+void fake_node::deliver(reply_handler h, std::error_code ec, redlock::reply r,
+                        std::chrono::milliseconds delay) {
+  // Never inline: node::async_eval promises the handler does not run inside the call.
+  if (delay.count() > 0) {
+    auto t = std::make_shared<asio::steady_timer>(ex_, delay);
+    t->async_wait([t, h = std::move(h), ec, r = std::move(r)](std::error_code) mutable {
+      h(ec, std::move(r));
+    });
+    return;
+  }
+  asio::post(ex_, [h = std::move(h), ec, r = std::move(r)]() mutable { h(ec, std::move(r)); });
+}
+
+void fake_node::close() {
+  std::vector<reply_handler> pending;
+  {
+    std::lock_guard lk(mutex_);
+    if (!closed_)
+      in_flight_at_close_ = static_cast<long long>(in_flight_);
+    closed_ = true;
+    pending.swap(silent_);
+  }
+  for (auto& h : pending)
+    deliver(std::move(h), make_error_code(errc::closed), {}, {});
+}
+
+void fake_node::async_identify(identity_handler handler) {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lk(mutex_);
+    ids = identity_;
+  }
+  asio::post(ex_,
+             [h = std::move(handler), ids = std::move(ids)]() mutable { h({}, std::move(ids)); });
+}
+
+void fake_node::set_identity(std::vector<std::string> ids) {
+  std::lock_guard lk(mutex_);
+  identity_ = std::move(ids);
+}
+
+bool fake_node::closed() const {
+  std::lock_guard lk(mutex_);
+  return closed_;
+}
+
+std::size_t fake_node::in_flight() const {
+  std::lock_guard lk(mutex_);
+  return in_flight_;
+}
+
+long long fake_node::in_flight_at_close() const {
+  std::lock_guard lk(mutex_);
+  return in_flight_at_close_;
+}
+
+// --- fake_deployment --------------------------------------------------------------------
+
+fake_deployment::fake_deployment(asio::any_io_executor ex, std::size_t n, std::string prefix)
+    : ex_(std::move(ex)), prefix_(std::move(prefix)), clock_(std::make_shared<virtual_clock>()) {
+  for (std::size_t i = 0; i < n; ++i)
+    servers_.push_back(std::make_shared<fake_server>(clock_));
+}
+
+std::vector<std::shared_ptr<redlock::node>> fake_deployment::nodes() {
+  std::vector<std::shared_ptr<redlock::node>> out;
+  for (std::size_t i = 0; i < servers_.size(); ++i) {
+    auto n = std::make_shared<fake_node>(ex_, prefix_ + std::to_string(i), servers_[i]);
+    // One identity per server, so that the manager's duplicate-deployment check sees each
+    // server once, as it would with real servers' run_ids.
+    n->set_identity({"fake_server:" + prefix_ + std::to_string(i)});
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+std::size_t fake_deployment::count_holding(const std::string& key, const std::string& value) const {
+  std::size_t n = 0;
+  for (const auto& s : servers_)
+    n += s->value(key) == value ? 1 : 0;
+  return n;
+}
+
+}  // namespace redlock::testing
