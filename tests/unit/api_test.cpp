@@ -135,12 +135,10 @@ template <class Token>
 constexpr bool keeper_unlock_accepts = requires(redlock::lock_keeper& k, Token t) {
   k.async_unlock(t);
 };
-asio::awaitable<int> int_routine(redlock::hold_context) {
-  co_return 1;
-}
+using int_routine = asio::awaitable<int> (*)(redlock::hold_context);
 template <class Token>
-constexpr bool hold_accepts = requires(lock_manager& m, Token t) {
-  redlock::async_hold(m, {"a", "b"}, 1s, {}, &int_routine, t);
+constexpr bool hold_accepts = requires(lock_manager& m, int_routine r, Token t) {
+  redlock::async_hold(m, {"a", "b"}, 1s, {}, r, t);
 };
 
 static_assert(lock_accepts<lock_cb> && !lock_accepts<wrong_cb> && !lock_accepts<unlock_cb>);
