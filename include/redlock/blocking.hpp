@@ -2,8 +2,10 @@
 #pragma once
 
 #include <chrono>
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -19,6 +21,12 @@ namespace redlock {
 class blocking_lock_manager {
  public:
   explicit blocking_lock_manager(const std::vector<std::string>& urls, manager_options s = {});
+  /// As above, for a braced list of URLs: `blocking_lock_manager({"redis://a", "redis://b"})`.
+  /// (Without it two URLs are ambiguous: std::vector's two-iterator constructor makes both
+  /// vector overloads viable.)
+  explicit blocking_lock_manager(std::initializer_list<std::string_view> urls,
+                                 manager_options s = {})
+      : blocking_lock_manager(std::vector<std::string>(urls.begin(), urls.end()), s) {}
   explicit blocking_lock_manager(std::vector<std::shared_ptr<node>> nodes, manager_options s = {});
   /// Quits (waiting for operations in flight) and joins the thread. Never throws.
   ~blocking_lock_manager();

@@ -72,6 +72,7 @@ inline std::error_code make_error_code(errc e) noexcept {
 }
 
 /// Thrown by the blocking facade and by throwing convenience overloads.
+/// Thread safety: distinct objects safe; shared objects safe for const use.
 class lock_error : public std::system_error {
  public:
   using std::system_error::system_error;

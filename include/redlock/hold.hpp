@@ -42,6 +42,7 @@
 #include "redlock/lock_manager.hpp"
 #include "redlock/options.hpp"
 #include "redlock/report.hpp"
+#include "redlock/resource_list.hpp"
 
 namespace redlock {
 
@@ -141,13 +142,24 @@ class lock_keeper {
 
   /// Stops extending (waiting for an extension in flight, so that nothing recreates a key
   /// after the release), then releases the lock on every node.
-  /// Completion: void(std::error_code, hold_outcome); ec is the release's error (e.g.
-  /// errc::lock_expired when the lock had already run out), also in outcome.unlock_error.
-  /// The handler runs on its associated executor (default: the manager's).
-  /// Cancellation: none. Calling it twice completes the second call with
-  /// errc::invalid_argument.
-  template <class CompletionToken>
-  auto async_unlock(CompletionToken&& token);
+  ///
+  /// @par Completion signature
+  /// `void(std::error_code, hold_outcome)`
+  ///
+  /// @par Errors
+  /// The release's error (e.g. errc::lock_expired when the lock had already run out), also in
+  /// hold_outcome::unlock_error; errc::invalid_argument when called twice or on a keeper that
+  /// is not valid().
+  ///
+  /// @par Cancellation
+  /// None (the release is bounded by the lock's validity).
+  ///
+  /// @par Handler
+  /// Runs on its associated executor (default: the manager's), never from inside this call.
+  template <asio::completion_token_for<void(std::error_code, hold_outcome)> CompletionToken =
+                asio::default_completion_token_t<lock_manager::executor_type>>
+  auto async_unlock(
+      CompletionToken&& token = asio::default_completion_token_t<lock_manager::executor_type>());
   /// Blocking form. Do not call from the manager's own thread.
   hold_outcome unlock();
 
@@ -208,6 +220,13 @@ using routine_awaitable_t =
 
 }  // namespace detail
 
+namespace detail {
+/// The result type of async_hold for `Routine`.
+template <class Routine>
+using hold_result_of =
+    hold_result<typename awaitable_value<routine_awaitable_t<std::decay_t<Routine>>>::type>;
+}  // namespace detail
+
 /// Acquires `resources` for `ttl` (waiting per opts.locking), runs the coroutine `routine`
 /// while the lock is extended automatically, then releases the lock (also when the routine
 /// throws) and completes.
@@ -218,18 +237,30 @@ using routine_awaitable_t =
 /// cancellation slot is emitted with asio::cancellation_type::terminal, so the operation it
 /// is awaiting completes with asio::error::operation_aborted; hold_context::reason() says why.
 ///
-/// Completion: void(std::exception_ptr, hold_result<T>), like asio::co_spawn. The
-/// exception is the routine's own (rethrown by use_awaitable / use_future after the release
-/// has completed), or a lock_error when the acquire failed (the routine then never ran).
-/// The handler runs on its associated executor (default: the manager's).
-/// Cancellation: while acquiring, any cancellation of the caller's slot stops the acquire
-/// (what was taken is released) and the hold completes with a lock_error of
-/// errc::cancelled without running the routine. Once the routine runs, terminal cancellation
-/// is forwarded to it (hold_context::reason() stays none); the lock is released when the
-/// routine returns.
-template <class Routine, class CompletionToken>
-auto async_hold(lock_manager& m, std::vector<std::string> resources, std::chrono::milliseconds ttl,
-                hold_options opts, Routine&& routine, CompletionToken&& token) {
+/// @par Completion signature
+/// `void(std::exception_ptr, hold_result<T>)`, like asio::co_spawn: use_awaitable and
+/// use_future rethrow the exception (after the release has completed).
+///
+/// @par Errors
+/// The exception is the routine's own, or a lock_error when the acquire failed (its code as
+/// lock_manager::async_lock's; the routine then never ran). A failed release is not an
+/// exception: it is hold_outcome::unlock_error.
+///
+/// @par Cancellation
+/// While acquiring, any cancellation type of the caller's slot stops the acquire (what was
+/// taken is released) and the hold completes with a lock_error of errc::cancelled without
+/// running the routine. Once the routine runs, terminal cancellation is forwarded to it
+/// (hold_context::reason() stays none); the lock is released when the routine returns.
+///
+/// @par Handler
+/// Runs on its associated executor (default: the manager's), never from inside this call.
+template <class Routine,
+          asio::completion_token_for<void(std::exception_ptr, detail::hold_result_of<Routine>)>
+              CompletionToken = asio::default_completion_token_t<lock_manager::executor_type>>
+auto async_hold(
+    lock_manager& m, resource_list resources, std::chrono::milliseconds ttl, hold_options opts,
+    Routine&& routine,
+    CompletionToken&& token = asio::default_completion_token_t<lock_manager::executor_type>()) {
   using awaitable_t = detail::routine_awaitable_t<std::decay_t<Routine>>;
   using value_t = typename detail::awaitable_value<awaitable_t>::type;
   using result_t = hold_result<value_t>;
@@ -280,7 +311,7 @@ auto async_hold(lock_manager& m, std::vector<std::string> resources, std::chrono
               f(std::move(e), std::move(res));
             });
       },
-      token, std::move(resources), ttl, std::move(opts), std::forward<Routine>(routine));
+      token, std::move(resources).names(), ttl, std::move(opts), std::forward<Routine>(routine));
 }
 
 /// Blocking hold for threads: acquires `resources` for `ttl` (waiting per opts.locking;
@@ -326,7 +357,7 @@ auto hold(blocking_lock_manager& m, const std::vector<std::string>& resources,
   return res;
 }
 
-template <class CompletionToken>
+template <asio::completion_token_for<void(std::error_code, hold_outcome)> CompletionToken>
 auto lock_keeper::async_unlock(CompletionToken&& token) {
   return asio::async_initiate<CompletionToken, void(std::error_code, hold_outcome)>(
       [s = state_](auto handler) {

@@ -17,6 +17,7 @@
 #include "redlock/blocking.hpp"
 #include "redlock/detail/unique_function.hpp"
 #include "redlock/lock_manager.hpp"
+#include "redlock/resource_list.hpp"
 
 namespace redlock {
 
@@ -110,14 +111,26 @@ const script& inspect_script();
 }  // namespace detail
 
 /// Reads every resource key on every node (one read-only script per node, sent at once) and
-/// decides the verdict. Nodes that fail or miss manager_options::request_timeout appear with an
-/// error and count as neither holding nor free. Nothing is written.
-/// Completion: void(std::error_code, inspection). Errors: invalid_argument (no resources,
-/// duplicates), closed. Node failures are not errors: they make the verdict indeterminate
-/// when too many fail. The handler runs on its associated executor (default: the
-/// manager's). Cancellation: none (bounded by request_timeout).
-template <class CompletionToken>
-auto async_inspect(lock_manager& m, std::vector<std::string> resources, CompletionToken&& token) {
+/// decides the verdict. Nothing is written.
+///
+/// @par Completion signature
+/// `void(std::error_code, inspection)`
+///
+/// @par Errors
+/// errc::invalid_argument (no resources, duplicates), errc::duplicate_deployment,
+/// errc::closed. Node failures are not errors: such a node appears with its error and counts
+/// as neither holding nor free, which makes the verdict indeterminate when too many fail.
+///
+/// @par Cancellation
+/// None (bounded by manager_options::request_timeout).
+///
+/// @par Handler
+/// Runs on its associated executor (default: the manager's), never from inside this call.
+template <asio::completion_token_for<void(std::error_code, inspection)> CompletionToken =
+              asio::default_completion_token_t<lock_manager::executor_type>>
+auto async_inspect(
+    lock_manager& m, resource_list resources,
+    CompletionToken&& token = asio::default_completion_token_t<lock_manager::executor_type>()) {
   return asio::async_initiate<CompletionToken, void(std::error_code, inspection)>(
       // The shared core, not the manager object: a deferred initiation may run after the
       // lock_manager it was started from is gone (it then completes with errc::closed).
@@ -127,7 +140,7 @@ auto async_inspect(lock_manager& m, std::vector<std::string> resources, Completi
                               detail::bind_handler<decltype(handler), std::error_code, inspection>(
                                   std::move(handler), fallback));
       },
-      token, std::move(resources));
+      token, std::move(resources).names());
 }
 
 /// Blocking forms; the throwing one throws lock_error. Do not call from the manager's thread.

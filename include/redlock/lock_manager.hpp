@@ -1,9 +1,19 @@
 // The Redlock lock manager and the lock handle.
+//
+// Every initiating function (`async_<verb>`) here and in hold.hpp and inspect.hpp is
+// documented with one template, as Asio's are: a summary; Completion signature; Errors;
+// Cancellation (which cancellation types of the handler's associated slot are supported and
+// what they do); Handler (where the completion handler runs); then notes. Each takes its
+// completion token last, constrained with asio::completion_token_for<Signature> and defaulted
+// with asio::default_completion_token_t<executor_type> (in Asio 1.22 that default is `void` for
+// asio::any_io_executor, so a token must be given; newer Asio default to asio::deferred), and
+// none calls its handler from inside the initiating call.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,6 +29,7 @@
 #include "redlock/node.hpp"
 #include "redlock/options.hpp"
 #include "redlock/report.hpp"
+#include "redlock/resource_list.hpp"
 
 namespace redlock {
 
@@ -32,13 +43,38 @@ struct node_error {
   std::string message;  ///< server message or a description of the failure
 };
 
+namespace detail {
+struct lock_access;
+
+/// What a lock handle is made of; the library builds handles from it (detail::lock_access).
+struct lock_parts {
+  std::shared_ptr<manager_impl> manager;
+  std::vector<std::string> resources;
+  std::string value;
+  std::chrono::milliseconds ttl{0};
+  steady_clock::time_point deadline{};
+  redlock::report report;
+  /// Bit i set: an acquire of this value was sent to node i at some point, so only those
+  /// nodes can hold it and need a release (extend re-syncs only these nodes, so the set
+  /// never grows after the acquire). Nodes from index 64 on always count as written; the
+  /// default (all set) is right for handles of unknown history (adopt()).
+  std::uint64_t written = ~std::uint64_t{0};
+  /// Bit i set: a write of this value to node i has an unknown fate (it timed out, was lost
+  /// with its connection, or had not been answered when the lock was granted), so it may
+  /// still run there later; an unlock then keeps releasing on node i until a release
+  /// deletes the keys or the lock's validity (plus drift) has passed, "absent" being no
+  /// proof. Nodes from index 64 on are not tracked.
+  std::uint64_t uncertain = 0;
+};
+}  // namespace detail
+
 /// A held lock (or, after a failed operation, an empty one that still carries the report).
 /// A value type: copies refer to the same distributed lock. Holding a `lock` object does not
 /// keep anything alive on the servers; the lock ends at its validity deadline unless extended.
 /// It does not keep its manager alive either: a handle (and its report) may be kept, read and
 /// destroyed anywhere, also after its manager and io_context are gone; async_unlock and
 /// async_extend on it then complete with errc::closed.
-/// Distinct objects: safe. Shared objects: safe for const use.
+/// Thread safety: distinct objects safe; shared objects safe for const use.
 class lock {
  public:
   lock() = default;
@@ -66,35 +102,54 @@ class lock {
   int attempts() const noexcept { return report_.attempts; }
   const redlock::report& report() const noexcept { return report_; }
 
-  /// Releases the lock through its manager. Completion: void(std::error_code, unlock_result).
-  template <class CompletionToken>
-  auto async_unlock(CompletionToken&& token) const;
-  /// Extends the lock to `ttl` from now through its manager.
-  /// Completion: void(std::error_code, lock).
-  template <class CompletionToken>
-  auto async_extend(std::chrono::milliseconds ttl, CompletionToken&& token) const;
+  /// Releases the lock through the manager that made it (lock_manager::async_unlock with
+  /// default call_options).
+  ///
+  /// @par Completion signature
+  /// `void(std::error_code, unlock_result)`
+  ///
+  /// @par Errors
+  /// As lock_manager::async_unlock; errc::invalid_argument for an empty handle, errc::closed
+  /// once the manager is gone or quit.
+  ///
+  /// @par Cancellation
+  /// None (bounded by the lock's validity).
+  ///
+  /// @par Handler
+  /// Runs on its associated executor (default: the manager's; `asio::system_executor` once
+  /// the manager is gone), never from inside this call.
+  template <asio::completion_token_for<void(std::error_code, unlock_result)> CompletionToken =
+                asio::default_completion_token_t<asio::any_io_executor>>
+  auto async_unlock(
+      CompletionToken&& token = asio::default_completion_token_t<asio::any_io_executor>()) const;
 
-  // Used by the implementation to build handles.
-  struct parts {
-    std::shared_ptr<detail::manager_impl> manager;
-    std::vector<std::string> resources;
-    std::string value;
-    std::chrono::milliseconds ttl{0};
-    steady_clock::time_point deadline{};
-    redlock::report report;
-    /// Bit i set: an acquire of this value was sent to node i at some point, so only those
-    /// nodes can hold it and need a release (extend re-syncs only these nodes, so the set
-    /// never grows after the acquire). Nodes from index 64 on always count as written; the
-    /// default (all set) is right for handles of unknown history (adopt()).
-    std::uint64_t written = ~std::uint64_t{0};
-    /// Bit i set: a write of this value to node i has an unknown fate (it timed out, was lost
-    /// with its connection, or had not been answered when the lock was granted), so it may
-    /// still run there later; an unlock then keeps releasing on node i until a release
-    /// deletes the keys or the lock's validity (plus drift) has passed, "absent" being no
-    /// proof. Nodes from index 64 on are not tracked.
-    std::uint64_t uncertain = 0;
-  };
-  explicit lock(parts p)
+  /// Extends the lock to `ttl` from now through the manager that made it
+  /// (lock_manager::async_extend with default call_options).
+  ///
+  /// @par Completion signature
+  /// `void(std::error_code, lock)`: the extended handle, or an empty one carrying the report.
+  ///
+  /// @par Errors
+  /// As lock_manager::async_extend; errc::invalid_argument for an empty handle, errc::closed
+  /// once the manager is gone or quit.
+  ///
+  /// @par Cancellation
+  /// None (retries stop when the old validity runs out).
+  ///
+  /// @par Handler
+  /// Runs on its associated executor (default: the manager's; `asio::system_executor` once
+  /// the manager is gone), never from inside this call.
+  template <asio::completion_token_for<void(std::error_code, lock)> CompletionToken =
+                asio::default_completion_token_t<asio::any_io_executor>>
+  auto async_extend(
+      std::chrono::milliseconds ttl,
+      CompletionToken&& token = asio::default_completion_token_t<asio::any_io_executor>()) const;
+
+ private:
+  // Built and read by the library only (detail::lock_access): users get handles from the
+  // manager (lock, extend, adopt) and cannot forge one with another manager's identity.
+  friend struct detail::lock_access;
+  explicit lock(detail::lock_parts p)
       : manager_(std::move(p.manager)),
         resources_(std::move(p.resources)),
         value_(std::move(p.value)),
@@ -103,12 +158,7 @@ class lock {
         report_(std::move(p.report)),
         written_(p.written),
         uncertain_(p.uncertain) {}
-  /// The manager that made this handle, or null once it is gone (or for an empty handle).
-  std::shared_ptr<detail::manager_impl> manager() const noexcept { return manager_.lock(); }
-  std::uint64_t written_nodes() const noexcept { return written_; }
-  std::uint64_t uncertain_nodes() const noexcept { return uncertain_; }
 
- private:
   // Weak: a handle kept after its manager (and the io_context the manager's strand, timers
   // and nodes belong to) was destroyed must not be what destroys them.
   std::weak_ptr<detail::manager_impl> manager_;
@@ -120,6 +170,19 @@ class lock {
   std::uint64_t written_ = ~std::uint64_t{0};
   std::uint64_t uncertain_ = 0;
 };
+
+namespace detail {
+/// The library's way to build handles and to read what users do not see.
+struct lock_access {
+  static lock make(lock_parts p) { return lock(std::move(p)); }
+  /// The manager that made `l`, or null once it is gone (or for an empty handle).
+  static std::shared_ptr<manager_impl> manager(const lock& l) noexcept { return l.manager_.lock(); }
+  /// See lock_parts::written.
+  static std::uint64_t written_nodes(const lock& l) noexcept { return l.written_; }
+  /// See lock_parts::uncertain.
+  static std::uint64_t uncertain_nodes(const lock& l) noexcept { return l.uncertain_; }
+};
+}  // namespace detail
 
 /// Result of an unlock: how many nodes no longer hold our value. The counts cover the answers
 /// received by the time the outcome was decided (a quorum is enough; slower nodes still get
@@ -151,6 +214,12 @@ class lock_manager {
   /// errc::invalid_url (message says which URL and why) or errc::invalid_argument (no
   /// servers, the same server twice, bad settings).
   lock_manager(executor_type ex, const std::vector<std::string>& urls, manager_options s = {});
+  /// As above, for a braced list of URLs: `lock_manager(ex, {"redis://a", "redis://b"})`.
+  /// (Without it two URLs are ambiguous: std::vector's two-iterator constructor makes both
+  /// vector overloads viable.)
+  lock_manager(executor_type ex, std::initializer_list<std::string_view> urls,
+               manager_options s = {})
+      : lock_manager(std::move(ex), std::vector<std::string>(urls.begin(), urls.end()), s) {}
   /// Uses the given nodes. Throws lock_error(errc::invalid_argument) for none, duplicates
   /// (same object or same id()) or bad settings.
   lock_manager(executor_type ex, std::vector<std::shared_ptr<node>> nodes, manager_options s = {});
@@ -179,14 +248,14 @@ class lock_manager {
              steady_clock::time_point deadline) const {
     if (resources.empty() || value.empty())
       return lock{};
-    lock::parts p;
+    detail::lock_parts p;
     p.manager = impl_;
     p.resources = std::move(resources);
     p.value = std::move(value);
     p.ttl = ttl;
     p.deadline = deadline;
     p.report.quorum = quorum();
-    return lock(std::move(p));
+    return detail::lock_access::make(std::move(p));
   }
 
   /// Called for every node error (per request: a node that is down answers every request of
@@ -195,15 +264,31 @@ class lock_manager {
   /// never overlap. Set it before the first operation. The hook must not throw or block.
   void on_node_error(std::function<void(const node_error&)> hook);
 
-  /// Acquires all `resources` (atomically per node) for `ttl`.
-  /// Completion: void(std::error_code, lock). Errors: resource_locked, quorum_unreachable,
-  /// validity_exhausted, invalid_argument, closed, cancelled. The lock carries the report
-  /// in both cases.
-  /// Cancellation (the handler's associated slot): terminal, partial and total all stop the
-  /// operation, release anything taken on every node and complete with errc::cancelled.
-  template <class CompletionToken>
-  auto async_lock(std::vector<std::string> resources, std::chrono::milliseconds ttl,
-                  call_options opts, CompletionToken&& token) {
+  /// Acquires all `resources` (atomically per node) for `ttl`, retrying per the manager's
+  /// options and `opts`.
+  ///
+  /// @par Completion signature
+  /// `void(std::error_code, lock)`: the lock, which carries the report also on failure.
+  ///
+  /// @par Errors
+  /// errc::resource_locked, errc::quorum_unreachable, errc::validity_exhausted,
+  /// errc::duplicate_deployment, errc::invalid_argument (nothing sent; report().detail says
+  /// why), errc::closed, errc::cancelled.
+  ///
+  /// @par Cancellation
+  /// Through the handler's associated cancellation slot: terminal, partial and total all stop
+  /// the operation, release anything taken on every node and complete with errc::cancelled.
+  ///
+  /// @par Handler
+  /// Runs on its associated executor (default: the manager's), never from inside this call.
+  ///
+  /// @par Notes
+  /// `resources` is one name, a braced list of names or a `std::vector<std::string>` (see
+  /// resource_list).
+  template <asio::completion_token_for<void(std::error_code, lock)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_lock(resource_list resources, std::chrono::milliseconds ttl, call_options opts,
+                  CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
     return asio::async_initiate<CompletionToken, void(std::error_code, lock)>(
         [m = impl_](auto handler, std::vector<std::string> r, std::chrono::milliseconds t,
                     call_options o) {
@@ -213,55 +298,75 @@ class lock_manager {
               detail::bind_cancellable_handler<decltype(handler), std::error_code, lock>(
                   std::move(handler), slot, detail::fallback_executor(m.get())));
         },
-        token, std::move(resources), ttl, opts);
+        token, std::move(resources).names(), ttl, opts);
   }
-  template <class CompletionToken>
-  auto async_lock(std::vector<std::string> resources, std::chrono::milliseconds ttl,
-                  CompletionToken&& token) {
+  /// As above with default call_options.
+  template <asio::completion_token_for<void(std::error_code, lock)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_lock(resource_list resources, std::chrono::milliseconds ttl,
+                  CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
     return async_lock(std::move(resources), ttl, call_options{},
                       std::forward<CompletionToken>(token));
-  }
-  /// One resource. (A template so that a braced list like {"a"} picks the vector overload.)
-  template <class String, class CompletionToken>
-  requires std::is_convertible_v<String&&, std::string_view>
-  auto async_lock(String&& resource, std::chrono::milliseconds ttl, CompletionToken&& token) {
-    std::vector<std::string> r;
-    r.emplace_back(std::string_view(resource));
-    return async_lock(std::move(r), ttl, call_options{}, std::forward<CompletionToken>(token));
   }
 
   /// One attempt (no retries). Another owner holding a resource is a normal outcome: the
   /// completion then has an empty error code and a lock with acquired() == false (its report()
   /// says which nodes denied).
-  /// Completion: void(std::error_code, lock). Errors (real failures only): quorum_unreachable,
-  /// validity_exhausted, invalid_argument, closed. Cancellation: none (one attempt, bounded by
-  /// request_timeout).
-  template <class CompletionToken>
-  auto async_try_lock(std::vector<std::string> resources, std::chrono::milliseconds ttl,
-                      CompletionToken&& token) {
+  ///
+  /// @par Completion signature
+  /// `void(std::error_code, lock)`
+  ///
+  /// @par Errors
+  /// Real failures only: errc::quorum_unreachable, errc::validity_exhausted,
+  /// errc::duplicate_deployment, errc::invalid_argument, errc::closed.
+  ///
+  /// @par Cancellation
+  /// None (one attempt, bounded by request_timeout).
+  ///
+  /// @par Handler
+  /// Runs on its associated executor (default: the manager's), never from inside this call.
+  template <asio::completion_token_for<void(std::error_code, lock)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_try_lock(resource_list resources, std::chrono::milliseconds ttl,
+                      CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
     return asio::async_initiate<CompletionToken, void(std::error_code, lock)>(
         [m = impl_](auto handler, std::vector<std::string> r, std::chrono::milliseconds t) {
           detail::start_try_lock(m, std::move(r), t,
                                  detail::bind_handler<decltype(handler), std::error_code, lock>(
                                      std::move(handler), detail::fallback_executor(m.get())));
         },
-        token, std::move(resources), ttl);
+        token, std::move(resources).names(), ttl);
   }
 
   /// Extends `l` so that it expires `ttl` from now (a `ttl` shorter than the time left
-  /// shortens the lock: the keys' TTL is reset to `ttl`). Only while the lock's local validity
-  /// remains (else lock_expired at once, nothing sent); only where our value is still
-  /// present; never deletes anything. The new validity counts from the extend's start.
-  /// Retries (per the retry settings) only while the old validity remains. When a quorum
-  /// extended, nodes that lost our keys (e.g. restarted) get them set again, only if absent,
-  /// while the new validity remains; an expired lock is never recreated.
-  /// Completion: void(std::error_code, lock) with the new validity deadline; on failure an
+  /// shortens the lock: the keys' TTL is reset to `ttl`).
+  ///
+  /// @par Completion signature
+  /// `void(std::error_code, lock)`: the handle with the new validity deadline; on failure an
   /// empty handle carrying the report.
-  /// Errors: lock_expired, lock_lost (too many nodes deny), quorum_unreachable,
-  /// validity_exhausted, invalid_argument, closed.
-  template <class CompletionToken>
+  ///
+  /// @par Errors
+  /// errc::lock_expired (the local validity had run out: nothing sent), errc::lock_lost (too
+  /// many nodes deny), errc::quorum_unreachable, errc::validity_exhausted,
+  /// errc::duplicate_deployment, errc::invalid_argument (empty handle, another manager's
+  /// handle, bad ttl or options), errc::closed.
+  ///
+  /// @par Cancellation
+  /// None (retries stop when the old validity runs out).
+  ///
+  /// @par Handler
+  /// Runs on its associated executor (default: the manager's), never from inside this call.
+  ///
+  /// @par Notes
+  /// Only where our value is still present; never deletes anything. The new validity counts
+  /// from the extend's start. Retries (per the retry options) only while the old validity
+  /// remains. When a quorum extended, nodes that lost our keys (e.g. restarted) get them set
+  /// again, only if absent, while the new validity remains; an expired lock is never
+  /// recreated.
+  template <asio::completion_token_for<void(std::error_code, lock)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
   auto async_extend(const lock& l, std::chrono::milliseconds ttl, call_options opts,
-                    CompletionToken&& token) {
+                    CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
     return asio::async_initiate<CompletionToken, void(std::error_code, lock)>(
         [m = impl_](auto handler, lock l2, std::chrono::milliseconds t, call_options o) {
           detail::start_extend(m, l2, t, o,
@@ -270,19 +375,39 @@ class lock_manager {
         },
         token, l, ttl, opts);
   }
-  template <class CompletionToken>
-  auto async_extend(const lock& l, std::chrono::milliseconds ttl, CompletionToken&& token) {
+  /// As above with default call_options.
+  template <asio::completion_token_for<void(std::error_code, lock)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_extend(const lock& l, std::chrono::milliseconds ttl,
+                    CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
     return async_extend(l, ttl, call_options{}, std::forward<CompletionToken>(token));
   }
 
   /// Deletes our value on every node (only where it is ours).
-  /// Completion: void(std::error_code, unlock_result). Succeeds when a quorum no longer
-  /// holds our value. Retries ask only the nodes that failed, while the lock is still valid.
-  /// An already expired lock completes promptly with errc::lock_expired after one
-  /// best-effort release round, whatever the retry count. Errors: quorum_unreachable,
-  /// lock_expired, invalid_argument (empty handle), closed.
-  template <class CompletionToken>
-  auto async_unlock(const lock& l, call_options opts, CompletionToken&& token) {
+  ///
+  /// @par Completion signature
+  /// `void(std::error_code, unlock_result)`: success when a quorum no longer holds our value.
+  ///
+  /// @par Errors
+  /// errc::quorum_unreachable, errc::lock_expired (after one best-effort release round),
+  /// errc::duplicate_deployment, errc::invalid_argument (empty handle, another manager's
+  /// handle, bad options), errc::closed.
+  ///
+  /// @par Cancellation
+  /// None (retries stop when the lock's validity runs out).
+  ///
+  /// @par Handler
+  /// Runs on its associated executor (default: the manager's), never from inside this call.
+  ///
+  /// @par Notes
+  /// Retries ask only the nodes that failed, while the lock is still valid. An already
+  /// expired lock completes promptly with errc::lock_expired after one best-effort release
+  /// round, whatever the retry count. Nodes that did not confirm keep getting the release in
+  /// the background (see async_quit).
+  template <asio::completion_token_for<void(std::error_code, unlock_result)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_unlock(const lock& l, call_options opts,
+                    CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
     return asio::async_initiate<CompletionToken, void(std::error_code, unlock_result)>(
         [m = impl_](auto handler, lock l2, call_options o) {
           detail::start_unlock(
@@ -292,18 +417,36 @@ class lock_manager {
         },
         token, l, opts);
   }
-  template <class CompletionToken>
-  auto async_unlock(const lock& l, CompletionToken&& token) {
+  /// As above with default call_options.
+  template <asio::completion_token_for<void(std::error_code, unlock_result)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_unlock(const lock& l,
+                    CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
     return async_unlock(l, call_options{}, std::forward<CompletionToken>(token));
   }
 
-  /// Stops accepting operations, waits for those in flight, and for their cleanup (releases
-  /// being retried after a failure, cancel or unlock) for at most manager_options::quit_timeout,
-  /// then closes every node. Later operations fail with errc::closed. Completion:
-  /// void(std::error_code): success when every cleanup settled; errc::timeout when the bound passed
-  /// with releases still unconfirmed (those keys expire with their TTL).
-  template <class CompletionToken>
-  auto async_quit(CompletionToken&& token) {
+  /// Stops accepting operations, waits for those in flight and for their cleanup (releases
+  /// being retried after a failure, cancel or unlock) for at most
+  /// manager_options::quit_timeout, then closes every node.
+  ///
+  /// @par Completion signature
+  /// `void(std::error_code)`
+  ///
+  /// @par Errors
+  /// errc::timeout when the bound passed with releases still unconfirmed (those keys expire
+  /// with their TTL); success when every cleanup settled.
+  ///
+  /// @par Cancellation
+  /// None (bounded by manager_options::quit_timeout).
+  ///
+  /// @par Handler
+  /// Runs on its associated executor (default: the manager's), never from inside this call.
+  ///
+  /// @par Notes
+  /// Later operations fail with errc::closed.
+  template <asio::completion_token_for<void(std::error_code)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_quit(CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
     return asio::async_initiate<CompletionToken, void(std::error_code)>(
         [m = impl_](auto handler) {
           detail::start_quit(m, detail::bind_handler<decltype(handler), std::error_code>(
@@ -325,11 +468,12 @@ inline const std::shared_ptr<manager_impl>& impl_of(const lock_manager& m) noexc
 }
 }  // namespace detail
 
-template <class CompletionToken>
+template <asio::completion_token_for<void(std::error_code, unlock_result)> CompletionToken>
 auto lock::async_unlock(CompletionToken&& token) const {
   return asio::async_initiate<CompletionToken, void(std::error_code, unlock_result)>(
       [](auto handler, lock l) {
-        auto m = l.manager();  // null: invalid_argument (empty handle) or closed (manager gone)
+        // null: invalid_argument (empty handle) or closed (manager gone)
+        auto m = detail::lock_access::manager(l);
         detail::start_unlock(
             m, l, call_options{},
             detail::bind_handler<decltype(handler), std::error_code, unlock_result>(
@@ -338,11 +482,12 @@ auto lock::async_unlock(CompletionToken&& token) const {
       token, *this);
 }
 
-template <class CompletionToken>
+template <asio::completion_token_for<void(std::error_code, lock)> CompletionToken>
 auto lock::async_extend(std::chrono::milliseconds ttl, CompletionToken&& token) const {
   return asio::async_initiate<CompletionToken, void(std::error_code, lock)>(
       [](auto handler, lock l, std::chrono::milliseconds t) {
-        auto m = l.manager();  // null: invalid_argument (empty handle) or closed (manager gone)
+        // null: invalid_argument (empty handle) or closed (manager gone)
+        auto m = detail::lock_access::manager(l);
         detail::start_extend(m, l, t, call_options{},
                              detail::bind_handler<decltype(handler), std::error_code, lock>(
                                  std::move(handler), detail::fallback_executor(m.get())));

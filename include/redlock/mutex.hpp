@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>  // std::scoped_lock, std::unique_lock: what this adapter is for
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -28,7 +29,7 @@ struct mutex_options {
   /// jitter apart). nullopt (default) = the manager's manager_options::retry_count; -1 = until
   /// acquired. When exhausted, lock() throws lock_error(errc::resource_locked).
   std::optional<int> lock_retry_count;
-  /// Extension timing and optional cap while held (hold_options::acquire is ignored).
+  /// Extension timing and optional cap while held (hold_options::locking is ignored).
   hold_options hold;
   /// Called (on the manager's thread, must not block) when a held lock is lost, expires or
   /// reaches the cap. The mutex stays "locked" locally until unlock().

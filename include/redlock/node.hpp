@@ -17,6 +17,7 @@
 namespace redlock {
 
 /// A Lua script with its SHA1 computed once, for EVALSHA.
+/// Thread safety: distinct objects safe; shared objects safe (immutable).
 class script {
  public:
   explicit script(std::string text);
@@ -40,6 +41,8 @@ using reply_handler = detail::unique_function<void(std::error_code ec, reply r)>
 using identity_handler =
     detail::unique_function<void(std::error_code ec, std::vector<std::string> identities)>;
 
+/// What the lock manager needs from one Redis deployment (see the file comment).
+/// Thread safety: an implementation must accept every call from any thread.
 class node {
  public:
   virtual ~node() = default;
@@ -50,17 +53,49 @@ class node {
   virtual const std::string& id() const noexcept = 0;
 
   /// Runs `EVALSHA sha numkeys keys... args...`, falling back to EVAL on NOSCRIPT.
-  /// Keys and args are copied before the call returns. The handler runs exactly once,
-  /// never from inside this call, on an executor of the node's choosing; it must not block.
-  /// Thread safety: may be called from any thread.
+  ///
+  /// @par Completion signature
+  /// `void(std::error_code, reply)`, once (see reply_handler). A virtual function takes a
+  /// handler rather than a completion token.
+  ///
+  /// @par Errors
+  /// The node's: errc::timeout, errc::connect_failed, errc::connection_lost, errc::closed,
+  /// error replies (errc::server_error, errc::no_permission, ...).
+  ///
+  /// @par Cancellation
+  /// None; every request is bounded by the node's request timeout, and close() fails those
+  /// in flight.
+  ///
+  /// @par Handler
+  /// Runs exactly once, never from inside this call, on an executor of the node's choosing;
+  /// it must not block.
+  ///
+  /// @par Notes
+  /// Keys and args are copied before the call returns. Thread safety: may be called from any
+  /// thread.
   virtual void async_eval(const script& s, std::span<const std::string> keys,
                           std::span<const std::string> args, reply_handler handler) = 0;
 
   /// Reads the identities of the server(s) this node talks to, so that the lock manager can
   /// refuse one deployment listed twice under two names (localhost and 127.0.0.1, two seeds
   /// of one cluster, a Sentinel URL and its master's URL): it would vote twice. Two nodes
-  /// conflict when their lists share an entry. The default answers at once, inline, with no
-  /// identity (the check is skipped for that node); the manager tolerates the inline call.
+  /// conflict when their lists share an entry.
+  ///
+  /// @par Completion signature
+  /// `void(std::error_code, std::vector<std::string>)`, once (see identity_handler).
+  ///
+  /// @par Errors
+  /// As async_eval; on an error the list is empty (identity unknown).
+  ///
+  /// @par Cancellation
+  /// None (bounded by the node's timeouts).
+  ///
+  /// @par Handler
+  /// Overrides call it once, never from inside this call. The default answers at once,
+  /// inline, with no identity (the check is skipped for that node); the manager tolerates the
+  /// inline call.
+  ///
+  /// @par Notes
   /// Thread safety: may be called from any thread.
   virtual void async_identify(identity_handler handler) { handler({}, {}); }
 

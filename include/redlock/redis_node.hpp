@@ -64,7 +64,8 @@ class redis_node final : public node {
   /// like any request, and its request deadline applies.
   void async_identify(identity_handler handler) override;
 
-  /// Any command, e.g. {"PING"} or {"SET", "k", "v"}. Same completion rules as async_eval.
+  /// Any command, e.g. {"PING"} or {"SET", "k", "v"}. Completion signature, errors,
+  /// cancellation and handler as node::async_eval.
   void async_exec(std::vector<std::string> argv, reply_handler handler);
 
   const endpoint& get_endpoint() const noexcept;

@@ -81,7 +81,8 @@ class sentinel_node final : public node {
   void async_identify(identity_handler handler) override;
   void close() override;
 
-  /// Any command, sent to the current master.
+  /// Any command, sent to the current master. Completion signature, errors, cancellation and
+  /// handler as node::async_eval.
   void async_exec(std::vector<std::string> argv, reply_handler handler);
 
   /// "host:port" of the master as last resolved; empty before the first lookup.

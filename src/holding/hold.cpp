@@ -18,7 +18,7 @@ namespace detail {
 class hold_state : public std::enable_shared_from_this<hold_state> {
  public:
   hold_state(lock l, extension_machine::timing t, lock_keeper::loss_handler on_loss)
-      : manager_(l.manager()),
+      : manager_(lock_access::manager(l)),
         strand_(asio::make_strand(executor_of(*manager_))),
         timer_(strand_),
         machine_(t, steady_clock::now(), l.validity_deadline()),
@@ -249,7 +249,7 @@ const std::shared_ptr<manager_impl>& manager_of(const hold_state& s) noexcept {
 
 std::shared_ptr<hold_state> make_hold_state(lock l, const hold_options& o,
                                             lock_keeper::loss_handler on_loss) {
-  if (!l.acquired() || !l.manager()) {
+  if (!l.acquired() || !lock_access::manager(l)) {
     throw lock_error(make_error_code(errc::invalid_argument), "lock_keeper needs an acquired lock");
   }
   auto t = extension_machine::make_timing(l.ttl(), o);

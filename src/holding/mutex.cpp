@@ -114,7 +114,7 @@ void distributed_mutex::unlock() noexcept {
   try {
     k.async_unlock([self = state_->shared_from_this()](std::error_code ec, hold_outcome out) {
       if (ec) {
-        if (auto m = out.last_lock.manager()) {
+        if (auto m = detail::lock_access::manager(out.last_lock)) {
           std::string msg = "distributed_mutex: releasing";
           for (const auto& r : self->resources)
             msg += " '" + r + "'";

@@ -1,5 +1,7 @@
 #include "redlock/error.hpp"
 
+#include <asio/error.hpp>
+
 namespace redlock {
 namespace {
 
@@ -52,6 +54,32 @@ class redlock_category final : public std::error_category {
         return "two nodes reach the same deployment (it would vote twice)";
     }
     return "unknown redlock error";
+  }
+
+  // Codes that mean what a standard condition means compare equal to it, so that code written
+  // against the standard or Asio vocabulary works unchanged: `ec == std::errc::timed_out`,
+  // `ec == std::errc::invalid_argument`, and for errc::cancelled both
+  // `ec == std::errc::operation_canceled` and Asio's cancellation condition. Asio 1.22 gives
+  // operation_aborted the condition (ECANCELED, asio::system_category()), not the generic one,
+  // so cancelled's default condition is Asio's and equivalent() adds the generic one. Every
+  // other code is its own condition: "another holder has it" has no standard equivalent.
+  std::error_condition default_error_condition(int ev) const noexcept override {
+    switch (static_cast<errc>(ev)) {
+      case errc::cancelled:
+        return asio::error_code(asio::error::operation_aborted).default_error_condition();
+      case errc::timeout:
+        return std::errc::timed_out;
+      case errc::invalid_argument:
+        return std::errc::invalid_argument;
+      default:
+        return std::error_condition(ev, *this);
+    }
+  }
+
+  bool equivalent(int ev, const std::error_condition& cond) const noexcept override {
+    if (static_cast<errc>(ev) == errc::cancelled && cond == std::errc::operation_canceled)
+      return true;
+    return default_error_condition(ev) == cond;
   }
 };
 

@@ -189,7 +189,7 @@ refusal check_ttl_and_options(const manager_options& s, milliseconds ttl, const 
 refusal check_handle(const std::shared_ptr<manager_impl>& m, const lock& l) {
   if (!l.acquired())
     return invalid("the lock handle is empty (not acquired)");
-  if (l.manager() != m)
+  if (lock_access::manager(l) != m)
     return invalid("the lock belongs to another lock_manager");
   return {};
 }
@@ -539,7 +539,7 @@ class operation final : public std::enable_shared_from_this<operation> {
   // still exist: until the validity deadline plus the drift margin, when keys written by the
   // winning attempt (or the last extend) expire at the latest. Only set-if-absent writes can
   // bring a key back: an unlock waits for re-syncs already sent (see start()), and where a
-  // write's fate is unknown (lock::parts::uncertain) "absent" is no proof.
+  // write's fate is unknown (lock_parts::uncertain) "absent" is no proof.
   void begin_unlock_cleanup(core_ns::time_point now) {
     const auto& cfg = machine_.config();
     const auto until = cfg.lock_deadline + core_ns::drift_margin(ttl_, cfg.drift_factor);
@@ -620,7 +620,7 @@ class operation final : public std::enable_shared_from_this<operation> {
   }
 
   // Nodes where a write of this value may still run: the handle's, plus ours that timed out,
-  // were lost, or are still unanswered (see lock::parts::uncertain).
+  // were lost, or are still unanswered (see lock_parts::uncertain).
   std::uint64_t uncertain_of_handle() const noexcept {
     std::uint64_t u = uncertain_;
     for (std::size_t i = 0; i < per_node_.size() && i < 64; ++i) {
@@ -746,7 +746,7 @@ class operation final : public std::enable_shared_from_this<operation> {
         m_->extends_[value()].push_back(weak_from_this());
         in_extends_ = true;
       }
-      lock::parts parts;
+      lock_parts parts;
       parts.manager = m_;
       parts.resources = keys_;
       if (!ec)
@@ -759,7 +759,7 @@ class operation final : public std::enable_shared_from_this<operation> {
         parts.uncertain = uncertain_of_handle();
       auto done = std::move(lock_done_);
       after_complete();
-      done(ec, lock(std::move(parts)));
+      done(ec, lock_access::make(std::move(parts)));
     }
   }
 
@@ -812,8 +812,8 @@ class operation final : public std::enable_shared_from_this<operation> {
   bool drained_ = false;
   bool in_extends_ = false;
   bool chase_writes_ = false;     // a failed acquire: a write of unknown fate is chased
-  core_ns::written_set written_;  // see lock::parts::written
-  std::uint64_t uncertain_;       // see lock::parts::uncertain
+  core_ns::written_set written_;  // see lock_parts::written
+  std::uint64_t uncertain_;       // see lock_parts::uncertain
   std::vector<node_track> per_node_;
   std::uint32_t release_round_ = 0;
   core_ns::cleanup cleanup_;
@@ -828,12 +828,12 @@ namespace {
 // Completes on the strand, never inside the initiating call.
 void post_lock_error(const std::shared_ptr<manager_impl>& m, std::error_code ec,
                      lock_completion done, std::string detail = {}) {
-  lock::parts parts;
+  lock_parts parts;
   parts.manager = m;
   parts.report.quorum = m->quorum_;
   parts.report.detail = std::move(detail);
   asio::post(m->strand_, [done = std::move(done), ec, p = std::move(parts)]() mutable {
-    done(ec, lock(std::move(p)));
+    done(ec, lock_access::make(std::move(p)));
   });
 }
 
@@ -1089,7 +1089,8 @@ void start_extend(const std::shared_ptr<manager_impl>& m, const lock& l, millise
   if (r)
     return post_lock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::extend, *m, ttl, opts, l.validity_deadline());
-  if (!admit(m, cfg, l.resources(), l.value(), ttl, l.written_nodes(), l.uncertain_nodes(), done))
+  if (!admit(m, cfg, l.resources(), l.value(), ttl, lock_access::written_nodes(l),
+             lock_access::uncertain_nodes(l), done))
     post_lock_error(m, errc::closed, std::move(done));
 }
 
@@ -1105,8 +1106,8 @@ void start_unlock(const std::shared_ptr<manager_impl>& m, const lock& l, call_op
   if (r)
     return post_unlock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::release, *m, l.ttl(), opts, l.validity_deadline());
-  if (!admit(m, cfg, l.resources(), l.value(), l.ttl(), l.written_nodes(), l.uncertain_nodes(),
-             done))
+  if (!admit(m, cfg, l.resources(), l.value(), l.ttl(), lock_access::written_nodes(l),
+             lock_access::uncertain_nodes(l), done))
     post_unlock_error(m, errc::closed, std::move(done));
 }
 

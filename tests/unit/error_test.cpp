@@ -6,6 +6,8 @@
 #include <system_error>
 #include <type_traits>
 
+#include <asio/error.hpp>
+
 #include "redlock/error.hpp"
 
 namespace {
@@ -59,6 +61,41 @@ TEST(ErrorCode, ComparesWithStdErrorCode) {
   // Same value in another category is a different error.
   EXPECT_NE(ec, std::error_code(static_cast<int>(errc::lock_lost), std::generic_category()));
   EXPECT_NE(std::error_code(errc::timeout), std::make_error_code(std::errc::timed_out));
+}
+
+TEST(ErrorCondition, CancelledMeansOperationCanceledAsAsiosOperationAborted) {
+  const std::error_code ec = errc::cancelled;
+  EXPECT_TRUE(ec == std::errc::operation_canceled);
+  EXPECT_EQ(ec.default_error_condition(),
+            asio::error_code(asio::error::operation_aborted).default_error_condition());
+  // The code itself stays redlock's: only the conditions meet.
+  EXPECT_NE(ec, asio::error_code(asio::error::operation_aborted));
+  EXPECT_EQ(ec.message(), "operation cancelled");
+}
+
+TEST(ErrorCondition, TimeoutMeansTimedOut) {
+  const std::error_code ec = errc::timeout;
+  EXPECT_TRUE(ec == std::errc::timed_out);
+  EXPECT_EQ(ec.default_error_condition(), std::errc::timed_out);
+}
+
+TEST(ErrorCondition, InvalidArgumentMeansInvalidArgument) {
+  const std::error_code ec = errc::invalid_argument;
+  EXPECT_TRUE(ec == std::errc::invalid_argument);
+  EXPECT_EQ(ec.default_error_condition(), std::errc::invalid_argument);
+}
+
+TEST(ErrorCondition, EveryOtherCodeIsItsOwnCondition) {
+  for (int v = first_code; v <= last_code; ++v) {
+    const auto e = static_cast<errc>(v);
+    if (e == errc::cancelled || e == errc::timeout || e == errc::invalid_argument)
+      continue;
+    const std::error_code ec = e;
+    EXPECT_EQ(ec.default_error_condition(), std::error_condition(v, redlock::category())) << v;
+    EXPECT_FALSE(ec == std::errc::operation_canceled) << v;
+    EXPECT_FALSE(ec == std::errc::timed_out) << v;
+    EXPECT_FALSE(ec == std::errc::invalid_argument) << v;
+  }
 }
 
 TEST(ErrorCode, LockErrorCarriesCodeAndMessage) {

@@ -155,13 +155,13 @@ TEST(InspectVerdict, NonStringKeyIsPresentButHeldByNoValue) {
 TEST(InspectVerdict, HeldByComparesTheLockValue) {
   auto in = make({answered("n1", {held_key("abc", 900ms)}),
                   answered("n2", {held_key("abc", 900ms)}), answered("n3", {absent_key()})});
-  redlock::lock::parts p;
+  redlock::detail::lock_parts p;
   p.resources = {"r0"};
   p.value = "abc";
   p.ttl = 1000ms;
-  EXPECT_TRUE(in.held_by(redlock::lock(p)));
+  EXPECT_TRUE(in.held_by(redlock::detail::lock_access::make(p)));
   p.value = "xyz";
-  EXPECT_FALSE(in.held_by(redlock::lock(p)));
+  EXPECT_FALSE(in.held_by(redlock::detail::lock_access::make(p)));
   EXPECT_FALSE(in.held_by(redlock::lock{}));
 }
 
