@@ -83,17 +83,9 @@ std::string redacted_url(std::string_view url) {
   auto members = [](const std::vector<endpoint>& eps) {
     std::string out;
     for (const auto& e : eps) {
-      // Appended piece by piece: g++ 12 -O3 reports a false -Wrestrict on `":" + string`.
-      if (!out.empty())
-        out += ',';
-      const bool ipv6 = e.host.find(':') != std::string::npos;
-      if (ipv6)
-        out += '[';
-      out += e.host;
-      if (ipv6)
-        out += ']';
-      out += ':';
-      out += std::to_string(e.port);
+      out += out.empty() ? "" : ",";
+      out += e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host;
+      out += ":" + std::to_string(e.port);
     }
     return out;
   };
