@@ -46,9 +46,12 @@ struct node_error {
 namespace detail {
 struct lock_access;
 
-/// What a lock handle is made of; the library builds handles from it (detail::lock_access).
+/// What a lock handle is made of (and holds); the library builds handles from it
+/// (detail::lock_access).
 struct lock_parts {
-  std::shared_ptr<manager_impl> manager;
+  /// Weak: a handle kept after its manager (and the io_context the manager's strand, timers
+  /// and nodes belong to) was destroyed must not be what destroys them.
+  std::weak_ptr<manager_impl> manager;
   std::vector<std::string> resources;
   std::string value;
   std::chrono::milliseconds ttl{0};
@@ -80,27 +83,27 @@ class lock {
   lock() = default;
 
   /// True when this handle came from a successful lock or extend.
-  bool acquired() const noexcept { return !value_.empty(); }
+  bool acquired() const noexcept { return !p_.value.empty(); }
   explicit operator bool() const noexcept { return acquired(); }
 
-  const std::vector<std::string>& resources() const noexcept { return resources_; }
+  const std::vector<std::string>& resources() const noexcept { return p_.resources; }
   /// The random value stored under every key (32 lowercase hex characters).
-  const std::string& value() const noexcept { return value_; }
-  std::chrono::milliseconds ttl() const noexcept { return ttl_; }
+  const std::string& value() const noexcept { return p_.value; }
+  std::chrono::milliseconds ttl() const noexcept { return p_.ttl; }
   /// Steady-clock instant until which the lock is guaranteed (under the documented
   /// assumptions) to be ours.
-  steady_clock::time_point validity_deadline() const noexcept { return deadline_; }
+  steady_clock::time_point validity_deadline() const noexcept { return p_.deadline; }
   /// Time left until the validity deadline (negative once expired). No network.
   steady_clock::duration remaining(
       steady_clock::time_point now = steady_clock::now()) const noexcept {
-    return deadline_ - now;
+    return p_.deadline - now;
   }
   bool expired(steady_clock::time_point now = steady_clock::now()) const noexcept {
-    return !acquired() || now >= deadline_;
+    return !acquired() || now >= p_.deadline;
   }
   /// Attempts used by the operation that produced this handle.
-  int attempts() const noexcept { return report_.attempts; }
-  const redlock::report& report() const noexcept { return report_; }
+  int attempts() const noexcept { return p_.report.attempts; }
+  const redlock::report& report() const noexcept { return p_.report; }
 
   /// Releases the lock through the manager that made it (lock_manager::async_unlock with
   /// default call_options).
@@ -149,26 +152,9 @@ class lock {
   // Built and read by the library only (detail::lock_access): users get handles from the
   // manager (lock, extend, adopt) and cannot forge one with another manager's identity.
   friend struct detail::lock_access;
-  explicit lock(detail::lock_parts p)
-      : manager_(std::move(p.manager)),
-        resources_(std::move(p.resources)),
-        value_(std::move(p.value)),
-        ttl_(p.ttl),
-        deadline_(p.deadline),
-        report_(std::move(p.report)),
-        written_(p.written),
-        uncertain_(p.uncertain) {}
+  explicit lock(detail::lock_parts p) : p_(std::move(p)) {}
 
-  // Weak: a handle kept after its manager (and the io_context the manager's strand, timers
-  // and nodes belong to) was destroyed must not be what destroys them.
-  std::weak_ptr<detail::manager_impl> manager_;
-  std::vector<std::string> resources_;
-  std::string value_;
-  std::chrono::milliseconds ttl_{0};
-  steady_clock::time_point deadline_{};
-  redlock::report report_;
-  std::uint64_t written_ = ~std::uint64_t{0};
-  std::uint64_t uncertain_ = 0;
+  detail::lock_parts p_;
 };
 
 namespace detail {
@@ -176,11 +162,13 @@ namespace detail {
 struct lock_access {
   static lock make(lock_parts p) { return lock(std::move(p)); }
   /// The manager that made `l`, or null once it is gone (or for an empty handle).
-  static std::shared_ptr<manager_impl> manager(const lock& l) noexcept { return l.manager_.lock(); }
+  static std::shared_ptr<manager_impl> manager(const lock& l) noexcept {
+    return l.p_.manager.lock();
+  }
   /// See lock_parts::written.
-  static std::uint64_t written_nodes(const lock& l) noexcept { return l.written_; }
+  static std::uint64_t written_nodes(const lock& l) noexcept { return l.p_.written; }
   /// See lock_parts::uncertain.
-  static std::uint64_t uncertain_nodes(const lock& l) noexcept { return l.uncertain_; }
+  static std::uint64_t uncertain_nodes(const lock& l) noexcept { return l.p_.uncertain; }
 };
 }  // namespace detail
 
