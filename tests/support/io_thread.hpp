@@ -16,6 +16,22 @@
 
 namespace redlock::test {
 
+/// Runs `io` on the calling thread until pred() holds; false once `limit` has passed (the
+/// test then fails instead of hanging). For tests that drive a manager single-threaded.
+template <class Pred>
+bool run_until(asio::io_context& io, Pred pred,
+               std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= until)
+      return false;
+    if (io.stopped())
+      io.restart();
+    io.run_one_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
 /// Runs its io_context on a thread from construction until stop().
 class io_thread {
  public:

@@ -20,6 +20,7 @@
 #include "redlock/blocking.hpp"
 #include "redlock/lock_manager.hpp"
 #include "support/fake_node.hpp"
+#include "support/io_thread.hpp"
 #include "support/options.hpp"
 
 namespace {
@@ -65,15 +66,7 @@ class ManagerTest : public ::testing::Test {
 
   template <class Pred>
   bool run_until(Pred pred, std::chrono::milliseconds limit = 10s) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-      if (std::chrono::steady_clock::now() >= until)
-        return false;
-      if (io.stopped())
-        io.restart();
-      io.run_one_for(5ms);
-    }
-    return true;
+    return redlock::test::run_until(io, std::move(pred), limit);
   }
 
   std::shared_ptr<lock_out> lock(redlock::lock_manager& m, std::vector<std::string> r,

@@ -10,6 +10,7 @@
 
 #include "redlock/lock_manager.hpp"
 #include "redlock/testing.hpp"
+#include "support/io_thread.hpp"
 #include "support/options.hpp"
 
 namespace {
@@ -38,18 +39,9 @@ class TestingKit : public ::testing::Test {
     return o;
   }
 
-  // Runs the io_context until pred() holds; false after `limit` (the test then fails).
   template <class Pred>
   bool run_until(Pred pred, std::chrono::milliseconds limit = 10s) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-      if (std::chrono::steady_clock::now() >= until)
-        return false;
-      if (io.stopped())
-        io.restart();
-      io.run_one_for(5ms);
-    }
-    return true;
+    return redlock::test::run_until(io, std::move(pred), limit);
   }
 
   outcome<redlock::lock> lock(redlock::lock_manager& m, const std::string& resource,
