@@ -7,6 +7,7 @@
 
 #include "internal/resp.hpp"
 #include "redlock/error.hpp"
+#include "support/replies.hpp"
 
 namespace {
 
@@ -63,24 +64,9 @@ std::error_code feed(reply_reader& reader, std::string_view bytes) {
   return reader.feed(bytes.data(), bytes.size());
 }
 
-reply integer(std::int64_t v) {
-  reply r;
-  r.kind = reply::type::integer;
-  r.integer = v;
-  return r;
-}
-reply text(reply::type kind, std::string s) {
-  reply r;
-  r.kind = kind;
-  r.str = std::move(s);
-  return r;
-}
-reply array(std::vector<reply> elements) {
-  reply r;
-  r.kind = reply::type::array;
-  r.elements = std::move(elements);
-  return r;
-}
+using redlock::test::array;
+using redlock::test::integer;
+using redlock::test::text;
 
 // --- encoding ---
 

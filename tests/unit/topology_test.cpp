@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "internal/topology.hpp"
+#include "support/replies.hpp"
 
 namespace {
 
@@ -20,44 +21,12 @@ using redlock::detail::parse_master_address;
 using redlock::detail::slot_range;
 using redlock::detail::split_address;
 
-reply str(std::string s) {
-  reply r;
-  r.kind = reply::type::string;
-  r.str = std::move(s);
-  return r;
-}
-
-reply status(std::string s) {
-  reply r;
-  r.kind = reply::type::status;
-  r.str = std::move(s);
-  return r;
-}
-
-reply err(std::string s) {
-  reply r;
-  r.kind = reply::type::error;
-  r.str = std::move(s);
-  return r;
-}
-
-reply integer(std::int64_t v) {
-  reply r;
-  r.kind = reply::type::integer;
-  r.integer = v;
-  return r;
-}
-
-reply nil() {
-  return reply{};
-}
-
-reply array(std::vector<reply> elements) {
-  reply r;
-  r.kind = reply::type::array;
-  r.elements = std::move(elements);
-  return r;
-}
+using redlock::test::array;
+using redlock::test::err;
+using redlock::test::integer;
+using redlock::test::nil;
+using redlock::test::status;
+using redlock::test::str;
 
 // ---- addresses ------------------------------------------------------------------------
 
