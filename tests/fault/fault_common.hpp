@@ -255,6 +255,11 @@ inline void expect_unlocked_everywhere(lock_client& c, const cluster& servers, c
   EXPECT_TRUE(wait_for([&] { return servers.holding(resource) == 0; }, 3000ms));
 }
 
+/// PTTL of `key` on `s`: -2 once the key is gone (PTTL runs the server's lazy expire check).
+inline long long pttl(const redis_server& s, const std::string& key) {
+  return s.command({"PTTL", key}).integer;
+}
+
 inline std::size_t votes(const lock_client::outcome& o, vote v) {
   return o.held.report().count(v);
 }

@@ -27,10 +27,6 @@ std::set<std::string> network_interfaces() {
   return names;
 }
 
-long long pttl(const redis_server& s, const std::string& key) {
-  return s.command({"PTTL", key}).integer;
-}
-
 TEST(Harness, RunsInsideAPrivateNamespaceWithOnlyLoopback) {
   EXPECT_TRUE(in_private_netns());
   EXPECT_EQ(network_interfaces(), std::set<std::string>{"lo"});
