@@ -68,6 +68,8 @@ struct lock_parts {
   /// deletes the keys or the lock's validity (plus drift) has passed, "absent" being no
   /// proof. Nodes from index 64 on are not tracked.
   std::uint64_t uncertain = 0;
+  /// The fencing token (0: acquired without fencing).
+  std::uint64_t fencing_token = 0;
 };
 }  // namespace detail
 
@@ -101,6 +103,13 @@ class lock {
   bool expired(steady_clock::time_point now = steady_clock::now()) const noexcept {
     return !acquired() || now >= p_.deadline;
   }
+  /// The fencing token of a lock acquired with fencing (manager_options::fencing or
+  /// call_options::fencing), 0 otherwise. It is the same across extensions. Property (under
+  /// the README's assumptions, durable counters among them): if acquisition X completed
+  /// before acquisition Y of an overlapping set of resources began its confirming round trip,
+  /// token(Y) > token(X). Send it with every write to the protected resource and have the
+  /// resource refuse tokens lower than the highest it has seen (see fenced_store).
+  std::uint64_t fencing_token() const noexcept { return p_.fencing_token; }
   /// Attempts used by the operation that produced this handle.
   int attempts() const noexcept { return p_.report.attempts; }
   const redlock::report& report() const noexcept { return p_.report; }
@@ -231,9 +240,11 @@ class lock_manager {
   /// network. The local validity is unknown to this process, so the caller states it:
   /// `deadline` should come from evidence (e.g. async_inspect's conservative validity
   /// deadline); extend refuses once it has passed, and release deletes only `value`.
+  /// `fencing_token` is the token the lock was acquired with (0: none); the handle carries it
+  /// unchanged, as extensions do.
   /// Returns an empty handle (acquired() == false) when resources or value are empty.
   lock adopt(std::vector<std::string> resources, std::string value, std::chrono::milliseconds ttl,
-             steady_clock::time_point deadline) const {
+             steady_clock::time_point deadline, std::uint64_t fencing_token = 0) const {
     if (resources.empty() || value.empty())
       return lock{};
     detail::lock_parts p;
@@ -242,6 +253,7 @@ class lock_manager {
     p.value = std::move(value);
     p.ttl = ttl;
     p.deadline = deadline;
+    p.fencing_token = fencing_token;
     p.report.quorum = quorum();
     return detail::lock_access::make(std::move(p));
   }

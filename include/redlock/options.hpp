@@ -35,6 +35,13 @@ struct manager_options {
   /// or cancelled acquire or an unlock, on nodes that did not confirm them) before it closes
   /// the nodes anyway. Must not be negative.
   std::chrono::milliseconds quit_timeout{2000};
+  /// Fencing tokens (see lock::fencing_token and "Fencing" in the README): every acquire also
+  /// raises a durable per-resource counter on each node and confirms the candidate token in a
+  /// second round trip, so that every lock carries a 64-bit token that grows with every
+  /// acquisition. Off (the default): nothing changes on the wire (node-redlock's scripts).
+  /// The counters must survive server restarts (AOF with appendfsync always) for the tokens
+  /// to keep growing.
+  bool fencing = false;
 };
 
 /// Per-call overrides; an unset field uses the manager's settings. retry_count = 0 is
@@ -47,6 +54,8 @@ struct call_options {
   /// timeout) instead of at the first quorum, so that unlock_result counts every node's
   /// answer. Used by the CLI's release to tell "released" from "held by another value".
   bool wait_all_nodes = false;
+  /// Lock only: fencing for this call (see manager_options::fencing); unset = the manager's.
+  std::optional<bool> fencing;
 };
 
 }  // namespace redlock

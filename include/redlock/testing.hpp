@@ -57,13 +57,16 @@ class virtual_clock {
 };
 
 /// Which of redlock's scripts a call ran, recognised by the script's SHA1.
-enum class script_kind { acquire, extend, release, other };
+/// fenced_acquire and confirm are the two phases of a fenced acquire
+/// (manager_options::fencing); their KEYS are the lock keys, then one counter key each.
+enum class script_kind { acquire, extend, release, fenced_acquire, confirm, other };
 
 /// One request a fake server received.
 struct call {
   script_kind kind = script_kind::other;
   std::vector<std::string> keys;
   std::vector<std::string> args;  ///< ARGV: the lock value, then the TTL in milliseconds
+                                  ///< (confirm: the candidate token)
 };
 
 /// How a fake server answers one request. Build with the static functions.
@@ -88,7 +91,8 @@ struct step {
   static step silence();
 };
 
-/// An in-memory Redis server that understands redlock's three scripts. Faults and scripted
+/// An in-memory Redis server that understands redlock's scripts (the fencing counters are
+/// keys without a TTL, as on a real server). Faults and scripted
 /// answers apply to every node (connection) attached to it.
 /// Thread safety: safe (every member locks an internal mutex).
 class fake_server {

@@ -43,6 +43,7 @@ vote to_vote(answer a) noexcept {
       return vote::granted;
     case answer::foreign:
     case answer::missing:
+    case answer::stale:
       return vote::denied;
     case answer::error:
       return vote::error;
@@ -85,9 +86,37 @@ answer interpret(op_kind kind, const std::error_code& ec, const reply& r, std::s
       if (r.integer > 0 && r.integer <= n)
         return answer::ok;
       break;
+    case op_kind::confirm:
+      if (r.integer == 1)
+        return answer::ok;
+      if (r.integer == 0)
+        return answer::foreign;
+      if (r.integer == -1)
+        return answer::stale;
+      break;
   }
   ec_out = errc::protocol_error;
   return answer::error;
+}
+
+answer interpret(op_kind kind, bool fenced, const std::error_code& ec, const reply& r,
+                 std::size_t nkeys, std::error_code& ec_out, std::uint64_t& counter) noexcept {
+  counter = 0;
+  if (!fenced || kind != op_kind::acquire)
+    return interpret(kind, ec, r, nkeys, ec_out);
+  ec_out.clear();
+  if (ec) {
+    ec_out = ec;
+    return ec == errc::timeout ? answer::timeout : answer::error;
+  }
+  if (r.kind != reply::type::integer || r.integer < 0) {
+    ec_out = errc::protocol_error;
+    return answer::error;
+  }
+  if (r.integer == 0)
+    return answer::foreign;
+  counter = static_cast<std::uint64_t>(r.integer);
+  return answer::ok;
 }
 
 }  // namespace redlock::detail::core

@@ -36,6 +36,8 @@ action quorum_machine::begin_round(time_point now, bool only_not_done) {
   ++attempts_;
   ++attempt_id_;
   attempt_start_ = now;
+  confirming_ = false;
+  token_ = 0;
   awaiting_ = 0;
   if (config_.kind == op_kind::release) {
     tally_.reset_against();  // nodes that released stay counted across rounds
@@ -52,11 +54,43 @@ action quorum_machine::begin_round(time_point now, bool only_not_done) {
     n.ec.clear();
     n.message.clear();  // keeps capacity: no growth over many attempts
     n.latency = duration::zero();
+    n.counter = 0;
     ++awaiting_;
   }
   if (config_.kind == op_kind::acquire)
     dirty_ = true;
   return {action::type::send, 0, config_.node_timeout, {}};
+}
+
+// Phase 2 of a fenced acquire: confirm t (the largest counter among the grants counted) on
+// exactly the nodes whose grants were counted. Nodes not asked keep their phase-1 answer in
+// the report and count against: they cannot confirm. A fresh attempt id makes late phase-1
+// answers of this attempt stale for the machine (the driver still tracks their writes).
+action quorum_machine::begin_confirm(time_point /*now*/) {
+  confirming_ = true;
+  ++attempt_id_;
+  std::uint64_t t = 0;
+  for (const auto& n : nodes_) {
+    if (n.in_round && n.ans == answer::ok)
+      t = std::max(t, n.counter);
+  }
+  token_ = t;
+  tally_.reset();
+  awaiting_ = 0;
+  for (auto& n : nodes_) {
+    const bool ask = n.in_round && n.ans == answer::ok;
+    n.in_round = ask;
+    if (!ask) {
+      tally_.reject();
+      continue;
+    }
+    n.outcome = vote::pending;
+    n.ans = answer::error;
+    n.ec.clear();
+    n.message.clear();
+    ++awaiting_;
+  }
+  return {action::type::confirm, 0, config_.node_timeout, {}};
 }
 
 void quorum_machine::record(std::size_t i, answer a, std::error_code ec, std::string_view message,
@@ -68,6 +102,8 @@ void quorum_machine::record(std::size_t i, answer a, std::error_code ec, std::st
   n.ec = ec;
   n.latency = now - attempt_start_;
   --awaiting_;
+  if (a == answer::stale)
+    n.message.assign("a fencing counter there is above our candidate token (a later acquire)");
   if (config_.kind == op_kind::release) {
     if (a == answer::ok || a == answer::absent) {
       n.done = true;
@@ -111,6 +147,8 @@ action quorum_machine::on_reply(const event& e) {
   if (phase_ != phase::attempting || !n.in_round || n.outcome != vote::pending)
     return {};
   record(e.node, e.ans, e.ec, e.message, e.now);
+  if (config_.fenced && !confirming_ && e.ans == answer::ok)
+    n.counter = e.counter;
   return evaluate(e.now);
 }
 
@@ -152,7 +190,7 @@ std::error_code quorum_machine::against_code() const noexcept {
   for (const auto& n : nodes_) {
     if (!n.in_round)
       continue;
-    if (n.ans == answer::foreign || n.ans == answer::missing) {
+    if (n.ans == answer::foreign || n.ans == answer::missing || n.ans == answer::stale) {
       if (n.outcome != vote::pending)
         ++answered_no;
     } else if (n.outcome == vote::error || n.outcome == vote::timeout) {
@@ -185,6 +223,8 @@ action quorum_machine::evaluate(time_point now) {
     case decision::reached: {
       const auto dl = validity_deadline(config_.ttl, config_.drift_factor, attempt_start_);
       if (now < dl) {
+        if (config_.fenced && !confirming_)
+          return begin_confirm(now);
         deadline_ = dl;
         if (config_.kind == op_kind::extend) {
           resync_scan_ = true;

@@ -101,7 +101,9 @@ class tally {
   std::size_t against_ = 0;
 };
 
-enum class op_kind : std::uint8_t { acquire, extend, release };
+/// The operations, and `confirm`: the script of a fenced acquire's second round trip (only as
+/// script_of(acquire, purpose::confirm); never an operation's kind).
+enum class op_kind : std::uint8_t { acquire, extend, release, confirm };
 
 /// Why an operation sends a request to a node.
 enum class purpose : std::uint8_t {
@@ -109,6 +111,7 @@ enum class purpose : std::uint8_t {
   release,  ///< the release after a failed acquire attempt
   resync,   ///< extend: set-if-absent on a node that lost our keys
   cleanup,  ///< a release retried after the operation completed
+  confirm,  ///< fenced acquire: phase 2, confirming the candidate token (see quorum_machine)
 };
 
 /// The script a request runs: the operation's own for primary, set-if-absent (the acquire
@@ -119,6 +122,8 @@ constexpr op_kind script_of(op_kind op, purpose p) noexcept {
       return op;
     case purpose::resync:
       return op_kind::acquire;
+    case purpose::confirm:
+      return op_kind::confirm;
     case purpose::release:
     case purpose::cleanup:
       break;
@@ -187,17 +192,22 @@ enum class answer : std::uint8_t {
   absent,   ///< release: none of our keys were there any more
   foreign,  ///< a key holds another value
   missing,  ///< extend: no foreign value, but some of our keys are gone (e.g. node restart)
+  stale,    ///< confirm: a fencing counter moved past our candidate token (a later phase 1)
   error,    ///< error reply, connection failure or an unexpected reply
   timeout,  ///< no answer within the node deadline
 };
 
-/// The report's vote for an answer: ok/absent → granted, foreign/missing → denied.
+/// The report's vote for an answer: ok/absent → granted, foreign/missing/stale → denied.
 vote to_vote(answer a) noexcept;
 
 /// Interprets a node's completion for `kind` on a request with `nkeys` keys. Sets `ec_out`
 /// for error and timeout answers (errc::protocol_error for an unexpected reply).
 answer interpret(op_kind kind, const std::error_code& ec, const reply& r, std::size_t nkeys,
                  std::error_code& ec_out) noexcept;
+/// As above for the fenced acquire (phase 1: `counter` gets the largest counter of a grant)
+/// when `fenced`, and for op_kind::confirm; otherwise the same as the overload above.
+answer interpret(op_kind kind, bool fenced, const std::error_code& ec, const reply& r,
+                 std::size_t nkeys, std::error_code& ec_out, std::uint64_t& counter) noexcept;
 
 /// What the machine knows about one node in the current attempt.
 struct node_state {
@@ -209,6 +219,7 @@ struct node_state {
   std::error_code ec;
   std::string message;  ///< server message of an error reply
   duration latency{};
+  std::uint64_t counter = 0;  ///< fenced acquire, phase 1: the counter of a grant
 };
 
 /// Everything an operation needs to decide, fixed at its start.
@@ -221,6 +232,7 @@ struct op_config {
   milliseconds node_timeout{200};  ///< per-attempt node deadline: min(request_timeout, ttl)
   time_point lock_deadline{};      ///< extend/release: validity deadline of the lock held
   bool wait_all = false;  ///< release: decide only once every asked node answered or timed out
+  bool fenced = false;    ///< acquire: two phases and a fencing token (see quorum_machine)
 };
 
 /// An input to the machine.
@@ -239,7 +251,8 @@ struct event {
   std::uint32_t attempt = 0;
   answer ans = answer::error;
   std::error_code ec;
-  std::string_view message;  ///< reply: the server's error message (copied by the machine)
+  std::string_view message;   ///< reply: the server's error message (copied by the machine)
+  std::uint64_t counter = 0;  ///< reply to a fenced phase 1: the counter of a grant
 
   static event start(time_point now) {
     event e;
@@ -248,7 +261,7 @@ struct event {
     return e;
   }
   static event reply(std::size_t node, std::uint32_t attempt, answer a, std::error_code ec,
-                     time_point now) {
+                     time_point now, std::uint64_t counter = 0) {
     event e;
     e.kind = type::reply;
     e.now = now;
@@ -256,6 +269,7 @@ struct event {
     e.attempt = attempt;
     e.ans = a;
     e.ec = ec;
+    e.counter = counter;
     return e;
   }
   static event attempt_timeout(time_point now) {
@@ -287,6 +301,8 @@ struct action {
     idle,         ///< nothing to do until the next external event
     send,         ///< send the operation's script to every node with in_round set; arm the
                   ///< attempt timer for `delay`
+    confirm,      ///< fenced acquire: send the confirm (ARGV value, token()) to every node
+                  ///< with in_round set; arm the attempt timer for `delay`
     release_all,  ///< send the release script to all nodes (fire and forget)
     resync,       ///< send set-if-absent (acquire script, new ttl) to `node`
     wait,         ///< arm the retry timer for `delay`
@@ -310,6 +326,13 @@ using random_source = std::uint64_t (*)();
 /// release: succeeds once a quorum no longer holds our value; a round ends when every asked
 ///   node answered or timed out; retries ask only the nodes that failed; an already expired
 ///   lock gets exactly one round and completes with lock_expired.
+/// fenced acquire (config.fenced): phase 1 is the fenced acquire script, each grant carrying
+///   the node's counter; once a quorum granted (and validity remains), the candidate token t
+///   is the largest counter among the grants counted, and phase 2 sends confirm(value, t) to
+///   exactly those nodes (in the same attempt: a fresh attempt id, attempt_start unchanged).
+///   A quorum of confirms completes the acquire with token t, if validity (counted from the
+///   phase-1 start) remains; otherwise the attempt fails like any other (release, retry).
+///   Property and model: models/fencing.pml.
 /// Memory: the node vector is sized once; only counts and the last attempt survive retries.
 class quorum_machine {
  public:
@@ -325,6 +348,11 @@ class quorum_machine {
   time_point attempt_start() const noexcept { return attempt_start_; }
   /// Validity deadline of a successful acquire or extend.
   time_point deadline() const noexcept { return deadline_; }
+  /// Fenced acquire: the candidate token while confirming, the token once it succeeded; 0
+  /// otherwise.
+  std::uint64_t token() const noexcept { return token_; }
+  /// Fenced acquire: phase 2 of the current attempt is in progress (or decided it).
+  bool confirming() const noexcept { return confirming_; }
   bool finished() const noexcept { return phase_ == phase::done || phase_ == phase::settled; }
   std::size_t released() const noexcept { return released_; }
   std::size_t absent() const noexcept { return absent_; }
@@ -343,6 +371,7 @@ class quorum_machine {
   action on_retry_timer(const event& e);
   action on_cancel(const event& e);
   action evaluate(time_point now);
+  action begin_confirm(time_point now);
   action fail(std::error_code code, time_point now);
   action finish(std::error_code code, time_point now);
   action next();
@@ -365,6 +394,8 @@ class quorum_machine {
   bool expired_at_start_ = false;
   bool dirty_ = false;  ///< acquire sent since the last release
   bool resyncs_stopped_ = false;
+  bool confirming_ = false;
+  std::uint64_t token_ = 0;
   std::error_code last_error_;
   // Queued follow-up actions, drained by event::next() in this order.
   bool release_pending_ = false;

@@ -2,6 +2,9 @@
 // KEYS = resources, ARGV[1] = lock value, ARGV[2] = TTL in integer milliseconds.
 #pragma once
 
+#include <string>
+#include <string_view>
+
 #include "redlock/node.hpp"
 
 namespace redlock::detail {
@@ -13,5 +16,14 @@ const script& acquire_script();
 const script& extend_script();
 /// Deletes each key that holds our value; returns how many were deleted.
 const script& release_script();
+/// Fencing phase 1: the acquire, plus INCR of each key's counter; KEYS = lock keys then their
+/// counter keys; returns the largest counter (>= 1), else 0.
+const script& fenced_acquire_script();
+/// Fencing phase 2: ARGV = value, t. 1 when every key holds our value and no counter is above
+/// t (counters are then raised to t); 0 when a key is not ours; -1 when a counter is above t.
+const script& fence_confirm_script();
+/// The durable counter key of `resource` (in the same Cluster slot whenever the resource's
+/// name allows it: see the implementation).
+std::string fencing_counter_key(std::string_view resource);
 
 }  // namespace redlock::detail

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -200,6 +201,8 @@ const script& script_for(core_ns::op_kind k) {
       return acquire_script();
     case core_ns::op_kind::extend:
       return extend_script();
+    case core_ns::op_kind::confirm:
+      return fence_confirm_script();
     case core_ns::op_kind::release:
       break;
   }
@@ -248,7 +251,7 @@ class operation final : public std::enable_shared_from_this<operation> {
  public:
   operation(std::shared_ptr<manager_impl> m, const core_ns::op_config& cfg,
             std::vector<std::string> keys, std::string value, milliseconds ttl,
-            std::uint64_t written = 0, std::uint64_t uncertain = 0)
+            std::uint64_t written = 0, std::uint64_t uncertain = 0, std::uint64_t token = 0)
       : m_(std::move(m)),
         machine_(cfg, &random_u64),
         keys_(std::move(keys)),
@@ -257,7 +260,17 @@ class operation final : public std::enable_shared_from_this<operation> {
         timer_(m_->strand_),
         written_(written),
         uncertain_(uncertain),
-        per_node_(cfg.nodes) {}
+        per_node_(cfg.nodes),
+        token_(token) {
+    if (cfg.fenced) {
+      // The fenced scripts take the lock keys, then their durable counters.
+      fenced_keys_.reserve(2 * keys_.size());
+      fenced_keys_.insert(fenced_keys_.end(), keys_.begin(), keys_.end());
+      for (const auto& k : keys_)
+        fenced_keys_.push_back(fencing_counter_key(k));
+      confirm_args_[0] = args_[0];
+    }
+  }
 
   lock_completion lock_done_;
   unlock_completion unlock_done_;
@@ -343,6 +356,16 @@ class operation final : public std::enable_shared_from_this<operation> {
         case t::send:
           send_round(a.delay);
           break;
+        case t::confirm: {
+          confirm_args_[1] = std::to_string(machine_.token());
+          const auto& states = machine_.nodes();
+          for (std::size_t i = 0; i < states.size(); ++i) {
+            if (states[i].in_round)
+              send(i, purpose::confirm);
+          }
+          arm(timer_use::attempt, a.delay);
+          break;
+        }
         case t::release_all:
           ++release_round_;
           for (std::size_t i = 0; i < m_->nodes_.size(); ++i) {
@@ -375,6 +398,10 @@ class operation final : public std::enable_shared_from_this<operation> {
   }
 
   bool may_hold(std::size_t i) const noexcept { return written_.may_hold(i); }
+  // True when a request with purpose p runs one of the fenced scripts.
+  bool fenced(purpose p) const noexcept {
+    return machine_.config().fenced && (p == purpose::primary || p == purpose::confirm);
+  }
   core_ns::op_kind kind() const noexcept { return machine_.config().kind; }
 
   // Answers node i without sending anything; posted, so the machine sees the same sequence of
@@ -417,7 +444,18 @@ class operation final : public std::enable_shared_from_this<operation> {
       ++track.writes;
     }
     const auto ticket = backlog.sent(now);
-    m_->nodes_[i]->async_eval(script_for(core_ns::script_of(kind(), p)), keys_, args_,
+    // Fenced: phase 1 (the primary acquire) and phase 2 (confirm) run the fenced scripts,
+    // which also take the counter keys; releases and re-syncs are the plain scripts.
+    const bool fenced_script = fenced(p);
+    const script& s = fenced_script && p == purpose::primary
+                          ? fenced_acquire_script()
+                          : script_for(core_ns::script_of(kind(), p));
+    const std::span<const std::string> keys = fenced_script
+                                                  ? std::span<const std::string>(fenced_keys_)
+                                                  : std::span<const std::string>(keys_);
+    const std::span<const std::string> args =
+        p == purpose::confirm ? std::span<const std::string>(confirm_args_) : args_;
+    m_->nodes_[i]->async_eval(s, keys, args,
                               [self = shared_from_this(), i, p, attempt, round, ticket](
                                   std::error_code ec, reply r) mutable {
                                 auto& strand = self->m_->strand_;
@@ -438,7 +476,9 @@ class operation final : public std::enable_shared_from_this<operation> {
       m_->backlog_[i].answered(*ticket, now, !ec || r.is_error());
     auto& track = per_node_[i];
     std::error_code vote_ec;
-    const auto a = core_ns::interpret(core_ns::script_of(kind(), p), ec, r, keys_.size(), vote_ec);
+    std::uint64_t counter = 0;
+    const auto a = core_ns::interpret(core_ns::script_of(kind(), p), fenced(p), ec, r, keys_.size(),
+                                      vote_ec, counter);
     std::string_view message = r.is_error() ? std::string_view(r.str) : std::string_view();
     if (a == core_ns::answer::error || a == core_ns::answer::timeout) {
       hook(i, vote_ec, message);
@@ -471,6 +511,12 @@ class operation final : public std::enable_shared_from_this<operation> {
         --track.primaries;
         if (completed_ && kind() == core_ns::op_kind::release)
           on_cleanup_answer(i, confirmed, vote_ec, now);
+        auto e = core_ns::event::reply(i, attempt, a, vote_ec, now, counter);
+        e.message = message;
+        run(machine_.resume(e));
+        return;
+      }
+      case purpose::confirm: {
         auto e = core_ns::event::reply(i, attempt, a, vote_ec, now);
         e.message = message;
         run(machine_.resume(e));
@@ -755,8 +801,11 @@ class operation final : public std::enable_shared_from_this<operation> {
       parts.deadline = ec ? core_ns::time_point{} : machine_.deadline();
       parts.report = std::move(rep);
       parts.written = written_.bits();
-      if (!ec)
+      if (!ec) {
         parts.uncertain = uncertain_of_handle();
+        // An acquire's token is the confirmed one; an extend keeps the handle's.
+        parts.fencing_token = kind() == core_ns::op_kind::acquire ? machine_.token() : token_;
+      }
       auto done = std::move(lock_done_);
       after_complete();
       done(ec, lock_access::make(std::move(parts)));
@@ -821,6 +870,9 @@ class operation final : public std::enable_shared_from_this<operation> {
   std::vector<std::shared_ptr<operation>> resync_waiters_;  // unlocks waiting for our re-syncs
   std::size_t waits_ = 0;                                   // extends we wait for (unlock)
   std::string detail_;
+  std::uint64_t token_;                      // extend: the handle's fencing token, kept
+  std::vector<std::string> fenced_keys_;     // fenced: keys_, then their counter keys
+  std::array<std::string, 2> confirm_args_;  // fenced phase 2: value, candidate token
 };
 
 namespace {
@@ -887,6 +939,7 @@ core_ns::op_config config_for(core_ns::op_kind kind, const manager_impl& m, mill
   cfg.node_timeout = ttl.count() > 0 ? node_timeout_for(s, ttl) : s.request_timeout;
   cfg.lock_deadline = lock_deadline;
   cfg.wait_all = kind == core_ns::op_kind::release && opts.wait_all_nodes;
+  cfg.fenced = kind == core_ns::op_kind::acquire && opts.fencing.value_or(s.fencing);
   return cfg;
 }
 
@@ -897,10 +950,10 @@ template <class Done>
 bool admit(const std::shared_ptr<manager_impl>& m, core_ns::op_config cfg,
            std::vector<std::string> keys, std::string value, milliseconds ttl,
            std::uint64_t written, std::uint64_t uncertain, Done& done,
-           asio::cancellation_slot slot = {}) {
+           asio::cancellation_slot slot = {}, std::uint64_t token = 0) {
   auto op = register_operation(*m, [&] {
     return std::make_shared<operation>(m, cfg, std::move(keys), std::move(value), ttl, written,
-                                       uncertain);
+                                       uncertain, token);
   });
   if (!op)
     return false;
@@ -1090,7 +1143,7 @@ void start_extend(const std::shared_ptr<manager_impl>& m, const lock& l, millise
     return post_lock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::extend, *m, ttl, opts, l.validity_deadline());
   if (!admit(m, cfg, l.resources(), l.value(), ttl, lock_access::written_nodes(l),
-             lock_access::uncertain_nodes(l), done))
+             lock_access::uncertain_nodes(l), done, {}, l.fencing_token()))
     post_lock_error(m, errc::closed, std::move(done));
 }
 

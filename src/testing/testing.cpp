@@ -1,7 +1,9 @@
 // The fake deployment of redlock::testing (include/redlock/testing.hpp).
 #include "redlock/testing.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <string>
 #include <utility>
 
 #include <asio/post.hpp>
@@ -59,7 +61,8 @@ step step::silence() {
 namespace {
 
 constexpr script_kind all_kinds[] = {script_kind::acquire, script_kind::extend,
-                                     script_kind::release, script_kind::other};
+                                     script_kind::release, script_kind::fenced_acquire,
+                                     script_kind::confirm, script_kind::other};
 
 script_kind kind_of(const script& s) {
   // By SHA1, as a server's script cache would: the manager sends these exact scripts.
@@ -69,6 +72,10 @@ script_kind kind_of(const script& s) {
     return script_kind::extend;
   if (s.sha1() == detail::release_script().sha1())
     return script_kind::release;
+  if (s.sha1() == detail::fenced_acquire_script().sha1())
+    return script_kind::fenced_acquire;
+  if (s.sha1() == detail::fence_confirm_script().sha1())
+    return script_kind::confirm;
   return script_kind::other;
 }
 
@@ -258,6 +265,46 @@ redlock::reply fake_server::run_store(const call& c) {
         }
       }
       return r;
+    case script_kind::fenced_acquire:
+    case script_kind::confirm: {
+      // KEYS: n lock keys, then their n counters (durable: no TTL).
+      const std::size_t locks = c.keys.size() / 2;
+      auto counter = [&](std::size_t i) -> std::uint64_t {
+        auto it = keys_.find(c.keys[locks + i]);
+        return it == keys_.end() ? 0 : std::stoull(it->second.value);
+      };
+      if (c.kind == script_kind::fenced_acquire) {
+        for (std::size_t i = 0; i < locks; ++i) {
+          if (auto it = keys_.find(c.keys[i]); it != keys_.end() && it->second.value != value)
+            return r;
+        }
+        std::uint64_t t = 0;
+        for (std::size_t i = 0; i < locks; ++i) {
+          const auto next = counter(i) + 1;
+          keys_[c.keys[locks + i]] = entry{std::to_string(next), std::nullopt};
+          t = std::max(t, next);
+        }
+        for (std::size_t i = 0; i < locks; ++i)
+          keys_[c.keys[i]] = entry{value, expires_at()};
+        r.integer = static_cast<long long>(t);
+        return r;
+      }
+      const auto t = c.args.size() > 1 ? std::stoull(c.args[1]) : 0;
+      for (std::size_t i = 0; i < locks; ++i) {
+        if (auto it = keys_.find(c.keys[i]); it == keys_.end() || it->second.value != value)
+          return r;
+      }
+      for (std::size_t i = 0; i < locks; ++i) {
+        if (counter(i) > t) {
+          r.integer = -1;
+          return r;
+        }
+      }
+      for (std::size_t i = 0; i < locks; ++i)
+        keys_[c.keys[locks + i]] = entry{std::to_string(t), std::nullopt};
+      r.integer = 1;
+      return r;
+    }
     case script_kind::other:
       break;
   }
