@@ -69,6 +69,7 @@ struct options {
   long think_ms = 0;             // contention: pause after each release, outside the lock
   long request_timeout_ms = -1;  // -1: the library's default
   long lag_limit_ms = -1;        // -1: the library's default (request timeout / 2)
+  bool fencing = false;          // --fencing 1: fenced acquires (two phases, a token)
   std::string cdf_out;
   std::string label;
 };
@@ -78,7 +79,7 @@ struct options {
             << "\nusage: redlock_bench seq|throughput|contention|churn|held --urls U1,U2,... "
                "[--counter HOST:PORT] [--max-count N] [--warmup N] [--in-flight N] "
                "[--clients N] [--duration-ms MS] [--ttl-ms MS] [--think-ms MS] [--cdf-out FILE] "
-               "[--label S] [--request-timeout-ms MS] [--lag-limit-ms MS]\n";
+               "[--label S] [--request-timeout-ms MS] [--lag-limit-ms MS] [--fencing 0|1]\n";
   std::exit(2);
 }
 
@@ -125,6 +126,8 @@ options parse(int argc, char** argv) {
       o.request_timeout_ms = to_long(v);
     } else if (k == "--lag-limit-ms") {
       o.lag_limit_ms = to_long(v);
+    } else if (k == "--fencing") {
+      o.fencing = to_long(v) != 0;
     } else if (k == "--think-ms") {
       o.think_ms = to_long(v);
     } else if (k == "--ttl-ms") {
@@ -249,6 +252,7 @@ void error_count::add_to(json& j) const {
 json header(const options& o) {
   json j;
   j.str("case", o.name).num("nodes", static_cast<long>(o.urls.size()));
+  j.num("fencing", o.fencing ? 1L : 0L);
   if (!o.label.empty())
     j.str("label", o.label);
   return j;
@@ -312,6 +316,8 @@ redlock::manager_options bench_settings() {
     s.request_timeout = std::chrono::milliseconds(g_options->request_timeout_ms);
   if (g_options && g_options->lag_limit_ms >= 0)
     s.node_lag_limit = std::chrono::milliseconds(g_options->lag_limit_ms);
+  if (g_options)
+    s.fencing = g_options->fencing;
   // A benchmark cycle on distinct keys never meets a holder; a failure is an error worth
   // seeing, not something to wait out.
   s.retry_count = 0;
