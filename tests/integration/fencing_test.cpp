@@ -28,8 +28,8 @@ using redlock::test::wait_for;
 // Runs `s` with EVAL on `server`: KEYS = key then its counter key.
 long long eval(const redis_server& server, const redlock::script& s, const std::string& key,
                const std::string& arg1, const std::string& arg2) {
-  auto r = server.command({"EVAL", s.text(), "2", key, redlock::detail::fencing_counter_key(key),
-                           arg1, arg2});
+  auto r = server.command(
+      {"EVAL", s.text(), "2", key, redlock::detail::fencing_counter_key(key), arg1, arg2});
   EXPECT_FALSE(r.is_error()) << r.str;
   return r.integer;
 }

@@ -255,6 +255,187 @@ TEST(FencingCounterKey, LivesInTheLockKeysClusterSlotWheneverTheNameAllows) {
   EXPECT_EQ(fencing_counter_key("a}b"), "a}b:redlock-fencing");
 }
 
+// --- counterexample replays -------------------------------------------------------------
+//
+// The model's counterexamples (models/README.md), replayed step by step against the library's
+// decision code: each client is a quorum_machine, each server the testing kit's fake_server
+// (the semantics of the Lua scripts). Requests are run on the servers in the trace's order;
+// one that is "late" is held and run later; one that is lost is never run. A paused client
+// holds the machine's confirm action before carrying it out.
+
+class Replay : public ::testing::Test {
+ public:  // the replays are free functions, run on the fixture
+  struct client {
+    explicit client(std::string v) : value(std::move(v)) {}
+    std::string value;
+    quorum_machine m{fenced_config(3, 1), &zero_random};
+    std::vector<action> last;
+    bool completed() const { return !last.empty() && last.back().kind == atype::complete; }
+    bool succeeded() const { return completed() && !last.back().ec; }
+  };
+
+  std::shared_ptr<rt::virtual_clock> clock = std::make_shared<rt::virtual_clock>();
+  std::vector<std::unique_ptr<rt::fake_server>> servers;
+  /// The weakened phase-2 rule (a test double): confirm checks only that the key is ours.
+  bool key_only = false;
+
+  Replay() {
+    for (int i = 0; i < 3; ++i)
+      servers.push_back(std::make_unique<rt::fake_server>(clock));
+  }
+
+  static rt::call request(rt::script_kind k, const client& c, std::string arg2 = "10000") {
+    rt::call r;
+    r.kind = k;
+    r.keys = {"r", redlock::detail::fencing_counter_key("r")};
+    r.args = {c.value, std::move(arg2)};
+    return r;
+  }
+  static rt::call phase1(const client& c) { return request(rt::script_kind::fenced_acquire, c); }
+  static rt::call confirm(const client& c) {
+    return request(rt::script_kind::confirm, c, std::to_string(c.m.token()));
+  }
+  static rt::call release(const client& c) {
+    rt::call r = request(rt::script_kind::release, c);
+    r.keys.resize(1);
+    return r;
+  }
+
+  redlock::reply run(std::size_t i, const rt::call& c) {
+    auto& s = *servers[i];
+    if (key_only && c.kind == rt::script_kind::confirm) {
+      redlock::reply r;
+      r.kind = redlock::reply::type::integer;
+      if (s.value(c.keys[0]) == c.args[0]) {
+        const auto now = std::stoull(s.value(c.keys[1]).value_or("0"));
+        s.set_key(c.keys[1], std::to_string(std::max<std::uint64_t>(now, std::stoull(c.args[1]))));
+        r.integer = 1;
+      }
+      return r;
+    }
+    return s.handle(c).r;
+  }
+
+  // Runs `c` on server i and feeds the answer to the client's machine as an answer to
+  // `attempt` (a late request's answer carries its old attempt id, which the machine ignores).
+  void exchange(client& cl, std::size_t i, const rt::call& c, std::uint32_t attempt,
+                time_point now) {
+    const auto r = run(i, c);
+    if (c.kind == rt::script_kind::release)
+      return;  // the driver does not feed releases to the machine
+    std::error_code ec;
+    std::uint64_t counter = 0;
+    const auto kind = c.kind == rt::script_kind::confirm ? op_kind::confirm : op_kind::acquire;
+    const auto a = interpret(kind, true, {}, r, 1, ec, counter);
+    cl.last = drain(cl.m, cl.m.resume(event::reply(i, attempt, a, ec, now, counter)));
+  }
+  std::uint64_t counter(std::size_t i) {
+    return std::stoull(servers[i]->value(redlock::detail::fencing_counter_key("r")).value_or("0"));
+  }
+};
+
+// Trace "late phase 1" (models/README.md): A's first phase 1 is delayed on servers 1 and 2;
+// A times out and retries with the same value, gets grants of counter 1 from servers 1 and 2,
+// and pauses before confirming. A's keys expire; B acquires on servers 0 and 1 (token 2) and
+// releases. A's delayed first phase 1 lands on 1 and 2 and re-creates A's key there (counters
+// 3); A wakes and confirms t = 1 there. B completed before A began phase 2, so A must not get
+// a token <= 2. The library's rule refuses (the counters moved past 1); the key-only rule
+// hands A the token 1.
+void replay_late_phase1(Replay& rp, Replay::client& a, Replay::client& b) {
+  a.last = drain(a.m, a.m.resume(event::start(t0)));
+  ASSERT_EQ(a.last.at(0).kind, atype::send);
+  const auto late1 = Replay::phase1(a);  // A's attempt-1 requests to 1 and 2: delayed
+  const auto late2 = Replay::phase1(a);
+  a.last = drain(a.m, a.m.resume(event::attempt_timeout(t0 + 200ms)));  // to 0: lost
+  ASSERT_EQ(a.last.at(0).kind, atype::release_all);                     // lost as well
+  a.last = drain(a.m, a.m.resume(event::retry_timer(t0 + 400ms)));
+  ASSERT_EQ(a.last.at(0).kind, atype::send);
+  const auto a2 = a.m.attempt_id();
+  rp.exchange(a, 1, Replay::phase1(a), a2, t0 + 401ms);
+  rp.exchange(a, 2, Replay::phase1(a), a2, t0 + 401ms);
+  ASSERT_EQ(a.last.at(0).kind, atype::confirm);  // A pauses here, holding its confirms
+  ASSERT_EQ(a.m.token(), 1u);
+  const auto a_confirm = a.m.attempt_id();
+
+  // A's keys expire on 1 and 2 while A's own validity still runs: the servers' clock runs
+  // ahead (the model's "keys may expire at any moment").
+  rp.clock->advance(10s);
+
+  const auto tb = t0 + 500ms;
+  b.last = drain(b.m, b.m.resume(event::start(tb)));
+  rp.exchange(b, 0, Replay::phase1(b), 1, tb + 1ms);
+  rp.exchange(b, 1, Replay::phase1(b), 1, tb + 1ms);
+  ASSERT_EQ(b.last.at(0).kind, atype::confirm);
+  rp.exchange(b, 0, Replay::confirm(b), 2, tb + 2ms);
+  rp.exchange(b, 1, Replay::confirm(b), 2, tb + 2ms);
+  ASSERT_TRUE(b.succeeded());
+  ASSERT_EQ(b.m.token(), 2u);
+  for (std::size_t i = 0; i < 2; ++i)
+    rp.exchange(b, i, Replay::release(b), 0, tb + 3ms);
+
+  rp.run(1, late1);  // A's delayed first phase 1 lands
+  rp.run(2, late2);
+  ASSERT_EQ(rp.counter(1), 3u);
+  ASSERT_EQ(rp.counter(2), 2u);  // server 2: A's grant (1), then this one; B never went there
+
+  // A wakes and begins phase 2, after B completed.
+  rp.exchange(a, 1, Replay::confirm(a), a_confirm, tb + 10ms);
+  rp.exchange(a, 2, Replay::confirm(a), a_confirm, tb + 10ms);
+}
+
+TEST_F(Replay, LatePhase1TheLibrarysRuleRefusesTheStaleCandidate) {
+  client a("a"), b("b");
+  replay_late_phase1(*this, a, b);
+  EXPECT_FALSE(a.succeeded());
+  // If A ever completes (it may retry), its token is larger than B's.
+  if (a.succeeded()) {
+    EXPECT_GT(a.m.token(), b.m.token());
+  }
+  EXPECT_EQ(a.m.nodes()[1].ans, answer::stale);
+}
+
+TEST_F(Replay, LatePhase1TheKeyOnlyRuleHandsOutAnOlderToken) {
+  key_only = true;
+  client a("a"), b("b");
+  replay_late_phase1(*this, a, b);
+  ASSERT_TRUE(a.succeeded());  // the violation the model finds
+  EXPECT_LT(a.m.token(), b.m.token());
+}
+
+// Trace "lost counter": A acquires on servers 0 and 1 (token 1) and releases; server 0
+// restarts without persistence (keys and counter gone); B acquires on 0 and 2: token 1 again.
+// The documented assumption (durable counters), shown: with it, B's token is 2.
+std::pair<std::uint64_t, std::uint64_t> replay_lost_counter(Replay& rp, bool restart) {
+  Replay::client a("a"), b("b");
+  a.last = drain(a.m, a.m.resume(event::start(t0)));
+  rp.exchange(a, 0, Replay::phase1(a), 1, t0 + 1ms);
+  rp.exchange(a, 1, Replay::phase1(a), 1, t0 + 1ms);
+  rp.exchange(a, 0, Replay::confirm(a), 2, t0 + 2ms);
+  rp.exchange(a, 1, Replay::confirm(a), 2, t0 + 2ms);
+  EXPECT_TRUE(a.succeeded());
+  for (std::size_t i = 0; i < 2; ++i)
+    rp.exchange(a, i, Replay::release(a), 0, t0 + 3ms);
+  if (restart)
+    rp.servers[0]->lose_keys();
+  b.last = drain(b.m, b.m.resume(event::start(t0 + 10ms)));
+  rp.exchange(b, 0, Replay::phase1(b), 1, t0 + 11ms);
+  rp.exchange(b, 2, Replay::phase1(b), 1, t0 + 11ms);
+  rp.exchange(b, 0, Replay::confirm(b), 2, t0 + 12ms);
+  rp.exchange(b, 2, Replay::confirm(b), 2, t0 + 12ms);
+  EXPECT_TRUE(b.succeeded());
+  return {a.m.token(), b.m.token()};
+}
+
+TEST_F(Replay, LostCounterRepeatsAToken) {
+  const auto [a, b] = replay_lost_counter(*this, true);
+  EXPECT_EQ(a, b);  // the violation: durability is an assumption, not a guarantee
+}
+
+TEST_F(Replay, DurableCountersGiveTheSameTraceALargerToken) {
+  const auto [a, b] = replay_lost_counter(*this, false);
+  EXPECT_GT(b, a);
+}
+
 // --- the lock manager over fake servers -------------------------------------------------
 
 class FencedManager : public ::testing::Test {
