@@ -234,6 +234,8 @@ void print_status_text(const inspection& in) {
         out += printable(*k.value) + " ttl " + ttl_text(k.ttl);
       }
     }
+    if (n.fencing_counter)
+      out += ", fencing counter " + std::to_string(*n.fencing_counter);
     out += "\n";
   }
   std::fputs(out.c_str(), stdout);
@@ -264,11 +266,13 @@ void print_status_json(const inspection& in) {
     out += "    {\"node\": " + json_string(ns.node) + ", ";
     if (!ns.answered()) {
       out += "\"error\": " + json_string(ns.message.empty() ? ns.ec.message() : ns.message) +
-             ", \"keys\": []}";
+             ", \"fencing_counter\": null, \"keys\": []}";
       continue;
     }
-    out +=
-        "\"error\": null, \"latency_us\": " + std::to_string(ns.latency.count()) + ", \"keys\": [";
+    const std::string counter =
+        ns.fencing_counter ? std::to_string(*ns.fencing_counter) : std::string("null");
+    out += "\"error\": null, \"latency_us\": " + std::to_string(ns.latency.count()) +
+           ", \"fencing_counter\": " + counter + ", \"keys\": [";
     for (std::size_t i = 0; i < ns.keys.size(); ++i) {
       const auto& k = ns.keys[i];
       out += i ? ", " : "";

@@ -610,6 +610,44 @@ TEST_F(cli, StatusTextShowsVerdictAndEveryServer) {
     EXPECT_NE(s.out.find(":" + std::to_string(srv->port())), std::string::npos) << s.out;
 }
 
+TEST_F(cli, StatusShowsEachServersFencingCounter) {
+  auto a = run_to_end(redlock({"acquire", "--fencing", "--ttl", "30s", resource_}));
+  ASSERT_EQ(a.code, 0) << a.err;
+  const std::string value = a.out.substr(0, 32);
+  const std::string token = a.out.substr(33, a.out.size() - 34);
+  // The acquire returns once a quorum confirmed: a third server still busy with the first
+  // round trip may show no counter yet, never another one.
+  auto s = run_to_end(redlock({"status", resource_}));
+  ASSERT_EQ(s.code, 0) << s.err;
+  std::size_t shown = 0;
+  for (auto pos = s.out.find(", fencing counter " + token + "\n"); pos != std::string::npos;
+       pos = s.out.find(", fencing counter " + token + "\n", pos + 1))
+    ++shown;
+  EXPECT_GE(shown, 2u) << s.out;
+  auto j = run_to_end(redlock({"status", "--json", resource_}));
+  ASSERT_EQ(j.code, 0) << j.err;
+  EXPECT_EQ(check_json(j.out, "assert d['holder'] == '" + value +
+                                  "', d\n"
+                                  "counters = [n['fencing_counter'] for n in d['nodes']]\n"
+                                  "assert counters.count(" +
+                                  token +
+                                  ") >= 2, counters\n"
+                                  "assert all(c in (None, " +
+                                  token + ") for c in counters), counters\n"),
+            0);
+  // A resource never locked with fencing has no counter; a down server shows null.
+  servers_[0]->kill9();
+  auto plain = run_to_end(redlock({"status", "--json", resource_ + ":plain"}));
+  EXPECT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(check_json(plain.out,
+                       "assert [n['fencing_counter'] for n in d['nodes']] == "
+                       "[None, None, None], d\n"
+                       "assert d['nodes'][0]['error'] is not None, d\n"),
+            0);
+  auto text = run_to_end(redlock({"status", resource_ + ":plain"}));
+  EXPECT_EQ(text.out.find("fencing counter"), std::string::npos) << text.out;
+}
+
 // --- servers and arguments --------------------------------------------------------------
 
 TEST_F(cli, ServersComeFromTheEnvironmentWithoutServerOptions) {
