@@ -229,7 +229,9 @@ int real_main(int argc, char** argv) {
   // status
   status_args sa;
   auto* status = app.add_subcommand(
-      "status", "Show per server the holder and TTL of the resources, and the verdict");
+      "status",
+      "Show per server the holder and TTL of the resources and the fencing counter, and the "
+      "verdict");
   status->add_option("resources", sa.resources, "Resources to inspect")
       ->required()
       ->type_name("RESOURCE");
