@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <string_view>
+
+extern char** environ;
 
 namespace redlock::cli {
 
@@ -50,18 +53,42 @@ void set_cloexec_on_own_fds() {
   }
 }
 
+std::vector<std::string> child_environment(const std::vector<env_change>& changes) {
+  std::vector<std::string> out;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const auto name = entry.substr(0, entry.find('='));
+    const bool changed = std::any_of(changes.begin(), changes.end(),
+                                     [name](const env_change& c) { return c.name == name; });
+    if (!changed)
+      out.emplace_back(entry);
+  }
+  for (const auto& c : changes) {
+    if (c.value)
+      out.push_back(c.name + "=" + *c.value);
+  }
+  return out;
+}
+
 spawn_result spawn_command(const std::vector<std::string>& argv,
+                           const std::vector<std::string>& env,
                            const std::function<void()>& in_child) {
   spawn_result r;
   if (argv.empty()) {
     r.error = ENOENT;
     return r;
   }
-  std::vector<char*> cargv;
-  cargv.reserve(argv.size() + 1);
-  for (const auto& a : argv)
-    cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
+  // Built before the fork: the child may only make async-signal-safe calls.
+  auto c_array = [](const std::vector<std::string>& v) {
+    std::vector<char*> out;
+    out.reserve(v.size() + 1);
+    for (const auto& s : v)
+      out.push_back(const_cast<char*>(s.c_str()));
+    out.push_back(nullptr);
+    return out;
+  };
+  std::vector<char*> cargv = c_array(argv);
+  std::vector<char*> cenv = c_array(env);
 
   set_cloexec_on_own_fds();
   int err_pipe[2];
@@ -80,7 +107,7 @@ spawn_result spawn_command(const std::vector<std::string>& argv,
     ::close(err_pipe[0]);
     if (in_child)
       in_child();
-    ::execvp(cargv[0], cargv.data());
+    ::execvpe(cargv[0], cargv.data(), cenv.data());
     const int e = errno;
     [[maybe_unused]] auto n = ::write(err_pipe[1], &e, sizeof e);
     ::_exit(127);

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,10 +26,22 @@ struct spawn_result {
   int error = 0;   ///< errno of the failed fork or exec when pid == -1
 };
 
-/// Forks and execs argv[0] (PATH lookup) with argv. `in_child` runs in the child before
-/// exec and must be async-signal-safe. Reports exec failures synchronously (through a
-/// close-on-exec pipe), so "command not found" is known before the lock is used.
+/// One variable of the command's environment: set to `value`, or removed when nullopt.
+struct env_change {
+  std::string name;
+  std::optional<std::string> value;
+};
+
+/// redlock's own environment with `changes` applied, as "NAME=value" entries: every
+/// inherited entry of a changed name is dropped, then the set ones are appended.
+std::vector<std::string> child_environment(const std::vector<env_change>& changes);
+
+/// Forks and execs argv[0] (PATH lookup) with argv and the environment `env` ("NAME=value"
+/// entries, e.g. from child_environment). `in_child` runs in the child before exec and must
+/// be async-signal-safe. Reports exec failures synchronously (through a close-on-exec pipe),
+/// so "command not found" is known before the lock is used.
 spawn_result spawn_command(const std::vector<std::string>& argv,
+                           const std::vector<std::string>& env,
                            const std::function<void()>& in_child);
 
 }  // namespace redlock::cli

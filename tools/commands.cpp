@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include <asio/use_awaitable.hpp>
 
@@ -40,7 +41,8 @@ struct adopted {
 asio::awaitable<adopted> adopt(session& s, const value_args& a, bool read_deadline) {
   adopted out;
   if (!read_deadline) {
-    out.l = s.manager().adopt(a.resources, a.value, a.ttl, steady_clock::now() + a.ttl);
+    out.l = s.manager().adopt(a.resources, a.value, a.ttl, steady_clock::now() + a.ttl,
+                              a.fencing_token);
     co_return out;
   }
   auto [ec, in] = co_await async_inspect(s.manager(), a.resources, as_tuple(asio::use_awaitable));
@@ -49,7 +51,7 @@ asio::awaitable<adopted> adopt(session& s, const value_args& a, bool read_deadli
     co_return out;
   }
   if (in.held() && in.holder == a.value && in.remaining() > steady_clock::duration::zero()) {
-    out.l = s.manager().adopt(a.resources, a.value, a.ttl, in.validity_deadline);
+    out.l = s.manager().adopt(a.resources, a.value, a.ttl, in.validity_deadline, a.fencing_token);
   } else {
     std::size_t answered = 0;
     for (const auto& n : in.nodes)
@@ -73,6 +75,12 @@ std::string describe_not_held(const inspection& in) {
   return "no quorum holds this value";
 }
 
+/// ", fencing token N" for a fenced lock (for -v), empty otherwise.
+std::string token_text(const lock& l) {
+  return l.fencing_token() == 0 ? std::string()
+                                : ", fencing token " + std::to_string(l.fencing_token());
+}
+
 /// Ctrl-C / SIGTERM while acquire waits: stop waiting, release anything won, exit 128+N.
 asio::awaitable<int> acquire_body(session& s, const acquire_args& a) {
   interruption intr;
@@ -89,12 +97,18 @@ asio::awaitable<int> acquire_body(session& s, const acquire_args& a) {
   }
   if (ec)
     co_return co_await report_acquire_failure(s, ec, a.resources, attempts, l.report());
-  std::printf("%s\n", l.value().c_str());
+  // The value alone on the first line (as without fencing), the token on the second.
+  if (a.fencing)
+    std::printf("%s\n%llu\n", l.value().c_str(),
+                static_cast<unsigned long long>(l.fencing_token()));
+  else
+    std::printf("%s\n", l.value().c_str());
   std::fflush(stdout);
   if (s.conf().verbose) {
-    std::fprintf(stderr, "redlock: acquired %s, valid for %s (%d attempts)\n",
+    std::fprintf(stderr, "redlock: acquired %s, valid for %s (%d attempts)%s\n",
                  name_of(a.resources).c_str(),
-                 format_duration(duration_cast<milliseconds>(l.remaining())).c_str(), attempts);
+                 format_duration(duration_cast<milliseconds>(l.remaining())).c_str(), attempts,
+                 token_text(l).c_str());
   }
   co_return exit_ok;
 }
@@ -123,8 +137,9 @@ asio::awaitable<int> extend_body(session& s, const value_args& a) {
     co_return exit_code_for(ec);
   }
   if (s.conf().verbose) {
-    std::fprintf(stderr, "redlock: extended %s, valid for %s\n", name_of(a.resources).c_str(),
-                 format_duration(duration_cast<milliseconds>(l.remaining())).c_str());
+    std::fprintf(stderr, "redlock: extended %s, valid for %s%s\n", name_of(a.resources).c_str(),
+                 format_duration(duration_cast<milliseconds>(l.remaining())).c_str(),
+                 token_text(l).c_str());
   }
   co_return exit_ok;
 }
@@ -219,6 +234,8 @@ void print_status_text(const inspection& in) {
         out += printable(*k.value) + " ttl " + ttl_text(k.ttl);
       }
     }
+    if (n.fencing_counter)
+      out += ", fencing counter " + std::to_string(*n.fencing_counter);
     out += "\n";
   }
   std::fputs(out.c_str(), stdout);
@@ -249,11 +266,13 @@ void print_status_json(const inspection& in) {
     out += "    {\"node\": " + json_string(ns.node) + ", ";
     if (!ns.answered()) {
       out += "\"error\": " + json_string(ns.message.empty() ? ns.ec.message() : ns.message) +
-             ", \"keys\": []}";
+             ", \"fencing_counter\": null, \"keys\": []}";
       continue;
     }
-    out +=
-        "\"error\": null, \"latency_us\": " + std::to_string(ns.latency.count()) + ", \"keys\": [";
+    const std::string counter =
+        ns.fencing_counter ? std::to_string(*ns.fencing_counter) : std::string("null");
+    out += "\"error\": null, \"latency_us\": " + std::to_string(ns.latency.count()) +
+           ", \"fencing_counter\": " + counter + ", \"keys\": [";
     for (std::size_t i = 0; i < ns.keys.size(); ++i) {
       const auto& k = ns.keys[i];
       out += i ? ", " : "";
@@ -295,7 +314,9 @@ asio::awaitable<int> status_body(session& s, const status_args& a) {
 }  // namespace
 
 int cmd_acquire(const config& c, const acquire_args& a) {
-  session s(c);
+  config fenced = c;
+  fenced.settings.fencing = a.fencing;
+  session s(std::move(fenced));
   return s.run([&] { return acquire_body(s, a); });
 }
 

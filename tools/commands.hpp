@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ struct run_args {
   wait_options wait;
   on_lost_policy on_lost = on_lost_policy::term;
   std::chrono::milliseconds grace{5'000};
+  /// --fencing (or REDLOCK_FENCING=1): a fenced acquire; the command gets
+  /// REDLOCK_FENCING_TOKEN beside REDLOCK_LOCK_VALUE.
+  bool fencing = false;
 };
 int cmd_run(const config& c, const run_args& a);
 
@@ -26,6 +30,9 @@ struct acquire_args {
   std::vector<std::string> resources;
   std::chrono::milliseconds ttl{10'000};
   wait_options wait;
+  /// --fencing (or REDLOCK_FENCING=1): a fenced acquire; the token is printed on a second
+  /// line after the value.
+  bool fencing = false;
 };
 int cmd_acquire(const config& c, const acquire_args& a);
 
@@ -33,6 +40,9 @@ struct value_args {
   std::vector<std::string> resources;
   std::string value;
   std::chrono::milliseconds ttl{10'000};
+  /// extend --fencing-token: the token printed by `acquire --fencing` (0: none), carried by
+  /// the rebuilt handle and shown by -v.
+  std::uint64_t fencing_token = 0;
 };
 int cmd_extend(const config& c, const value_args& a);
 int cmd_release(const config& c, const value_args& a);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -70,6 +71,30 @@ void check_resources(const std::vector<std::string>& resources) {
       }
     }
   }
+}
+
+bool resolve_fencing(bool flag) {
+  if (flag)
+    return true;
+  const char* env = std::getenv("REDLOCK_FENCING");
+  if (env == nullptr || std::strcmp(env, "") == 0 || std::strcmp(env, "0") == 0)
+    return false;
+  if (std::strcmp(env, "1") == 0)
+    return true;
+  throw usage_error("REDLOCK_FENCING must be 1 (fencing on) or 0 (off), not '" + printable(env) +
+                    "'");
+}
+
+std::uint64_t fencing_token_option(const std::string& text) {
+  std::uint64_t token = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, token);
+  if (text.empty() || ec != std::errc{} || ptr != end || token == 0) {
+    throw usage_error("--fencing-token '" + printable(text) +
+                      "': give the token printed by `acquire --fencing` (an integer from 1 to "
+                      "18446744073709551615)");
+  }
+  return token;
 }
 
 std::chrono::milliseconds duration_option(const std::string& name, const std::string& text) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -60,6 +61,14 @@ struct config {
 /// applies TLS files. Throws exit_error(exit_usage) saying what is wrong; never prints a
 /// password.
 config resolve(const global_options& g);
+
+/// Whether `run` and `acquire` take fenced locks: `flag` (--fencing) when set, else
+/// REDLOCK_FENCING ("1" on; "0", empty or unset off). Throws a usage error naming the
+/// variable for any other value.
+bool resolve_fencing(bool flag);
+
+/// Parses --fencing-token: a decimal integer from 1 to 2^64-1. Throws a usage error.
+std::uint64_t fencing_token_option(const std::string& text);
 
 /// The longest lock TTL: the servers keep it as a signed 32-bit count of milliseconds.
 inline constexpr std::chrono::milliseconds max_lock_ttl{2'147'483'647};

@@ -19,12 +19,17 @@ namespace {
 constexpr const char* environment_help =
     "Environment:\n"
     "  REDLOCK_SERVERS  comma-separated server URLs, used when no --server is given\n"
-    "                   (default redis://127.0.0.1:6379)\n";
+    "                   (default redis://127.0.0.1:6379)\n"
+    "  REDLOCK_FENCING  1: run and acquire take fenced locks, as with --fencing (0: off)\n"
+    "Set for run's command:\n"
+    "  REDLOCK_LOCK_VALUE     the lock's value (always)\n"
+    "  REDLOCK_FENCING_TOKEN  the lock's fencing token (with --fencing; removed otherwise)\n";
 
 constexpr const char* examples_help =
     "Examples:\n"
     "  redlock run --ttl 30s --no-wait nightly-backup -- ./backup.sh --full\n"
     "  v=$(redlock acquire deploy) && ./deploy.sh && redlock release deploy --value \"$v\"\n"
+    "  redlock run --fencing orders -- sh -c './write.sh --token \"$REDLOCK_FENCING_TOKEN\"'\n"
     "  redlock status deploy --json\n";
 
 struct wait_flags {
@@ -38,6 +43,13 @@ void add_wait_options(CLI::App* cmd, wait_flags& w) {
                                "(default 30s)");
   auto* no_wait = cmd->add_flag("--no-wait", w.no_wait, "Try once; do not wait");
   wait->excludes(no_wait);
+}
+
+void add_fencing_flag(CLI::App* cmd, bool& fencing, const char* token_goes) {
+  cmd->add_flag("--fencing", fencing,
+                std::string("Fenced lock: get a fencing token, which grows with every "
+                            "acquisition (a durable counter per resource on the servers); ") +
+                    token_goes + " (default: REDLOCK_FENCING, else off)");
 }
 
 wait_options resolve_wait(const wait_flags& w) {
@@ -170,18 +182,24 @@ int real_main(int argc, char** argv) {
       ->check(CLI::IsMember({"term", "kill", "ignore"}));
   run->add_option("--grace", run_grace, "Time between SIGTERM and SIGKILL (default 5s)")
       ->type_name("DURATION");
+  bool run_fencing = false;
+  add_fencing_flag(run, run_fencing, "the command gets it in REDLOCK_FENCING_TOKEN");
 
   // acquire
   acquire_args aa;
   std::string acq_ttl = "10s";
   wait_flags acq_wait;
   auto* acquire = app.add_subcommand(
-      "acquire", "Acquire and print the lock value (only it, on stdout) for extend/release");
+      "acquire",
+      "Acquire and print the lock value (only it, on stdout) for extend/release; with "
+      "--fencing, the fencing token on a second line");
   acquire->add_option("resources", aa.resources, "Resources to lock")
       ->required()
       ->type_name("RESOURCE");
   acquire->add_option("--ttl", acq_ttl, "Lock TTL (default 10s)")->type_name("DURATION");
   add_wait_options(acquire, acq_wait);
+  bool acq_fencing = false;
+  add_fencing_flag(acquire, acq_fencing, "printed on a second line, after the value");
 
   // extend / release
   value_args ea;
@@ -193,6 +211,12 @@ int real_main(int argc, char** argv) {
       ->type_name("RESOURCE");
   extend->add_option("--value", ea.value, "The value printed by acquire")->required();
   extend->add_option("--ttl", ext_ttl, "New TTL from now (default 10s)")->type_name("DURATION");
+  std::string ext_token;
+  extend
+      ->add_option("--fencing-token", ext_token,
+                   "The token printed by `acquire --fencing` (the lock keeps it; -v shows "
+                   "it)")
+      ->type_name("N");
 
   value_args rla;
   auto* release = app.add_subcommand(
@@ -205,7 +229,9 @@ int real_main(int argc, char** argv) {
   // status
   status_args sa;
   auto* status = app.add_subcommand(
-      "status", "Show per server the holder and TTL of the resources, and the verdict");
+      "status",
+      "Show per server the holder and TTL of the resources and the fencing counter, and the "
+      "verdict");
   status->add_option("resources", sa.resources, "Resources to inspect")
       ->required()
       ->type_name("RESOURCE");
@@ -245,7 +271,7 @@ int real_main(int argc, char** argv) {
   for (auto* t :
        {&g.retry_delay, &g.retry_jitter, &g.request_timeout, &g.connect_timeout, &g.tls_ca,
         &g.tls_ca_dir, &g.tls_cert, &g.tls_key, &g.tls_server_name, &run_ttl, &run_grace,
-        &run_wait.wait, &acq_ttl, &acq_wait.wait, &ea.value, &ext_ttl, &rla.value})
+        &run_wait.wait, &acq_ttl, &acq_wait.wait, &ea.value, &ext_ttl, &ext_token, &rla.value})
     verbatim.restore(*t);
 
   try {
@@ -260,12 +286,14 @@ int real_main(int argc, char** argv) {
       ra.on_lost = run_on_lost == "kill"     ? on_lost_policy::kill
                    : run_on_lost == "ignore" ? on_lost_policy::ignore
                                              : on_lost_policy::term;
+      ra.fencing = resolve_fencing(run_fencing);
       return cmd_run(resolve(g), ra);
     }
     if (acquire->parsed()) {
       check_resources(aa.resources);
       aa.ttl = resolve_ttl(acq_ttl);
       aa.wait = resolve_wait(acq_wait);
+      aa.fencing = resolve_fencing(acq_fencing);
       return cmd_acquire(resolve(g), aa);
     }
     if (extend->parsed()) {
@@ -273,6 +301,8 @@ int real_main(int argc, char** argv) {
       ea.ttl = resolve_ttl(ext_ttl);
       if (ea.value.empty())
         throw usage_error("--value must not be empty");
+      if (extend->count("--fencing-token") > 0)
+        ea.fencing_token = fencing_token_option(ext_token);
       return cmd_extend(resolve(g), ea);
     }
     if (release->parsed()) {

@@ -8,6 +8,10 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <asio/co_spawn.hpp>
 #include <asio/use_awaitable.hpp>
@@ -75,9 +79,16 @@ asio::awaitable<int> run_body(session& s, const run_args& a) {
     co_return co_await report_acquire_failure(s, ec, a.resources, attempts, l.report());
   }
 
+  // What the command may need of its lock: the value (to tell it in `redlock status`) and,
+  // when fenced, the token to send with its writes. An inherited token is removed when this
+  // lock has none: a plain `redlock run` inside a fenced one must not pass the outer token on.
+  const std::vector<env_change> env{
+      {"REDLOCK_LOCK_VALUE", l.value()},
+      {"REDLOCK_FENCING_TOKEN",
+       a.fencing ? std::optional(std::to_string(l.fencing_token())) : std::nullopt}};
   const pid_t parent = ::getpid();
   signal_watcher& sw = s.signals();
-  const spawn_result sr = spawn_command(a.command, [&sw, parent] {
+  const spawn_result sr = spawn_command(a.command, child_environment(env), [&sw, parent] {
     sw.reset_in_child();
     // If redlock is killed (SIGKILL) nobody extends the lock any more: the command must
     // not go on believing it holds it.
@@ -168,7 +179,9 @@ asio::awaitable<int> run_body(session& s, const run_args& a) {
 }  // namespace
 
 int cmd_run(const config& c, const run_args& a) {
-  session s(c);
+  config fenced = c;
+  fenced.settings.fencing = a.fencing;
+  session s(std::move(fenced));
   return s.run([&]() { return run_body(s, a); });
 }
 

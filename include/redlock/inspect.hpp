@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -38,6 +39,15 @@ struct node_state {
   std::error_code ec;
   std::string message;          ///< the server's error message, if any
   std::vector<key_state> keys;  ///< one per resource, in order; empty when ec is set
+  /// The node's fencing counter for the resources (see manager_options::fencing): the
+  /// largest of the resources' counters on this node, read in the same script as the keys.
+  /// nullopt when no counter exists there (no fenced acquire reached this node), when the
+  /// node did not answer, and for counters that are not read: one holding anything but a
+  /// decimal integer (not written by redlock), and the counter of a resource whose name
+  /// contains '}' but no hash tag ("{...}" with something inside): its counter key cannot
+  /// share the resource's Cluster hash slot, which a Cluster node needs for one script (on
+  /// Cluster nodes, fenced acquires of such names fail for the same reason).
+  std::optional<std::uint64_t> fencing_counter;
   std::chrono::microseconds latency{0};
 
   bool answered() const noexcept { return !ec; }
@@ -88,7 +98,8 @@ struct inspection {
   steady_clock::duration remaining(
       steady_clock::time_point now = steady_clock::now()) const noexcept;
   /// Verdict line plus one line per node, e.g.
-  /// "redis://127.0.0.1:7001/0: a3f0... 2931 ms". No secrets.
+  /// "redis://127.0.0.1:7001/0: a3f0... 2931 ms, fencing counter 7" (the counter when there
+  /// is one). No secrets.
   std::string to_string() const;
 };
 
@@ -105,13 +116,14 @@ void start_inspect(lock_manager& m, std::vector<std::string> resources, inspect_
 /// out.
 void decide(inspection& in, double drift_factor, steady_clock::time_point started);
 
-/// The read-only script: KEYS = resources; returns for each key {value or nil, PTTL}.
+/// The read-only script: KEYS = resources, then the fencing counter keys read (see
+/// node_state::fencing_counter); returns for each key {value or nil, PTTL}.
 const script& inspect_script();
 
 }  // namespace detail
 
-/// Reads every resource key on every node (one read-only script per node, sent at once) and
-/// decides the verdict. Nothing is written.
+/// Reads every resource key and its fencing counter on every node (one read-only script per
+/// node, sent at once) and decides the verdict. Nothing is written.
 ///
 /// @par Completion signature
 /// `void(std::error_code, inspection)`

@@ -1,5 +1,6 @@
 // Inspection: one read-only script to every node at once, then a sans-I/O verdict.
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <future>
@@ -13,6 +14,8 @@
 
 #include "internal/admission.hpp"
 #include "internal/core.hpp"
+#include "internal/scripts.hpp"
+#include "redlock/cluster_node.hpp"
 #include "redlock/inspect.hpp"
 
 namespace redlock {
@@ -103,6 +106,8 @@ std::string inspection::to_string() const {
         }
       }
     }
+    if (n.fencing_counter)
+      out += ", fencing counter " + std::to_string(*n.fencing_counter);
   }
   return out;
 }
@@ -111,7 +116,8 @@ namespace detail {
 
 const script& inspect_script() {
   // GET through pcall: a key of another type (not a lock) reads as nil with its PTTL, so
-  // "present but not a string" stays distinguishable from "absent" (PTTL -2).
+  // "present but not a string" stays distinguishable from "absent" (PTTL -2). The fencing
+  // counters are read by the same loop (their PTTL, -1 or -2, is not used).
   static const script s(
       "local out = {}\n"
       "for _, key in ipairs(KEYS) do\n"
@@ -172,6 +178,8 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
   asio::strand<asio::any_io_executor> strand;
   asio::steady_timer timer;
   inspection result;
+  /// KEYS of the script: the resources, then the fencing counter keys that are read.
+  std::vector<std::string> keys;
   std::vector<bool> answered;
   std::size_t pending = 0;
   bool finished = false;
@@ -190,12 +198,10 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
     const std::vector<std::string> no_args;
     const auto& ns = nodes_of(*op->m);
     for (std::size_t i = 0; i < ns.size(); ++i) {
-      ns[i]->async_eval(inspect_script(), op->result.resources, no_args,
-                        [op, i](std::error_code ec, reply r) {
-                          asio::post(op->strand, [op, i, ec, r = std::move(r)]() mutable {
-                            op->on_reply(i, ec, std::move(r));
-                          });
-                        });
+      ns[i]->async_eval(inspect_script(), op->keys, no_args, [op, i](std::error_code ec, reply r) {
+        asio::post(op->strand,
+                   [op, i, ec, r = std::move(r)]() mutable { op->on_reply(i, ec, std::move(r)); });
+      });
     }
   }
 
@@ -223,6 +229,7 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
       if (r.kind == reply::type::error)
         n.message = r.str;
       n.keys.clear();
+      n.fencing_counter.reset();
       report_node_error(*m, node_error{n.node, n.ec, n.message.empty() ? ec.message() : n.message});
     }
     if (pending == 0)
@@ -230,24 +237,36 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
   }
 
   std::error_code parse(const reply& r, node_state& n) const {
-    auto keys = result.resources.size();
-    if (r.kind != reply::type::array || r.elements.size() != 2 * keys) {
+    const auto resources = result.resources.size();
+    if (r.kind != reply::type::array || r.elements.size() != 2 * keys.size()) {
       return make_error_code(errc::protocol_error);
     }
     n.keys.clear();
-    for (std::size_t k = 0; k < keys; ++k) {
+    n.fencing_counter.reset();
+    for (std::size_t k = 0; k < keys.size(); ++k) {
       const auto& v = r.elements[2 * k];
       const auto& t = r.elements[2 * k + 1];
       if (t.kind != reply::type::integer)
         return make_error_code(errc::protocol_error);
+      if (v.kind != reply::type::string && v.kind != reply::type::nil)
+        return make_error_code(errc::protocol_error);
+      if (k >= resources) {
+        // A counter key. One that does not hold a decimal integer was not written by
+        // redlock (INCR would fail on it): not a counter, and no reason to fail the node.
+        std::uint64_t c = 0;
+        const char* end = v.str.data() + v.str.size();
+        if (v.kind == reply::type::string && !v.str.empty()) {
+          const auto [ptr, err] = std::from_chars(v.str.data(), end, c);
+          if (err == std::errc{} && ptr == end)
+            n.fencing_counter = std::max(n.fencing_counter.value_or(0), c);
+        }
+        continue;
+      }
       key_state ks;
       ks.ttl = std::chrono::milliseconds(t.integer);
       ks.present = t.integer != -2;
-      if (v.kind == reply::type::string) {
+      if (v.kind == reply::type::string)
         ks.value = v.str;
-      } else if (v.kind != reply::type::nil) {
-        return make_error_code(errc::protocol_error);
-      }
       n.keys.push_back(std::move(ks));
     }
     return {};
@@ -302,6 +321,14 @@ void start_inspect(const std::shared_ptr<manager_impl>& m, std::vector<std::stri
   auto op = register_operation(*m, [&] {
     auto o = std::make_shared<inspect_op>(m, asio::make_strand(ex));
     const auto& nodes = nodes_of(*m);
+    o->keys = resources;
+    for (const auto& r : resources) {
+      // A Cluster node runs one script only over keys of one hash slot (and refuses the
+      // call otherwise): a counter key that cannot share its resource's slot is not read.
+      auto counter = fencing_counter_key(r);
+      if (cluster_key_slot(counter) == cluster_key_slot(r))
+        o->keys.push_back(std::move(counter));
+    }
     o->result.resources = std::move(resources);
     o->result.quorum = core::quorum_of(nodes.size());
     o->result.nodes.resize(nodes.size());

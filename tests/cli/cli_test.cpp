@@ -163,6 +163,107 @@ TEST_F(cli, CommandGetsSigtermWhenRedlockIsKilled) {
   std::filesystem::remove(marker);
 }
 
+// --- what run tells the command, and fencing --------------------------------------------
+
+/// The command's view of its environment: "value=<V> token=<T or unset>".
+const std::vector<std::string> print_lock_env = {
+    "sh", "-c", "echo \"value=$REDLOCK_LOCK_VALUE token=${REDLOCK_FENCING_TOKEN-unset}\""};
+
+TEST_F(cli, RunExportsTheLockValueToTheCommandAndNoTokenWithoutFencing) {
+  // An inherited token (an outer fenced run) must not reach a plain run's command.
+  process_options o;
+  o.env.push_back("REDLOCK_FENCING_TOKEN=99");
+  auto args = std::vector<std::string>{"run", resource_, "--"};
+  args.insert(args.end(), print_lock_env.begin(), print_lock_env.end());
+  auto r = run_to_end(redlock(args), o);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(std::regex_match(r.out, std::regex("value=[0-9a-f]{32} token=unset\n"))) << r.out;
+}
+
+TEST_F(cli, RunWithFencingExportsATokenThatGrowsFromRunToRun) {
+  auto args = std::vector<std::string>{"run", "--fencing", resource_, "--"};
+  args.insert(args.end(), print_lock_env.begin(), print_lock_env.end());
+  const std::regex line("value=([0-9a-f]{32}) token=([1-9][0-9]*)\n");
+  std::smatch m1, m2;
+  auto first = run_to_end(redlock(args));
+  ASSERT_EQ(first.code, 0) << first.err;
+  ASSERT_TRUE(std::regex_match(first.out, m1, line)) << first.out;
+  auto second = run_to_end(redlock(args));
+  ASSERT_EQ(second.code, 0) << second.err;
+  ASSERT_TRUE(std::regex_match(second.out, m2, line)) << second.out;
+  EXPECT_NE(m1[1].str(), m2[1].str()) << "each run has its own value";
+  EXPECT_GT(std::stoull(m2[2].str()), std::stoull(m1[2].str()));
+  EXPECT_EQ(present_on(resource_), 0) << "released after each run";
+}
+
+TEST_F(cli, FencingComesFromTheEnvironmentAndABadValueIsAUsageError) {
+  auto args = std::vector<std::string>{"run", resource_, "--"};
+  args.insert(args.end(), print_lock_env.begin(), print_lock_env.end());
+  process_options on;
+  on.env.push_back("REDLOCK_FENCING=1");
+  auto r = run_to_end(redlock(args), on);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(std::regex_match(r.out, std::regex("value=[0-9a-f]{32} token=[1-9][0-9]*\n")))
+      << r.out;
+  process_options off;
+  off.env.push_back("REDLOCK_FENCING=0");
+  r = run_to_end(redlock(args), off);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("token=unset"), std::string::npos) << r.out;
+  process_options bad;
+  bad.env.push_back("REDLOCK_FENCING=yes please");
+  r = run_to_end(redlock({"acquire", resource_}), bad);
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("REDLOCK_FENCING must be 1"), std::string::npos) << r.err;
+  EXPECT_EQ(present_on(resource_), 0);
+}
+
+TEST_F(cli, AcquireWithFencingPrintsTheValueThenTheTokenAndExtendKeepsWorking) {
+  auto a = run_to_end(redlock({"acquire", "--fencing", "--ttl", "5s", resource_}));
+  ASSERT_EQ(a.code, 0) << a.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(a.out, m, std::regex("([0-9a-f]{32})\n([1-9][0-9]*)\n")))
+      << "stdout: " << a.out;
+  const std::string value = m[1].str();
+  const std::string token = m[2].str();
+  EXPECT_EQ(holders_of(resource_, value), 3);
+
+  auto e = run_to_end(redlock(
+      {"extend", "-v", "--ttl", "60s", resource_, "--value", value, "--fencing-token", token}));
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_TRUE(e.out.empty()) << e.out;
+  EXPECT_NE(e.err.find("fencing token " + token), std::string::npos) << e.err;
+  for (auto& s : servers_)
+    EXPECT_GT(s->command({"PTTL", resource_}).integer, 30000);
+  // Without the token too: the keys are the same as for a plain lock.
+  e = run_to_end(redlock({"extend", "--ttl", "60s", resource_, "--value", value}));
+  EXPECT_EQ(e.code, 0) << e.err;
+
+  // The next fenced acquire gets a larger token.
+  auto r = run_to_end(redlock({"release", resource_, "--value", value}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  auto next = run_to_end(redlock({"acquire", "--fencing", resource_}));
+  ASSERT_EQ(next.code, 0) << next.err;
+  ASSERT_TRUE(std::regex_match(next.out, m, std::regex("([0-9a-f]{32})\n([1-9][0-9]*)\n")))
+      << next.out;
+  EXPECT_GT(std::stoull(m[2].str()), std::stoull(token));
+}
+
+TEST_F(cli, AcquireWithoutFencingStillPrintsOnlyTheValue) {
+  auto a = run_to_end(redlock({"acquire", resource_}));
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_TRUE(std::regex_match(a.out, std::regex("[0-9a-f]{32}\n"))) << a.out;
+}
+
+TEST_F(cli, BadFencingTokensAreUsageErrors) {
+  for (const std::string bad : {"0", "-1", "12x", "", "18446744073709551616"}) {
+    auto e = run_to_end(redlock({"extend", resource_, "--value", "0123456789abcdef0123456789abcdef",
+                                 "--fencing-token", bad}));
+    EXPECT_EQ(e.code, exit_usage) << "'" << bad << "': " << e.err;
+    EXPECT_NE(e.err.find("--fencing-token"), std::string::npos) << e.err;
+  }
+}
+
 // --- contention -------------------------------------------------------------------------
 
 TEST_F(cli, RunNoWaitUnderContentionExits75WithoutRunningTheCommand) {
@@ -509,6 +610,44 @@ TEST_F(cli, StatusTextShowsVerdictAndEveryServer) {
     EXPECT_NE(s.out.find(":" + std::to_string(srv->port())), std::string::npos) << s.out;
 }
 
+TEST_F(cli, StatusShowsEachServersFencingCounter) {
+  auto a = run_to_end(redlock({"acquire", "--fencing", "--ttl", "30s", resource_}));
+  ASSERT_EQ(a.code, 0) << a.err;
+  const std::string value = a.out.substr(0, 32);
+  const std::string token = a.out.substr(33, a.out.size() - 34);
+  // The acquire returns once a quorum confirmed: a third server still busy with the first
+  // round trip may show no counter yet, never another one.
+  auto s = run_to_end(redlock({"status", resource_}));
+  ASSERT_EQ(s.code, 0) << s.err;
+  std::size_t shown = 0;
+  for (auto pos = s.out.find(", fencing counter " + token + "\n"); pos != std::string::npos;
+       pos = s.out.find(", fencing counter " + token + "\n", pos + 1))
+    ++shown;
+  EXPECT_GE(shown, 2u) << s.out;
+  auto j = run_to_end(redlock({"status", "--json", resource_}));
+  ASSERT_EQ(j.code, 0) << j.err;
+  EXPECT_EQ(check_json(j.out, "assert d['holder'] == '" + value +
+                                  "', d\n"
+                                  "counters = [n['fencing_counter'] for n in d['nodes']]\n"
+                                  "assert counters.count(" +
+                                  token +
+                                  ") >= 2, counters\n"
+                                  "assert all(c in (None, " +
+                                  token + ") for c in counters), counters\n"),
+            0);
+  // A resource never locked with fencing has no counter; a down server shows null.
+  servers_[0]->kill9();
+  auto plain = run_to_end(redlock({"status", "--json", resource_ + ":plain"}));
+  EXPECT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(check_json(plain.out,
+                       "assert [n['fencing_counter'] for n in d['nodes']] == "
+                       "[None, None, None], d\n"
+                       "assert d['nodes'][0]['error'] is not None, d\n"),
+            0);
+  auto text = run_to_end(redlock({"status", resource_ + ":plain"}));
+  EXPECT_EQ(text.out.find("fencing counter"), std::string::npos) << text.out;
+}
+
 // --- servers and arguments --------------------------------------------------------------
 
 TEST_F(cli, ServersComeFromTheEnvironmentWithoutServerOptions) {
@@ -712,7 +851,8 @@ TEST_F(cli, DuplicateServersAreAUsageError) {
 TEST_F(cli, HelpListsTheExitCodes) {
   auto r = run_to_end({REDLOCK_CLI_PATH, "--help"});
   EXPECT_EQ(r.code, 0);
-  for (const char* code : {"69", "75", "76", "126", "128+N", "REDLOCK_SERVERS"})
+  for (const char* code : {"69", "75", "76", "126", "128+N", "REDLOCK_SERVERS", "REDLOCK_FENCING",
+                           "REDLOCK_LOCK_VALUE", "REDLOCK_FENCING_TOKEN"})
     EXPECT_NE(r.out.find(code), std::string::npos) << code << "\n" << r.out;
 }
 

@@ -1,8 +1,10 @@
 // A cluster_node against a real three-master Redis Cluster on loopback.
 #include <sys/wait.h>
 
+#include <cstdint>
 #include <future>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -13,6 +15,7 @@
 #include "redlock/blocking.hpp"
 #include "redlock/cluster_node.hpp"
 #include "redlock/error.hpp"
+#include "redlock/inspect.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
@@ -333,6 +336,32 @@ TEST_F(ClusterNode, FollowsAskWhileASlotMigrates) {
   EXPECT_EQ(manager.unlock(la2.acquired() ? la2 : la).released, 1u);
   EXPECT_EQ(manager.unlock(lb).released, 1u);
   EXPECT_EQ(dest.command({"CLUSTER", "COUNTKEYSINSLOT", slot}).integer, 0);
+}
+
+TEST_F(ClusterNode, InspectionReadsTheFencingCounterInTheResourcesSlot) {
+  // The inspection sends each resource with its counter key in one script: they must share
+  // a slot, and a name whose counter cannot (a '}' without a hash tag) is still inspected.
+  auto node = std::make_shared<redlock::cluster_node>(io_.get_executor(),
+                                                      redlock::parse_cluster_url(seed_url(1)));
+  redlock::manager_options st;
+  st.retry_count = 0;
+  st.request_timeout = 1000ms;
+  st.fencing = true;
+  redlock::blocking_lock_manager manager({node}, st);
+  const auto l = manager.lock({"inspect:fenced"}, 30s);
+  ASSERT_TRUE(l.acquired());
+  ASSERT_GT(l.fencing_token(), 0u);
+  auto in = redlock::inspect(manager, {"inspect:fenced"});
+  ASSERT_EQ(in.nodes.size(), 1u);
+  ASSERT_TRUE(in.nodes[0].answered()) << in.nodes[0].message;
+  EXPECT_TRUE(in.held_by(l));
+  EXPECT_EQ(in.nodes[0].fencing_counter, std::optional<std::uint64_t>(l.fencing_token()));
+  manager.unlock(l);
+
+  auto odd = redlock::inspect(manager, {"inspect:a}b"});
+  ASSERT_TRUE(odd.nodes[0].answered()) << odd.nodes[0].message;
+  EXPECT_EQ(odd.status, redlock::lock_status::free);
+  EXPECT_EQ(odd.nodes[0].fencing_counter, std::nullopt);
 }
 
 TEST_F(ClusterNode, TwoSeedsOfOneClusterShareTheirIdentity) {

@@ -6,6 +6,7 @@
 #include <asio/io_context.hpp>
 #include <asio/use_future.hpp>
 #include <chrono>
+#include <cstdint>
 #include <future>
 #include <memory>
 #include <string>
@@ -148,6 +149,70 @@ TEST_F(InspectTest, InspectionWritesNothing) {
   (void)inspect({"insp:ro", "insp:ro:missing"});
   EXPECT_EQ(servers_[0]->command({"DBSIZE"}).integer, before);
   EXPECT_EQ(servers_[1]->command({"DBSIZE"}).integer, 0);
+}
+
+TEST_F(InspectTest, FencedLockShowsEachServersCounterAndAPlainLockNone) {
+  auto plain = manager_->lock({"insp:fence:plain"}, 5000ms);
+  auto none = inspect({"insp:fence:plain"});
+  for (const auto& n : none.nodes)
+    EXPECT_EQ(n.fencing_counter, std::nullopt) << n.node;
+  manager_->unlock(plain);
+
+  auto options = fast_options();
+  options.fencing = true;
+  redlock::blocking_lock_manager fenced(redlock::test::urls_of(servers_), options);
+  // The lock completes once a quorum confirmed; the third server's first round trip may
+  // still be on its way, so it may show the previous counter (or none) for a moment.
+  auto servers_showing = [](const redlock::inspection& in, std::uint64_t token) {
+    std::size_t n = 0;
+    for (const auto& ns : in.nodes) {
+      EXPECT_TRUE(ns.answered()) << ns.ec.message();
+      EXPECT_LE(ns.fencing_counter.value_or(0), token) << ns.node;
+      n += ns.fencing_counter == token ? 1 : 0;
+    }
+    return n;
+  };
+  auto first = fenced.lock({"insp:fence"}, 5000ms);
+  ASSERT_GT(first.fencing_token(), 0u);
+  auto in = inspect({"insp:fence"});
+  EXPECT_TRUE(in.held_by(first));
+  EXPECT_GE(servers_showing(in, first.fencing_token()), in.quorum);
+  ASSERT_EQ(in.nodes[0].keys.size(), 1u) << "the counter is not a resource key";
+  fenced.unlock(first);
+
+  // The counter outlives the lock and grows with the next fenced acquire.
+  auto after = inspect({"insp:fence"});
+  EXPECT_EQ(after.status, lock_status::free);
+  EXPECT_GE(servers_showing(after, first.fencing_token()), after.quorum);
+  auto second = fenced.lock({"insp:fence"}, 5000ms);
+  EXPECT_GT(second.fencing_token(), first.fencing_token());
+  EXPECT_GE(servers_showing(inspect({"insp:fence"}), second.fencing_token()), in.quorum);
+  fenced.unlock(second);
+}
+
+TEST_F(InspectTest, ForSeveralResourcesEachServerShowsTheLargestCounter) {
+  // The counter keys as the fenced acquire names them (see fencing_counter_key).
+  for (auto& s : servers_) {
+    s->command({"SET", "{insp:many:a}:redlock-fencing", "4"});
+    s->command({"SET", "{insp:many:b}:redlock-fencing", "9"});
+  }
+  servers_[2]->command({"DEL", "{insp:many:b}:redlock-fencing"});
+  auto in = inspect({"insp:many:a", "insp:many:b"});
+  EXPECT_EQ(in.status, lock_status::free) << "a counter is not a lock";
+  EXPECT_EQ(in.nodes[0].fencing_counter, std::optional<std::uint64_t>(9));
+  EXPECT_EQ(in.nodes[1].fencing_counter, std::optional<std::uint64_t>(9));
+  EXPECT_EQ(in.nodes[2].fencing_counter, std::optional<std::uint64_t>(4));
+}
+
+TEST_F(InspectTest, ACounterKeyOfAnotherTypeIsIgnored) {
+  servers_[0]->command({"HSET", "{insp:odd}:redlock-fencing", "f", "1"});
+  servers_[1]->command({"SET", "{insp:odd}:redlock-fencing", "not-a-number"});
+  auto in = inspect({"insp:odd"});
+  EXPECT_EQ(in.status, lock_status::free);
+  for (const auto& n : in.nodes) {
+    EXPECT_TRUE(n.answered()) << n.ec.message();
+    EXPECT_EQ(n.fencing_counter, std::nullopt) << n.node;
+  }
 }
 
 TEST_F(InspectTest, RejectsEmptyAndDuplicateResources) {

@@ -4,6 +4,7 @@
 #include <asio/io_context.hpp>
 #include <asio/use_future.hpp>
 #include <chrono>
+#include <cstdint>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -197,9 +198,8 @@ class InspectFakeTest : public ::testing::Test {
       f->close();  // answers silent requests
     io_.stop(*manager_);
   }
-  static fake_node::step answer(std::optional<std::string> value, long long ttl) {
-    fake_node::step st;
-    st.r.kind = redlock::reply::type::array;
+  /// The script's answer for one key: its value (nil when absent) and PTTL.
+  static void add_key(fake_node::step& st, std::optional<std::string> value, long long ttl) {
     redlock::reply v;
     if (value) {
       v.kind = redlock::reply::type::string;
@@ -208,11 +208,19 @@ class InspectFakeTest : public ::testing::Test {
     redlock::reply t;
     t.kind = redlock::reply::type::integer;
     t.integer = ttl;
-    st.r.elements = {v, t};
+    st.r.elements.push_back(v);
+    st.r.elements.push_back(t);
+  }
+  /// The answer for the resource "k": its key, then its fencing counter (none by default).
+  static fake_node::step answer(std::optional<std::string> value, long long ttl,
+                                std::optional<std::string> counter = std::nullopt) {
+    fake_node::step st;
+    st.r.kind = redlock::reply::type::array;
+    add_key(st, std::move(value), ttl);
+    add_key(st, counter, counter ? -1 : -2);
     return st;
   }
-  redlock::inspection inspect() {
-    std::vector<std::string> res{"k"};
+  redlock::inspection inspect(std::vector<std::string> res = {"k"}) {
     auto f = redlock::async_inspect(*manager_, res, asio::use_future);
     return redlock::test::get_within(f);
   }
@@ -259,7 +267,7 @@ TEST_F(InspectFakeTest, ErrorRepliesKeepTheServerMessage) {
   }
 }
 
-TEST_F(InspectFakeTest, SendsTheResourcesAsKeysAndNoArguments) {
+TEST_F(InspectFakeTest, SendsTheResourcesThenTheirFencingCountersAsKeysAndNoArguments) {
   for (auto& f : fakes_)
     f->push(sk::other, answer(std::nullopt, -2));
   (void)inspect();
@@ -267,9 +275,88 @@ TEST_F(InspectFakeTest, SendsTheResourcesAsKeysAndNoArguments) {
     auto calls = f->calls();
     ASSERT_EQ(calls.size(), 1u);
     EXPECT_EQ(calls[0].kind, sk::other);
-    EXPECT_EQ(calls[0].keys, std::vector<std::string>{"k"});
+    EXPECT_EQ(calls[0].keys, (std::vector<std::string>{"k", "{k}:redlock-fencing"}));
     EXPECT_TRUE(calls[0].args.empty());
   }
+}
+
+TEST_F(InspectFakeTest, ReportsEachNodesFencingCounterAndNoneWhereItIsAbsent) {
+  fakes_[0]->push(sk::other, answer("v", 900, "7"));
+  fakes_[1]->push(sk::other, answer("v", 800));
+  fakes_[2]->push(sk::other, answer(std::nullopt, -2, "12"));
+  auto in = inspect();
+  EXPECT_EQ(in.status, lock_status::held);
+  ASSERT_EQ(in.nodes.size(), 3u);
+  EXPECT_EQ(in.nodes[0].fencing_counter, std::optional<std::uint64_t>(7));
+  EXPECT_EQ(in.nodes[1].fencing_counter, std::nullopt);
+  EXPECT_EQ(in.nodes[2].fencing_counter, std::optional<std::uint64_t>(12));
+  ASSERT_EQ(in.nodes[0].keys.size(), 1u) << "a counter is not a resource key";
+  EXPECT_TRUE(in.nodes[2].free()) << "the counter does not make the node hold anything";
+  EXPECT_NE(in.to_string().find(": v 900 ms, fencing counter 7"), std::string::npos)
+      << in.to_string();
+}
+
+TEST_F(InspectFakeTest, ForSeveralResourcesANodesCounterIsTheLargest) {
+  for (auto& f : fakes_) {
+    fake_node::step st;
+    st.r.kind = redlock::reply::type::array;
+    add_key(st, "v", 900);
+    add_key(st, "v", 900);
+    add_key(st, "3", -1);
+    add_key(st, "18446744073709551615", -1);  // the largest a uint64 holds
+    f->push(sk::other, st);
+  }
+  auto in = inspect({"a", "{tag}b"});
+  EXPECT_EQ(in.status, lock_status::held);
+  for (const auto& n : in.nodes)
+    EXPECT_EQ(n.fencing_counter, std::optional<std::uint64_t>(18446744073709551615u)) << n.node;
+  EXPECT_EQ(
+      fakes_[0]->calls()[0].keys,
+      (std::vector<std::string>{"a", "{tag}b", "{a}:redlock-fencing", "{tag}b:redlock-fencing"}));
+}
+
+TEST_F(InspectFakeTest, ACounterThatIsNotADecimalIntegerIsIgnoredNotAnError) {
+  fakes_[0]->push(sk::other, answer("v", 900, "seven"));
+  fakes_[1]->push(sk::other, answer("v", 900, "-3"));
+  // A counter key of another type reads as nil with its PTTL, like a lock key would.
+  auto hash = answer("v", 900);
+  hash.r.elements[3].integer = -1;
+  fakes_[2]->push(sk::other, hash);
+  auto in = inspect();
+  EXPECT_EQ(in.status, lock_status::held);
+  for (const auto& n : in.nodes) {
+    EXPECT_TRUE(n.answered()) << n.node;
+    EXPECT_EQ(n.fencing_counter, std::nullopt) << n.node;
+  }
+}
+
+TEST_F(InspectFakeTest, ACounterThatCannotShareTheResourcesClusterSlotIsNotRead) {
+  // "a}b" has no hash tag: its counter key "a}b:redlock-fencing" hashes whole, to another
+  // slot, and a Cluster node would refuse the script. The resource is still inspected.
+  for (auto& f : fakes_) {
+    fake_node::step st;
+    st.r.kind = redlock::reply::type::array;
+    add_key(st, "v", 900);
+    f->push(sk::other, st);
+  }
+  auto in = inspect({"a}b"});
+  EXPECT_EQ(in.status, lock_status::held);
+  EXPECT_EQ(fakes_[0]->calls()[0].keys, std::vector<std::string>{"a}b"});
+  EXPECT_EQ(in.nodes[0].fencing_counter, std::nullopt);
+}
+
+TEST_F(InspectFakeTest, AReplyWithoutTheCounterIsAProtocolError) {
+  // The old reply shape (resource keys only) must not be read as a counter-less answer.
+  fake_node::step old_shape;
+  old_shape.r.kind = redlock::reply::type::array;
+  add_key(old_shape, "v", 900);
+  fakes_[0]->push(sk::other, old_shape);
+  fakes_[1]->push(sk::other, answer("v", 900, "4"));
+  fakes_[2]->push(sk::other, answer("v", 900, "4"));
+  auto in = inspect();
+  EXPECT_EQ(in.nodes[0].ec, redlock::errc::protocol_error);
+  EXPECT_EQ(in.nodes[0].fencing_counter, std::nullopt);
+  EXPECT_EQ(in.status, lock_status::held);
 }
 
 TEST_F(InspectFakeTest, OneDeploymentListedTwiceIsRefusedAndNothingIsSent) {
