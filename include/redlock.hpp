@@ -16,6 +16,7 @@
 #include "redlock/cluster_node.hpp"
 #include "redlock/endpoint.hpp"
 #include "redlock/error.hpp"
+#include "redlock/fenced_store.hpp"
 #include "redlock/hold.hpp"
 #include "redlock/inspect.hpp"
 #include "redlock/lock_manager.hpp"

@@ -1,6 +1,7 @@
 // Initiating functions built outside the manager (async_inspect, async_try_lock, async_hold)
-// with a completion token that keeps the initiation and runs it later, as deferred tokens do:
-// the initiation must not refer to the lock_manager object, which may be gone by then.
+// and the fenced store's, with a completion token that keeps the initiation and runs it later, as
+// deferred tokens do: the initiation must not refer to the lock_manager object, which may be gone
+// by then.
 #include <gtest/gtest.h>
 
 #include <asio/async_result.hpp>
@@ -19,6 +20,7 @@
 
 #include "redlock/detail/unique_function.hpp"
 #include "redlock/error.hpp"
+#include "redlock/fenced_store.hpp"
 #include "redlock/hold.hpp"
 #include "redlock/inspect.hpp"
 #include "redlock/mutex.hpp"
@@ -149,6 +151,29 @@ TEST_F(DeferredInitiation, HoldRunAfterTheManagerObjectIsGoneFailsWithClosedWith
   ASSERT_TRUE(start);
   EXPECT_EQ(run_later(start, box), redlock::errc::closed);
   EXPECT_FALSE(*ran);
+}
+
+TEST(DeferredFencedStore, WriteRunAfterTheStoreObjectIsGoneWritesThroughItsNode) {
+  redlock::test::io_thread io;
+  auto node = std::make_shared<redlock::test::fake_node>(io.executor(), "fake0");
+  redlock::testing::step stored;
+  stored.r.kind = redlock::reply::type::array;
+  stored.r.elements = {redlock::reply{redlock::reply::type::integer, 1, {}, {}},
+                       redlock::reply{redlock::reply::type::string, 0, "5", {}}};
+  node->push(redlock::testing::script_kind::other, stored);
+  redlock::detail::unique_function<void()> start;
+  auto box = std::make_shared<completion_box>();
+  {
+    redlock::fenced_store store(io.executor(), node, "k");
+    store.async_write(5, "v", stash_token{&start, box});
+  }
+  ASSERT_TRUE(start);
+  auto f = box->done.get_future();
+  start();
+  EXPECT_FALSE(redlock::test::get_within(f));
+  ASSERT_EQ(node->calls().size(), 1u);
+  EXPECT_EQ(node->calls()[0].keys, std::vector<std::string>{"k"});
+  EXPECT_EQ(node->calls()[0].args, (std::vector<std::string>{"5", "v"}));
 }
 
 }  // namespace
