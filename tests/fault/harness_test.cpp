@@ -11,6 +11,7 @@
 #include "fault_common.hpp"
 #include "support/fault_checker.hpp"
 #include "support/fault_clock.hpp"
+#include "support/fault_fencing.hpp"
 #include "support/tcp_proxy.hpp"
 
 namespace redlock::test {
@@ -168,6 +169,59 @@ TEST(Harness, CheckerSeesOverlapsAndLostUpdates) {
   EXPECT_EQ(r.overlaps, 1u);
   EXPECT_GE(r.lost_updates, 1u);
   EXPECT_FALSE(r.first_problem.empty());
+}
+
+// A section for the fencing checker: started at `start`, token `token`, and a write sent at
+// `start + 1` and answered at `start + 2` (`highest`: the store's answer).
+fenced_section fenced(int client, std::int64_t start, std::uint64_t token, fenced_write w,
+                      std::uint64_t highest = 0) {
+  fenced_section s;
+  s.section = {client, start, start + 3, -1, -1};
+  s.token = token;
+  s.write = w;
+  s.write_begin_ns = start + 1;
+  s.write_end_ns = start + 2;
+  s.highest = highest ? highest : token;
+  return s;
+}
+
+TEST(Harness, FencingCheckerSeesFallingAndRepeatedTokensAndStaleWrites) {
+  using w = fenced_write;
+  std::vector<fenced_section> clean{fenced(0, 0, 3, w::accepted), fenced(1, 10, 5, w::none),
+                                    fenced(0, 20, 7, w::accepted)};
+  auto ok = check_fencing(clean, 7);
+  EXPECT_TRUE(ok.ok()) << ok.first_problem;
+  EXPECT_EQ(ok.tokens_checked, 3u);
+  EXPECT_EQ(ok.max_token, 7u);
+  EXPECT_FALSE(check_fencing(clean, 3).ok()) << "the store must end with the highest token";
+
+  auto falling = check_fencing({fenced(0, 0, 4, w::none), fenced(1, 10, 2, w::none)});
+  EXPECT_EQ(falling.not_increasing, 1u);
+  EXPECT_EQ(falling.repeated, 0u);
+  auto again = check_fencing({fenced(0, 0, 4, w::none), fenced(1, 10, 4, w::none)});
+  EXPECT_EQ(again.not_increasing, 1u);
+  EXPECT_EQ(again.repeated, 1u);
+  EXPECT_EQ(check_fencing({fenced(0, 0, 0, w::none)}).unfenced, 1u);
+
+  // Token 2 written after token 5 had been accepted: stale. Refused instead, it is fencing
+  // working, provided a write of the token named in the refusal had been sent before.
+  auto stale = check_fencing({fenced(1, 10, 5, w::accepted), fenced(0, 20, 2, w::accepted)});
+  EXPECT_EQ(stale.stale_accepted, 1u);
+  auto refused = check_fencing({fenced(1, 10, 5, w::accepted), fenced(0, 20, 2, w::refused, 5)});
+  EXPECT_EQ(refused.stale_accepted, 0u);
+  EXPECT_EQ(refused.refused, 1u);
+  EXPECT_EQ(refused.unexplained_refusals, 0u);
+  EXPECT_EQ(check_fencing({fenced(0, 20, 2, w::refused, 5)}).unexplained_refusals, 1u);
+  // Writes in flight together have no order: no verdict.
+  auto a = fenced(1, 10, 5, w::accepted);
+  auto b = fenced(0, 10, 2, w::accepted);
+  EXPECT_EQ(check_fencing({a, b}).stale_accepted, 0u);
+
+  auto line = to_line(fenced(2, 100, 9, w::refused, 11));
+  auto back = parse_fenced_line(line);
+  ASSERT_TRUE(back.has_value()) << line;
+  EXPECT_EQ(to_line(*back), line);
+  EXPECT_FALSE(parse_fenced_line("2 100 103 -1 -1 9 x 101 102 11").has_value());
 }
 
 }  // namespace

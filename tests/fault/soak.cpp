@@ -1,22 +1,37 @@
 // The soak: k client processes do read-sleep-write on a register under a seeded random
 // schedule of faults, and a checker verifies that no two critical sections overlapped and no
-// update was lost (test-catalogue.md: "k clients, long random schedule of faults").
+// update was lost (test-catalogue.md: "k clients, long random schedule of faults"); with
+// fencing (the default), also that the fencing tokens behaved and the fenced register never
+// took a stale write.
 //
-//   redlock_soak [--seconds S] [--seed N] [--clients K]      (run it through scripts/soak)
+//   redlock_soak [--seconds S] [--seed N] [--clients K] [--fencing 1|0]   (via scripts/soak)
 //
-// Setup: five lock servers -- nodes 0-2 with appendfsync always (restarted at once after a
-// crash), nodes 3-4 without persistence (restarted only after a full TTL) -- each behind a TCP
-// proxy, plus one register server that is never faulted. Clients reach the lock servers
-// through the proxies and the register directly. The faults stay within the documented
-// assumptions (persistence or delayed restarts; server clocks untouched; clients never paused),
-// so the checker must find nothing.
+// Setup: five lock servers -- nodes 0-2 restarted at once after a crash, nodes 3-4 only after
+// a full TTL -- each behind a TCP proxy, plus one register server that is never faulted.
+// Clients reach the lock servers through the proxies and the register directly. The faults
+// stay within the documented assumptions (server clocks untouched; clients never paused), so
+// the checkers must find nothing:
+// - With fencing (--fencing 1), every lock server runs with appendonly yes + appendfsync
+//   always, nodes 3-4 too: the delayed restart is enough for exclusion, but a server restarted
+//   empty loses its fencing counters, and then tokens can repeat (fencing's documented
+//   assumption; tests/fault/fencing_test.cpp shows it). Clients lock with fencing and the
+//   register is a fenced store (one hash, include/redlock/fenced_store.hpp): each section reads
+//   it and writes read + 1 with its lock's token.
+// - Without (--fencing 0): nodes 0-2 with appendfsync always, nodes 3-4 without persistence,
+//   so the delayed restart is the mitigation under test; the register is a plain string key
+//   (GET, then SET).
 //
 // Each client logs its critical sections -- CLOCK_MONOTONIC start/end on this one machine, the
-// register value read and written -- and the parent checks them. Each client also logs the
-// value of every operation that ended with a failure or an unlock, and the parent checks with
-// the "nothing left behind" checker that no lock server still holds it once the cleanup bound
-// has passed (counted from when the operation ended and the server was last faulted, whichever
-// is later). The last line is "N passed, N failed".
+// register value read and written, the fencing token, whether the fenced register accepted or
+// refused the write and when it was sent and answered (support/fault_fencing.hpp) -- and the
+// parent checks them: no overlap, no lost update; with fencing, (a) tokens of successive
+// sections (ordered by start) strictly increase, (b) no token twice, (c) no accepted write
+// with a token lower than one accepted before it, every refusal explained by a higher token
+// written before it, and the register ends with the highest token accepted. Each client also
+// logs the value of every operation that ended with a failure or an unlock, and the parent
+// checks with the "nothing left behind" checker that no lock server still holds it once the
+// cleanup bound has passed (counted from when the operation ended and the server was last
+// faulted, whichever is later). The last line is "N passed, N failed".
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -34,6 +49,7 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -44,6 +60,7 @@
 #include "redlock/lock_manager.hpp"
 #include "redlock/redis_node.hpp"
 #include "support/fault_checker.hpp"
+#include "support/fault_fencing.hpp"
 #include "support/fault_leftovers.hpp"
 #include "support/fault_net.hpp"
 #include "support/fault_recorder.hpp"
@@ -62,7 +79,9 @@ constexpr milliseconds lock_ttl{4000};
 constexpr milliseconds request_timeout{150};
 constexpr const char* resource = "soak-lock";
 constexpr const char* register_key = "soak-register";
-constexpr std::size_t durable_nodes = 3;  // 0..2 appendfsync always; the rest: no persistence
+// Nodes 0..2 are restarted at once after a crash, with appendfsync always; the others after a
+// full TTL, with appendfsync always too when fencing (counters), without persistence otherwise.
+constexpr std::size_t durable_nodes = 3;
 constexpr std::size_t lock_nodes = 5;
 
 std::int64_t now_ns() {
@@ -85,7 +104,8 @@ std::vector<std::uint16_t> parse_ports(const std::string& s) {
 // --- client process -------------------------------------------------------------------------
 
 int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t register_port,
-               std::int64_t until_ns, const std::string& log_path, std::uint64_t seed) {
+               std::int64_t until_ns, const std::string& log_path, std::uint64_t seed,
+               bool fencing) {
   std::mt19937_64 rng(seed * 1000 + static_cast<std::uint64_t>(id));
   auto uniform = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   std::ofstream log(log_path, std::ios::app);
@@ -111,6 +131,7 @@ int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t re
   s.retry_jitter = 30ms;
   s.request_timeout = request_timeout;
   s.connect_timeout = 150ms;
+  s.fencing = fencing;
   std::vector<std::shared_ptr<redlock::node>> nodes;
   redlock::connection_options co;
   co.connect_timeout = s.connect_timeout;
@@ -153,8 +174,49 @@ int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t re
   };
 
   int rc = 0;
-  rt::raw_client reg(register_port, 2000ms);
-  long sections = 0, failures = 0, aborted = 0;
+  // The register: a fenced store with fencing, a plain string key without.
+  std::unique_ptr<rt::blocking_fenced_store> fenced_reg;
+  std::unique_ptr<rt::raw_client> plain_reg;
+  if (fencing)
+    fenced_reg = std::make_unique<rt::blocking_fenced_store>(register_port, register_key, 2000ms);
+  else
+    plain_reg = std::make_unique<rt::raw_client>(register_port, 2000ms);
+  auto read_register = [&]() -> std::optional<std::int64_t> {
+    if (fenced_reg) {
+      auto [ec, v] = fenced_reg->read();
+      if (ec)
+        return std::nullopt;
+      return v.value ? std::stoll(*v.value) : 0;
+    }
+    auto r = plain_reg->command({"GET", register_key});
+    if (!r)
+      return std::nullopt;
+    return *r == "(nil)" ? 0 : std::stoll(*r);
+  };
+  // Fills in the write fields of `fs`; false on an I/O error or an unexpected reply.
+  auto write_register = [&](rt::fenced_section& fs) {
+    const auto value = std::to_string(fs.section.read + 1);
+    fs.write_begin_ns = now_ns();
+    bool accepted = false;
+    if (fenced_reg) {
+      auto [ec, w] = fenced_reg->write(fs.token, value);
+      if (ec)
+        return false;
+      accepted = w.accepted;
+      fs.highest = w.highest;
+    } else {
+      auto w = plain_reg->command({"SET", register_key, value});
+      if (!w || *w != "OK")
+        return false;
+      accepted = true;
+    }
+    fs.write_end_ns = now_ns();
+    fs.write = accepted ? rt::fenced_write::accepted : rt::fenced_write::refused;
+    if (accepted)
+      fs.section.wrote = fs.section.read + 1;
+    return true;
+  };
+  long sections = 0, failures = 0, aborted = 0, refused = 0;
   // Bounded by time and by count.
   for (long iter = 0; iter < 1'000'000 && now_ns() < until_ns; ++iter) {
     auto [ec, held] = acquire();
@@ -168,15 +230,17 @@ int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t re
     // write (the documented assumption is that it is not paused in between).
     const auto margin = 150ms;
     bool ok = held.remaining() > margin;
-    std::int64_t start = now_ns();
-    std::int64_t value = -1;
+    rt::fenced_section fs;
+    fs.section.client = id;
+    fs.section.start_ns = now_ns();
+    fs.token = held.fencing_token();
     if (ok) {
-      auto r = reg.command({"GET", register_key});
+      auto r = read_register();
       if (!r) {
         rc = 2;
         break;
       }
-      value = *r == "(nil)" ? 0 : std::stoll(*r);
+      fs.section.read = *r;
       std::this_thread::sleep_for(milliseconds(uniform(0, 30)));
       if (uniform(0, 3) == 0) {
         auto [eec, extended] = extend(held);
@@ -188,24 +252,25 @@ int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t re
       }
     }
     if (ok && held.remaining() > margin) {
-      auto w = reg.command({"SET", register_key, std::to_string(value + 1)});
-      if (!w || *w != "OK") {
+      if (!write_register(fs)) {
         rc = 2;
         break;
       }
-      const std::int64_t end = now_ns();
-      rt::critical_section cs{id, start, end, value, value + 1};
-      log << rt::to_line(cs) << '\n' << std::flush;
       ++sections;
+      refused += fs.write == rt::fenced_write::refused ? 1 : 0;
     } else {
       ++aborted;
     }
+    // Every section is logged, those that wrote nothing too (their tokens count).
+    fs.section.end_ns = now_ns();
+    log << rt::to_line(fs) << '\n' << std::flush;
     unlock(held);
     log_ended();
     std::this_thread::sleep_for(milliseconds(uniform(0, 20)));
   }
-  std::fprintf(stderr, "client %d: %ld sections, %ld failed acquires, %ld aborted\n", id, sections,
-               failures, aborted);
+  std::fprintf(stderr,
+               "client %d: %ld sections (%ld writes refused), %ld failed acquires, %ld aborted\n",
+               id, sections, refused, failures, aborted);
   auto q = std::make_shared<std::promise<void>>();
   auto qf = q->get_future();
   manager.async_quit([q](std::error_code) { q->set_value(); });
@@ -456,9 +521,14 @@ std::unique_ptr<rt::process> spawn_client(std::vector<std::string> args) {
   return std::make_unique<rt::process>(std::move(args), std::move(o));
 }
 
-int run_parent(int seconds, std::uint64_t seed, int clients) {
-  std::printf("soak: seed %llu, %d s, %d clients, %zu lock servers (%zu durable)\n",
-              static_cast<unsigned long long>(seed), seconds, clients, lock_nodes, durable_nodes);
+int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing) {
+  std::printf(
+      "soak: seed %llu, %d s, %d clients, %zu lock servers (%zu restarted at once, %zu after a "
+      "TTL; %s), fencing %s\n",
+      static_cast<unsigned long long>(seed), seconds, clients, lock_nodes, durable_nodes,
+      lock_nodes - durable_nodes,
+      fencing ? "all with appendfsync always" : "those without persistence",
+      fencing ? "on" : "off");
   std::fflush(stdout);
   if (!rt::in_private_netns()) {
     std::printf("soak must run inside scripts/in-netns\n0 passed, 1 failed\n");
@@ -468,7 +538,7 @@ int run_parent(int seconds, std::uint64_t seed, int clients) {
   std::vector<std::unique_ptr<rt::tcp_proxy>> proxies;
   for (std::size_t i = 0; i < lock_nodes; ++i) {
     rt::redis_server_options o;
-    if (i < durable_nodes) {
+    if (i < durable_nodes || fencing) {
       o.appendonly = true;
       o.appendfsync = "always";
     }
@@ -486,10 +556,11 @@ int run_parent(int seconds, std::uint64_t seed, int clients) {
       now_ns() + std::chrono::nanoseconds(std::chrono::seconds(seconds)).count();
   std::vector<std::unique_ptr<rt::process>> pids;
   for (int i = 0; i < clients; ++i) {
-    pids.push_back(spawn_client(
-        {"/proc/self/exe", "--client", std::to_string(i), "--ports", ports, "--register",
-         std::to_string(register_server.port()), "--until", std::to_string(until), "--log",
-         dir + "/client-" + std::to_string(i) + ".log", "--seed", std::to_string(seed)}));
+    pids.push_back(
+        spawn_client({"/proc/self/exe", "--client", std::to_string(i), "--ports", ports,
+                      "--register", std::to_string(register_server.port()), "--until",
+                      std::to_string(until), "--log", dir + "/client-" + std::to_string(i) + ".log",
+                      "--seed", std::to_string(seed), "--fencing", fencing ? "1" : "0"}));
   }
 
   soak_faults faults{servers,
@@ -536,31 +607,60 @@ int run_parent(int seconds, std::uint64_t seed, int clients) {
   // Every client has ended all its operations: look until each value's bound has passed.
   watch.finish(faults);
 
-  std::vector<rt::critical_section> sections;
+  std::vector<rt::fenced_section> fenced_sections;
+  std::size_t unreadable = 0;
   for (int i = 0; i < clients; ++i) {
     std::ifstream in(dir + "/client-" + std::to_string(i) + ".log");
     std::string line;
-    while (std::getline(in, line))
-      if (auto s = rt::parse_line(line))
-        sections.push_back(*s);
+    while (std::getline(in, line)) {
+      if (auto s = rt::parse_fenced_line(line))
+        fenced_sections.push_back(*s);
+      else
+        ++unreadable;
+    }
   }
+  // The register as the checker's own connection reads it.
   std::int64_t final_value = 0;
-  auto fv = register_server.command({"GET", register_key});
-  if (fv.kind == redlock::reply::type::string)
-    final_value = std::stoll(fv.str);
-  auto result = rt::check_sections(sections, final_value);
+  std::uint64_t final_token = 0;
+  bool register_read = true;
+  if (fencing) {
+    rt::blocking_fenced_store reg(register_server.port(), register_key, 2000ms);
+    auto [ec, v] = reg.read();
+    register_read = !ec;
+    final_value = v.value ? std::stoll(*v.value) : 0;
+    final_token = v.token;
+  } else {
+    auto fv = register_server.command({"GET", register_key});
+    if (fv.kind == redlock::reply::type::string)
+      final_value = std::stoll(fv.str);
+  }
+  auto result = rt::check_sections(rt::acting_sections(fenced_sections), final_value);
+  auto fenced = rt::check_fencing(fenced_sections, final_token);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 
   std::printf("faults injected: %llu\n", static_cast<unsigned long long>(rt::faults_injected()));
   for (const auto& [kind, n] : faults.counts)
     std::printf("  %-40s %d\n", kind.c_str(), n);
-  std::printf("critical sections: %zu, final register: %lld\n", result.sections,
+  std::printf("critical sections: %zu that wrote (%zu more that gave up), final register: %lld\n",
+              result.sections, fenced_sections.size() - result.sections,
               static_cast<long long>(final_value));
   std::printf("overlapping critical sections: %zu\n", result.overlaps);
   std::printf("lost updates: %zu\n", result.lost_updates);
   if (!result.first_problem.empty())
     std::printf("first problem: %s\n", result.first_problem.c_str());
+  if (fencing) {
+    std::printf(
+        "fencing: %zu sections, %zu tokens checked, max token %llu, %zu writes accepted, %zu "
+        "refused stale writes; %zu not increasing, %zu repeated, %zu stale writes accepted, %zu "
+        "unexplained refusals; register token %llu\n",
+        fenced.sections, fenced.tokens_checked, static_cast<unsigned long long>(fenced.max_token),
+        fenced.accepted, fenced.refused, fenced.not_increasing, fenced.repeated,
+        fenced.stale_accepted, fenced.unexplained_refusals,
+        static_cast<unsigned long long>(final_token));
+    if (!fenced.first_problem.empty())
+      std::printf("first fencing problem: %s\n", fenced.first_problem.c_str());
+  }
   std::printf(
       "nothing left behind: %zu values ended, %zu (value, server) checks after the cleanup "
       "bound (%lld ms), %zu keys left behind, %zu not checkable (a fault outlasted the TTL)\n",
@@ -577,13 +677,22 @@ int run_parent(int seconds, std::uint64_t seed, int clients) {
   };
   check(result.overlaps == 0, "no overlapping critical sections");
   check(result.lost_updates == 0, "no lost updates (register history and final value)");
-  check(static_cast<std::int64_t>(result.sections) == final_value,
-        "every critical section's write is in the register");
+  check(
+      register_read && unreadable == 0 && static_cast<std::int64_t>(fenced.accepted) == final_value,
+      "every accepted write is in the register");
   check(clean_exits == clients, "every client exited cleanly within its deadline");
   check(result.sections >= static_cast<std::size_t>(clients), "clients made progress");
   check(watch.left == 0 && watch.checked > 0,
         "nothing left behind after failed and unlocked operations (checked on every server)");
   check(rt::faults_injected() > 0, "faults were injected");
+  if (fencing) {
+    check(fenced.unfenced == 0 && fenced.not_increasing == 0,
+          "fencing tokens of successive critical sections strictly increase");
+    check(fenced.repeated == 0, "no fencing token handed out twice");
+    check(fenced.stale_accepted == 0 && fenced.unexplained_refusals == 0,
+          "the fenced register never accepted a stale write (and refused only stale ones)");
+    check(!fenced.store_mismatch, "the fenced register ends with the highest accepted token");
+  }
   std::printf("seed %llu\n%d passed, %d failed\n", static_cast<unsigned long long>(seed), passed,
               failed);
   return failed == 0 ? 0 : 1;
@@ -603,18 +712,21 @@ int main(int argc, char** argv) {
     if (args.count("--client")) {
       return run_client(std::stoi(args["--client"]), parse_ports(args["--ports"]),
                         static_cast<std::uint16_t>(std::stoi(args["--register"])),
-                        std::stoll(args["--until"]), args["--log"],
-                        std::stoull(get("--seed", "1")));
+                        std::stoll(args["--until"]), args["--log"], std::stoull(get("--seed", "1")),
+                        get("--fencing", "1") != "0");
     }
     const int seconds = std::stoi(get("--seconds", "120"));
     const std::uint64_t seed = std::stoull(get("--seed", std::to_string(std::random_device{}())));
     const int clients = std::stoi(get("--clients", "4"));
-    if (seconds < 5 || seconds > 24 * 3600 || clients < 2 || clients > 32) {
+    const std::string fencing = get("--fencing", "1");
+    if (seconds < 5 || seconds > 24 * 3600 || clients < 2 || clients > 32 ||
+        (fencing != "0" && fencing != "1")) {
       std::fprintf(stderr,
-                   "usage: redlock_soak [--seconds 5..86400] [--seed N] [--clients 2..32]\n");
+                   "usage: redlock_soak [--seconds 5..86400] [--seed N] [--clients 2..32] "
+                   "[--fencing 1|0]\n");
       return 2;
     }
-    return run_parent(seconds, seed, clients);
+    return run_parent(seconds, seed, clients, fencing == "1");
   } catch (const std::exception& e) {
     std::printf("soak: error: %s\n0 passed, 1 failed\n", e.what());
     return 1;
