@@ -14,6 +14,7 @@
 #include "internal/scripts.hpp"
 #include "redlock/cluster_node.hpp"
 #include "redlock/error.hpp"
+#include "redlock/hold.hpp"
 #include "redlock/lock_manager.hpp"
 #include "redlock/testing.hpp"
 #include "support/io_thread.hpp"
@@ -514,6 +515,36 @@ TEST_F(FencedManager, TokensGrowWithEveryAcquisitionAndExtensionsKeepThem) {
     EXPECT_FALSE(d[i].value("res"));
     EXPECT_FALSE(d[i].ttl("{res}:redlock-fencing"));  // never expires
   }
+  quit(m);
+}
+
+TEST_F(FencedManager, AKeeperExtendsAFencedLockAndKeepsItsToken) {
+  redlock::lock_manager m(io.get_executor(), d.nodes(), options());
+  auto [ec, l] = lock(m, {"held"});
+  ASSERT_FALSE(ec);
+  ASSERT_GT(l.fencing_token(), 0u);
+  // A short TTL and a high threshold: the keeper extends within tens of milliseconds.
+  std::error_code ec2;
+  redlock::lock short_lock;
+  bool done = false;
+  m.async_lock(std::vector<std::string>{"held-short"}, 300ms,
+               [&](std::error_code e, redlock::lock l2) {
+                 ec2 = e;
+                 short_lock = std::move(l2);
+                 done = true;
+               });
+  ASSERT_TRUE(redlock::test::run_until(
+      io, [&] { return done; }, 5s));
+  ASSERT_FALSE(ec2);
+  redlock::hold_options ho;
+  ho.extend_threshold = 0.9;
+  redlock::lock_keeper k(short_lock, ho);
+  ASSERT_TRUE(redlock::test::run_until(
+      io, [&] { return k.context().extensions() >= 2; }, 5s));
+  EXPECT_EQ(k.current_lock().fencing_token(), short_lock.fencing_token());
+  EXPECT_GT(k.current_lock().validity_deadline(), short_lock.validity_deadline());
+  k.detach();
+  unlock(m, l);
   quit(m);
 }
 
