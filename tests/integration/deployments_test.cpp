@@ -1,6 +1,5 @@
 // One lock manager whose three nodes are three kinds of deployment: a plain server, a
 // Sentinel-monitored master and a Redis Cluster, all built from URLs.
-#include <sys/wait.h>
 
 #include <gtest/gtest.h>
 #include <asio/executor_work_guard.hpp>
@@ -28,26 +27,7 @@ TEST(MixedDeployments, LockExtendAndUnlockAcrossPlainSentinelAndClusterNodes) {
   so.extra_args = {"--sentinel"};
   redis_server sentinel(so);
 
-  std::vector<std::unique_ptr<redis_server>> cluster;
-  for (int i = 0; i < 3; ++i) {
-    redis_server_options co;
-    co.extra_config = {"cluster-enabled yes", "cluster-config-file nodes.conf",
-                       "cluster-port " + std::to_string(redlock::test::free_port())};
-    cluster.push_back(std::make_unique<redis_server>(co));
-  }
-  std::string cmd = "timeout 60 redis-cli --cluster create";
-  for (auto& s : cluster)
-    cmd += " 127.0.0.1:" + std::to_string(s->port());
-  cmd += " --cluster-yes > " + cluster[0]->dir() + "/create.log 2>&1";
-  const int rc = std::system(cmd.c_str());
-  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << cmd;
-  for (auto& s : cluster) {
-    ASSERT_TRUE(wait_for(
-        [&] {
-          return s->command({"CLUSTER", "INFO"}).str.find("cluster_state:ok") != std::string::npos;
-        },
-        30s));
-  }
+  auto cluster = redlock::test::start_cluster(3);
 
   asio::io_context io;
   auto work = asio::make_work_guard(io);

@@ -1,6 +1,5 @@
 // Fencing tokens on real redis-servers: the Lua of both phases step by step, tokens over many
 // sequential acquisitions by several clients, extensions, and Sentinel and Cluster nodes.
-#include <sys/wait.h>
 
 #include <gtest/gtest.h>
 #include <asio/executor_work_guard.hpp>
@@ -191,26 +190,7 @@ TEST_F(FencedLocks, WorkOnSentinelAndClusterNodes) {
       "sentinel down-after-milliseconds mymaster 1000"};
   so.extra_args = {"--sentinel"};
   redis_server sentinel(so);
-  std::vector<std::unique_ptr<redis_server>> cluster;
-  for (int i = 0; i < 3; ++i) {
-    redis_server_options co;
-    co.extra_config = {"cluster-enabled yes", "cluster-config-file nodes.conf",
-                       "cluster-port " + std::to_string(redlock::test::free_port())};
-    cluster.push_back(std::make_unique<redis_server>(co));
-  }
-  std::string cmd = "timeout 60 redis-cli --cluster create";
-  for (auto& s : cluster)
-    cmd += " 127.0.0.1:" + std::to_string(s->port());
-  cmd += " --cluster-yes > " + cluster[0]->dir() + "/create.log 2>&1";
-  const int rc = std::system(cmd.c_str());
-  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << cmd;
-  for (auto& s : cluster) {
-    ASSERT_TRUE(wait_for(
-        [&] {
-          return s->command({"CLUSTER", "INFO"}).str.find("cluster_state:ok") != std::string::npos;
-        },
-        30s));
-  }
+  auto cluster = redlock::test::start_cluster(3);
   auto o = options();
   o.retry_count = 3;
   o.retry_delay = 50ms;

@@ -6,11 +6,13 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -310,6 +312,34 @@ std::int64_t redis_server::command_calls(const std::string& cmd) const {
   if (pos == std::string::npos)
     return 0;
   return std::stoll(r.str.substr(pos + key.size()));
+}
+
+std::vector<std::unique_ptr<redis_server>> start_cluster(std::size_t masters) {
+  std::vector<std::unique_ptr<redis_server>> cluster;
+  for (std::size_t i = 0; i < masters; ++i) {
+    redis_server_options co;
+    co.extra_config = {"cluster-enabled yes", "cluster-config-file nodes.conf",
+                       "cluster-port " + std::to_string(free_port())};
+    cluster.push_back(std::make_unique<redis_server>(co));
+  }
+  std::string cmd = "timeout 60 redis-cli --cluster create";
+  for (auto& s : cluster)
+    cmd += " 127.0.0.1:" + std::to_string(s->port());
+  cmd += " --cluster-yes > " + cluster[0]->dir() + "/create.log 2>&1";
+  const int rc = std::system(cmd.c_str());
+  if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0)
+    throw std::runtime_error("start_cluster: failed: " + cmd);
+  for (auto& s : cluster) {
+    const bool ok = wait_for(
+        [&] {
+          return s->command({"CLUSTER", "INFO"}).str.find("cluster_state:ok") != std::string::npos;
+        },
+        std::chrono::milliseconds(30000));
+    if (!ok)
+      throw std::runtime_error("start_cluster: no cluster_state:ok on port " +
+                               std::to_string(s->port()) + " within 30 s");
+  }
+  return cluster;
 }
 
 }  // namespace redlock::test

@@ -107,6 +107,11 @@ inline std::vector<std::unique_ptr<redis_server>> start_servers(
   return servers;
 }
 
+/// A Redis Cluster of `masters` cluster-enabled servers on free ports, joined with
+/// `redis-cli --cluster create` and waited for (30 s at most) until each reports
+/// cluster_state:ok. Throws std::runtime_error naming what failed.
+std::vector<std::unique_ptr<redis_server>> start_cluster(std::size_t masters = 3);
+
 /// The servers' url()s, in order.
 inline std::vector<std::string> urls_of(const std::vector<std::unique_ptr<redis_server>>& servers) {
   std::vector<std::string> urls;

@@ -5,6 +5,7 @@
 
 #include "internal/core.hpp"
 #include "redlock/error.hpp"
+#include "unit/core_steps.hpp"
 
 namespace {
 
@@ -14,35 +15,11 @@ using redlock::errc;
 using redlock::vote;
 using atype = action::type;
 
-const time_point t0{std::chrono::hours(1000)};
+using namespace core_steps;
 
-std::uint64_t zero_random() {
-  return 0;
-}
 std::uint64_t mid_random() {
   return 100'000;
 }  // with jitter 100 ms: offset exactly 0
-
-op_config acquire_config(std::size_t n, int retry_count = 0) {
-  op_config c;
-  c.kind = op_kind::acquire;
-  c.nodes = n;
-  c.ttl = 10s;
-  c.drift_factor = 0.01;
-  c.retry = {retry_count, 200ms, 100ms};
-  c.node_timeout = 200ms;
-  return c;
-}
-
-// Collects every action until idle, feeding event::next().
-std::vector<action> drain(quorum_machine& m, action a) {
-  std::vector<action> out;
-  while (a.kind != atype::idle) {
-    out.push_back(a);
-    a = m.resume(event::next());
-  }
-  return out;
-}
 
 bool has(const std::vector<action>& as, atype k) {
   for (const auto& a : as) {

@@ -19,6 +19,7 @@
 #include "redlock/testing.hpp"
 #include "support/io_thread.hpp"
 #include "support/options.hpp"
+#include "unit/core_steps.hpp"
 
 namespace {
 
@@ -29,31 +30,12 @@ using redlock::vote;
 using atype = action::type;
 namespace rt = redlock::testing;
 
-const time_point t0{std::chrono::hours(1000)};
-
-std::uint64_t zero_random() {
-  return 0;
-}
+using namespace core_steps;
 
 op_config fenced_config(std::size_t n, int retry_count = 0) {
-  op_config c;
-  c.kind = op_kind::acquire;
-  c.nodes = n;
-  c.ttl = 10s;
-  c.drift_factor = 0.01;
-  c.retry = {retry_count, 200ms, 0ms};
-  c.node_timeout = 200ms;
+  op_config c = acquire_config(n, retry_count, 0ms);
   c.fenced = true;
   return c;
-}
-
-std::vector<action> drain(quorum_machine& m, action a) {
-  std::vector<action> out;
-  while (a.kind != atype::idle) {
-    out.push_back(a);
-    a = m.resume(event::next());
-  }
-  return out;
 }
 
 event grant(std::size_t node, std::uint32_t attempt, std::uint64_t counter, time_point now) {
