@@ -10,6 +10,7 @@
 // none calls its handler from inside the initiating call.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -46,6 +47,14 @@ struct node_error {
 namespace detail {
 struct lock_access;
 
+/// Written by the operation that acquired a lock, read by later operations on its handle:
+/// bit i is set once every write of that acquire to node i has been answered (none timed out
+/// or was lost), so no write of ours can land there any more. Shared, so that an answer that
+/// comes after the handle was made still counts.
+struct write_fates {
+  std::atomic<std::uint64_t> settled{0};
+};
+
 /// What a lock handle is made of (and holds); the library builds handles from it
 /// (detail::lock_access).
 struct lock_parts {
@@ -70,6 +79,10 @@ struct lock_parts {
   std::uint64_t uncertain = 0;
   /// The fencing token (0: acquired without fencing).
   std::uint64_t fencing_token = 0;
+  /// Bits of `uncertain` that only the acquire's writes made uncertain: once `fates` settles
+  /// such a node, an "absent" release answer there is proof again.
+  std::uint64_t absolvable = 0;
+  std::shared_ptr<const write_fates> fates;
 };
 }  // namespace detail
 
@@ -178,6 +191,11 @@ struct lock_access {
   static std::uint64_t written_nodes(const lock& l) noexcept { return l.p_.written; }
   /// See lock_parts::uncertain.
   static std::uint64_t uncertain_nodes(const lock& l) noexcept { return l.p_.uncertain; }
+  /// See lock_parts::absolvable and lock_parts::fates.
+  static std::uint64_t absolvable_nodes(const lock& l) noexcept { return l.p_.absolvable; }
+  static const std::shared_ptr<const write_fates>& fates(const lock& l) noexcept {
+    return l.p_.fates;
+  }
 };
 }  // namespace detail
 

@@ -32,6 +32,11 @@ void cleanup::uncertain(std::size_t i) noexcept {
     nodes_[i].uncertain = true;
 }
 
+void cleanup::certain(std::size_t i) noexcept {
+  if (i < nodes_.size())
+    nodes_[i].uncertain = false;
+}
+
 void cleanup::answered(std::size_t i, release_answer a, time_point now,
                        std::uint64_t random) noexcept {
   if (i >= nodes_.size() || nodes_[i].state == st::none)

@@ -530,6 +530,9 @@ class cleanup {
   /// its connection, so it may still run later. Then "absent" no longer ends the cleanup:
   /// releases go on (with backoff) until one deletes our keys or `until` has passed.
   void uncertain(std::size_t i) noexcept;
+  /// The write of unknown fate to node i has been answered after all (no write of ours can
+  /// land there any more): "absent" is proof again.
+  void certain(std::size_t i) noexcept;
   /// Node i answered a release: released, or absent with no uncertain write, ends its
   /// cleanup; otherwise the next release goes out after the backoff (drawn with `random`).
   void answered(std::size_t i, release_answer a, time_point now, std::uint64_t random) noexcept;

@@ -277,6 +277,12 @@ class operation final : public std::enable_shared_from_this<operation> {
 
   const std::string& value() const noexcept { return args_[0]; }
 
+  // Extend and unlock: what the handle knows about the acquire's writes (lock_parts::fates).
+  void inherit_fates(const lock& l) {
+    inherited_fates_ = lock_access::fates(l);
+    absolvable_ = lock_access::absolvable_nodes(l);
+  }
+
   // On the strand, once the manager admits it.
   void start() {
     if (kind() != core_ns::op_kind::acquire) {
@@ -501,6 +507,10 @@ class operation final : public std::enable_shared_from_this<operation> {
           step_cleanup();
         }
       }
+      // Every write of this (successful) acquire to node i answered: none can land later,
+      // so an unlock of the handle may take "absent" there as proof (lock_parts::fates).
+      if (own_fates_ && i < 64 && track.writes == 0 && !track.unknown_write)
+        own_fates_->settled.fetch_or(std::uint64_t{1} << i, std::memory_order_relaxed);
     }
     using ra = core_ns::cleanup::release_answer;
     const ra confirmed = a == core_ns::answer::ok       ? ra::released
@@ -595,7 +605,7 @@ class operation final : public std::enable_shared_from_this<operation> {
     for (std::size_t i = 0; i < states.size(); ++i) {
       if (!may_hold(i))
         continue;
-      const bool unsure = i < 64 && ((uncertain_ >> i) & 1U) != 0;
+      const bool unsure = unsure_of(i);
       if (states[i].done) {
         // "Released" proves a late write landed and is gone; "absent" proves nothing while
         // a write of ours there may still run.
@@ -639,6 +649,12 @@ class operation final : public std::enable_shared_from_this<operation> {
     if (ec == errc::closed) {
       cleanup_.abandon(i);  // the node (or the manager) was closed: nothing more can be sent
     } else {
+      // An unlock: the acquire's write there may have been answered since the handle was
+      // made (lock_parts::fates). Our own cleanup after a failed acquire is not concerned.
+      if (kind() == core_ns::op_kind::release &&
+          confirmed == core_ns::cleanup::release_answer::absent && i < 64 &&
+          ((uncertain_ >> i) & 1U) != 0 && !unsure_of(i))
+        cleanup_.certain(i);
       cleanup_.answered(i, confirmed, now, random_u64());
     }
     step_cleanup();
@@ -667,8 +683,10 @@ class operation final : public std::enable_shared_from_this<operation> {
 
   // Nodes where a write of this value may still run: the handle's, plus ours that timed out,
   // were lost, or are still unanswered (see lock_parts::uncertain).
-  std::uint64_t uncertain_of_handle() const noexcept {
-    std::uint64_t u = uncertain_;
+  std::uint64_t uncertain_of_handle() const noexcept { return uncertain_ | own_uncertain(); }
+  // Ours only: writes of this operation that timed out, were lost, or are still unanswered.
+  std::uint64_t own_uncertain() const noexcept {
+    std::uint64_t u = 0;
     for (std::size_t i = 0; i < per_node_.size() && i < 64; ++i) {
       const auto& t = per_node_[i];
       if (may_hold(i) && (t.unknown_write || t.writes > 0))
@@ -676,13 +694,23 @@ class operation final : public std::enable_shared_from_this<operation> {
     }
     return u;
   }
+  // True while a write of this value to node i may still land there (the handle said so,
+  // and the acquire that made it has not since heard back from every write it sent there).
+  bool unsure_of(std::size_t i) const noexcept {
+    if (i >= 64 || ((uncertain_ >> i) & 1U) == 0)
+      return false;
+    const auto bit = std::uint64_t{1} << i;
+    return !((absolvable_ & bit) != 0 && inherited_fates_ &&
+             (inherited_fates_->settled.load(std::memory_order_relaxed) & bit) != 0);
+  }
 
   void wake_resync_waiters() {
     auto waiters = std::move(resync_waiters_);
     resync_waiters_.clear();
     const auto unsure = uncertain_of_handle();
     for (auto& w : waiters) {
-      w->uncertain_ |= unsure;  // a re-sync that timed out may still land
+      w->uncertain_ |= unsure;    // a re-sync that timed out may still land
+      w->absolvable_ &= ~unsure;  // and the acquire's answers say nothing about it
       if (w->waits_ > 0 && --w->waits_ == 0 && !w->completed_)
         w->begin();
     }
@@ -805,6 +833,23 @@ class operation final : public std::enable_shared_from_this<operation> {
         parts.uncertain = uncertain_of_handle();
         // An acquire's token is the confirmed one; an extend keeps the handle's.
         parts.fencing_token = kind() == core_ns::op_kind::acquire ? machine_.token() : token_;
+        if (kind() == core_ns::op_kind::acquire) {
+          // Writes still unanswered now may be answered later: say so through fates.
+          std::uint64_t absolvable = 0;
+          for (std::size_t i = 0; i < per_node_.size() && i < 64; ++i) {
+            if (may_hold(i) && per_node_[i].writes > 0 && !per_node_[i].unknown_write)
+              absolvable |= std::uint64_t{1} << i;
+          }
+          if (absolvable != 0) {
+            own_fates_ = std::make_shared<write_fates>();
+            parts.fates = own_fates_;
+            parts.absolvable = absolvable;
+          }
+        } else {
+          // An extend's own unanswered re-syncs are not the acquire's to settle.
+          parts.fates = inherited_fates_;
+          parts.absolvable = absolvable_ & ~own_uncertain();
+        }
       }
       auto done = std::move(lock_done_);
       after_complete();
@@ -870,7 +915,11 @@ class operation final : public std::enable_shared_from_this<operation> {
   std::vector<std::shared_ptr<operation>> resync_waiters_;  // unlocks waiting for our re-syncs
   std::size_t waits_ = 0;                                   // extends we wait for (unlock)
   std::string detail_;
-  std::uint64_t token_;                      // extend: the handle's fencing token, kept
+  std::uint64_t token_;  // extend: the handle's fencing token, kept
+  // See lock_parts::fates: the handle's (extend, unlock) and ours (a successful acquire).
+  std::shared_ptr<const write_fates> inherited_fates_;
+  std::uint64_t absolvable_ = 0;
+  std::shared_ptr<write_fates> own_fates_;
   std::vector<std::string> fenced_keys_;     // fenced: keys_, then their counter keys
   std::array<std::string, 2> confirm_args_;  // fenced phase 2: value, candidate token
 };
@@ -950,13 +999,15 @@ template <class Done>
 bool admit(const std::shared_ptr<manager_impl>& m, core_ns::op_config cfg,
            std::vector<std::string> keys, std::string value, milliseconds ttl,
            std::uint64_t written, std::uint64_t uncertain, Done& done,
-           asio::cancellation_slot slot = {}, std::uint64_t token = 0) {
+           asio::cancellation_slot slot = {}, std::uint64_t token = 0, const lock* from = nullptr) {
   auto op = register_operation(*m, [&] {
     return std::make_shared<operation>(m, cfg, std::move(keys), std::move(value), ttl, written,
                                        uncertain, token);
   });
   if (!op)
     return false;
+  if (from)
+    op->inherit_fates(*from);
   if constexpr (std::is_same_v<Done, lock_completion>) {
     op->lock_done_ = std::move(done);
   } else {
@@ -1143,7 +1194,7 @@ void start_extend(const std::shared_ptr<manager_impl>& m, const lock& l, millise
     return post_lock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::extend, *m, ttl, opts, l.validity_deadline());
   if (!admit(m, cfg, l.resources(), l.value(), ttl, lock_access::written_nodes(l),
-             lock_access::uncertain_nodes(l), done, {}, l.fencing_token()))
+             lock_access::uncertain_nodes(l), done, {}, l.fencing_token(), &l))
     post_lock_error(m, errc::closed, std::move(done));
 }
 
@@ -1160,7 +1211,7 @@ void start_unlock(const std::shared_ptr<manager_impl>& m, const lock& l, call_op
     return post_unlock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::release, *m, l.ttl(), opts, l.validity_deadline());
   if (!admit(m, cfg, l.resources(), l.value(), l.ttl(), lock_access::written_nodes(l),
-             lock_access::uncertain_nodes(l), done))
+             lock_access::uncertain_nodes(l), done, {}, 0, &l))
     post_unlock_error(m, errc::closed, std::move(done));
 }
 

@@ -989,6 +989,32 @@ TEST_F(ManagerTest, AnUnlockKeepsReleasingWhereTheGrantedLocksAcquireTimedOut) {
   EXPECT_GT(fakes[2]->count(kind::release), releases);
 }
 
+TEST_F(ManagerTest, AnUnlockStopsChasingOnceTheGrantedLocksLateWriteWasAnswered) {
+  // Node 2's acquire was still unanswered when nodes 0 and 1 granted; it then answered
+  // "denied" (another value was there). Its fate is known: the unlock's "absent" from node 2
+  // is proof, so the cleanup ends and quit does not wait out its timeout.
+  auto s = fast();
+  s.quit_timeout = 1000ms;
+  redlock::lock_manager m(io.get_executor(), make_nodes(3), s);
+  fakes[2]->push(kind::acquire, step::integer(0, 100ms));
+  auto a = lock(m, {"r"}, 10s);
+  ASSERT_FALSE(a->ec);
+  ASSERT_NE(redlock::detail::lock_access::uncertain_nodes(a->l) & 4u, 0u)
+      << "node 2's write was unanswered when the lock was granted";
+  auto u = unlock(m, a->l);
+  EXPECT_FALSE(u->ec);
+  ASSERT_TRUE(run_until([&] { return fakes[2]->in_flight() == 0; }));
+  std::error_code quit_ec = make_error_code(errc::closed);
+  bool quit_done = false;
+  m.async_quit([&](std::error_code ec) {
+    quit_ec = ec;
+    quit_done = true;
+  });
+  ASSERT_TRUE(run_until([&] { return quit_done; }, 5s));
+  EXPECT_FALSE(quit_ec) << "quit waited for a cleanup that had nothing left to find: "
+                        << quit_ec.message();
+}
+
 TEST_F(ManagerTest, AnUnlockRetriesNodesThatDidNotConfirmAfterItCompleted) {
   redlock::lock_manager m(io.get_executor(), make_nodes(3), fast());
   auto a = lock(m, {"r"});
