@@ -240,11 +240,11 @@ TEST(FencingCounterKey, LivesInTheLockKeysClusterSlotWheneverTheNameAllows) {
 
 // --- counterexample replays -------------------------------------------------------------
 //
-// The model's counterexamples (models/README.md), replayed step by step against the library's
-// decision code: each client is a quorum_machine, each server the testing kit's fake_server
-// (the semantics of the Lua scripts). Requests are run on the servers in the trace's order;
-// one that is "late" is held and run later; one that is lost is never run. A paused client
-// holds the machine's confirm action before carrying it out.
+// The counterexamples of the design's model (weaker phase-2 rules, lost counters), replayed
+// step by step against the library's decision code: each client is a quorum_machine, each server
+// the testing kit's fake_server (the semantics of the Lua scripts). Requests are run on the servers
+// in the trace's order; one that is "late" is held and run later; one that is lost is never run. A
+// paused client holds the machine's confirm action before carrying it out.
 
 class Replay : public ::testing::Test {
  public:  // the replays are free functions, run on the fixture
@@ -317,7 +317,7 @@ class Replay : public ::testing::Test {
   }
 };
 
-// Trace "late phase 1" (models/README.md): A's first phase 1 is delayed on servers 1 and 2;
+// Trace "late phase 1": A's first phase 1 is delayed on servers 1 and 2;
 // A times out and retries with the same value, gets grants of counter 1 from servers 1 and 2,
 // and pauses before confirming. A's keys expire; B acquires on servers 0 and 1 (token 2) and
 // releases. A's delayed first phase 1 lands on 1 and 2 and re-creates A's key there (counters
