@@ -92,7 +92,7 @@
  * can do at any moment anyway; releases add no behaviour, only states, so they are off
  * unless -DRELEASE.
  *
- * Node symmetry (-DSYMM): see canon() below.
+ * Node symmetry (-DSYMM): see the comment above order_nodes() below.
  *
  * Processes: Client(c) -- the client's decisions at its timeouts (phase 1 -> phase 2 or fail,
  * phase 2 -> complete or fail, fail -> release and retry). Node(n) -- node n executing the
