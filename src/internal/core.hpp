@@ -332,7 +332,7 @@ using random_source = std::uint64_t (*)();
 ///   exactly those nodes (in the same attempt: a fresh attempt id, attempt_start unchanged).
 ///   A quorum of confirms completes the acquire with token t, if validity (counted from the
 ///   phase-1 start) remains; otherwise the attempt fails like any other (release, retry).
-///   Property: README "Fencing"; counterexamples of weaker rules: tests/unit/fencing_test.cpp.
+///   Property: README "Fencing"; model: models/fencing.pml; replays: tests/unit/fencing_test.cpp.
 /// Memory: the node vector is sized once; only counts and the last attempt survive retries.
 class quorum_machine {
  public:

@@ -92,7 +92,7 @@ return t
 // only when every lock key holds our value AND no counter has moved past t; then every
 // counter is raised to t. Otherwise changes nothing: 0 when a key is not ours, -1 when a
 // counter is above t (a later phase 1 ran here: a stale or late request of ours may have
-// re-created our key, so the key alone proves nothing; see tests/unit/fencing_test.cpp).
+// re-created our key, so the key alone proves nothing; see models/fencing.pml).
 const script& fence_confirm_script() {
   static const script s(R"lua(
 local n = #KEYS / 2
