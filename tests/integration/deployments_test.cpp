@@ -13,19 +13,13 @@ namespace {
 
 using namespace std::chrono_literals;
 using redlock::test::redis_server;
-using redlock::test::redis_server_options;
 using redlock::test::wait_for;
 
 TEST(MixedDeployments, LockExtendAndUnlockAcrossPlainSentinelAndClusterNodes) {
   redis_server plain;
 
   redis_server sentinel_master;
-  redis_server_options so;
-  so.extra_config = {
-      "sentinel monitor mymaster 127.0.0.1 " + std::to_string(sentinel_master.port()) + " 1",
-      "sentinel down-after-milliseconds mymaster 1000"};
-  so.extra_args = {"--sentinel"};
-  redis_server sentinel(so);
+  redis_server sentinel(redlock::test::sentinel_options(sentinel_master));
 
   auto cluster = redlock::test::start_cluster(3);
 

@@ -21,7 +21,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using redlock::test::redis_server;
-using redlock::test::redis_server_options;
 using redlock::test::wait_for;
 
 // Runs `s` with EVAL on `server`: KEYS = key then its counter key.
@@ -178,12 +177,7 @@ TEST_F(FencedLocks, ConcurrentClientsNeverShareAToken) {
 TEST_F(FencedLocks, WorkOnSentinelAndClusterNodes) {
   redis_server plain;
   redis_server sentinel_master;
-  redis_server_options so;
-  so.extra_config = {
-      "sentinel monitor mymaster 127.0.0.1 " + std::to_string(sentinel_master.port()) + " 1",
-      "sentinel down-after-milliseconds mymaster 1000"};
-  so.extra_args = {"--sentinel"};
-  redis_server sentinel(so);
+  redis_server sentinel(redlock::test::sentinel_options(sentinel_master));
   auto cluster = redlock::test::start_cluster(3);
   auto o = options();
   o.retry_count = 3;

@@ -314,6 +314,14 @@ std::int64_t redis_server::command_calls(const std::string& cmd) const {
   return std::stoll(r.str.substr(pos + key.size()));
 }
 
+redis_server_options sentinel_options(const redis_server& master) {
+  redis_server_options so;
+  so.extra_config = {"sentinel monitor mymaster 127.0.0.1 " + std::to_string(master.port()) + " 1",
+                     "sentinel down-after-milliseconds mymaster 1000"};
+  so.extra_args = {"--sentinel"};
+  return so;
+}
+
 std::vector<std::unique_ptr<redis_server>> start_cluster(std::size_t masters) {
   std::vector<std::unique_ptr<redis_server>> cluster;
   for (std::size_t i = 0; i < masters; ++i) {

@@ -107,6 +107,10 @@ inline std::vector<std::unique_ptr<redis_server>> start_servers(
   return servers;
 }
 
+/// Options of a Sentinel (redis-server --sentinel) that monitors `master` as "mymaster" with
+/// quorum 1 and down-after-milliseconds 1000.
+redis_server_options sentinel_options(const redis_server& master);
+
 /// A Redis Cluster of `masters` cluster-enabled servers on free ports, joined with
 /// `redis-cli --cluster create` and waited for (30 s at most) until each reports
 /// cluster_state:ok. Throws std::runtime_error naming what failed.
