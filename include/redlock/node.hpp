@@ -5,6 +5,9 @@
 // Cluster-backed nodes, or a wrapper around the user's own client, can too.
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -40,6 +43,51 @@ using reply_handler = detail::unique_function<void(std::error_code ec, reply r)>
 /// An empty list means "unknown" (custom nodes, or the node could not be asked).
 using identity_handler =
     detail::unique_function<void(std::error_code ec, std::vector<std::string> identities)>;
+
+/// One event of a notifier (see node::open_notifier). The views are valid only during the
+/// handler call.
+struct notification {
+  enum class kind : std::uint8_t {
+    /// A message was published on `channel` (its text in `payload`).
+    message,
+    /// The server confirmed the subscription to `channel`, the first time or again after a
+    /// reconnect or a failover. Messages published before may have been missed.
+    subscribed,
+    /// The connection behind the subscriptions (`channel` empty: all of them) or behind one
+    /// shard of them (`channel` names one that is affected) was lost: no messages arrive for
+    /// them until `subscribed` reports them again. The notifier reconnects by itself.
+    lost,
+  };
+  kind what = kind::message;
+  std::string_view channel;
+  std::string_view payload;
+};
+
+/// Receives a notifier's events. Runs on an executor of the notifier's choosing, never inside
+/// subscribe()/unsubscribe(), one call at a time; it must not block. It may still run for an
+/// event already under way when close() returns, so it must stay safe to call (capture a
+/// weak_ptr, not a raw pointer).
+using notification_handler = std::function<void(const notification&)>;
+
+/// Subscriptions to one deployment's pub/sub, for release notifications (the lock manager's
+/// wake-up of waiting acquires). A channel is named like a key and lives in that key's hash
+/// slot. Implementations use sharded pub/sub (SSUBSCRIBE, on a Cluster at the master owning
+/// the channel's slot) where the server has it and plain SUBSCRIBE on servers without it (the
+/// release script publishes the same way: SPUBLISH, or PUBLISH where SPUBLISH is unknown).
+/// They keep the subscriptions across reconnects and failovers, reconnecting with a backoff.
+/// Thread safety: every call may come from any thread.
+class notifier {
+ public:
+  /// Closes (as close()); never blocks or throws.
+  virtual ~notifier() = default;
+  /// Subscribes to `channel`: a `subscribed` event follows once the server confirmed it.
+  /// Subscribing to a channel already subscribed does nothing. Opens the connection lazily.
+  virtual void subscribe(std::string channel) = 0;
+  /// Drops the subscription (nothing when not subscribed).
+  virtual void unsubscribe(std::string channel) = 0;
+  /// Drops every subscription and closes the connection(s). Idempotent; does not block.
+  virtual void close() = 0;
+};
 
 /// What the lock manager needs from one Redis deployment (see the file comment).
 /// Thread safety: an implementation must accept every call from any thread.
@@ -98,6 +146,17 @@ class node {
   /// @par Notes
   /// Thread safety: may be called from any thread.
   virtual void async_identify(identity_handler handler) { handler({}, {}); }
+
+  /// Opens a notifier on this deployment for release notifications (see notifier), with its
+  /// own connection(s), separate from the requests'. The default returns nullptr: the node has
+  /// no pub/sub, and waiting acquires on it fall back to their retry timer. Each call returns
+  /// a new notifier; the lock manager opens one per node. The notifier may outlive the node
+  /// object (it shares what it needs), but node::close() also closes it.
+  /// Thread safety: may be called from any thread.
+  virtual std::shared_ptr<notifier> open_notifier(notification_handler on_event) {
+    (void)on_event;
+    return nullptr;
+  }
 
   /// Fails every request in flight with errc::closed (their handlers still run) and
   /// refuses new ones. Idempotent; does not block.
