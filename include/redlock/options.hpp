@@ -42,6 +42,18 @@ struct manager_options {
   /// The counters must survive server restarts (AOF with appendfsync always) for the tokens
   /// to keep growing.
   bool fencing = false;
+  /// Wake-up of waiting acquires (on by default; README "Waiting"). Every release also
+  /// announces itself on each node, in the same script (SPUBLISH on the resource's channel,
+  /// PUBLISH on servers before Redis 7), and the manager keeps one subscriber connection per
+  /// node, shared by its waiting acquires, subscribed to the resources they wait for. An
+  /// acquire that is waiting retries as soon as a release of one of its resources arrives,
+  /// instead of at its next retry delay (which stays, as the fallback for lost messages and for
+  /// holders that never announce, e.g. node-redlock clients). In one manager a release wakes
+  /// only its oldest waiter of that resource. Costs: one connection per node while something
+  /// waits, one publish per released key. Off: releases run node-redlock's script unchanged and
+  /// no subscriber is opened; waiting acquires poll (they still retry when the holders' keys
+  /// expire, which every denial reports).
+  bool wakeup = true;
 };
 
 /// Per-call overrides; an unset field uses the manager's settings. retry_count = 0 is
@@ -56,6 +68,13 @@ struct call_options {
   bool wait_all_nodes = false;
   /// Lock only: fencing for this call (see manager_options::fencing); unset = the manager's.
   std::optional<bool> fencing;
+  /// Lock only: the total wait budget ("try for at most 5 s"), counted from the call. No
+  /// attempt starts after it; a wait that would end later ends there, and the lock completes
+  /// with the last attempt's error (errc::resource_locked when it was held). An attempt that
+  /// started in time may finish up to one request timeout later. When it is set and
+  /// retry_count is not, attempts are bounded by the budget alone (retry_count = -1); a
+  /// retry_count set as well still applies. Must not be negative; 0 = a single attempt.
+  std::optional<std::chrono::milliseconds> max_wait;
 };
 
 }  // namespace redlock

@@ -67,6 +67,9 @@ struct call {
   std::vector<std::string> keys;
   std::vector<std::string> args;  ///< ARGV: the lock value, then the TTL in milliseconds
                                   ///< (confirm: the candidate token)
+  /// release: the announcing script (manager_options::wakeup), which publishes each deleted
+  /// key on its release channel to the server's notifiers.
+  bool announces = false;
 };
 
 /// How a fake server answers one request. Build with the static functions.
@@ -115,6 +118,9 @@ class fake_server {
   void recover();
   /// Forgets every key, as a restart without persistence does. The server stays up.
   void lose_keys();
+  /// Release announcements are dropped (true) instead of delivered to notifiers, as when
+  /// the subscriber connection is down; the releases themselves still happen.
+  void drop_announcements(bool drop);
 
   // --- scripted answers ---
   /// Queues a step for the next call of `kind` (FIFO); queued steps come before the fallback.
@@ -136,6 +142,10 @@ class fake_server {
   std::vector<call> calls() const;
   /// How many requests of `kind` were received.
   std::size_t count(script_kind kind) const;
+  /// Notifiers subscribed to `channel` now (as PUBSUB SHARDNUMSUB).
+  std::size_t subscribers(const std::string& channel) const;
+  /// Release announcements delivered so far (one per notifier reached).
+  std::size_t announcements() const;
 
   /// Records `c` and decides how to answer it (the store is updated for step::store()).
   /// Used by fake_node; a custom node can call it too.
@@ -146,9 +156,18 @@ class fake_server {
     std::string value;
     std::optional<std::chrono::milliseconds> expires_at;  // on clock_
   };
-  redlock::reply run_store(const call& c);
+  friend class fake_node;
+
+ public:
+  struct subscriber;  ///< internal: one notifier's state
+
+ private:
+  step handle_locked(const call& c, std::vector<std::string>& announced);
+  redlock::reply run_store(const call& c, std::vector<std::string>& announced);
   void purge_expired();  // mutex_ held
   void set_all(const step& s);
+  void announce(const std::vector<std::string>& channels, const std::string& payload);
+  void attach(const std::shared_ptr<subscriber>& s);
 
   std::shared_ptr<virtual_clock> clock_;
   mutable std::mutex mutex_;
@@ -156,6 +175,9 @@ class fake_server {
   std::map<script_kind, step> fallback_;
   std::vector<call> calls_;
   std::map<std::string, entry> keys_;
+  std::vector<std::weak_ptr<subscriber>> subscribers_;
+  bool drop_announcements_ = false;
+  std::size_t announcements_ = 0;
 };
 
 /// A redlock::node (one connection) to a fake_server. Each lock_manager needs its own nodes
@@ -175,6 +197,9 @@ class fake_node : public node, public std::enable_shared_from_this<fake_node> {
   /// Answers with the identities set by set_identity() (default: none, i.e. unknown).
   void async_identify(identity_handler handler) override;
   void set_identity(std::vector<std::string> ids);
+  /// A notifier on the server: release announcements of the announcing script reach it, a
+  /// `subscribed` event follows each subscribe. Closed with the node.
+  std::shared_ptr<notifier> open_notifier(notification_handler on_event) override;
 
   fake_server& server() noexcept { return *server_; }
   const std::shared_ptr<fake_server>& shared_server() const noexcept { return server_; }
@@ -195,6 +220,7 @@ class fake_node : public node, public std::enable_shared_from_this<fake_node> {
   mutable std::mutex mutex_;
   std::vector<std::string> identity_;
   std::vector<reply_handler> silent_;
+  std::vector<std::weak_ptr<notifier>> notifiers_;
   bool closed_ = false;
   std::size_t in_flight_ = 0;
   long long in_flight_at_close_ = -1;

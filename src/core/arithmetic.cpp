@@ -69,7 +69,7 @@ answer interpret(op_kind kind, const std::error_code& ec, const reply& r, std::s
     case op_kind::acquire:
       if (r.integer == n)
         return answer::ok;
-      if (r.integer == 0)
+      if (r.integer <= 0)  // negative: denied, and the holder's TTL (see holder_ttl_of)
         return answer::foreign;
       break;
     case op_kind::extend:
@@ -99,22 +99,46 @@ answer interpret(op_kind kind, const std::error_code& ec, const reply& r, std::s
   return answer::error;
 }
 
+namespace {
+
+// An acquire script's denial: 0 (the holder's TTL unknown, or its keys never expire) or
+// -1 - PTTL of the holder's longest-lived key.
+milliseconds holder_ttl_of(std::int64_t denial) noexcept {
+  if (denial >= 0)
+    return milliseconds(-1);
+  // -1 - denial without overflow at the smallest value; a TTL beyond max_ttl is clamped.
+  const auto ttl = -(denial + 1);
+  return ttl > max_ttl.count() ? max_ttl : milliseconds(ttl);
+}
+
+}  // namespace
+
 answer interpret(op_kind kind, bool fenced, const std::error_code& ec, const reply& r,
-                 std::size_t nkeys, std::error_code& ec_out, std::uint64_t& counter) noexcept {
+                 std::size_t nkeys, std::error_code& ec_out, std::uint64_t& counter,
+                 milliseconds* holder_ttl) noexcept {
   counter = 0;
-  if (!fenced || kind != op_kind::acquire)
-    return interpret(kind, ec, r, nkeys, ec_out);
+  if (holder_ttl)
+    *holder_ttl = milliseconds(-1);
+  if (!fenced || kind != op_kind::acquire) {
+    const auto a = interpret(kind, ec, r, nkeys, ec_out);
+    if (holder_ttl && kind == op_kind::acquire && a == answer::foreign)
+      *holder_ttl = holder_ttl_of(r.integer);
+    return a;
+  }
   ec_out.clear();
   if (ec) {
     ec_out = ec;
     return ec == errc::timeout ? answer::timeout : answer::error;
   }
-  if (r.kind != reply::type::integer || r.integer < 0) {
+  if (r.kind != reply::type::integer) {
     ec_out = errc::protocol_error;
     return answer::error;
   }
-  if (r.integer == 0)
+  if (r.integer <= 0) {
+    if (holder_ttl)
+      *holder_ttl = holder_ttl_of(r.integer);
     return answer::foreign;
+  }
   counter = static_cast<std::uint64_t>(r.integer);
   return answer::ok;
 }

@@ -27,6 +27,8 @@ action quorum_machine::resume(const event& e) {
       return on_cancel(e);
     case event::type::next:
       return next();
+    case event::type::wake:
+      return on_wake(e);
   }
   return {};
 }
@@ -34,6 +36,11 @@ action quorum_machine::resume(const event& e) {
 action quorum_machine::begin_round(time_point now, bool only_not_done) {
   phase_ = phase::attempting;
   ++attempts_;
+  // Attempts before the poll instant (woken, or at the holders' expiry) are extra: see the
+  // class comment.
+  attempt_counted_ = now >= poll_at_;
+  if (attempt_counted_)
+    ++counted_;
   ++attempt_id_;
   attempt_start_ = now;
   confirming_ = false;
@@ -55,6 +62,7 @@ action quorum_machine::begin_round(time_point now, bool only_not_done) {
     n.message.clear();  // keeps capacity: no growth over many attempts
     n.latency = duration::zero();
     n.counter = 0;
+    n.holder_expiry = time_point::max();
     ++awaiting_;
   }
   if (config_.kind == op_kind::acquire)
@@ -149,6 +157,9 @@ action quorum_machine::on_reply(const event& e) {
   record(e.node, e.ans, e.ec, e.message, e.now);
   if (config_.fenced && !confirming_ && e.ans == answer::ok)
     n.counter = e.counter;
+  if (config_.kind == op_kind::acquire && !confirming_ && e.ans == answer::foreign &&
+      e.holder_ttl >= milliseconds::zero())
+    n.holder_expiry = e.now + e.holder_ttl + milliseconds(1);
   return evaluate(e.now);
 }
 
@@ -171,7 +182,23 @@ action quorum_machine::on_retry_timer(const event& e) {
     // The lock ran out while we waited: no retry can help any more.
     return finish(last_error_, e.now);
   }
+  if (e.now >= config_.wait_until)
+    return finish(last_error_, e.now);  // the wait budget is spent
   return begin_round(e.now, config_.kind == op_kind::release);
+}
+
+action quorum_machine::on_wake(const event& e) {
+  if (config_.kind != op_kind::acquire)
+    return {};
+  if (phase_ == phase::attempting) {
+    wake_pending_ = true;  // if this attempt fails, the next one starts at once
+    return {};
+  }
+  if (phase_ != phase::waiting)
+    return {};
+  if (e.now >= config_.wait_until)
+    return finish(last_error_, e.now);
+  return begin_round(e.now, false);
 }
 
 action quorum_machine::on_cancel(const event& e) {
@@ -242,23 +269,76 @@ action quorum_machine::evaluate(time_point now) {
 
 action quorum_machine::fail(std::error_code code, time_point now) {
   last_error_ = code;
-  if (config_.kind == op_kind::acquire) {
-    // Release everywhere, also where the node timed out (its write may have landed), so the
-    // next attempt never meets our own leftovers.
-    release_pending_ = true;
-    dirty_ = false;
-  }
-  if (config_.retry.may_retry(attempts_)) {
-    const auto d = jittered_delay(config_.retry.delay, config_.retry.jitter, random_());
-    // Extend and release only make sense while the lock can still be valid when we retry.
-    if (config_.kind == op_kind::acquire || now + d < config_.lock_deadline) {
-      phase_ = phase::waiting;
-      wait_pending_ = true;
-      wait_delay_ = d;
-      return next();
+  if (config_.kind != op_kind::acquire) {
+    if (config_.retry.may_retry(attempts_)) {
+      const auto d = jittered_delay(config_.retry.delay, config_.retry.jitter, random_());
+      // Extend and release only make sense while the lock can still be valid when we retry.
+      if (now + d < config_.lock_deadline)
+        return schedule(now + d, now);
     }
+    return finish(code, now);
   }
-  return finish(code, now);
+  // Release everywhere, also where the node timed out (its write may have landed), so the
+  // next attempt never meets our own leftovers.
+  release_pending_ = true;
+  dirty_ = false;
+  const bool woken = wake_pending_;
+  wake_pending_ = false;
+  if (attempt_counted_) {
+    if (!config_.retry.may_retry(counted_))
+      return finish(code, now);
+    poll_at_ = now + jittered_delay(config_.retry.delay, config_.retry.jitter, random_());
+  }
+  return schedule(woken ? now : std::min(poll_at_, quorum_free_at()), now);
+}
+
+// The earliest instant at which a quorum can be free of the holders that denied this
+// attempt: nodes that granted count as free now (we release them), a denying node once the
+// TTL it reported has passed. Only a denial makes it useful: when a quorum granted (the
+// attempt ran out of validity) or too few nodes reported a TTL, time_point::max().
+time_point quorum_machine::quorum_free_at() const noexcept {
+  std::size_t granted = 0;
+  std::size_t known = 0;
+  for (const auto& n : nodes_) {
+    if (n.ans == answer::ok)
+      ++granted;
+    else if (n.holder_expiry != time_point::max())
+      ++known;
+  }
+  const auto q = tally_.quorum();
+  if (granted >= q || granted + known < q)
+    return time_point::max();
+  // The (q - granted)-th earliest expiry among the denials completes a quorum: the smallest
+  // expiry with at least that many at or before it. N is small; no allocation.
+  const auto need = q - granted;
+  auto known_expiry = [](const node_state& n) {
+    return n.ans != answer::ok && n.holder_expiry != time_point::max();
+  };
+  time_point at = time_point::max();
+  for (const auto& a : nodes_) {
+    if (!known_expiry(a) || a.holder_expiry >= at)
+      continue;
+    std::size_t before = 0;
+    for (const auto& b : nodes_) {
+      if (known_expiry(b) && b.holder_expiry <= a.holder_expiry)
+        ++before;
+    }
+    if (before >= need)
+      at = a.holder_expiry;
+  }
+  return at;
+}
+
+// Waits until `at` (at once when it has passed), cut to the wait budget's end; past the
+// end, the operation completes with the last error.
+action quorum_machine::schedule(time_point at, time_point now) {
+  if (now >= config_.wait_until)
+    return finish(last_error_, now);
+  at = std::clamp(at, now, config_.wait_until);
+  phase_ = phase::waiting;
+  wait_pending_ = true;
+  wait_delay_ = at - now;
+  return next();
 }
 
 action quorum_machine::finish(std::error_code code, time_point now) {

@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -206,8 +208,12 @@ answer interpret(op_kind kind, const std::error_code& ec, const reply& r, std::s
                  std::error_code& ec_out) noexcept;
 /// As above for the fenced acquire (phase 1: `counter` gets the largest counter of a grant)
 /// when `fenced`, and for op_kind::confirm; otherwise the same as the overload above.
+/// An acquire's denial may say how long the holder's keys still live (the acquire scripts
+/// answer -1 - PTTL, see scripts.cpp); `holder_ttl`, when given, gets it, or -1 when the
+/// answer is not such a denial or the holder's keys never expire.
 answer interpret(op_kind kind, bool fenced, const std::error_code& ec, const reply& r,
-                 std::size_t nkeys, std::error_code& ec_out, std::uint64_t& counter) noexcept;
+                 std::size_t nkeys, std::error_code& ec_out, std::uint64_t& counter,
+                 milliseconds* holder_ttl = nullptr) noexcept;
 
 /// What the machine knows about one node in the current attempt.
 struct node_state {
@@ -220,6 +226,9 @@ struct node_state {
   std::string message;  ///< server message of an error reply
   duration latency{};
   std::uint64_t counter = 0;  ///< fenced acquire, phase 1: the counter of a grant
+  /// acquire, denied: when the holder's keys there expire (the reply's time plus the TTL
+  /// the script read, plus 1 ms); time_point::max() when unknown.
+  time_point holder_expiry = time_point::max();
 };
 
 /// Everything an operation needs to decide, fixed at its start.
@@ -233,6 +242,9 @@ struct op_config {
   time_point lock_deadline{};      ///< extend/release: validity deadline of the lock held
   bool wait_all = false;  ///< release: decide only once every asked node answered or timed out
   bool fenced = false;    ///< acquire: two phases and a fencing token (see quorum_machine)
+  /// acquire: the total wait budget's end (call_options::max_wait): no attempt starts at or
+  /// after it, and a wait that would end later ends there with the last attempt's error.
+  time_point wait_until = time_point::max();
 };
 
 /// An input to the machine.
@@ -244,6 +256,7 @@ struct event {
     retry_timer,      ///< the retry delay passed
     cancel,           ///< stop now; complete with `ec`
     next,             ///< the previous action was performed; what next?
+    wake,             ///< acquire: a release of one of our resources was announced
   };
   type kind = type::next;
   time_point now{};
@@ -253,6 +266,8 @@ struct event {
   std::error_code ec;
   std::string_view message;   ///< reply: the server's error message (copied by the machine)
   std::uint64_t counter = 0;  ///< reply to a fenced phase 1: the counter of a grant
+  /// reply to an acquire that was denied: the holder's remaining TTL there; negative: unknown
+  milliseconds holder_ttl{-1};
 
   static event start(time_point now) {
     event e;
@@ -289,6 +304,12 @@ struct event {
     e.kind = type::cancel;
     e.now = now;
     e.ec = ec;
+    return e;
+  }
+  static event wake(time_point now) {
+    event e;
+    e.kind = type::wake;
+    e.now = now;
     return e;
   }
   static event next() { return {}; }
@@ -333,6 +354,17 @@ using random_source = std::uint64_t (*)();
 ///   A quorum of confirms completes the acquire with token t, if validity (counted from the
 ///   phase-1 start) remains; otherwise the attempt fails like any other (release, retry).
 ///   Property: README "Fencing"; model: models/fencing.pml; replays: tests/unit/fencing_test.cpp.
+/// waiting (acquire): after a failed attempt the next one starts at the earliest of
+///   - the poll: delay ± jitter after the last *counted* attempt. Only attempts that start at
+///     or after the poll instant count against retry_count, so that a waiter gives up after
+///     as long as it would when only polling, however many extra attempts it made;
+///   - the holders' expiry: the instant at which a quorum can be free, counting the nodes that
+///     granted this attempt as free and each denying node as free once the holder's TTL it
+///     reported has passed (+1 ms); never when too few reported one;
+///   - a wake (event::wake: a release was announced): at once while waiting; during an attempt
+///     it is remembered, and a failure of that attempt retries at once.
+///   Attempts started by the last two are not counted. Nothing starts at or after
+///   config.wait_until: a wait that would end later ends there with the last error.
 /// Memory: the node vector is sized once; only counts and the last attempt survive retries.
 class quorum_machine {
  public:
@@ -370,6 +402,7 @@ class quorum_machine {
   action on_attempt_timeout(const event& e);
   action on_retry_timer(const event& e);
   action on_cancel(const event& e);
+  action on_wake(const event& e);
   action evaluate(time_point now);
   action begin_confirm(time_point now);
   action fail(std::error_code code, time_point now);
@@ -378,6 +411,8 @@ class quorum_machine {
   void record(std::size_t i, answer a, std::error_code ec, std::string_view message,
               time_point now);
   std::error_code against_code() const noexcept;
+  time_point quorum_free_at() const noexcept;
+  action schedule(time_point at, time_point now);
 
   op_config config_;
   random_source random_;
@@ -385,6 +420,10 @@ class quorum_machine {
   std::vector<node_state> nodes_;
   phase phase_ = phase::init;
   int attempts_ = 0;
+  int counted_ = 0;                         ///< attempts that count against retry_count
+  time_point poll_at_ = time_point::min();  ///< acquire: the next counted attempt's instant
+  bool wake_pending_ = false;               ///< acquire: woken during the current attempt
+  bool attempt_counted_ = false;            ///< the current attempt counts (see above)
   std::uint32_t attempt_id_ = 0;
   std::size_t awaiting_ = 0;
   time_point attempt_start_{};
@@ -567,6 +606,43 @@ class cleanup {
   limits limits_;
   std::vector<node_entry> nodes_;
   std::size_t sent_ = 0;
+};
+
+/// The waiting acquires of one manager by release channel, for wake-up
+/// (manager_options::wakeup). Bookkeeping only: the driver subscribes, on every node, the
+/// channels add() reports new and unsubscribes those remove() reports dropped, and wakes the
+/// waiter oldest() names when a release is announced.
+/// Rules: a channel stays subscribed exactly while some waiter waits on it (counted, so no
+/// subscription outlives its waiters); a release wakes only the channel's oldest waiter, so
+/// that W waiters of one resource in one manager cost one attempt per release, not W (the
+/// woken one, if it loses the race, waits again; the others keep their retry timers). One
+/// release is announced by every node that held the lock, with the same payload (the SHA1
+/// of the released value): the repeats go to the waiter the first one woke (whose attempt
+/// may have come too early for some node), never to another (the first may have won).
+/// Waiter ids must grow with registration order (the driver counts them up).
+class wake_table {
+ public:
+  using waiter = std::uint64_t;
+
+  /// Registers `w` on `channels` (distinct); appends to `subscribe` those that had no waiter.
+  void add(waiter w, const std::vector<std::string>& channels, std::vector<std::string>& subscribe);
+  /// Deregisters `w` from `channels`; appends to `unsubscribe` those left without a waiter.
+  void remove(waiter w, const std::vector<std::string>& channels,
+              std::vector<std::string>& unsubscribe);
+  /// The oldest waiter on `channel`, if any.
+  std::optional<waiter> oldest(std::string_view channel) const;
+  /// A release announced on `channel` with `payload`: the waiter to wake, if any (see above).
+  std::optional<waiter> on_release(std::string_view channel, std::string_view payload);
+  /// Channels with at least one waiter.
+  std::size_t channels() const noexcept { return by_channel_.size(); }
+
+ private:
+  struct entry {
+    std::deque<waiter> queue;  // oldest first
+    std::string last_payload;  // the latest release announced here...
+    waiter woken = 0;          // ...and the waiter it woke
+  };
+  std::map<std::string, entry, std::less<>> by_channel_;
 };
 
 /// What an inspection read on one node, reduced to what the verdict needs.

@@ -9,15 +9,19 @@
 
 namespace redlock::detail {
 
-/// Sets every key (PX ttl) when none holds another value; returns #KEYS, else 0.
+/// Sets every key (PX ttl) when none holds another value; returns #KEYS, else -1 - PTTL of
+/// the longest-lived foreign key (0 when one never expires).
 const script& acquire_script();
 /// Resets the TTL of every key when all hold our value; returns #KEYS, else 0 or a
 /// negative code (see the implementation) that tells "foreign value" from "keys missing".
 const script& extend_script();
 /// Deletes each key that holds our value; returns how many were deleted.
 const script& release_script();
+/// As release_script(), and announces each deleted key on its release_channel() (SPUBLISH,
+/// or PUBLISH where unknown) with the SHA1 of the value as the message.
+const script& release_notify_script();
 /// Fencing phase 1: the acquire, plus INCR of each key's counter; KEYS = lock keys then their
-/// counter keys; returns the largest counter (>= 1), else 0.
+/// counter keys; returns the largest counter (>= 1), else a denial as acquire_script()'s.
 const script& fenced_acquire_script();
 /// Fencing phase 2: ARGV = value, t. 1 when every key holds our value and no counter is above
 /// t (counters are then raised to t); 0 when a key is not ours; -1 when a counter is above t.
@@ -25,5 +29,7 @@ const script& fence_confirm_script();
 /// The durable counter key of `resource` (in the same Cluster slot whenever the resource's
 /// name allows it: see the implementation).
 std::string fencing_counter_key(std::string_view resource);
+/// The pub/sub channel on which releases of `resource` are announced (same slot rule).
+std::string release_channel(std::string_view resource);
 
 }  // namespace redlock::detail

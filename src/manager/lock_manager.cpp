@@ -98,6 +98,22 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
   asio::steady_timer gate_timer_;
   asio::steady_timer quit_timer_;
 
+  // ---- wake-up (manager_options::wakeup), strand only except notifiers_ ----
+  // One notifier per node that has pub/sub (null where open_notifier gave none), opened once
+  // after construction and never changed, so quit may close them from any thread.
+  std::vector<std::shared_ptr<notifier>> notifiers_;
+  bool has_notifiers_ = false;
+  core_ns::wake_table wakes_;
+  std::unordered_map<std::uint64_t, std::weak_ptr<operation>> waiters_;
+  std::uint64_t next_waiter_ = 1;
+
+  void open_notifiers();
+  std::uint64_t add_waiter(const std::shared_ptr<operation>& op,
+                           const std::vector<std::string>& channels);
+  void remove_waiter(std::uint64_t id, const std::vector<std::string>& channels);
+  void on_notification(notification::kind what, const std::string& channel,
+                       const std::string& payload);
+
   void begin_identify();
   void on_identity(std::size_t i, std::vector<std::string> ids);
   void open_gate();
@@ -123,6 +139,10 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
     auto waiters = std::move(quit_waiters_);
     quit_waiters_.clear();
     lk.unlock();
+    for (auto& n : notifiers_) {
+      if (n)
+        n->close();
+    }
     for (auto& n : nodes_)
       n->close();
     const std::error_code ec =
@@ -170,12 +190,16 @@ refusal check_ttl(milliseconds ttl, double drift_factor) {
 }
 
 core_ns::retry_policy policy_for(const manager_options& s, const call_options& o) {
-  return {o.retry_count.value_or(s.retry_count), o.retry_delay.value_or(s.retry_delay),
-          o.retry_jitter.value_or(s.retry_jitter)};
+  // A wait budget without a retry count is bounded by the budget alone.
+  const int count = o.retry_count.value_or(o.max_wait ? -1 : s.retry_count);
+  return {count, o.retry_delay.value_or(s.retry_delay), o.retry_jitter.value_or(s.retry_jitter)};
 }
 
 refusal check_options(const manager_options& s, const call_options& o) {
   const auto p = policy_for(s, o);
+  if (o.max_wait && o.max_wait->count() < 0)
+    return invalid("max_wait is " + std::to_string(o.max_wait->count()) +
+                   " ms; it must not be negative");
   return check_retry(p.retry_count, p.delay, p.jitter);
 }
 
@@ -195,7 +219,7 @@ refusal check_handle(const std::shared_ptr<manager_impl>& m, const lock& l) {
   return {};
 }
 
-const script& script_for(core_ns::op_kind k) {
+const script& script_for(core_ns::op_kind k, bool announce) {
   switch (k) {
     case core_ns::op_kind::acquire:
       return acquire_script();
@@ -206,7 +230,7 @@ const script& script_for(core_ns::op_kind k) {
     case core_ns::op_kind::release:
       break;
   }
-  return release_script();
+  return announce ? release_notify_script() : release_script();
 }
 
 using core_ns::purpose;
@@ -328,6 +352,22 @@ class operation final : public std::enable_shared_from_this<operation> {
     run(machine_.resume(core_ns::event::cancel(ec, core_ns::clock::now())));
   }
 
+  // A release of one of our resources was announced (wake-up); `during_attempt` false: only
+  // a waiting operation is woken (a confirmed subscription: a release may have been missed,
+  // but an attempt already under way has seen the node since).
+  void wake(bool during_attempt) {
+    if (completed_ || (!during_attempt && timer_use_ != timer_use::retry))
+      return;
+    const auto now = core_ns::clock::now();
+    if (m_->closing_flag_.load(std::memory_order_acquire)) {
+      // As the retry timer: quit must not wait for a waiting acquire.
+      if (timer_use_ == timer_use::retry)
+        run(machine_.resume(core_ns::event::cancel(make_error_code(errc::closed), now)));
+      return;
+    }
+    run(machine_.resume(core_ns::event::wake(now)));
+  }
+
   // quit's deadline passed: stop retrying releases; their keys expire with their TTL.
   void abandon_cleanup() {
     if (!cleanup_.active())
@@ -351,6 +391,20 @@ class operation final : public std::enable_shared_from_this<operation> {
   };
 
   void begin() { run(machine_.resume(core_ns::event::start(core_ns::clock::now()))); }
+
+  void register_waiter() {
+    channels_.reserve(keys_.size());
+    for (const auto& k : keys_)
+      channels_.push_back(release_channel(k));
+    waiter_ = m_->add_waiter(shared_from_this(), channels_);
+  }
+
+  void deregister_waiter() {
+    if (waiter_ == 0)
+      return;
+    m_->remove_waiter(waiter_, channels_);
+    waiter_ = 0;
+  }
 
   void run(core_ns::action a) {
     using t = core_ns::action::type;
@@ -383,6 +437,9 @@ class operation final : public std::enable_shared_from_this<operation> {
           send(a.node, purpose::resync);
           break;
         case t::wait:
+          // The first wait of an acquire: from now on, announced releases wake it.
+          if (kind() == core_ns::op_kind::acquire && waiter_ == 0 && m_->has_notifiers_)
+            register_waiter();
           arm(timer_use::retry, a.delay);
           break;
         case t::complete:
@@ -455,7 +512,7 @@ class operation final : public std::enable_shared_from_this<operation> {
     const bool fenced_script = fenced(p);
     const script& s = fenced_script && p == purpose::primary
                           ? fenced_acquire_script()
-                          : script_for(core_ns::script_of(kind(), p));
+                          : script_for(core_ns::script_of(kind(), p), m_->settings_.wakeup);
     const std::span<const std::string> keys = fenced_script
                                                   ? std::span<const std::string>(fenced_keys_)
                                                   : std::span<const std::string>(keys_);
@@ -483,8 +540,9 @@ class operation final : public std::enable_shared_from_this<operation> {
     auto& track = per_node_[i];
     std::error_code vote_ec;
     std::uint64_t counter = 0;
+    milliseconds holder_ttl{-1};
     const auto a = core_ns::interpret(core_ns::script_of(kind(), p), fenced(p), ec, r, keys_.size(),
-                                      vote_ec, counter);
+                                      vote_ec, counter, &holder_ttl);
     std::string_view message = r.is_error() ? std::string_view(r.str) : std::string_view();
     if (a == core_ns::answer::error || a == core_ns::answer::timeout) {
       hook(i, vote_ec, message);
@@ -523,6 +581,7 @@ class operation final : public std::enable_shared_from_this<operation> {
           on_cleanup_answer(i, confirmed, vote_ec, now);
         auto e = core_ns::event::reply(i, attempt, a, vote_ec, now, counter);
         e.message = message;
+        e.holder_ttl = holder_ttl;
         run(machine_.resume(e));
         return;
       }
@@ -796,6 +855,7 @@ class operation final : public std::enable_shared_from_this<operation> {
   void complete(std::error_code ec) {
     completed_ = true;
     disarm();
+    deregister_waiter();
     const auto now = core_ns::clock::now();
     auto rep = make_report();
     if (kind() == core_ns::op_kind::release) {
@@ -922,6 +982,8 @@ class operation final : public std::enable_shared_from_this<operation> {
   std::shared_ptr<write_fates> own_fates_;
   std::vector<std::string> fenced_keys_;     // fenced: keys_, then their counter keys
   std::array<std::string, 2> confirm_args_;  // fenced phase 2: value, candidate token
+  std::uint64_t waiter_ = 0;                 // wake-up: registered as this waiter (0: not)
+  std::vector<std::string> channels_;        // wake-up: the release channels of keys_
 };
 
 namespace {
@@ -989,6 +1051,10 @@ core_ns::op_config config_for(core_ns::op_kind kind, const manager_impl& m, mill
   cfg.lock_deadline = lock_deadline;
   cfg.wait_all = kind == core_ns::op_kind::release && opts.wait_all_nodes;
   cfg.fenced = kind == core_ns::op_kind::acquire && opts.fencing.value_or(s.fencing);
+  if (kind == core_ns::op_kind::acquire && opts.max_wait) {
+    // Counted from the call: time spent before the start (the identity check) counts too.
+    cfg.wait_until = core_ns::clock::now() + *opts.max_wait;
+  }
   return cfg;
 }
 
@@ -1103,6 +1169,72 @@ void manager_impl::open_gate() {
     admit(std::move(g));
 }
 
+void manager_impl::open_notifiers() {
+  if (!settings_.wakeup)
+    return;
+  notifiers_.reserve(nodes_.size());
+  for (auto& n : nodes_) {
+    // Events come on the notifier's executor: copy what they say and hop to the strand.
+    auto on_event = [w = weak_from_this()](const notification& e) {
+      auto self = w.lock();
+      if (!self)
+        return;
+      asio::post(self->strand_, [self, what = e.what, channel = std::string(e.channel),
+                                 payload = std::string(e.payload)] {
+        self->on_notification(what, channel, payload);
+      });
+    };
+    auto nt = n->open_notifier(std::move(on_event));
+    has_notifiers_ = has_notifiers_ || nt != nullptr;
+    notifiers_.push_back(std::move(nt));
+  }
+}
+
+std::uint64_t manager_impl::add_waiter(const std::shared_ptr<operation>& op,
+                                       const std::vector<std::string>& channels) {
+  const auto id = next_waiter_++;
+  waiters_.emplace(id, op);
+  std::vector<std::string> fresh;
+  wakes_.add(id, channels, fresh);
+  for (const auto& c : fresh) {
+    for (auto& n : notifiers_) {
+      if (n)
+        n->subscribe(c);
+    }
+  }
+  return id;
+}
+
+void manager_impl::remove_waiter(std::uint64_t id, const std::vector<std::string>& channels) {
+  waiters_.erase(id);
+  std::vector<std::string> dropped;
+  wakes_.remove(id, channels, dropped);
+  for (const auto& c : dropped) {
+    for (auto& n : notifiers_) {
+      if (n)
+        n->unsubscribe(c);
+    }
+  }
+}
+
+void manager_impl::on_notification(notification::kind what, const std::string& channel,
+                                   const std::string& payload) {
+  // A confirmed (re)subscription counts as a release for a waiting operation: one may have
+  // been announced before it, while nothing listened (the first wait, a reconnect, a
+  // failover).
+  if (what == notification::kind::lost)
+    return;  // the waiters' retry timers cover the gap
+  const auto w = what == notification::kind::message ? wakes_.on_release(channel, payload)
+                                                     : wakes_.oldest(channel);
+  if (!w)
+    return;
+  auto it = waiters_.find(*w);
+  if (it == waiters_.end())
+    return;
+  if (auto op = it->second.lock())
+    op->wake(what == notification::kind::message);
+}
+
 void manager_impl::on_quit_deadline() {
   auto list = std::move(cleanups_);
   cleanups_.clear();
@@ -1144,7 +1276,9 @@ std::shared_ptr<manager_impl> make_manager(asio::any_io_executor ex,
     invalid("node_lag_limit must not be negative");
   if (s.quit_timeout.count() < 0)
     invalid("quit_timeout must not be negative");
-  return std::make_shared<manager_impl>(std::move(ex), std::move(nodes), s);
+  auto m = std::make_shared<manager_impl>(std::move(ex), std::move(nodes), s);
+  m->open_notifiers();  // needs weak_from_this: not in the constructor
+  return m;
 }
 
 void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,

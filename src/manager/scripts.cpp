@@ -4,17 +4,26 @@
 
 namespace redlock::detail {
 
-// Acquire: fails (0) when any key holds a DIFFERENT value, else sets every key and returns
-// #KEYS. A key that already holds OUR value counts as ours: values are unique per lock, so
-// such a key can only be a leftover of an earlier attempt of this very lock (e.g. a reply
-// that timed out before its release landed). Treating it as ours removes self-blocking on
-// our own leftovers entirely, and it is what lets extend re-set keys a restarted node lost.
+// Acquire: fails when any key holds a DIFFERENT value, else sets every key and returns
+// #KEYS. A failure answers -1 - PTTL of the longest-lived foreign key, so that a waiter can
+// retry when the holder's keys expire (a crashed holder costs its TTL, not TTL plus a poll);
+// 0 when a foreign key never expires. Nothing is written on failure, as in node-redlock's. A key
+// that already holds OUR value counts as ours: values are unique per lock, so such a key can only
+// be a leftover of an earlier attempt of this very lock (e.g. a reply that timed out before its
+// release landed). Treating it as ours removes self-blocking on our own leftovers entirely, and it
+// is what lets extend re-set keys a restarted node lost.
 const script& acquire_script() {
   static const script s(R"lua(
+local wait
 for _, key in ipairs(KEYS) do
   local v = redis.call("GET", key)
-  if v and v ~= ARGV[1] then return 0 end
+  if v and v ~= ARGV[1] then
+    local t = redis.call("PTTL", key)
+    if t < 0 then return 0 end
+    if not wait or t > wait then wait = t end
+  end
 end
+if wait then return -1 - wait end
 for _, key in ipairs(KEYS) do
   redis.call("SET", key, ARGV[1], "PX", ARGV[2])
 end
@@ -48,6 +57,7 @@ return #KEYS
 }
 
 // Release: deletes each key that holds our value; returns how many were deleted.
+// node-redlock's, used when wake-up is off (manager_options::wakeup).
 const script& release_script() {
   static const script s(R"lua(
 local n = 0
@@ -62,19 +72,59 @@ return n
   return s;
 }
 
+// Release with wake-up (manager_options::wakeup): as release_script(), and for each key it
+// deleted, announces it on the key's release channel (release_channel(): same rule, so on a
+// Cluster it lives in the key's slot) with SPUBLISH, or PUBLISH on servers that do not know
+// SPUBLISH (Redis < 7). In the same script, so it costs no round trip. The payload is the
+// SHA1 of the released value: it tells releases apart without revealing the value (which
+// would let any subscriber release the lock). pcall: a failing publish must never turn a
+// release that happened into an error reply.
+const script& release_notify_script() {
+  static const script s(R"lua(
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call("GET", key) == ARGV[1] then
+    redis.call("DEL", key)
+    n = n + 1
+    local open = string.find(key, "{", 1, true)
+    local close = open and string.find(key, "}", open + 1, true)
+    local ch
+    if (close and close > open + 1) or string.find(key, "}", 1, true) then
+      ch = key .. ":redlock-release"
+    else
+      ch = "{" .. key .. "}:redlock-release"
+    end
+    local id = redis.sha1hex(ARGV[1])
+    local r = redis.pcall("SPUBLISH", ch, id)
+    if type(r) == "table" and r.err then redis.pcall("PUBLISH", ch, id) end
+  end
+end
+return n
+)lua");
+  return s;
+}
+
 // Fencing, phase 1 (the fenced acquire): KEYS = the n lock keys, then their n counter keys
 // (fencing_counter_key); ARGV = value, ttl. As the acquire script, and each granted key's
 // counter is raised by one (INCR: durable, never expiring; first, so that a counter key holding
 // something else fails the script before a lock key was set, and a counter raised for
 // nothing is harmless). Returns the largest counter after
-// the increments (>= 1), or 0 when a key holds another value (nothing changed then).
+// the increments (>= 1), or when a key holds another value (nothing changed then) the same
+// denial as the acquire script: -1 - PTTL of the longest-lived foreign key, 0 when one never
+// expires.
 const script& fenced_acquire_script() {
   static const script s(R"lua(
 local n = #KEYS / 2
+local wait
 for i = 1, n do
   local v = redis.call("GET", KEYS[i])
-  if v and v ~= ARGV[1] then return 0 end
+  if v and v ~= ARGV[1] then
+    local p = redis.call("PTTL", KEYS[i])
+    if p < 0 then return 0 end
+    if not wait or p > wait then wait = p end
+  end
 end
+if wait then return -1 - wait end
 local t = 0
 for i = 1, n do
   local c = redis.call("INCR", KEYS[n + i])
@@ -112,12 +162,14 @@ return 1
   return s;
 }
 
-std::string fencing_counter_key(std::string_view resource) {
-  // On a Cluster node the counter must live in the lock key's slot. A key with a hash tag
-  // ({...} with something inside) keeps it when a suffix is added; a key without one hashes
-  // whole, and wrapping it in braces makes it the tag, which only works when it contains no
-  // '}' (such names need a hash tag of their own on Cluster nodes).
-  constexpr std::string_view suffix = ":redlock-fencing";
+namespace {
+
+// `resource` + `suffix`, in the resource's Cluster slot whenever the name allows it. A key
+// with a hash tag ({...} with something inside) keeps it when a suffix is added; a key
+// without one hashes whole, and wrapping it in braces makes it the tag, which only works when
+// it contains no '}' (such names need a hash tag of their own on Cluster nodes). The release
+// script computes release channels with the same rule in Lua.
+std::string in_slot_of(std::string_view resource, std::string_view suffix) {
   const auto open = resource.find('{');
   const bool tagged = open != std::string_view::npos &&
                       resource.find('}', open + 1) != std::string_view::npos &&
@@ -131,6 +183,16 @@ std::string fencing_counter_key(std::string_view resource) {
     key.append("{").append(resource).append("}").append(suffix);
   }
   return key;
+}
+
+}  // namespace
+
+std::string fencing_counter_key(std::string_view resource) {
+  return in_slot_of(resource, ":redlock-fencing");
+}
+
+std::string release_channel(std::string_view resource) {
+  return in_slot_of(resource, ":redlock-release");
 }
 
 }  // namespace redlock::detail

@@ -8,6 +8,8 @@
 
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <set>
 
 #include "internal/scripts.hpp"
 #include "redlock/error.hpp"
@@ -70,7 +72,8 @@ script_kind kind_of(const script& s) {
     return script_kind::acquire;
   if (s.sha1() == detail::extend_script().sha1())
     return script_kind::extend;
-  if (s.sha1() == detail::release_script().sha1())
+  if (s.sha1() == detail::release_script().sha1() ||
+      s.sha1() == detail::release_notify_script().sha1())
     return script_kind::release;
   if (s.sha1() == detail::fenced_acquire_script().sha1())
     return script_kind::fenced_acquire;
@@ -192,6 +195,14 @@ std::size_t fake_server::count(script_kind kind) const {
 }
 
 step fake_server::handle(const call& c) {
+  std::vector<std::string> announced;
+  step st = handle_locked(c, announced);
+  if (!announced.empty())
+    announce(announced, c.args.empty() ? std::string() : c.args[0]);
+  return st;
+}
+
+step fake_server::handle_locked(const call& c, std::vector<std::string>& announced) {
   std::lock_guard lk(mutex_);
   calls_.push_back(c);
   step st = step::store();
@@ -204,13 +215,13 @@ step fake_server::handle(const call& c) {
   if (st.use_store && !st.never) {
     // The script runs when the request arrives, as on a real server; a delay only holds
     // back the answer.
-    st.r = run_store(c);
+    st.r = run_store(c, announced);
     st.use_store = false;
   }
   return st;
 }
 
-redlock::reply fake_server::run_store(const call& c) {
+redlock::reply fake_server::run_store(const call& c, std::vector<std::string>& announced) {
   // The semantics of src/manager/scripts.cpp; TTLs on the virtual clock.
   purge_expired();
   redlock::reply r;
@@ -229,15 +240,26 @@ redlock::reply fake_server::run_store(const call& c) {
     return std::nullopt;
   };
   switch (c.kind) {
-    case script_kind::acquire:
+    case script_kind::acquire: {
+      // Denied: -1 - the longest TTL among foreign keys, 0 when one never expires.
+      std::optional<std::int64_t> wait;
       for (const auto& k : c.keys) {
-        if (auto it = keys_.find(k); it != keys_.end() && it->second.value != value)
-          return r;
+        if (auto it = keys_.find(k); it != keys_.end() && it->second.value != value) {
+          if (!it->second.expires_at)
+            return r;
+          const std::int64_t left = (*it->second.expires_at - clock_->now()).count();
+          wait = std::max(wait.value_or(0), left);
+        }
+      }
+      if (wait) {
+        r.integer = -1 - *wait;
+        return r;
       }
       for (const auto& k : c.keys)
         keys_[k] = entry{value, expires_at()};
       r.integer = n;
       return r;
+    }
     case script_kind::extend: {
       bool missing = false;
       for (const auto& k : c.keys) {
@@ -262,6 +284,8 @@ redlock::reply fake_server::run_store(const call& c) {
         if (auto it = keys_.find(k); it != keys_.end() && it->second.value == value) {
           keys_.erase(it);
           ++r.integer;
+          if (c.announces)
+            announced.push_back(detail::release_channel(k));
         }
       }
       return r;
@@ -311,6 +335,125 @@ redlock::reply fake_server::run_store(const call& c) {
   return r;
 }
 
+// --- notifiers -------------------------------------------------------------------------
+
+// One notifier's state, shared by the server (weakly) and the notifier object. Events go
+// through a strand: one handler call at a time, never inside subscribe()/unsubscribe().
+struct fake_server::subscriber : std::enable_shared_from_this<fake_server::subscriber> {
+  explicit subscriber(asio::any_io_executor ex, notification_handler h)
+      : strand(asio::make_strand(ex)), on_event(std::move(h)) {}
+
+  asio::strand<asio::any_io_executor> strand;
+  notification_handler on_event;
+  std::mutex mutex;
+  std::set<std::string> channels;
+  bool closed = false;
+
+  void emit(notification::kind what, std::string channel, std::string payload) {
+    asio::post(strand, [self = shared_from_this(), what, channel = std::move(channel),
+                        payload = std::move(payload)] {
+      notification n;
+      n.what = what;
+      n.channel = channel;
+      n.payload = payload;
+      self->on_event(n);
+    });
+  }
+};
+
+namespace {
+
+class fake_notifier final : public notifier {
+ public:
+  explicit fake_notifier(std::shared_ptr<fake_server::subscriber> s) : s_(std::move(s)) {}
+  ~fake_notifier() override { close(); }
+
+  void subscribe(std::string channel) override {
+    {
+      std::lock_guard lk(s_->mutex);
+      if (s_->closed || !s_->channels.insert(channel).second)
+        return;
+    }
+    s_->emit(notification::kind::subscribed, std::move(channel), {});
+  }
+  void unsubscribe(std::string channel) override {
+    std::lock_guard lk(s_->mutex);
+    s_->channels.erase(channel);
+  }
+  void close() override {
+    std::lock_guard lk(s_->mutex);
+    s_->closed = true;
+    s_->channels.clear();
+  }
+
+ private:
+  std::shared_ptr<fake_server::subscriber> s_;
+};
+
+}  // namespace
+
+void fake_server::attach(const std::shared_ptr<subscriber>& s) {
+  std::lock_guard lk(mutex_);
+  std::erase_if(subscribers_, [](const auto& w) { return w.expired(); });
+  subscribers_.push_back(s);
+}
+
+void fake_server::announce(const std::vector<std::string>& channels, const std::string& value) {
+  std::vector<std::shared_ptr<subscriber>> subs;
+  {
+    std::lock_guard lk(mutex_);
+    if (drop_announcements_)
+      return;
+    for (const auto& w : subscribers_) {
+      if (auto s = w.lock())
+        subs.push_back(std::move(s));
+    }
+  }
+  // The SHA1 of the value, as the real script's redis.sha1hex(ARGV[1]).
+  const std::string payload = script(value).sha1();
+  for (const auto& s : subs) {
+    for (const auto& ch : channels) {
+      {
+        std::lock_guard lk(s->mutex);
+        if (s->closed || s->channels.count(ch) == 0)
+          continue;
+      }
+      {
+        std::lock_guard lk(mutex_);
+        ++announcements_;
+      }
+      s->emit(notification::kind::message, ch, payload);
+    }
+  }
+}
+
+void fake_server::drop_announcements(bool drop) {
+  std::lock_guard lk(mutex_);
+  drop_announcements_ = drop;
+}
+
+std::size_t fake_server::subscribers(const std::string& channel) const {
+  std::vector<std::shared_ptr<subscriber>> subs;
+  {
+    std::lock_guard lk(mutex_);
+    for (const auto& w : subscribers_) {
+      if (auto s = w.lock())
+        subs.push_back(std::move(s));
+    }
+  }
+  std::size_t n = 0;
+  for (const auto& s : subs) {
+    std::lock_guard lk(s->mutex);
+    n += !s->closed && s->channels.count(channel) > 0 ? 1 : 0;
+  }
+  return n;
+}
+
+std::size_t fake_server::announcements() const {
+  std::lock_guard lk(mutex_);
+  return announcements_;
+}
+
 // --- fake_node --------------------------------------------------------------------------
 
 fake_node::fake_node(asio::any_io_executor ex, std::string id, std::shared_ptr<fake_server> server)
@@ -322,6 +465,7 @@ void fake_node::async_eval(const script& s, std::span<const std::string> keys,
                            std::span<const std::string> args, reply_handler handler) {
   call c;
   c.kind = kind_of(s);
+  c.announces = s.sha1() == detail::release_notify_script().sha1();
   c.keys.assign(keys.begin(), keys.end());
   c.args.assign(args.begin(), args.end());
 
@@ -370,6 +514,11 @@ void fake_node::close() {
       in_flight_at_close_ = static_cast<long long>(in_flight_);
     closed_ = true;
     pending.swap(silent_);
+    for (auto& w : notifiers_) {
+      if (auto n = w.lock())
+        n->close();
+    }
+    notifiers_.clear();
   }
   for (auto& h : pending)
     deliver(std::move(h), make_error_code(errc::closed), {}, {});
@@ -383,6 +532,20 @@ void fake_node::async_identify(identity_handler handler) {
   }
   asio::post(ex_,
              [h = std::move(handler), ids = std::move(ids)]() mutable { h({}, std::move(ids)); });
+}
+
+std::shared_ptr<notifier> fake_node::open_notifier(notification_handler on_event) {
+  auto sub = std::make_shared<fake_server::subscriber>(ex_, std::move(on_event));
+  auto n = std::make_shared<fake_notifier>(sub);
+  {
+    std::lock_guard lk(mutex_);
+    if (closed_)
+      n->close();
+    else
+      notifiers_.push_back(n);
+  }
+  server_->attach(sub);
+  return n;
 }
 
 void fake_node::set_identity(std::vector<std::string> ids) {

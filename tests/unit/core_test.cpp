@@ -1,4 +1,6 @@
 // The decision core, step by step with literal time points and scripted votes.
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include <type_traits>
@@ -137,7 +139,23 @@ TEST(Interpret, NodeVotesForOnlyWhenReplyEqualsKeyCount) {
   EXPECT_EQ(interpret(op_kind::release, {}, r, 2, ec), answer::absent);
   r.integer = -1;
   EXPECT_EQ(interpret(op_kind::extend, {}, r, 2, ec), answer::missing);
-  EXPECT_EQ(interpret(op_kind::acquire, {}, r, 2, ec), answer::error);
+  // A negative acquire answer is a denial that carries the holder's TTL (-1 - PTTL).
+  EXPECT_EQ(interpret(op_kind::acquire, {}, r, 2, ec), answer::foreign);
+  std::uint64_t counter = 0;
+  milliseconds holder{};
+  r.integer = -1501;
+  EXPECT_EQ(interpret(op_kind::acquire, false, {}, r, 2, ec, counter, &holder), answer::foreign);
+  EXPECT_EQ(holder, 1500ms);
+  r.integer = 0;  // denied, TTL unknown (a key without expiry)
+  EXPECT_EQ(interpret(op_kind::acquire, false, {}, r, 2, ec, counter, &holder), answer::foreign);
+  EXPECT_EQ(holder, -1ms);
+  r.integer = 2;
+  EXPECT_EQ(interpret(op_kind::acquire, false, {}, r, 2, ec, counter, &holder), answer::ok);
+  EXPECT_EQ(holder, -1ms);
+  r.integer = std::numeric_limits<std::int64_t>::min();
+  EXPECT_EQ(interpret(op_kind::acquire, false, {}, r, 2, ec, counter, &holder), answer::foreign);
+  EXPECT_EQ(holder, max_ttl);
+  r.integer = -1;
   r.integer = 1;
   EXPECT_EQ(interpret(op_kind::release, {}, r, 2, ec), answer::ok);
   EXPECT_EQ(interpret(op_kind::release, make_error_code(errc::timeout), r, 2, ec), answer::timeout);

@@ -200,9 +200,14 @@ TEST(FencedInterpret, Phase1GrantsCarryTheCounterAndConfirmTellsForeignFromStale
   r.integer = 0;
   EXPECT_EQ(interpret(op_kind::acquire, true, {}, r, 1, ec, counter), answer::foreign);
   EXPECT_EQ(counter, 0u);
-  r.integer = -3;
+  r.integer = -3;  // denied; the holder's keys live 2 ms more
+  milliseconds holder{};
+  EXPECT_EQ(interpret(op_kind::acquire, true, {}, r, 1, ec, counter, &holder), answer::foreign);
+  EXPECT_EQ(holder, 2ms);
+  r.kind = redlock::reply::type::string;
   EXPECT_EQ(interpret(op_kind::acquire, true, {}, r, 1, ec, counter), answer::error);
   EXPECT_EQ(ec, errc::protocol_error);
+  r.kind = redlock::reply::type::integer;
   r.integer = 1;
   EXPECT_EQ(interpret(op_kind::confirm, true, {}, r, 1, ec, counter), answer::ok);
   r.integer = 0;

@@ -1,0 +1,493 @@
+// Waiting: the holders' TTL in denials, wake-up on announced releases, the wait budget.
+// The decision core step by step on literal times, the wake table, then the manager against
+// fake deployments (redlock::testing), whose releases announce themselves to notifiers.
+#include <gtest/gtest.h>
+
+#include <asio/io_context.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "internal/core.hpp"
+#include "internal/scripts.hpp"
+#include "redlock/lock_manager.hpp"
+#include "redlock/testing.hpp"
+#include "support/io_thread.hpp"
+#include "support/options.hpp"
+#include "unit/core_steps.hpp"
+
+namespace {
+
+using namespace core_steps;
+using redlock::errc;
+using at = action::type;
+
+// One attempt of an acquire machine on 3 nodes answered with (answer, holder TTL) per node
+// at `when`; returns the actions after the last answer.
+std::vector<action> answer_all(quorum_machine& m, time_point when,
+                               const std::vector<std::pair<answer, milliseconds>>& answers) {
+  // The machine may decide before the last answer (a quorum is impossible): every action
+  // of every answer is returned.
+  std::vector<action> all;
+  const auto id = m.attempt_id();
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    auto e = event::reply(i, id, answers[i].first, {}, when);
+    e.holder_ttl = answers[i].second;
+    for (const auto& a : drain(m, m.resume(e)))
+      all.push_back(a);
+  }
+  return all;
+}
+
+std::optional<action> find(const std::vector<action>& acts, at kind) {
+  for (const auto& a : acts) {
+    if (a.kind == kind)
+      return a;
+  }
+  return std::nullopt;
+}
+
+op_config waiting_config(int retry_count) {
+  auto c = acquire_config(3, retry_count, 0ms);  // delay 200 ms exactly
+  return c;
+}
+
+// --- the holders' TTL ------------------------------------------------------------------
+
+TEST(HolderTtl, NextAttemptWhenAQuorumOfHoldersKeysHasExpired) {
+  quorum_machine m(waiting_config(5), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  const auto t = t0 + 2ms;
+  // Holders' keys end in 50, 80 and 300 ms: a quorum (2) is free after the second, +1 ms.
+  auto acts = answer_all(
+      m, t, {{answer::foreign, 50ms}, {answer::foreign, 80ms}, {answer::foreign, 300ms}});
+  auto w = find(acts, at::wait);
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->delay, 81ms);
+  EXPECT_TRUE(find(acts, at::release_all));
+}
+
+TEST(HolderTtl, NodesThatGrantedCountAsFree) {
+  quorum_machine m(waiting_config(5), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  auto acts =
+      answer_all(m, t0, {{answer::ok, -1ms}, {answer::foreign, 30ms}, {answer::foreign, 150ms}});
+  auto w = find(acts, at::wait);
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->delay, 31ms);
+}
+
+TEST(HolderTtl, NeverLaterThanTheRetryDelay) {
+  quorum_machine m(waiting_config(5), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  auto acts =
+      answer_all(m, t0, {{answer::foreign, 5s}, {answer::foreign, 5s}, {answer::foreign, 5s}});
+  auto w = find(acts, at::wait);
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->delay, 200ms);
+}
+
+TEST(HolderTtl, UnknownTtlsOrFailuresLeaveThePoll) {
+  {
+    // Holders whose keys never expire (0 in the script's answer: unknown).
+    quorum_machine m(waiting_config(5), &zero_random);
+    drain(m, m.resume(event::start(t0)));
+    auto acts =
+        answer_all(m, t0, {{answer::foreign, -1ms}, {answer::foreign, -1ms}, {answer::ok, -1ms}});
+    EXPECT_EQ(find(acts, at::wait)->delay, 200ms);
+  }
+  {
+    // One TTL known, the rest failed: no quorum can be predicted.
+    quorum_machine m(waiting_config(5), &zero_random);
+    drain(m, m.resume(event::start(t0)));
+    auto acts = answer_all(
+        m, t0, {{answer::foreign, 10ms}, {answer::error, -1ms}, {answer::timeout, -1ms}});
+    EXPECT_EQ(find(acts, at::wait)->delay, 200ms);
+  }
+}
+
+TEST(HolderTtl, ValidityExhaustedIsNotRetriedAtOnce) {
+  // Every node granted, but too late: no holder stands in the way, and the hint must not
+  // turn slowness into a tight loop.
+  auto c = waiting_config(5);
+  c.ttl = 100ms;
+  quorum_machine m(c, &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  auto acts =
+      answer_all(m, t0 + 150ms, {{answer::ok, -1ms}, {answer::ok, -1ms}, {answer::ok, -1ms}});
+  EXPECT_EQ(m.attempts(), 1);
+  ASSERT_TRUE(find(acts, at::wait));
+  EXPECT_EQ(find(acts, at::wait)->delay, 200ms);
+}
+
+TEST(HolderTtl, AttemptsAtTheHoldersExpiryDoNotCountAgainstRetryCount) {
+  // retry_count 1: two counted attempts. The one at the holders' expiry (60 ms, before the
+  // 200 ms poll) is extra.
+  quorum_machine m(waiting_config(1), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  auto acts = answer_all(
+      m, t0, {{answer::foreign, 59ms}, {answer::foreign, 59ms}, {answer::foreign, 59ms}});
+  ASSERT_EQ(find(acts, at::wait)->delay, 60ms);
+  drain(m, m.resume(event::retry_timer(t0 + 60ms)));
+  EXPECT_EQ(m.attempts(), 2);
+  // Extended by its holder: denied again, now the poll (t0 + 200 ms) comes first.
+  acts = answer_all(m, t0 + 61ms,
+                    {{answer::foreign, 5s}, {answer::foreign, 5s}, {answer::foreign, 5s}});
+  ASSERT_EQ(find(acts, at::wait)->delay, 139ms);
+  drain(m, m.resume(event::retry_timer(t0 + 200ms)));
+  EXPECT_EQ(m.attempts(), 3);
+  acts = answer_all(m, t0 + 201ms,
+                    {{answer::foreign, 5s}, {answer::foreign, 5s}, {answer::foreign, 5s}});
+  auto done = find(acts, at::complete);
+  ASSERT_TRUE(done);  // the second counted attempt was the last
+  EXPECT_EQ(done->ec, errc::resource_locked);
+}
+
+// --- wake ------------------------------------------------------------------------------
+
+TEST(Wake, WhileWaitingStartsAnAttemptAtOnceThatDoesNotCount) {
+  quorum_machine m(waiting_config(1), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  answer_all(m, t0 + 1ms,
+             {{answer::foreign, -1ms}, {answer::foreign, -1ms}, {answer::foreign, -1ms}});
+  auto acts = drain(m, m.resume(event::wake(t0 + 20ms)));
+  ASSERT_TRUE(find(acts, at::send));
+  EXPECT_EQ(m.attempt_start(), t0 + 20ms);
+  // Lost the race: back to the same poll instant (t0 + 201 ms), not a fresh delay.
+  acts = answer_all(m, t0 + 21ms,
+                    {{answer::foreign, -1ms}, {answer::foreign, -1ms}, {answer::foreign, -1ms}});
+  ASSERT_TRUE(find(acts, at::wait));
+  EXPECT_EQ(find(acts, at::wait)->delay, 180ms);
+  drain(m, m.resume(event::retry_timer(t0 + 201ms)));
+  acts = answer_all(m, t0 + 202ms,
+                    {{answer::foreign, -1ms}, {answer::foreign, -1ms}, {answer::foreign, -1ms}});
+  // Three attempts; the woken one was free, so retry_count 1 allowed the third.
+  EXPECT_EQ(m.attempts(), 3);
+  ASSERT_TRUE(find(acts, at::complete));
+  EXPECT_EQ(find(acts, at::complete)->ec, errc::resource_locked);
+}
+
+TEST(Wake, DuringAnAttemptMakesItsFailureRetryAtOnce) {
+  quorum_machine m(waiting_config(5), &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  // A release arrives while our requests are out: a denial may predate it.
+  EXPECT_TRUE(drain(m, m.resume(event::wake(t0 + 1ms))).empty());
+  auto acts = answer_all(m, t0 + 2ms,
+                         {{answer::foreign, -1ms}, {answer::foreign, -1ms}, {answer::ok, -1ms}});
+  ASSERT_TRUE(find(acts, at::wait));
+  EXPECT_EQ(find(acts, at::wait)->delay, 0ms);
+  // Once only: the next failure waits for the poll again.
+  drain(m, m.resume(event::retry_timer(t0 + 2ms)));
+  acts = answer_all(m, t0 + 3ms,
+                    {{answer::foreign, -1ms}, {answer::foreign, -1ms}, {answer::ok, -1ms}});
+  EXPECT_EQ(find(acts, at::wait)->delay, 199ms);
+}
+
+TEST(Wake, IgnoredByExtendReleaseAndFinishedOperations) {
+  op_config c = waiting_config(0);
+  c.kind = op_kind::extend;
+  c.lock_deadline = t0 + 10s;
+  quorum_machine ext(c, &zero_random);
+  drain(ext, ext.resume(event::start(t0)));
+  EXPECT_TRUE(drain(ext, ext.resume(event::wake(t0))).empty());
+  quorum_machine acq(waiting_config(0), &zero_random);
+  EXPECT_TRUE(drain(acq, acq.resume(event::wake(t0))).empty());  // not started
+  drain(acq, acq.resume(event::start(t0)));
+  answer_all(acq, t0, {{answer::ok, -1ms}, {answer::ok, -1ms}, {answer::ok, -1ms}});
+  ASSERT_TRUE(acq.finished());
+  EXPECT_TRUE(drain(acq, acq.resume(event::wake(t0 + 1ms))).empty());
+}
+
+// --- the wait budget -------------------------------------------------------------------
+
+TEST(WaitBudget, NoAttemptStartsAfterItAndTheLastWaitIsCut) {
+  auto c = waiting_config(-1);
+  c.wait_until = t0 + 300ms;
+  quorum_machine m(c, &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  auto acts = answer_all(
+      m, t0 + 1ms, {{answer::foreign, -1ms}, {answer::foreign, -1ms}, {answer::foreign, -1ms}});
+  EXPECT_EQ(find(acts, at::wait)->delay, 200ms);
+  drain(m, m.resume(event::retry_timer(t0 + 201ms)));
+  acts = answer_all(m, t0 + 202ms,
+                    {{answer::foreign, -1ms}, {answer::foreign, -1ms}, {answer::foreign, -1ms}});
+  ASSERT_TRUE(find(acts, at::wait));
+  EXPECT_EQ(find(acts, at::wait)->delay, 98ms);  // cut to the budget's end
+  acts = drain(m, m.resume(event::retry_timer(t0 + 300ms)));
+  ASSERT_TRUE(find(acts, at::complete));
+  EXPECT_EQ(find(acts, at::complete)->ec, errc::resource_locked);
+  EXPECT_EQ(m.attempts(), 2);
+}
+
+TEST(WaitBudget, SpentDuringAnAttemptCompletesWhenItFails) {
+  auto c = waiting_config(-1);
+  c.wait_until = t0 + 100ms;
+  quorum_machine m(c, &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  auto acts = answer_all(m, t0 + 150ms,
+                         {{answer::foreign, -1ms}, {answer::error, -1ms}, {answer::foreign, -1ms}});
+  ASSERT_TRUE(find(acts, at::release_all));  // nothing left behind
+  ASSERT_TRUE(find(acts, at::complete));
+  EXPECT_EQ(find(acts, at::complete)->ec, errc::resource_locked);
+  EXPECT_FALSE(find(acts, at::wait));
+}
+
+TEST(WaitBudget, AWakeAfterItCompletesAndOneBeforeItTries) {
+  auto c = waiting_config(-1);
+  c.wait_until = t0 + 100ms;
+  quorum_machine m(c, &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  answer_all(m, t0, {{answer::foreign, -1ms}, {answer::foreign, -1ms}, {answer::foreign, -1ms}});
+  ASSERT_TRUE(find(drain(m, m.resume(event::wake(t0 + 50ms))), at::send));
+  answer_all(m, t0 + 51ms,
+             {{answer::foreign, -1ms}, {answer::foreign, -1ms}, {answer::foreign, -1ms}});
+  auto acts = drain(m, m.resume(event::wake(t0 + 100ms)));
+  ASSERT_TRUE(find(acts, at::complete));
+  EXPECT_EQ(m.attempts(), 2);
+}
+
+// --- the wake table --------------------------------------------------------------------
+
+TEST(WakeTable, SubscribesOnFirstWaiterAndUnsubscribesAfterTheLast) {
+  wake_table t;
+  std::vector<std::string> sub, unsub;
+  t.add(1, {"a", "b"}, sub);
+  t.add(2, {"b"}, sub);
+  EXPECT_EQ(sub, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(t.channels(), 2u);
+  t.remove(1, {"a", "b"}, unsub);
+  EXPECT_EQ(unsub, (std::vector<std::string>{"a"}));
+  t.remove(2, {"b"}, unsub);
+  EXPECT_EQ(unsub, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(t.channels(), 0u);
+  t.remove(3, {"c"}, unsub);  // unknown: nothing
+  EXPECT_EQ(unsub.size(), 2u);
+}
+
+TEST(WakeTable, AReleaseWakesTheOldestAndItsRepeatsOnlyThatOne) {
+  wake_table t;
+  std::vector<std::string> sub, unsub;
+  t.add(1, {"ch"}, sub);
+  t.add(2, {"ch"}, sub);
+  t.add(3, {"ch"}, sub);
+  EXPECT_EQ(t.on_release("ch", "v1"), 1u);
+  EXPECT_EQ(t.on_release("ch", "v1"), 1u);            // node 2 reports the same release
+  t.remove(1, {"ch"}, unsub);                         // waiter 1 won
+  EXPECT_EQ(t.on_release("ch", "v1"), std::nullopt);  // node 3's report: nobody else
+  EXPECT_EQ(t.on_release("ch", "v2"), 2u);            // the next release: the next oldest
+  EXPECT_EQ(t.on_release("other", "v2"), std::nullopt);
+  EXPECT_EQ(t.oldest("ch"), 2u);
+}
+
+// --- the manager against fake deployments ----------------------------------------------
+
+using namespace std::chrono_literals;
+namespace rt = redlock::testing;
+
+class WakeManagerTest : public ::testing::Test {
+ public:
+  asio::io_context io;
+
+  static redlock::manager_options options() {
+    auto s = redlock::test::fast_options();
+    s.request_timeout = 100ms;
+    return s;
+  }
+
+  template <class Pred>
+  bool run_until(Pred pred, std::chrono::milliseconds limit = 10s) {
+    return redlock::test::run_until(io, std::move(pred), limit);
+  }
+
+  struct result {
+    bool done = false;
+    std::error_code ec;
+    redlock::lock l;
+    std::chrono::steady_clock::time_point at{};
+  };
+
+  std::shared_ptr<result> start(redlock::lock_manager& m, std::vector<std::string> r,
+                                redlock::call_options o = {}) {
+    auto out = std::make_shared<result>();
+    m.async_lock(std::move(r), 10s, o, [out](std::error_code ec, redlock::lock l) {
+      out->done = true;
+      out->ec = ec;
+      out->l = std::move(l);
+      out->at = std::chrono::steady_clock::now();
+    });
+    return out;
+  }
+
+  bool unlock(redlock::lock_manager& m, const redlock::lock& l) {
+    bool done = false;
+    m.async_unlock(l, [&](std::error_code, redlock::unlock_result) { done = true; });
+    return run_until([&] { return done; });
+  }
+
+  static std::size_t subscribed(rt::fake_deployment& d, const std::string& resource) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < d.size(); ++i)
+      n += d[i].subscribers(redlock::detail::release_channel(resource));
+    return n;
+  }
+};
+
+redlock::call_options patient() {
+  redlock::call_options o;
+  o.retry_count = -1;
+  o.retry_delay = 30s;  // a poll would come far too late: only a wake-up can make it in time
+  o.retry_jitter = 0ms;
+  return o;
+}
+
+TEST_F(WakeManagerTest, AWaiterWithA30sRetryDelayIsWokenByTheRelease) {
+  rt::fake_deployment d(io.get_executor(), 3);
+  redlock::lock_manager holder(io.get_executor(), d.nodes(), options());
+  redlock::lock_manager waiter(io.get_executor(), d.nodes(), options());
+  auto h = start(holder, {"r"});
+  ASSERT_TRUE(run_until([&] { return h->done; }));
+  ASSERT_FALSE(h->ec);
+  auto w = start(waiter, {"r"}, patient());
+  ASSERT_TRUE(run_until([&] { return subscribed(d, "r") == 3; }));
+  // The first attempt and the one after the confirmed subscriptions were denied.
+  ASSERT_TRUE(run_until([&] { return d[0].count(rt::script_kind::acquire) >= 3; }));
+  EXPECT_FALSE(w->done);
+  const auto released = std::chrono::steady_clock::now();
+  ASSERT_TRUE(unlock(holder, h->l));
+  ASSERT_TRUE(run_until([&] { return w->done; }, 5s));
+  ASSERT_FALSE(w->ec) << w->ec.message();
+  EXPECT_LT(w->at - released, 2s);
+  // The waiter is gone: so are its subscriptions.
+  ASSERT_TRUE(run_until([&] { return subscribed(d, "r") == 0; }));
+}
+
+TEST_F(WakeManagerTest, AReleaseWakesOnlyTheOldestWaiterOfTheManager) {
+  rt::fake_deployment d(io.get_executor(), 3);
+  redlock::lock_manager holder(io.get_executor(), d.nodes(), options());
+  redlock::lock_manager waiters(io.get_executor(), d.nodes(), options());
+  auto h = start(holder, {"r"});
+  ASSERT_TRUE(run_until([&] { return h->done; }));
+  constexpr int n = 6;
+  std::vector<std::shared_ptr<result>> w;
+  for (int i = 0; i < n; ++i) {
+    w.push_back(start(waiters, {"r"}, patient()));
+    // One at a time, so that registration order is the call order.
+    ASSERT_TRUE(run_until(
+        [&] { return d[0].count(rt::script_kind::acquire) >= static_cast<std::size_t>(i + 2); }));
+  }
+  ASSERT_TRUE(run_until([&] { return subscribed(d, "r") == 3; }));
+  // Quiet: the holder's acquire, each waiter's first attempt and the oldest's attempt after
+  // the confirmed subscription, each failed one released.
+  ASSERT_TRUE(run_until([&] {
+    return d[0].count(rt::script_kind::acquire) == n + 2 &&
+           d[0].count(rt::script_kind::release) == n + 1;
+  }));
+  // Each hand-off wakes exactly one waiter, oldest first: one acquire per node per release.
+  auto prev = h;
+  for (int i = 0; i < n; ++i) {
+    const auto before = d[0].count(rt::script_kind::acquire);
+    ASSERT_TRUE(unlock(i == 0 ? holder : waiters, prev->l));
+    ASSERT_TRUE(run_until([&] { return w[i]->done; }, 5s)) << "waiter " << i;
+    ASSERT_FALSE(w[i]->ec);
+    for (int j = i + 1; j < n; ++j)
+      EXPECT_FALSE(w[j]->done) << "waiter " << j << " overtook waiter " << i;
+    EXPECT_EQ(d[0].count(rt::script_kind::acquire) - before, 1u) << "hand-off " << i;
+    prev = w[i];
+  }
+  ASSERT_TRUE(unlock(waiters, prev->l));
+  ASSERT_TRUE(run_until([&] { return subscribed(d, "r") == 0; }));
+}
+
+TEST_F(WakeManagerTest, LostAnnouncementsFallBackToTheRetryTimer) {
+  rt::fake_deployment d(io.get_executor(), 3);
+  for (std::size_t i = 0; i < d.size(); ++i)
+    d[i].drop_announcements(true);
+  redlock::lock_manager holder(io.get_executor(), d.nodes(), options());
+  redlock::lock_manager waiter(io.get_executor(), d.nodes(), options());
+  auto h = start(holder, {"r"});
+  ASSERT_TRUE(run_until([&] { return h->done; }));
+  auto o = patient();
+  o.retry_delay = 50ms;
+  auto w = start(waiter, {"r"}, o);
+  ASSERT_TRUE(run_until([&] { return d[0].count(rt::script_kind::acquire) >= 3; }));
+  ASSERT_TRUE(unlock(holder, h->l));
+  ASSERT_TRUE(run_until([&] { return w->done; }, 5s));
+  EXPECT_FALSE(w->ec);
+  for (std::size_t i = 0; i < d.size(); ++i)
+    EXPECT_EQ(d[i].announcements(), 0u);
+}
+
+TEST_F(WakeManagerTest, ACrashedHoldersKeysCostTheirTtlNotAPoll) {
+  rt::fake_deployment d(io.get_executor(), 3);
+  // A holder that never releases (crashed) with 100 ms left on every node.
+  for (std::size_t i = 0; i < d.size(); ++i)
+    d[i].set_key("r", "crashed-holder", 100ms);
+  auto s = options();
+  s.wakeup = false;  // only the TTL in the denials can help
+  redlock::lock_manager waiter(io.get_executor(), d.nodes(), s);
+  auto w = start(waiter, {"r"}, patient());
+  ASSERT_TRUE(run_until([&] { return d[2].count(rt::script_kind::acquire) >= 1; }));
+  d.clock().advance(100ms);  // the fakes' keys expire on their virtual clock
+  ASSERT_TRUE(run_until([&] { return w->done; }, 5s));
+  ASSERT_FALSE(w->ec) << w->ec.message();
+  EXPECT_EQ(w->l.attempts(), 2);
+}
+
+TEST_F(WakeManagerTest, WithWakeupOffReleasesUseNodeRedlocksScriptAndNothingSubscribes) {
+  rt::fake_deployment d(io.get_executor(), 3);
+  auto s = options();
+  s.wakeup = false;
+  redlock::lock_manager holder(io.get_executor(), d.nodes(), s);
+  redlock::lock_manager waiter(io.get_executor(), d.nodes(), s);
+  auto h = start(holder, {"r"});
+  ASSERT_TRUE(run_until([&] { return h->done; }));
+  auto o = patient();
+  o.retry_delay = 20ms;
+  auto w = start(waiter, {"r"}, o);
+  ASSERT_TRUE(run_until([&] { return d[0].count(rt::script_kind::acquire) >= 2; }));
+  EXPECT_EQ(subscribed(d, "r"), 0u);
+  ASSERT_TRUE(unlock(holder, h->l));
+  ASSERT_TRUE(run_until([&] { return w->done; }));
+  for (const auto& c : d[0].calls()) {
+    if (c.kind == rt::script_kind::release) {
+      EXPECT_FALSE(c.announces);
+    }
+  }
+}
+
+TEST_F(WakeManagerTest, MaxWaitBoundsTheWaitAndRetriesWithinIt) {
+  rt::fake_deployment d(io.get_executor(), 3);
+  for (std::size_t i = 0; i < d.size(); ++i)
+    d[i].set_key("r", "other");  // held for good
+  auto s = options();
+  s.retry_count = 1;
+  redlock::lock_manager m(io.get_executor(), d.nodes(), s);
+  redlock::call_options o;
+  o.max_wait = 150ms;
+  o.retry_delay = 20ms;
+  o.retry_jitter = 0ms;
+  const auto t = std::chrono::steady_clock::now();
+  auto w = start(m, {"r"}, o);
+  ASSERT_TRUE(run_until([&] { return w->done; }, 5s));
+  EXPECT_EQ(w->ec, errc::resource_locked);
+  EXPECT_GE(w->at - t, 150ms);
+  // No retry_count given: the budget alone bounds the attempts, not the manager's 1 retry.
+  EXPECT_GT(w->l.attempts(), 3);
+  EXPECT_TRUE(run_until([&] { return subscribed(d, "r") == 0; }));
+}
+
+TEST_F(WakeManagerTest, MaxWaitMustNotBeNegative) {
+  rt::fake_deployment d(io.get_executor(), 1);
+  redlock::lock_manager m(io.get_executor(), d.nodes(), options());
+  redlock::call_options o;
+  o.max_wait = -1ms;
+  auto w = start(m, {"r"}, o);
+  ASSERT_TRUE(run_until([&] { return w->done; }));
+  EXPECT_EQ(w->ec, errc::invalid_argument);
+  EXPECT_NE(w->l.report().detail.find("max_wait"), std::string::npos);
+  EXPECT_EQ(d[0].calls().size(), 0u);
+}
+
+}  // namespace
