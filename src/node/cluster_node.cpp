@@ -433,7 +433,9 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
 struct cluster_node::notifier_impl final : detail::notifier_core,
                                            std::enable_shared_from_this<notifier_impl> {
   notifier_impl(std::shared_ptr<cluster_node::impl> node, notification_handler h)
-      : node_(std::move(node)), handler_(std::move(h)), timer_(node_->strand_) {}
+      : node_(std::move(node)),
+        handler_(std::make_shared<notification_handler>(std::move(h))),
+        timer_(node_->strand_) {}
 
   void subscribe(const std::string& channel) override {
     if (closed_ || channels_.count(channel))
@@ -500,7 +502,11 @@ struct cluster_node::notifier_impl final : detail::notifier_core,
     e.host = hp->host;
     e.port = hp->port;
     detail::subscriber::callbacks cb;
-    cb.on_event = handler_;
+    // One handler for every connection: a stateful handler is not copied per link.
+    cb.on_event = [h = handler_](const notification& n) {
+      if (*h)
+        (*h)(n);
+    };
     cb.on_down = [w = weak_from_this()](const std::string&) {
       if (auto self = w.lock(); self && !self->closed_)
         self->node_->refresh(false);  // a master may have failed over
@@ -589,7 +595,7 @@ struct cluster_node::notifier_impl final : detail::notifier_core,
   }
 
   std::shared_ptr<cluster_node::impl> node_;
-  notification_handler handler_;
+  std::shared_ptr<notification_handler> handler_;
   std::map<std::string, std::string> channels_;  // channel → "host:port" of its link, or ""
   std::map<std::string, std::shared_ptr<detail::subscriber>> links_;
   asio::basic_waitable_timer<std::chrono::steady_clock,

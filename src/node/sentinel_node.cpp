@@ -383,7 +383,9 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
 struct sentinel_node::notifier_impl final : detail::notifier_core,
                                             std::enable_shared_from_this<notifier_impl> {
   notifier_impl(std::shared_ptr<sentinel_node::impl> node, notification_handler h)
-      : node_(std::move(node)), handler_(std::move(h)), timer_(node_->strand_) {}
+      : node_(std::move(node)),
+        handler_(std::make_shared<notification_handler>(std::move(h))),
+        timer_(node_->strand_) {}
 
   void subscribe(const std::string& channel) override {
     if (closed_)
@@ -428,7 +430,11 @@ struct sentinel_node::notifier_impl final : detail::notifier_core,
     if (pending_.empty())
       return;
     detail::subscriber::callbacks cb;
-    cb.on_event = handler_;
+    // One handler for every connection: a stateful handler is not copied per link.
+    cb.on_event = [h = handler_](const notification& n) {
+      if (*h)
+        (*h)(n);
+    };
     cb.on_down = [w = weak_from_this()](const std::string&) {
       if (auto self = w.lock(); self && !self->closed_)
         self->node_->resolve_for_notifier();
@@ -462,7 +468,7 @@ struct sentinel_node::notifier_impl final : detail::notifier_core,
   }
 
   std::shared_ptr<sentinel_node::impl> node_;
-  notification_handler handler_;
+  std::shared_ptr<notification_handler> handler_;
   std::set<std::string> pending_;  // wanted before a master is known
   std::shared_ptr<detail::subscriber> sub_;
   asio::basic_waitable_timer<std::chrono::steady_clock,
