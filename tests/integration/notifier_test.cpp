@@ -19,6 +19,7 @@
 #include "redlock/cluster_node.hpp"
 #include "redlock/redis_node.hpp"
 #include "redlock/sentinel_node.hpp"
+#include "support/certificates.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
@@ -160,6 +161,21 @@ TEST_F(Notifier, WorksOverAUnixSocketWithAPassword) {
   ASSERT_TRUE(wait_for([&] { return rec.count(kind::subscribed, "ch") == 1; }));
   server.command({"SPUBLISH", "ch", "x"});
   EXPECT_TRUE(wait_for([&] { return rec.got_message("ch", "x"); }));
+}
+
+TEST_F(Notifier, WorksOverTls) {
+  redis_server_options o;
+  o.tls = true;
+  redis_server server(o);
+  redlock::endpoint ep = redlock::parse_endpoint(server.tls_url());
+  ep.tls.ca_file = redlock::test::certs().ca_cert;
+  redlock::redis_node node(io_.get_executor(), ep);
+  recorder rec;
+  auto n = node.open_notifier(rec.handler());
+  n->subscribe("ch");
+  ASSERT_TRUE(wait_for([&] { return rec.count(kind::subscribed, "ch") == 1; }));
+  server.command({"SPUBLISH", "ch", "over-tls"});
+  EXPECT_TRUE(wait_for([&] { return rec.got_message("ch", "over-tls"); }));
 }
 
 TEST_F(Notifier, CloseDropsTheSubscriptionsAndNoEventFollows) {
