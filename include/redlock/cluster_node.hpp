@@ -93,10 +93,21 @@ class cluster_node final : public node {
   /// a redis_node on one of its masters. Fails (no identity) when no node answers
   /// `CLUSTER NODES`. Completes on the node's strand, never inside this call.
   void async_identify(identity_handler handler) override;
+  /// Also closes every notifier this node opened.
   void close() override;
+
+  /// A notifier that SSUBSCRIBEs each channel at the master owning the channel's hash slot
+  /// (hashed like a key, hash tags included: cluster_key_slot), with one connection per
+  /// master that has subscriptions (see redis_node::open_notifier for the connection). When
+  /// a master drops a channel (its slot moved: the server sends "sunsubscribe"), refuses it
+  /// (MOVED), or its connection is lost (`lost` for each of its channels), the slot map is
+  /// read again and the channel subscribed at the slot's owner (`subscribed` once it
+  /// confirmed). Events run on the node's strand, one at a time.
+  std::shared_ptr<notifier> open_notifier(notification_handler on_event) override;
 
  private:
   struct impl;
+  struct notifier_impl;
   std::shared_ptr<impl> impl_;
 };
 

@@ -55,7 +55,18 @@ class redis_node final : public node {
   const std::string& id() const noexcept override;
   void async_eval(const script& s, std::span<const std::string> keys,
                   std::span<const std::string> args, reply_handler handler) override;
+  /// Fails every request in flight with errc::closed and refuses new ones; also closes every
+  /// notifier this node opened. Idempotent; does not block.
   void close() override;
+
+  /// A notifier with its own connection to this node's endpoint (same transport, AUTH,
+  /// username, db and TLS settings, same connect timeout and backoff), opened on the first
+  /// subscribe and closed again once nothing is subscribed. SSUBSCRIBE, or SUBSCRIBE on a
+  /// server that does not know SSUBSCRIBE. After a lost connection: `lost` (empty channel),
+  /// reconnect after the backoff, `subscribed` for each channel again. Events run on a strand
+  /// of the notifier's own, one at a time. After close() returns, an event already under way
+  /// may still run; none starts after that.
+  std::shared_ptr<notifier> open_notifier(notification_handler on_event) override;
 
   /// Sends `INFO server` and completes with {"run_id:<run_id>"}: the server's run_id is the
   /// same whatever name or address the node was given. On an error (the node cannot connect,

@@ -79,7 +79,15 @@ class sentinel_node final : public node {
   /// Sentinel URL and its master's URL conflict. On failure: the request's error and no
   /// identity. Completes on an executor of the node's choosing, never inside this call.
   void async_identify(identity_handler handler) override;
+  /// Also closes every notifier this node opened.
   void close() override;
+
+  /// A notifier on the current master (see redis_node::open_notifier for the connection),
+  /// following failovers: a lookup that names a new master (after the pub/sub connection was
+  /// lost, or by the periodic check every refresh_interval while something is subscribed)
+  /// moves the subscriptions there: `lost`, then `subscribed` per channel. Events run on the
+  /// node's strand, one at a time.
+  std::shared_ptr<notifier> open_notifier(notification_handler on_event) override;
 
   /// Any command, sent to the current master. Completion signature, errors, cancellation and
   /// handler as node::async_eval.
@@ -90,6 +98,7 @@ class sentinel_node final : public node {
 
  private:
   struct impl;
+  struct notifier_impl;
   std::shared_ptr<impl> impl_;
 };
 

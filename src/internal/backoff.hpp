@@ -28,6 +28,12 @@ class backoff {
   duration fail(time_point now);
   /// The server answered: the next failure starts from `initial` again.
   void reset() noexcept { current_ = duration(0); }
+  /// Another server (a failover's new master): an attempt may start at once, and the next
+  /// failure starts from `initial`.
+  void restart() noexcept {
+    current_ = duration(0);
+    next_attempt_ = time_point{};
+  }
 
   /// True while no new attempt may start.
   bool waiting(time_point now) const noexcept { return now < next_attempt_; }

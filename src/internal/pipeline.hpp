@@ -141,6 +141,11 @@ struct handshake {
   int db = 0;
 };
 
+/// Appends the handshake's commands to `out`, AUTH before SELECT, and returns how many it
+/// appended (0..2): each is answered by one reply, in that order. Shared by the pipeline and
+/// the notifiers' pub/sub connections (internal/subscriber.hpp), which open the same way.
+std::size_t append_handshake(std::string& out, const handshake& h);
+
 struct pipeline_options {
   std::chrono::milliseconds request_timeout{500};
   reader_limits limits;

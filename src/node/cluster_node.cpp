@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include <asio/post.hpp>
@@ -14,6 +15,7 @@
 #include "internal/host_list.hpp"
 #include "internal/parse_or_throw.hpp"
 #include "internal/resp.hpp"
+#include "internal/subscriber.hpp"
 #include "internal/topology.hpp"
 #include "redlock/error.hpp"
 
@@ -342,6 +344,7 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
   }
 
   void after_refresh() {
+    notify_slots();
     std::deque<request_ptr> waiting;
     waiting.swap(waiting_);
     for (auto& r : waiting) {
@@ -385,10 +388,21 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
     return n;
   }
 
+  // ---- notifiers (strand only) ------------------------------------------------------------
+
+  /// "host:port" of the master owning `slot`, or empty when unknown.
+  std::string owner_address(std::uint16_t slot) const {
+    const int idx = owner_[slot];
+    return idx < 0 ? std::string() : addresses_[static_cast<std::size_t>(idx)];
+  }
+  void notify_slots();
+  void close_notifiers();
+
   void close() {
     if (closed_)
       return;
     closed_ = true;
+    close_notifiers();
     for (auto& [address, n] : nodes_)
       n->close();
     fail_waiting(errc::closed, "node " + id_ + " was closed");
@@ -406,7 +420,206 @@ struct cluster_node::impl : std::enable_shared_from_this<impl> {
   std::chrono::steady_clock::time_point last_refresh_{};
   bool refreshing_ = false;
   bool closed_ = false;
+  std::vector<std::weak_ptr<notifier_impl>> notifiers_;
 };
+
+// The notifier of a cluster_node: one subscriber per master that has channels, on the node's
+// strand (it reads the slot map and starts refreshes directly). Each channel is placed at
+// the owner of its slot; a channel whose owner is unknown waits for a refresh. After every
+// refresh each channel is checked: moved to its slot's new owner, or subscribed again where
+// it is when the server had dropped it. A link left without channels is closed. A timer
+// (1 s, while something is subscribed) refreshes again when a channel is not placed or a
+// link is not connected, so a refresh that failed (no node answered) is retried.
+struct cluster_node::notifier_impl final : detail::notifier_core,
+                                           std::enable_shared_from_this<notifier_impl> {
+  notifier_impl(std::shared_ptr<cluster_node::impl> node, notification_handler h)
+      : node_(std::move(node)),
+        handler_(std::make_shared<notification_handler>(std::move(h))),
+        timer_(node_->strand_) {}
+
+  void subscribe(const std::string& channel) override {
+    if (closed_ || channels_.count(channel))
+      return;
+    channels_[channel] = std::string();
+    place(channel);
+    arm_timer();
+  }
+
+  void unsubscribe(const std::string& channel) override {
+    auto it = channels_.find(channel);
+    if (closed_ || it == channels_.end())
+      return;
+    const std::string address = it->second;
+    channels_.erase(it);
+    if (auto l = links_.find(address); l != links_.end()) {
+      l->second->unsubscribe(channel);
+      // The link's connection closes by itself once the unsubscribe is confirmed; the link
+      // object goes at the next placement pass if it stays empty.
+    }
+  }
+
+  void close() override {
+    if (closed_)
+      return;
+    closed_ = true;
+    for (auto& [address, l] : links_)
+      l->close();
+    links_.clear();
+    channels_.clear();
+    timer_.cancel();
+  }
+
+  // Puts `channel` at its slot's owner as the node's map says; a refresh when unknown.
+  void place(const std::string& channel) {
+    auto it = channels_.find(channel);
+    if (it == channels_.end())
+      return;
+    const std::string owner = node_->owner_address(cluster_key_slot(channel));
+    if (owner.empty()) {
+      node_->refresh(true);
+      return;
+    }
+    move_to(it, owner);
+  }
+
+  void move_to(std::map<std::string, std::string>::iterator it, const std::string& owner) {
+    if (it->second == owner)
+      return;
+    if (auto old = links_.find(it->second); old != links_.end())
+      old->second->unsubscribe(it->first);
+    it->second = owner;
+    if (auto l = link_for(owner))
+      l->subscribe(it->first);
+  }
+
+  std::shared_ptr<detail::subscriber> link_for(const std::string& address) {
+    if (auto it = links_.find(address); it != links_.end())
+      return it->second;
+    const auto hp = detail::split_address(address);
+    if (!hp)
+      return nullptr;
+    endpoint e = node_->cfg_.seeds.front();
+    e.host = hp->host;
+    e.port = hp->port;
+    detail::subscriber::callbacks cb;
+    // One handler for every connection: a stateful handler is not copied per link.
+    cb.on_event = [h = handler_](const notification& n) {
+      if (*h)
+        (*h)(n);
+    };
+    cb.on_down = [w = weak_from_this()](const std::string&) {
+      if (auto self = w.lock(); self && !self->closed_)
+        self->node_->refresh(false);  // a master may have failed over
+    };
+    cb.on_refused = [w = weak_from_this(), host = hp->host](const std::string& channel,
+                                                            const std::string& why) {
+      if (auto self = w.lock(); self && !self->closed_)
+        self->on_refused(channel, why, host);
+    };
+    auto l = std::make_shared<detail::subscriber>(node_->strand_, std::move(e), node_->cfg_.options,
+                                                  std::move(cb),
+                                                  /*lost_per_channel=*/true);
+    links_.emplace(address, l);
+    return l;
+  }
+
+  void on_refused(const std::string& channel, const std::string& why,
+                  const std::string& sender_host) {
+    auto it = channels_.find(channel);
+    if (it == channels_.end())
+      return;
+    // MOVED names the new owner: go there at once. A dropped channel ("sunsubscribe" from
+    // the server) does not, so the map is read again first.
+    if (auto redirect = detail::parse_redirect(why, sender_host); redirect && !redirect->ask) {
+      const std::string owner = join_address(redirect->host, redirect->port);
+      node_->owner_[redirect->slot] = node_->address_index(owner);
+      move_to(it, owner);
+      node_->refresh(false);  // more slots have probably moved too
+      return;
+    }
+    node_->refresh(true);
+  }
+
+  // After a refresh: every channel to its slot's owner; those whose owner did not change but
+  // were dropped are subscribed there again; links without channels are closed.
+  void on_slots() {
+    if (closed_)
+      return;
+    for (auto it = channels_.begin(); it != channels_.end(); ++it) {
+      const std::string owner = node_->owner_address(cluster_key_slot(it->first));
+      if (!owner.empty())
+        move_to(it, owner);
+    }
+    for (auto& [address, l] : links_)
+      l->retry_refused();
+    prune_links();
+  }
+
+  void prune_links() {
+    for (auto it = links_.begin(); it != links_.end();) {
+      if (it->second->nothing_wanted()) {
+        // Not closed here: an unsubscribe may still be in flight, and the subscriber closes
+        // its own connection once it is confirmed. Dropping our reference is enough; the
+        // pending operations keep it alive until then.
+        it = links_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  bool needs_refresh() const {
+    for (const auto& [channel, address] : channels_)
+      if (address.empty())
+        return true;
+    for (const auto& [address, l] : links_)
+      if (!l->nothing_wanted() && !l->connected())
+        return true;
+    return false;
+  }
+
+  void arm_timer() {
+    if (timer_armed_ || closed_)
+      return;
+    timer_armed_ = true;
+    timer_.expires_after(std::chrono::seconds(1));
+    timer_.async_wait([self = shared_from_this()](asio::error_code ec) {
+      self->timer_armed_ = false;
+      if (ec || self->closed_ || self->channels_.empty())
+        return;  // re-armed by the next subscribe
+      self->prune_links();
+      if (self->needs_refresh())
+        self->node_->refresh(false);
+      self->arm_timer();
+    });
+  }
+
+  std::shared_ptr<cluster_node::impl> node_;
+  std::shared_ptr<notification_handler> handler_;
+  std::map<std::string, std::string> channels_;  // channel → "host:port" of its link, or ""
+  std::map<std::string, std::shared_ptr<detail::subscriber>> links_;
+  asio::basic_waitable_timer<std::chrono::steady_clock,
+                             asio::wait_traits<std::chrono::steady_clock>,
+                             asio::strand<asio::any_io_executor>>
+      timer_;
+  bool timer_armed_ = false;
+  bool closed_ = false;
+};
+
+void cluster_node::impl::notify_slots() {
+  std::erase_if(notifiers_, [](const auto& w) { return w.expired(); });
+  for (auto& w : std::vector(notifiers_))
+    if (auto n = w.lock())
+      n->on_slots();
+}
+
+void cluster_node::impl::close_notifiers() {
+  auto list = std::move(notifiers_);
+  notifiers_.clear();
+  for (auto& w : list)
+    if (auto n = w.lock())
+      n->close();
+}
 
 cluster_node::cluster_node(asio::any_io_executor ex, cluster_options cfg) {
   if (cfg.seeds.empty())
@@ -454,6 +667,18 @@ void cluster_node::async_eval(const script& s, std::span<const std::string> keys
 void cluster_node::async_identify(identity_handler handler) {
   asio::post(impl_->strand_,
              [i = impl_, h = std::move(handler)]() mutable { i->identify(std::move(h)); });
+}
+
+std::shared_ptr<notifier> cluster_node::open_notifier(notification_handler on_event) {
+  auto core = std::make_shared<notifier_impl>(impl_, std::move(on_event));
+  // Registered on the strand, before any subscribe posted after this returns.
+  asio::post(impl_->strand_, [i = impl_, core] {
+    if (i->closed_)
+      return core->close();
+    std::erase_if(i->notifiers_, [](const auto& w) { return w.expired(); });
+    i->notifiers_.push_back(core);
+  });
+  return std::make_shared<detail::strand_notifier>(impl_->strand_, core);
 }
 
 void cluster_node::close() {

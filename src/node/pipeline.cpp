@@ -108,6 +108,27 @@ void request_ring::grow() {
   head_ = 0;
 }
 
+std::size_t append_handshake(std::string& out, const handshake& h) {
+  std::size_t n = 0;
+  if (!h.password.empty()) {
+    if (h.username.empty()) {
+      std::array<std::string_view, 2> argv{"AUTH", h.password};
+      append_command(out, argv);
+    } else {
+      std::array<std::string_view, 3> argv{"AUTH", h.username, h.password};
+      append_command(out, argv);
+    }
+    ++n;
+  }
+  if (h.db != 0) {
+    std::string db = std::to_string(h.db);
+    std::array<std::string_view, 2> argv{"SELECT", db};
+    append_command(out, argv);
+    ++n;
+  }
+  return n;
+}
+
 // ---- pipeline: connection events ---------------------------------------------------------
 
 pipeline::pipeline(pipeline_options opts) : opts_(opts), reader_(opts.limits) {}
@@ -129,30 +150,19 @@ bool pipeline::transport_ready(const handshake& h) {
   // Nothing but the handshake is written until every handshake reply has succeeded: queued
   // requests pipelined behind a failed AUTH would run as the `default` user, behind a failed
   // SELECT in db 0. They wait in pending_ under their own deadlines.
+  const std::size_t n = append_handshake(handshake_out_, h);
+  // Entries in reply order: AUTH first when there is one.
   if (h.db != 0) {
-    std::string db = std::to_string(h.db);
-    std::array<std::string_view, 2> argv{"SELECT", db};
-    append_command(handshake_out_, argv);
     request r;
     r.k = request::kind::select;
     entries_.push_front(std::move(r));
-    ++handshake_left_;
   }
   if (!h.password.empty()) {
-    std::string auth;
-    if (h.username.empty()) {
-      std::array<std::string_view, 2> argv{"AUTH", h.password};
-      append_command(auth, argv);
-    } else {
-      std::array<std::string_view, 3> argv{"AUTH", h.username, h.password};
-      append_command(auth, argv);
-    }
-    handshake_out_.insert(0, auth);
     request r;
     r.k = request::kind::auth;
     entries_.push_front(std::move(r));
-    ++handshake_left_;
   }
+  handshake_left_ = n;
   if (handshake_left_ == 0) {
     phase_ = phase::ready;
     return false;

@@ -2,7 +2,8 @@
 // server, the timers, and a loop over what the request pipeline (internal/pipeline.hpp)
 // asks for. The pipeline owns requests, encoding, reply matching, the handshake gating,
 // NOSCRIPT resends and deadlines; the backoff (internal/backoff.hpp) decides when to
-// reconnect; internal/tls_context.hpp builds the TLS setup.
+// reconnect; internal/tls_context.hpp builds the TLS setup; internal/transport.hpp opens the
+// connection (shared with the notifiers' pub/sub connections, internal/subscriber.hpp).
 //
 // Shape: every piece of state lives in `impl` and is touched only on one strand. Public
 // methods post to the strand, so a handler never runs inside the initiating call. Async
@@ -37,7 +38,9 @@
 #include "internal/backoff.hpp"
 #include "internal/pipeline.hpp"
 #include "internal/resp.hpp"
+#include "internal/subscriber.hpp"
 #include "internal/tls_context.hpp"
+#include "internal/transport.hpp"
 #include "redlock/error.hpp"
 
 namespace redlock {
@@ -45,19 +48,13 @@ namespace redlock {
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-using strand_type = asio::strand<asio::any_io_executor>;
-// Concrete strand executors on the I/O objects: completion handlers are dispatched through
-// the strand without the type erasure of any_io_executor.
-using tcp_socket = asio::basic_stream_socket<asio::ip::tcp, strand_type>;
-using unix_socket = asio::basic_stream_socket<asio::local::stream_protocol, strand_type>;
-using tls_stream = asio::ssl::stream<tcp_socket>;
-using timer_type =
-    asio::basic_waitable_timer<clock_type, asio::wait_traits<clock_type>, strand_type>;
-using resolver_type = asio::ip::basic_resolver<asio::ip::tcp, strand_type>;
+using detail::strand_type;
+using detail::tcp_socket;
+using timer_type = detail::steady_timer_type;
+using detail::connection;
 using detail::error_reply;
 using phase = detail::pipeline::phase;
 
-constexpr std::size_t read_buffer_size = 64 * 1024;
 // Scripts cached per node (SHA1, encoded EVAL/EVALSHA prefixes). Beyond this many distinct
 // scripts each request carries its own copy, so a caller generating scripts cannot grow
 // the node without bound.
@@ -66,44 +63,6 @@ constexpr std::size_t max_cached_scripts = 256;
 std::string ms_string(std::chrono::milliseconds d) {
   return std::to_string(d.count()) + " ms";
 }
-
-// One transport connection. Owned by shared_ptr: pending operations keep it alive (an
-// ssl::stream must outlive its operations, and so must the buffer of the write in flight),
-// and a handler whose connection is no longer the node's current one knows it is stale.
-struct connection {
-  connection() : read_buf(read_buffer_size) {}
-
-  template <class F>
-  void with_stream(F&& f) {
-    if (tls)
-      f(*tls);
-    else if (tcp)
-      f(*tcp);
-    else
-      f(*local);
-  }
-
-  void close() noexcept {
-    asio::error_code ec;
-    if (resolver)
-      resolver->cancel();
-    if (tls)
-      tls->lowest_layer().close(ec);
-    if (tcp)
-      tcp->close(ec);
-    if (local)
-      local->close(ec);
-  }
-
-  std::optional<resolver_type> resolver;
-  std::optional<tcp_socket> tcp;
-  std::optional<tls_stream> tls;
-  std::optional<unix_socket> local;
-  std::string writing;  // the buffer of the write in flight (from pipeline::take_write)
-  std::vector<char> read_buf;
-  bool tcp_connected = false;   // for hints: a stall after this is the TLS handshake's
-  bool handshake_done = false;  // TLS handshake finished (errors after it are not tls_failed)
-};
 
 detail::pipeline_options pipeline_options_for(const connection_options& opts) {
   detail::pipeline_options p;
@@ -192,6 +151,7 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
   }
 
   void close() {
+    close_notifiers();
     if (closed_)
       return;
     drop_connection();
@@ -199,6 +159,37 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
     request_timer_.cancel();
     connect_timer_.cancel();
     fail_all(errc::closed, "node " + id_ + " was closed");
+  }
+
+  // Any thread. The node keeps weak references only: a notifier may outlive the node, and
+  // the list is pruned of dead entries whenever one is added, so it stays as long as the
+  // number of live notifiers.
+  std::shared_ptr<notifier> open_notifier(notification_handler on_event) {
+    auto strand = asio::make_strand(strand_.get_inner_executor());
+    detail::subscriber::callbacks cb;
+    cb.on_event = std::move(on_event);
+    auto core = std::make_shared<detail::subscriber>(strand, ep_, opts_, std::move(cb));
+    auto n = std::make_shared<detail::strand_notifier>(strand, core);
+    std::lock_guard lock(notifiers_mutex_);
+    if (notifiers_closed_) {
+      n->close();
+      return n;
+    }
+    std::erase_if(notifiers_, [](const std::weak_ptr<notifier>& w) { return w.expired(); });
+    notifiers_.push_back(n);
+    return n;
+  }
+
+  void close_notifiers() {
+    std::vector<std::weak_ptr<notifier>> list;
+    {
+      std::lock_guard lock(notifiers_mutex_);
+      notifiers_closed_ = true;
+      list.swap(notifiers_);
+    }
+    for (auto& w : list)
+      if (auto n = w.lock())
+        n->close();
   }
 
   void post_close() {
@@ -218,78 +209,17 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
   }
 
   void launch_connect() {
+    if (ep_.tls.enabled && !ensure_tls_context())
+      return connect_failed(errc::tls_failed, tls_ctx_error_);
     auto c = conn_;
-    auto self = shared_from_this();
-    if (ep_.kind == endpoint::transport::unix_socket) {
-      c->local.emplace(strand_);
-      c->local->async_connect(
-          asio::local::stream_protocol::endpoint(ep_.path), [self, c](asio::error_code ec) {
-            if (c != self->conn_)
-              return;
-            if (ec)
-              return self->connect_failed(errc::connect_failed, "connect: " + ec.message());
-            self->on_transport_ready(c);
-          });
-      return;
-    }
-    if (ep_.tls.enabled) {
-      if (!ensure_tls_context())
-        return connect_failed(errc::tls_failed, tls_ctx_error_);
-      c->tls.emplace(strand_, *tls_ctx_);
-    } else {
-      c->tcp.emplace(strand_);
-    }
-    tcp_socket& sock = c->tls ? c->tls->next_layer() : *c->tcp;
-    asio::error_code aec;
-    const auto addr = asio::ip::make_address(ep_.host, aec);
-    if (!aec) {
-      // An IP literal: no resolver round trip.
-      sock.async_connect(asio::ip::tcp::endpoint(addr, ep_.port),
-                         [self, c](asio::error_code ec) { self->on_tcp_connected(c, ec); });
-      return;
-    }
-    c->resolver.emplace(strand_);
-    c->resolver->async_resolve(
-        ep_.host, std::to_string(ep_.port),
-        [self, c](asio::error_code ec, asio::ip::tcp::resolver::results_type results) {
-          if (c != self->conn_)
-            return;
-          if (ec)
-            return self->connect_failed(errc::connect_failed,
-                                        "resolve " + self->ep_.host + ": " + ec.message());
-          tcp_socket& s = c->tls ? c->tls->next_layer() : *c->tcp;
-          asio::async_connect(s, results,
-                              [self, c](asio::error_code e, const asio::ip::tcp::endpoint&) {
-                                self->on_tcp_connected(c, e);
-                              });
-        });
-  }
-
-  void on_tcp_connected(const std::shared_ptr<connection>& c, asio::error_code ec) {
-    if (c != conn_)
-      return;
-    if (ec)
-      return connect_failed(errc::connect_failed, "connect: " + ec.message());
-    c->tcp_connected = true;
-    tcp_socket& sock = c->tls ? c->tls->next_layer() : *c->tcp;
-    if (opts_.tcp_nodelay)
-      sock.set_option(asio::ip::tcp::no_delay(true), ec);
-    if (!c->tls)
-      return on_transport_ready(c);
-    // Verification is set up on the context (see make_tls_context); SNI is per connection.
-    if (!detail::set_tls_sni(c->tls->native_handle(), detail::tls_peer_name(ep_)))
-      return connect_failed(errc::tls_failed, "cannot set TLS SNI name");
-    c->tls->async_handshake(
-        asio::ssl::stream_base::client, [self = shared_from_this(), c](asio::error_code e) {
-          if (c != self->conn_)
-            return;
-          if (e)
-            return self->connect_failed(
-                errc::tls_failed,
-                "TLS handshake: " + detail::describe_tls_error(e) + detail::not_tls_hint(e));
-          c->handshake_done = true;
-          self->on_transport_ready(c);
-        });
+    detail::async_open(c, strand_, ep_, opts_.tcp_nodelay, tls_ctx_ ? &*tls_ctx_ : nullptr,
+                       [self = shared_from_this(), c](std::optional<errc> code, std::string why) {
+                         if (c != self->conn_)
+                           return;
+                         if (code)
+                           return self->connect_failed(*code, why);
+                         self->on_transport_ready(c);
+                       });
   }
 
   bool ensure_tls_context() {
@@ -550,6 +480,10 @@ struct redis_node::impl : std::enable_shared_from_this<impl> {
   bool drain_scheduled_ = false;   // guarded by inbox_mutex_
   std::vector<inbound> draining_;  // strand only; swapped with inbox_ to keep both capacities
 
+  std::mutex notifiers_mutex_;
+  std::vector<std::weak_ptr<notifier>> notifiers_;  // guarded by notifiers_mutex_
+  bool notifiers_closed_ = false;                   // guarded by notifiers_mutex_
+
   // Strand-only state.
   bool closed_ = false;
   std::shared_ptr<connection> conn_;
@@ -586,6 +520,10 @@ const endpoint& redis_node::get_endpoint() const noexcept {
 
 void redis_node::close() {
   impl_->post_close();
+}
+
+std::shared_ptr<notifier> redis_node::open_notifier(notification_handler on_event) {
+  return impl_->open_notifier(std::move(on_event));
 }
 
 void redis_node::async_exec(std::vector<std::string> argv, reply_handler handler) {

@@ -1,16 +1,20 @@
 #include "redlock/sentinel_node.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 
 #include "internal/host_list.hpp"
 #include "internal/parse_or_throw.hpp"
 #include "internal/resp.hpp"
+#include "internal/subscriber.hpp"
 #include "internal/topology.hpp"
 #include "redlock/error.hpp"
 
@@ -255,6 +259,7 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
   void on_master(const std::string& host, std::uint16_t port) {
     resolving_ = false;
     stale_ = false;
+    notify_master(host, port);
     if (!master_ || master_->node->get_endpoint().host != host ||
         master_->node->get_endpoint().port != port) {
       if (master_)
@@ -318,10 +323,25 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
     retiring_.push_back(std::move(link));
   }
 
+  // ---- notifiers (strand only) ------------------------------------------------------------
+
+  // A lookup for the notifiers (a subscription without a master, a lost pub/sub connection,
+  // the periodic check): the same lookup as the requests', rate-limited the same way.
+  void resolve_for_notifier() {
+    if (closed_ || resolving_)
+      return;
+    if (std::chrono::steady_clock::now() - last_resolve_ < cfg_.min_resolve_interval)
+      return;  // the notifier's timer asks again
+    resolve();
+  }
+  void notify_master(const std::string& host, std::uint16_t port);
+  void close_notifiers();
+
   void close() {
     if (closed_)
       return;
     closed_ = true;
+    close_notifiers();
     for (auto& s : sentinels_)
       s->close();
     if (master_)
@@ -350,7 +370,132 @@ struct sentinel_node::impl : std::enable_shared_from_this<impl> {
   bool closed_ = false;
   mutable std::mutex addr_mutex_;
   std::string addr_;
+  std::vector<std::weak_ptr<notifier_impl>> notifiers_;  // strand only
 };
+
+// The notifier of a sentinel_node: one subscriber that follows the master. It runs on the
+// node's strand, so it reads the node's master and starts its lookups directly. The
+// subscriber is made once a master is known; a lookup that names another master retargets
+// it (`lost`, then `subscribed` per channel at the new master). A lost connection starts a
+// lookup (the old master is demoted in a failover, and Sentinel kills its pub/sub clients);
+// while something is subscribed, a timer asks again every refresh_interval (1 s when that is
+// zero), which also finds a master that changed while the old one stayed up.
+struct sentinel_node::notifier_impl final : detail::notifier_core,
+                                            std::enable_shared_from_this<notifier_impl> {
+  notifier_impl(std::shared_ptr<sentinel_node::impl> node, notification_handler h)
+      : node_(std::move(node)),
+        handler_(std::make_shared<notification_handler>(std::move(h))),
+        timer_(node_->strand_) {}
+
+  void subscribe(const std::string& channel) override {
+    if (closed_)
+      return;
+    if (sub_) {
+      sub_->subscribe(channel);
+    } else {
+      pending_.insert(channel);
+      if (node_->master_)
+        on_master(node_->master_->node->get_endpoint());
+      else
+        node_->resolve_for_notifier();
+    }
+    arm_timer();
+  }
+
+  void unsubscribe(const std::string& channel) override {
+    if (closed_)
+      return;
+    pending_.erase(channel);
+    if (sub_)
+      sub_->unsubscribe(channel);
+  }
+
+  void close() override {
+    if (closed_)
+      return;
+    closed_ = true;
+    pending_.clear();
+    if (sub_)
+      sub_->close();
+    timer_.cancel();
+  }
+
+  void on_master(const endpoint& master) {
+    if (closed_)
+      return;
+    if (sub_) {
+      sub_->retarget(master);
+      return;
+    }
+    if (pending_.empty())
+      return;
+    detail::subscriber::callbacks cb;
+    // One handler for every connection: a stateful handler is not copied per link.
+    cb.on_event = [h = handler_](const notification& n) {
+      if (*h)
+        (*h)(n);
+    };
+    cb.on_down = [w = weak_from_this()](const std::string&) {
+      if (auto self = w.lock(); self && !self->closed_)
+        self->node_->resolve_for_notifier();
+    };
+    sub_ = std::make_shared<detail::subscriber>(node_->strand_, master, node_->cfg_.options,
+                                                std::move(cb));
+    for (const auto& ch : pending_)
+      sub_->subscribe(ch);
+    pending_.clear();
+  }
+
+  bool wants_something() const { return !pending_.empty() || (sub_ && !sub_->nothing_wanted()); }
+
+  void arm_timer() {
+    if (timer_armed_ || closed_)
+      return;
+    timer_armed_ = true;
+    const auto every = node_->cfg_.refresh_interval.count() > 0 ? node_->cfg_.refresh_interval
+                                                                : std::chrono::milliseconds(1000);
+    // Without a master the lookup is retried sooner (bounded by min_resolve_interval).
+    const auto wait =
+        sub_ ? every : std::max(node_->cfg_.min_resolve_interval, std::chrono::milliseconds(100));
+    timer_.expires_after(wait);
+    timer_.async_wait([self = shared_from_this()](asio::error_code ec) {
+      self->timer_armed_ = false;
+      if (ec || self->closed_ || !self->wants_something())
+        return;  // re-armed by the next subscribe
+      self->node_->resolve_for_notifier();
+      self->arm_timer();
+    });
+  }
+
+  std::shared_ptr<sentinel_node::impl> node_;
+  std::shared_ptr<notification_handler> handler_;
+  std::set<std::string> pending_;  // wanted before a master is known
+  std::shared_ptr<detail::subscriber> sub_;
+  asio::basic_waitable_timer<std::chrono::steady_clock,
+                             asio::wait_traits<std::chrono::steady_clock>,
+                             asio::strand<asio::any_io_executor>>
+      timer_;
+  bool timer_armed_ = false;
+  bool closed_ = false;
+};
+
+void sentinel_node::impl::notify_master(const std::string& host, std::uint16_t port) {
+  endpoint e = cfg_.master;
+  e.host = host;
+  e.port = port;
+  std::erase_if(notifiers_, [](const auto& w) { return w.expired(); });
+  for (auto& w : std::vector(notifiers_))
+    if (auto n = w.lock())
+      n->on_master(e);
+}
+
+void sentinel_node::impl::close_notifiers() {
+  auto list = std::move(notifiers_);
+  notifiers_.clear();
+  for (auto& w : list)
+    if (auto n = w.lock())
+      n->close();
+}
 
 sentinel_node::sentinel_node(asio::any_io_executor ex, sentinel_options cfg) {
   if (cfg.sentinels.empty())
@@ -400,6 +545,18 @@ void sentinel_node::async_identify(identity_handler handler) {
     }
     h({}, {"run_id:" + std::string(run_id)});
   });
+}
+
+std::shared_ptr<notifier> sentinel_node::open_notifier(notification_handler on_event) {
+  auto core = std::make_shared<notifier_impl>(impl_, std::move(on_event));
+  // Registered on the strand, before any subscribe posted after this returns.
+  asio::post(impl_->strand_, [i = impl_, core] {
+    if (i->closed_)
+      return core->close();
+    std::erase_if(i->notifiers_, [](const auto& w) { return w.expired(); });
+    i->notifiers_.push_back(core);
+  });
+  return std::make_shared<detail::strand_notifier>(impl_->strand_, core);
 }
 
 void sentinel_node::close() {
