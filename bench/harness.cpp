@@ -5,6 +5,9 @@
 //   redlock_bench seq        --urls U1,U2,.. [--max-count C] [--duration-ms D] [--cdf-out F]
 //   redlock_bench throughput --urls .. [--in-flight 64] [--max-count C] [--duration-ms D]
 //   redlock_bench contention --urls .. --counter HOST:PORT [--clients 16] [--think-ms T]
+//                            [--retry-delay-ms 10] [--retry-jitter-ms 10] [--wakeup 0|1]
+//   redlock_bench crash      --urls .. [--waiters 8] [--repetitions 10] [--ttl-ms 500]
+//                            [--retry-delay-ms 10] [--retry-jitter-ms 10] [--wakeup 0|1]
 //   redlock_bench churn      --urls .. [--max-count C] [--warmup W] [--duration-ms D]
 //   redlock_bench held       --urls .. [--max-count H] [--duration-ms D]
 //   redlock_bench floor      --urls .. (like seq, with a bare hiredis client: the fan-out floor)
@@ -29,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -40,9 +44,11 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <asio/use_future.hpp>
 
 #include "internal/scripts.hpp"
 #include "redlock/asio_compat.hpp"
@@ -70,16 +76,28 @@ struct options {
   long request_timeout_ms = -1;  // -1: the library's default
   long lag_limit_ms = -1;        // -1: the library's default (request timeout / 2)
   bool fencing = false;          // --fencing 1: fenced acquires (two phases, a token)
+  // contention and crash: the waiting clients' settings. 10 ms ± 10 ms is what case c always
+  // used (scripts/bench), so that runs without these flags stay comparable with old ones.
+  long retry_delay_ms = 10;
+  long retry_jitter_ms = 10;
+  bool wakeup = true;     // manager_options::wakeup
+  long rtt_cycles = 200;  // contention: sequential acquires measuring the RTT of "ideal"
+  long waiters = 8;       // crash: clients waiting for the crashed holder's keys
+  long repetitions = 10;  // crash: fresh keys, one crash each
+  bool ttl_given = false;
+  bool duration_given = false;
   std::string cdf_out;
   std::string label;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "redlock_bench: " << why
-            << "\nusage: redlock_bench seq|throughput|contention|churn|held --urls U1,U2,... "
+            << "\nusage: redlock_bench seq|throughput|contention|crash|churn|held --urls U1,U2,... "
                "[--counter HOST:PORT] [--max-count N] [--warmup N] [--in-flight N] "
                "[--clients N] [--duration-ms MS] [--ttl-ms MS] [--think-ms MS] [--cdf-out FILE] "
-               "[--label S] [--request-timeout-ms MS] [--lag-limit-ms MS] [--fencing 0|1]\n";
+               "[--label S] [--request-timeout-ms MS] [--lag-limit-ms MS] [--fencing 0|1] "
+               "[--retry-delay-ms MS] [--retry-jitter-ms MS] [--wakeup 0|1] [--rtt-cycles N] "
+               "[--waiters N] [--repetitions N]\n";
   std::exit(2);
 }
 
@@ -122,6 +140,7 @@ options parse(int argc, char** argv) {
       o.clients = std::max(1L, to_long(v));
     } else if (k == "--duration-ms") {
       o.duration_ms = to_long(v);
+      o.duration_given = true;
     } else if (k == "--request-timeout-ms") {
       o.request_timeout_ms = to_long(v);
     } else if (k == "--lag-limit-ms") {
@@ -132,6 +151,19 @@ options parse(int argc, char** argv) {
       o.think_ms = to_long(v);
     } else if (k == "--ttl-ms") {
       o.ttl_ms = to_long(v);
+      o.ttl_given = true;
+    } else if (k == "--retry-delay-ms") {
+      o.retry_delay_ms = to_long(v);
+    } else if (k == "--retry-jitter-ms") {
+      o.retry_jitter_ms = to_long(v);
+    } else if (k == "--wakeup") {
+      o.wakeup = to_long(v) != 0;
+    } else if (k == "--rtt-cycles") {
+      o.rtt_cycles = std::max(1L, to_long(v));
+    } else if (k == "--waiters") {
+      o.waiters = std::max(1L, to_long(v));
+    } else if (k == "--repetitions") {
+      o.repetitions = std::max(1L, to_long(v));
     } else if (k == "--cdf-out") {
       o.cdf_out = v;
     } else if (k == "--label") {
@@ -142,6 +174,13 @@ options parse(int argc, char** argv) {
   }
   if (o.urls.empty())
     usage("--urls is required");
+  if (o.name == "crash") {
+    // A crashed holder's keys live one TTL; 500 ms keeps ten repetitions within seconds.
+    if (!o.ttl_given)
+      o.ttl_ms = 500;
+    if (!o.duration_given)
+      o.duration_ms = o.repetitions * (o.ttl_ms + 2000);
+  }
   return o;
 }
 
@@ -222,6 +261,7 @@ class json {
     return raw(k, b);
   }
   json& num(const std::string& k, long v) { return raw(k, std::to_string(v)); }
+  json& obj(const std::string& k, const json& v) { return raw(k, v.done()); }
   std::string done() const { return "{" + body_ + "}"; }
 
  private:
@@ -322,6 +362,25 @@ redlock::manager_options bench_settings() {
   // seeing, not something to wait out.
   s.retry_count = 0;
   return s;
+}
+
+// The settings of the clients that wait (contention, crash): unlimited retries, the delay,
+// jitter and wake-up of the command line.
+redlock::manager_options waiting_settings(const options& o) {
+  redlock::manager_options s;
+  s.retry_count = -1;  // unlimited: a client waits as long as it takes
+  s.retry_delay = std::chrono::milliseconds(o.retry_delay_ms);
+  s.retry_jitter = std::chrono::milliseconds(o.retry_jitter_ms);
+  s.wakeup = o.wakeup;
+  if (o.request_timeout_ms >= 0)
+    s.request_timeout = std::chrono::milliseconds(o.request_timeout_ms);
+  return s;
+}
+
+void waiting_fields(json& j, const options& o) {
+  j.num("retry_delay_ms", o.retry_delay_ms)
+      .num("retry_jitter_ms", o.retry_jitter_ms)
+      .num("wakeup", o.wakeup ? 1L : 0L);
 }
 
 // Shared state of a set of cycle workers on one io_context (one thread: plain counters).
@@ -645,6 +704,110 @@ long long counter_command(redisContext* c, const char* fmt, const char* key, lon
   return out;
 }
 
+// Server-side work: INFO commandstats `calls` of every lock node, summed over the nodes, per
+// command name (commands that scripts run count too: Redis counts redis.call). The counter's
+// server is not a lock node and is not included. A snapshot runs INFO once per node; the INFO
+// of the first snapshot shows up in the second, so `info` is left out of the deltas.
+using command_counts = std::map<std::string, long long>;
+
+// A bare hiredis connection to a lock node given by URL (TCP; AUTH when the URL has a password).
+redisContext* connect_node(const std::string& url) {
+  auto ep = redlock::parse_endpoint(url);
+  redisContext* c = connect_counter(ep.host + ":" + std::to_string(ep.port));
+  if (!ep.password.empty()) {
+    auto* a = static_cast<redisReply*>(
+        ep.username.empty()
+            ? redisCommand(c, "AUTH %s", ep.password.c_str())
+            : redisCommand(c, "AUTH %s %s", ep.username.c_str(), ep.password.c_str()));
+    bool ok = a && a->type != REDIS_REPLY_ERROR;
+    if (a)
+      freeReplyObject(a);
+    if (!ok) {
+      redisFree(c);
+      throw std::runtime_error("AUTH failed on " + url);
+    }
+  }
+  return c;
+}
+
+command_counts command_stats(const std::vector<std::string>& urls) {
+  command_counts total;
+  for (const auto& url : urls) {
+    redisContext* c = connect_node(url);
+    auto* r = static_cast<redisReply*>(redisCommand(c, "INFO commandstats"));
+    if (!r || r->type != REDIS_REPLY_STRING) {
+      if (r)
+        freeReplyObject(r);
+      redisFree(c);
+      throw std::runtime_error("INFO commandstats failed on " + url);
+    }
+    // Lines "cmdstat_<name>:calls=<n>,usec=...".
+    std::stringstream ss(std::string(r->str, r->len));
+    for (std::string line; std::getline(ss, line);) {
+      const std::string tag = "cmdstat_";
+      auto colon = line.find(':');
+      auto calls = line.find("calls=");
+      if (line.rfind(tag, 0) != 0 || colon == std::string::npos || calls == std::string::npos)
+        continue;
+      total[line.substr(tag.size(), colon - tag.size())] += std::atoll(line.c_str() + calls + 6);
+    }
+    freeReplyObject(r);
+    redisFree(c);
+  }
+  return total;
+}
+
+// The commands the nodes ran between two snapshots, without the snapshots' own INFO.
+void command_fields(json& j, const command_counts& before, const command_counts& after,
+                    long acquisitions, long long subtract_set = 0) {
+  json by_name, per_acq;
+  long long total = 0;
+  for (const auto& [name, calls] : after) {
+    auto it = before.find(name);
+    long long d = calls - (it == before.end() ? 0 : it->second);
+    if (name == "set")
+      d -= subtract_set;
+    if (name == "info" || d <= 0)
+      continue;
+    total += d;
+    by_name.num(name, static_cast<long>(d));
+    per_acq.num(
+        name, acquisitions > 0 ? static_cast<double>(d) / static_cast<double>(acquisitions) : 0.0);
+  }
+  j.num("server_commands", static_cast<long>(total))
+      .num("commands_per_acquisition",
+           acquisitions > 0 ? static_cast<double>(total) / static_cast<double>(acquisitions) : 0.0)
+      .obj("commands_by_name", by_name)
+      .obj("commands_per_acquisition_by_name", per_acq);
+}
+
+// The round trip of "ideal": p50 of sequential acquires on distinct free keys (each then
+// released), measured just before the case, with the same manager settings.
+double measure_rtt_us(const options& o) {
+  std::vector<double> acq;
+  run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
+    auto s = waiting_settings(o);
+    s.retry_count = 0;
+    redlock::lock_manager m(ex, o.urls, s);
+    auto deadline = clock_type::now() + 10s;
+    for (long i = 0; i < o.rtt_cycles + 20 && clock_type::now() < deadline; ++i) {
+      auto t0 = clock_type::now();
+      auto [ec, l] = co_await m.async_lock(key("rtt:" + std::to_string(i)), 10s,
+                                           redlock::as_tuple(use_awaitable));
+      auto t1 = clock_type::now();
+      if (ec)
+        continue;
+      auto [uec, ur] = co_await m.async_unlock(l, redlock::as_tuple(use_awaitable));
+      (void)uec;
+      if (i >= 20)  // the first cycles open connections and load scripts
+        acq.push_back(micros(t1 - t0));
+    }
+    co_await quit(m);
+  });
+  std::sort(acq.begin(), acq.end());
+  return pct(acq, 0.5);
+}
+
 void contention_client(const options& o, const std::string& counter_key,
                        clock_type::time_point deadline, int id, std::atomic<int>& last_holder,
                        client_result& res) {
@@ -652,11 +815,7 @@ void contention_client(const options& o, const std::string& counter_key,
   try {
     c = connect_counter(o.counter);
     run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
-      redlock::manager_options s;
-      s.retry_count = -1;  // unlimited: a client waits as long as it takes
-      s.retry_delay = 10ms;
-      s.retry_jitter = 10ms;
-      redlock::lock_manager m(ex, o.urls, s);
+      redlock::lock_manager m(ex, o.urls, waiting_settings(o));
       res.errs.watch(m);
       auto ttl = std::chrono::milliseconds(o.ttl_ms);
       asio::steady_timer sleeper(ex);
@@ -695,7 +854,7 @@ void contention_client(const options& o, const std::string& counter_key,
         }
         if (o.think_ms > 0) {
           // Work outside the lock: without it the client that just released asks again at
-          // once and usually wins (the others poll every 10 ms ± 10 ms).
+          // once and usually wins (the others wait for their retry delay or a wake-up).
           sleeper.expires_after(std::chrono::milliseconds(o.think_ms));
           auto [tec] = co_await sleeper.async_wait(redlock::as_tuple(use_awaitable));
           (void)tec;
@@ -719,6 +878,8 @@ std::string case_contention(const options& o) {
     counter_command(c, "SET %s %lld", counter_key.c_str(), 0);
     redisFree(c);
   }
+  const double rtt_us = measure_rtt_us(o);
+  const auto stats_before = command_stats(o.urls);
   std::vector<client_result> results(static_cast<std::size_t>(o.clients));
   auto t0 = clock_type::now();
   auto deadline = t0 + std::chrono::milliseconds(o.duration_ms);
@@ -736,6 +897,7 @@ std::string case_contention(const options& o) {
       t.join();
   }
   double seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+  const auto stats_after = command_stats(o.urls);
   long long counter = 0;
   {
     redisContext* c = connect_counter(o.counter);
@@ -763,27 +925,239 @@ std::string case_contention(const options& o) {
     min_per_client = min_per_client < 0 ? r.acquisitions : std::min(min_per_client, r.acquisitions);
     max_per_client = std::max(max_per_client, r.acquisitions);
   }
+  const double rate = seconds > 0 ? static_cast<double>(acquisitions) / seconds : 0.0;
+  const double cs_mean = acquisitions > 0 ? cs_sum / static_cast<double>(acquisitions) : 0.0;
+  // As bench/report.py: ideal = 1 / (mean critical section + one acquire round trip).
+  const double ideal = cs_mean + rtt_us > 0 ? 1e6 / (cs_mean + rtt_us) : 0.0;
   auto j = header(o);
+  waiting_fields(j, o);
   j.num("clients", o.clients)
       .num("think_ms", o.think_ms)
+      .num("ttl_ms", o.ttl_ms)
       .num("acquisitions", acquisitions)
       .num("seconds", seconds)
-      .num("acquisitions_per_s", seconds > 0 ? static_cast<double>(acquisitions) / seconds : 0.0)
-      .num("cs_mean_us", acquisitions > 0 ? cs_sum / static_cast<double>(acquisitions) : 0.0)
+      .num("acquisitions_per_s", rate)
+      .num("cs_mean_us", cs_mean)
+      .num("rtt_us", rtt_us)
+      .num("ideal_per_s", ideal)
+      .num("pct_ideal", ideal > 0 ? 100.0 * rate / ideal : 0.0)
       .num("counter", static_cast<long>(counter))
       .num("lost_updates", acquisitions - static_cast<long>(counter))
       .num("failures", failures)
       .num("overran_validity", overran)
       .num("same_client_again", repeats)
+      .num("repeats", repeats)
       .num("min_per_client", min_per_client)
-      .num("max_per_client", max_per_client);
+      .num("max_per_client", max_per_client)
+      .num("max_min_ratio", min_per_client > 0 ? static_cast<double>(max_per_client) /
+                                                     static_cast<double>(min_per_client)
+                                               : 0.0);
   latency_fields(j, "wait", waits);
+  command_fields(j, stats_before, stats_after, acquisitions);
   std::sort(attempts.begin(), attempts.end());
   j.num("attempts_p50", pct(attempts, 0.5))
       .num("attempts_p99", pct(attempts, 0.99))
       .num("attempts_max", attempts.empty() ? 0.0 : attempts.back());
   if (!error.empty())
     j.str("first_error", error);
+  errs.add_to(j);
+  return j.done();
+}
+
+// crash: a holder that never releases (SIGKILLed right after it acquired: its keys stay until
+// their TTL ends). A bare hiredis client SETs the resource key to a foreign value with PX = TTL
+// on every node at t_set (pipelined: one write to each node, then the replies), then W waiters
+// (each its own manager, io_context and thread, connected and warmed up beforehand) lock it.
+// Per repetition, on a fresh key: the first acquisition's time after t_set + TTL, i.e. what the
+// crash costs beyond the TTL. t_set is taken before the first SET is written, so the figure
+// also contains the SETs' own round trip (set_rtt). Each waiter releases as soon as it holds
+// the lock, so every waiter gets it once; the last one's time is reported too.
+struct crash_waiter {
+  asio::io_context ioc{1};
+  asio::executor_work_guard<asio::io_context::executor_type> guard{ioc.get_executor()};
+  std::thread thread;
+  std::unique_ptr<redlock::lock_manager> m;
+  error_count errs;
+};
+
+struct crash_acquisition {
+  clock_type::time_point at{};
+  long attempts = 0;
+  std::string error;
+};
+
+awaitable<crash_acquisition> crash_acquire(redlock::lock_manager& m, std::string k,
+                                           std::chrono::milliseconds ttl,
+                                           std::chrono::milliseconds budget) {
+  crash_acquisition a;
+  redlock::call_options co;
+  co.max_wait = budget;
+  auto [ec, l] = co_await m.async_lock(std::move(k), ttl, co, redlock::as_tuple(use_awaitable));
+  a.at = clock_type::now();
+  if (ec) {
+    a.error = ec.message();
+    co_return a;
+  }
+  a.attempts = l.attempts();
+  auto [uec, ur] = co_await m.async_unlock(l, redlock::as_tuple(use_awaitable));
+  if (uec)
+    a.error = "unlock: " + uec.message();
+  co_return a;
+}
+
+// Sets `k` to a foreign value with PX = ttl on every node: one write to each, then the replies.
+void crash_holder_set(const std::vector<redisContext*>& raw, const std::string& k,
+                      std::chrono::milliseconds ttl) {
+  static const std::string value = "crashed-holder-" + std::to_string(::getpid());
+  for (auto* c : raw)
+    redisAppendCommand(c, "SET %s %s PX %lld", k.c_str(), value.c_str(),
+                       static_cast<long long>(ttl.count()));
+  for (auto* c : raw) {
+    void* r = nullptr;
+    if (redisGetReply(c, &r) != REDIS_OK || !r)
+      throw std::runtime_error(std::string("crash: SET failed: ") + c->errstr);
+    bool ok = static_cast<redisReply*>(r)->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    if (!ok)
+      throw std::runtime_error("crash: SET refused");
+  }
+}
+
+std::string case_crash(const options& o) {
+  const auto ttl = std::chrono::milliseconds(o.ttl_ms);
+  const auto budget = ttl + 5000ms;  // a waiter gives up 5 s after the holder's keys expired
+  std::vector<redisContext*> raw;
+  for (const auto& url : o.urls)
+    raw.push_back(connect_node(url));
+  std::vector<std::unique_ptr<crash_waiter>> ws;
+  for (long i = 0; i < o.waiters; ++i) {
+    ws.push_back(std::make_unique<crash_waiter>());
+    auto* w = ws.back().get();
+    w->thread = std::thread([w] { w->ioc.run(); });
+  }
+  auto stop_all = [&ws] {
+    for (auto& w : ws) {
+      auto* p = w.get();
+      // Quit and destroy each manager on its own thread, then let the thread end.
+      auto f = asio::co_spawn(
+          p->ioc,
+          [p]() -> awaitable<void> {
+            if (p->m) {
+              co_await quit(*p->m);
+              p->m.reset();
+            }
+          },
+          asio::use_future);
+      if (f.wait_for(30s) == std::future_status::ready)
+        f.get();
+      p->guard.reset();
+      p->thread.join();
+    }
+  };
+  std::vector<double> first_lag, last_lag, set_rtt, first_attempts;
+  long acquisitions = 0, failures = 0, early = 0, reps = 0;
+  std::string first_error;
+  error_count errs;
+  command_counts before, after;
+  try {
+    // Connect and warm up every waiter (connections open, scripts loaded) before any crash.
+    std::vector<std::future<void>> ready;
+    long id = 0;
+    for (auto& w : ws) {
+      auto* p = w.get();
+      ready.push_back(asio::co_spawn(
+          p->ioc,
+          [p, &o, id]() -> awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            p->m = std::make_unique<redlock::lock_manager>(ex, o.urls, waiting_settings(o));
+            p->errs.watch(*p->m);
+            auto warm = key("crash-warm:" + std::to_string(id));
+            auto [ec, l] = co_await p->m->async_lock(warm, 10s, redlock::as_tuple(use_awaitable));
+            if (ec)
+              throw std::runtime_error("crash: warm-up lock failed: " + ec.message());
+            auto [uec, ur] = co_await p->m->async_unlock(l, redlock::as_tuple(use_awaitable));
+            (void)uec;
+          },
+          asio::use_future));
+      ++id;
+    }
+    for (auto& f : ready)
+      f.get();
+    before = command_stats(o.urls);
+    auto deadline = clock_type::now() + std::chrono::milliseconds(o.duration_ms);
+    for (long r = 0; r < o.repetitions && clock_type::now() < deadline; ++r) {
+      auto k = key("crash:" + std::to_string(r));
+      auto t_set = clock_type::now();
+      crash_holder_set(raw, k, ttl);
+      set_rtt.push_back(micros(clock_type::now() - t_set));
+      ++reps;
+      std::vector<std::future<crash_acquisition>> got;
+      for (auto& w : ws)
+        got.push_back(
+            asio::co_spawn(w->ioc, crash_acquire(*w->m, k, ttl, budget), asio::use_future));
+      auto first = clock_type::time_point::max();
+      auto last = clock_type::time_point::min();
+      long first_n = 0;
+      for (auto& f : got) {
+        if (f.wait_for(budget + 10s) != std::future_status::ready)
+          throw std::runtime_error("crash: a waiter did not finish");
+        auto a = f.get();
+        if (!a.error.empty()) {
+          ++failures;
+          if (first_error.empty())
+            first_error = a.error;
+          if (a.attempts == 0)
+            continue;
+        }
+        ++acquisitions;
+        if (a.at < first) {
+          first = a.at;
+          first_n = a.attempts;
+        }
+        last = std::max(last, a.at);
+      }
+      if (first == clock_type::time_point::max())
+        continue;
+      auto expiry = t_set + ttl;
+      first_lag.push_back(micros(first - expiry));
+      last_lag.push_back(micros(last - expiry));
+      first_attempts.push_back(static_cast<double>(first_n));
+      // Before the expiry would mean the foreign keys were ignored (2 ms: Redis expires keys
+      // by its millisecond clock).
+      if (first < expiry - 2ms)
+        ++early;
+    }
+    after = command_stats(o.urls);
+  } catch (...) {
+    stop_all();
+    for (auto* c : raw)
+      redisFree(c);
+    throw;
+  }
+  stop_all();
+  for (auto* c : raw)
+    redisFree(c);
+  for (auto& w : ws)
+    errs.merge(w->errs);
+  auto j = header(o);
+  waiting_fields(j, o);
+  j.num("waiters", o.waiters)
+      .num("ttl_ms", o.ttl_ms)
+      .num("repetitions", reps)
+      .num("acquisitions", acquisitions)
+      .num("failures", failures)
+      .num("early_acquisitions", early);
+  // Negative values would be acquisitions before the expiry; they are reported as measured.
+  latency_fields(j, "first_after_ttl", first_lag);
+  latency_fields(j, "last_after_ttl", last_lag);
+  latency_fields(j, "set_rtt", set_rtt);
+  std::sort(first_attempts.begin(), first_attempts.end());
+  j.num("first_attempts_p50", pct(first_attempts, 0.5));
+  // The holder's own SETs (one per node and repetition) are not the waiters' work.
+  command_fields(j, before, after, acquisitions,
+                 static_cast<long long>(reps) * static_cast<long long>(raw.size()));
+  if (!first_error.empty())
+    j.str("first_error", first_error);
   errs.add_to(j);
   return j.done();
 }
@@ -922,6 +1296,8 @@ int main(int argc, char** argv) {
       out = case_throughput(o);
     } else if (o.name == "contention") {
       out = case_contention(o);
+    } else if (o.name == "crash") {
+      out = case_crash(o);
     } else if (o.name == "churn") {
       out = case_churn(o);
     } else if (o.name == "floor") {
