@@ -192,13 +192,16 @@ action quorum_machine::on_wake(const event& e) {
     return {};
   if (phase_ == phase::attempting) {
     wake_pending_ = true;  // if this attempt fails, the next one starts at once
+    woken_ = true;
     return {};
   }
   if (phase_ != phase::waiting)
     return {};
   if (e.now >= config_.wait_until)
     return finish(last_error_, e.now);
-  return begin_round(e.now, false);
+  auto a = begin_round(e.now, false);
+  woken_ = true;
+  return a;
 }
 
 action quorum_machine::on_cancel(const event& e) {
@@ -289,7 +292,14 @@ action quorum_machine::fail(std::error_code code, time_point now) {
       return finish(code, now);
     poll_at_ = now + jittered_delay(config_.retry.delay, config_.retry.jitter, random_());
   }
-  return schedule(woken ? now : std::min(poll_at_, quorum_free_at()), now);
+  auto at = woken ? now : std::min(poll_at_, quorum_free_at());
+  // A release was announced, but failing nodes kept this attempt from a decision (e.g. a
+  // node still talking to a demoted master after a failover): one more try after a node
+  // timeout, not only at the poll.
+  if (woken_ && code == errc::quorum_unreachable)
+    at = std::min(at, now + config_.node_timeout);
+  woken_ = false;
+  return schedule(at, now);
 }
 
 // The earliest instant at which a quorum can be free of the holders that denied this

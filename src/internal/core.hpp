@@ -362,7 +362,8 @@ using random_source = std::uint64_t (*)();
 ///     granted this attempt as free and each denying node as free once the holder's TTL it
 ///     reported has passed (+1 ms); never when too few reported one;
 ///   - a wake (event::wake: a release was announced): at once while waiting; during an attempt
-///     it is remembered, and a failure of that attempt retries at once.
+///     it is remembered, and a failure of that attempt retries at once. A woken attempt that
+///     failed for failing nodes (quorum_unreachable) gets one more try after node_timeout.
 ///   Attempts started by the last two are not counted. Nothing starts at or after
 ///   config.wait_until: a wait that would end later ends there with the last error.
 /// Memory: the node vector is sized once; only counts and the last attempt survive retries.
@@ -424,6 +425,7 @@ class quorum_machine {
   time_point poll_at_ = time_point::min();  ///< acquire: the next counted attempt's instant
   bool wake_pending_ = false;               ///< acquire: woken during the current attempt
   bool attempt_counted_ = false;            ///< the current attempt counts (see above)
+  bool woken_ = false;  ///< a release was announced since the current attempt began or during it
   std::uint32_t attempt_id_ = 0;
   std::size_t awaiting_ = 0;
   time_point attempt_start_{};

@@ -185,6 +185,26 @@ TEST(Wake, DuringAnAttemptMakesItsFailureRetryAtOnce) {
   EXPECT_EQ(find(acts, at::wait)->delay, 199ms);
 }
 
+TEST(Wake, AWokenAttemptThatFailedForFailingNodesTriesOnceMoreAfterANodeTimeout) {
+  auto c = waiting_config(5);
+  c.node_timeout = 50ms;
+  quorum_machine m(c, &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  answer_all(m, t0, {{answer::foreign, -1ms}, {answer::foreign, -1ms}, {answer::foreign, -1ms}});
+  drain(m, m.resume(event::wake(t0 + 50ms)));
+  // The release was announced, but two nodes fail (a node still on a demoted master).
+  auto acts =
+      answer_all(m, t0 + 51ms, {{answer::ok, -1ms}, {answer::error, -1ms}, {answer::error, -1ms}});
+  ASSERT_TRUE(find(acts, at::wait));
+  EXPECT_EQ(find(acts, at::wait)->delay, 50ms);  // node_timeout, before the poll (t0 + 200 ms)
+  drain(m, m.resume(event::retry_timer(t0 + 101ms)));
+  // Once: failing again waits for the poll.
+  acts =
+      answer_all(m, t0 + 102ms, {{answer::ok, -1ms}, {answer::error, -1ms}, {answer::error, -1ms}});
+  EXPECT_EQ(find(acts, at::wait)->delay, 98ms);
+  EXPECT_EQ(m.attempts(), 3);
+}
+
 TEST(Wake, IgnoredByExtendReleaseAndFinishedOperations) {
   op_config c = waiting_config(0);
   c.kind = op_kind::extend;
