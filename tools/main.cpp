@@ -163,9 +163,8 @@ int real_main(int argc, char** argv) {
   app.add_flag("--tls-insecure", g.tls_insecure,
                "Do not verify server certificates (testing only)");
   app.add_flag("--no-wakeup", g.no_wakeup,
-               "Waiting polls every retry delay (and when the holder's TTL ends) instead of "
-               "being woken by announced releases, and releases announce nothing (node-redlock's "
-               "script; no PUBLISH rights needed). Default: REDLOCK_WAKEUP, else wake-up on");
+               "Wait by polling, not woken by announced releases; releases announce nothing "
+               "(node-redlock's script) (default: REDLOCK_WAKEUP, else wake-up on)");
   app.add_flag("-v,--verbose", g.verbose, "Per-server details on stderr");
 
   // run
