@@ -73,6 +73,18 @@ void check_resources(const std::vector<std::string>& resources) {
   }
 }
 
+bool resolve_wakeup(bool no_wakeup_flag) {
+  if (no_wakeup_flag)
+    return false;
+  const char* env = std::getenv("REDLOCK_WAKEUP");
+  if (env == nullptr || std::strcmp(env, "") == 0 || std::strcmp(env, "1") == 0)
+    return true;
+  if (std::strcmp(env, "0") == 0)
+    return false;
+  throw usage_error("REDLOCK_WAKEUP must be 1 (wake-up on) or 0 (off), not '" + printable(env) +
+                    "'");
+}
+
 bool resolve_fencing(bool flag) {
   if (flag)
     return true;
@@ -157,6 +169,7 @@ config resolve(const global_options& g) {
 
   if (g.drift)
     c.settings.drift_factor = *g.drift;
+  c.settings.wakeup = resolve_wakeup(g.no_wakeup);
   if (!g.retry_delay.empty())
     c.settings.retry_delay = duration_option("--retry-delay", g.retry_delay);
   if (!g.retry_jitter.empty())

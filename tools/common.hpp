@@ -44,6 +44,7 @@ struct global_options {
   std::string tls_ca, tls_ca_dir, tls_cert, tls_key, tls_server_name;
   bool tls_insecure = false;
   bool verbose = false;
+  bool no_wakeup = false;  ///< --no-wakeup
 };
 
 /// The resolved configuration.
@@ -61,6 +62,12 @@ struct config {
 /// applies TLS files. Throws exit_error(exit_usage) saying what is wrong; never prints a
 /// password.
 config resolve(const global_options& g);
+
+/// Whether waiting acquires are woken by announced releases, and releases announce
+/// themselves (manager_options::wakeup): off with `no_wakeup_flag` (--no-wakeup), else
+/// REDLOCK_WAKEUP ("0" off; "1", empty or unset on). Throws a usage error naming the variable
+/// for any other value.
+bool resolve_wakeup(bool no_wakeup_flag);
 
 /// Whether `run` and `acquire` take fenced locks: `flag` (--fencing) when set, else
 /// REDLOCK_FENCING ("1" on; "0", empty or unset off). Throws a usage error naming the

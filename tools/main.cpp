@@ -21,6 +21,7 @@ constexpr const char* environment_help =
     "  REDLOCK_SERVERS  comma-separated server URLs, used when no --server is given\n"
     "                   (default redis://127.0.0.1:6379)\n"
     "  REDLOCK_FENCING  1: run and acquire take fenced locks, as with --fencing (0: off)\n"
+    "  REDLOCK_WAKEUP   0: no wake-up on releases, as with --no-wakeup (1: on, the default)\n"
     "Set for run's command:\n"
     "  REDLOCK_LOCK_VALUE     the lock's value (always)\n"
     "  REDLOCK_FENCING_TOKEN  the lock's fencing token (with --fencing; removed otherwise)\n";
@@ -40,7 +41,8 @@ struct wait_flags {
 void add_wait_options(CLI::App* cmd, wait_flags& w) {
   auto* wait = cmd->add_option("--wait", w.wait,
                                "How long to keep trying while another owner holds the lock "
-                               "(default 30s)");
+                               "(default 30s); a release announced by the holder wakes the "
+                               "wait at once (see --no-wakeup)");
   auto* no_wait = cmd->add_flag("--no-wait", w.no_wait, "Try once; do not wait");
   wait->excludes(no_wait);
 }
@@ -160,6 +162,9 @@ int real_main(int argc, char** argv) {
       ->type_name("NAME");
   app.add_flag("--tls-insecure", g.tls_insecure,
                "Do not verify server certificates (testing only)");
+  app.add_flag("--no-wakeup", g.no_wakeup,
+               "Wait by polling, not woken by announced releases; releases announce nothing "
+               "(node-redlock's script) (default: REDLOCK_WAKEUP, else wake-up on)");
   app.add_flag("-v,--verbose", g.verbose, "Per-server details on stderr");
 
   // run

@@ -6,8 +6,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
-#include <random>
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -17,21 +18,6 @@
 #include "redlock/inspect.hpp"
 
 namespace redlock::cli {
-
-namespace {
-
-std::chrono::milliseconds jittered(std::chrono::milliseconds delay,
-                                   std::chrono::milliseconds jitter) {
-  // Jitter only spreads contending clients apart; it needs no cryptographic quality.
-  static std::mt19937_64 rng{std::random_device{}()};
-  if (jitter.count() <= 0)
-    return delay;
-  std::uniform_int_distribution<std::int64_t> dist(-jitter.count(), jitter.count());
-  const auto d = delay.count() + dist(rng);
-  return std::chrono::milliseconds(d < 0 ? 0 : d);
-}
-
-}  // namespace
 
 session::session(config c)
     : conf_(std::move(c)), signals_(ioc_, {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) {
@@ -155,9 +141,53 @@ int session::run(std::function<asio::awaitable<int>()> body) {
 void interruption::interrupt(int s) {
   if (signo == 0)
     signo = s;
-  if (sleeper != nullptr)
-    sleeper->cancel();
+  if (on_interrupt)
+    on_interrupt();
 }
+
+namespace {
+
+// The status line: first shown this long after the call (an acquire that is woken or
+// succeeds sooner never flickers one), then refreshed every status_period.
+constexpr std::chrono::milliseconds first_status{250};
+constexpr std::chrono::milliseconds status_period{1000};
+
+/// The lock call in flight and what its handler leaves for the coroutine. Shared with the
+/// handlers (the call's, the status line's inspections), which may run after the coroutine
+/// is gone (an inspection still in flight) or never (the event loop stopped by a second
+/// signal during the cleanup).
+struct pending_lock {
+  pending_lock(asio::io_context& c, bool show) : tick(c), line(show) {}
+  asio::steady_timer tick;  ///< the status line's timer; cancelled when the call completes
+  asio::cancellation_signal cancel;
+  status_line line;
+  bool inspecting = false;  ///< a status inspection is in flight: never more than one
+  bool done = false;
+  std::error_code ec;
+  lock l;
+};
+
+/// "redlock: waiting 3s, held by another owner for 7s" (or "..., 2 of 3 servers failing").
+std::string waiting_text(std::chrono::milliseconds waited, std::error_code ec, const inspection& in,
+                         std::size_t servers) {
+  std::string text = "redlock: waiting " + format_duration(waited);
+  if (!ec && in.held()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(in.remaining());
+    if (in.validity_deadline != steady_clock::time_point::max() && left.count() > 0)
+      return text + ", held by another owner for " + format_duration(left);
+    return text + ", held by another owner";
+  }
+  std::size_t failing = 0;
+  for (const auto& n : in.nodes)
+    failing += n.answered() ? 0 : 1;
+  if (ec && in.nodes.empty())
+    failing = servers;
+  if (failing > 0)
+    text += ", " + std::to_string(failing) + " of " + std::to_string(servers) + " servers failing";
+  return text;
+}
+
+}  // namespace
 
 asio::awaitable<acquire_result> acquire_waiting(session& s,
                                                 const std::vector<std::string>& resources,
@@ -165,58 +195,57 @@ asio::awaitable<acquire_result> acquire_waiting(session& s,
                                                 interruption& intr) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
-  const auto deadline = start + (w.no_wait ? std::chrono::milliseconds(0) : w.wait);
-  const auto& st = s.conf().settings;
-  status_line line;
-  asio::steady_timer sleeper(s.context());
-  intr.sleeper = &sleeper;
+  auto p = std::make_shared<pending_lock>(s.context(), status_line().enabled() && !w.no_wait);
 
-  call_options once;
-  once.retry_count = 0;  // the loop below does the waiting, so it can show progress
-  std::error_code last;
-  lock result;
-  int attempts = 0;
-  for (;;) {
-    ++attempts;
-    auto [ec, l] =
-        co_await s.manager().async_lock(resources, ttl, once, as_tuple(asio::use_awaitable));
-    last = ec;
-    result = std::move(l);
-    if (!ec || intr.signo != 0)
-      break;
-    if (ec != errc::resource_locked && ec != errc::quorum_unreachable &&
-        ec != errc::validity_exhausted)
-      break;  // invalid argument, closed: waiting does not help
-    const auto now = clock::now();
-    if (now >= deadline)
-      break;
-    if (line.enabled()) {
-      std::string text =
-          "redlock: waiting " +
-          format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(now - start)) +
-          ", " + std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts");
-      if (ec == errc::resource_locked) {
-        auto ttl_left = co_await holder_ttl(s, resources);
-        text += ttl_left ? ", held by another owner for " + format_duration(*ttl_left)
-                         : ", held by another owner";
-      } else {
-        text += ", " +
-                std::to_string(result.report().count(vote::error) +
-                               result.report().count(vote::timeout)) +
-                " of " + std::to_string(s.manager().size()) + " servers failing";
-      }
-      line.show(text);
-    }
-    const auto pause = std::min<clock::duration>(jittered(st.retry_delay, st.retry_jitter),
-                                                 deadline - clock::now());
-    sleeper.expires_after(pause);
-    co_await sleeper.async_wait(as_tuple(asio::use_awaitable));
-    if (intr.signo != 0)
-      break;
+  // One call, so that the library's waiting applies: wake-up on announced releases, the
+  // holders' expiry, the manager's retry delay and jitter. The budget alone bounds the
+  // attempts (retry_count unset).
+  call_options o;
+  if (w.no_wait)
+    o.retry_count = 0;
+  else
+    o.max_wait = w.wait;
+  s.manager().async_lock(
+      resources, ttl, o,
+      asio::bind_cancellation_slot(p->cancel.slot(), [p](std::error_code ec, lock l) {
+        p->done = true;
+        p->ec = ec;
+        p->l = std::move(l);
+        p->tick.cancel();
+      }));
+  // A signal cancels the call; the library then releases anything it took on every node.
+  // Terminal: the acquire is abandoned, not paused.
+  intr.on_interrupt = [p] {
+    if (!p->done)
+      p->cancel.emit(asio::cancellation_type::terminal);
+  };
+  if (intr.signo != 0)
+    intr.on_interrupt();
+
+  // The status line beside the call. Its inspections are not awaited: an acquire that
+  // completes must not wait for one (run's command would start later).
+  const std::size_t servers = s.manager().size();
+  auto next = start + first_status;
+  while (!p->done) {
+    p->tick.expires_at(p->line.enabled() ? next : clock::time_point::max());
+    co_await p->tick.async_wait(as_tuple(asio::use_awaitable));
+    if (p->done || clock::now() < next)
+      continue;
+    next += status_period;
+    if (intr.signo != 0 || p->inspecting)
+      continue;
+    p->inspecting = true;
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - start);
+    async_inspect(s.manager(), resources, [p, waited, servers](std::error_code ec, inspection in) {
+      p->inspecting = false;
+      if (!p->done)
+        p->line.show(waiting_text(waited, ec, in, servers));
+    });
   }
-  intr.sleeper = nullptr;
-  line.clear();
-  co_return acquire_result{last, std::move(result), attempts};
+  intr.on_interrupt = nullptr;
+  p->line.clear();
+  const int attempts = p->l.attempts();
+  co_return acquire_result{p->ec, std::move(p->l), attempts};
 }
 
 asio::awaitable<std::error_code> release_quietly(session& s, const lock& l) {
@@ -229,15 +258,6 @@ asio::awaitable<std::error_code> release_quietly(session& s, const lock& l) {
                   r.report, s.conf().verbose);
   }
   co_return ec;
-}
-
-asio::awaitable<std::optional<std::chrono::milliseconds>> holder_ttl(
-    session& s, const std::vector<std::string>& resources) {
-  auto [ec, in] = co_await async_inspect(s.manager(), resources, as_tuple(asio::use_awaitable));
-  if (ec || !in.held() || in.validity_deadline == steady_clock::time_point::max())
-    co_return std::nullopt;
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(in.remaining());
-  co_return left.count() > 0 ? std::optional(left) : std::nullopt;
 }
 
 asio::awaitable<std::string> wrong_type_hint(session& s, const std::vector<std::string>& resources,

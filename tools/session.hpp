@@ -1,4 +1,4 @@
-// One invocation's event loop and lock manager, and the shared acquire-with-wait loop.
+// One invocation's event loop and lock manager, and the shared acquire-with-wait.
 #pragma once
 
 #include <chrono>
@@ -82,24 +82,30 @@ class session {
 
 /// How long `acquire_waiting` keeps trying.
 struct wait_options {
-  /// Total time budget; nullopt with no_wait. Attempts start while it lasts.
+  /// Total time budget (call_options::max_wait); unused with no_wait.
   std::chrono::milliseconds wait{30'000};
+  /// One attempt (retry_count 0), no waiting.
   bool no_wait = false;
 };
 
-/// Set by a signal handler to make acquire_waiting stop early; `wake` cuts its sleep short.
+/// Set by a signal handler to make acquire_waiting stop early: interrupt() cancels the lock
+/// call in progress (the library releases whatever it took).
 struct interruption {
   int signo = 0;
-  asio::steady_timer* sleeper = nullptr;
+  /// Set by acquire_waiting while its lock call runs.
+  std::function<void()> on_interrupt;
   void interrupt(int s);
 };
 
-/// Tries to acquire, one attempt at a time (retry delay +- jitter between attempts), until
-/// acquired, the wait budget is used up, or an interruption. On a terminal, a status line
-/// shows the time waited, the attempts and the holder's remaining TTL.
+/// Acquires with ONE lock call: a single attempt with no_wait, else attempts bounded by the
+/// wait budget alone (call_options::max_wait), the manager's retry delay +- jitter apart and
+/// cut short by announced releases (manager_options::wakeup) and the holders' expiry. Ends
+/// when acquired, the budget is used up, or an interruption cancels the call. On a terminal,
+/// a status line, refreshed every second from a timer beside the call, shows the time waited
+/// and the holder's remaining TTL (or how many servers fail).
 struct acquire_result {
-  std::error_code ec;  ///< the last attempt's error (resource_locked, quorum_unreachable...)
-  lock l;              ///< the lock, or an empty handle with the last attempt's report
+  std::error_code ec;  ///< the call's error (resource_locked, quorum_unreachable, cancelled...)
+  lock l;              ///< the lock, or an empty handle with the call's report
   int attempts = 0;
 };
 asio::awaitable<acquire_result> acquire_waiting(session& s,
@@ -121,10 +127,5 @@ asio::awaitable<std::string> wrong_type_hint(session& s, const std::vector<std::
 asio::awaitable<int> report_acquire_failure(session& s, std::error_code ec,
                                             const std::vector<std::string>& resources, int attempts,
                                             const report& r);
-
-/// The holder's remaining TTL on the resources (largest TTL among the nodes that a quorum
-/// agrees on), for the status line; nullopt when unknown.
-asio::awaitable<std::optional<std::chrono::milliseconds>> holder_ttl(
-    session& s, const std::vector<std::string>& resources);
 
 }  // namespace redlock::cli

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <functional>
 #include <memory>
 #include <mutex>  // std::scoped_lock, std::unique_lock: what this adapter is for
@@ -36,11 +37,32 @@ struct mutex_options {
   std::function<void(loss_reason, std::error_code)> on_loss;
 };
 
-/// A distributed lock on `resources` meeting the standard Lockable requirements, for
-/// std::unique_lock, std::scoped_lock and std::lock_guard:
+namespace detail {
+/// The longest wait the timed calls of distributed_mutex honour; longer ones (up to
+/// duration::max()) are cut to it. Far beyond any real wait, and small enough that the steady
+/// clock's now() plus it cannot overflow.
+inline constexpr std::chrono::hours max_mutex_wait{24 * 365 * 100};
+
+/// `d` as a steady-clock budget: rounded up, zero for negative (or NaN) durations, at most
+/// max_mutex_wait. Compared in floating point first, so that no duration type overflows.
+template <class Rep, class Period>
+std::chrono::steady_clock::duration mutex_wait_budget(const std::chrono::duration<Rep, Period>& d) {
+  using seconds_f = std::chrono::duration<double>;
+  const seconds_f f = std::chrono::duration_cast<seconds_f>(d);
+  if (!(f > seconds_f::zero()))
+    return std::chrono::steady_clock::duration::zero();
+  if (f >= seconds_f(max_mutex_wait))
+    return max_mutex_wait;
+  return std::chrono::ceil<std::chrono::steady_clock::duration>(d);
+}
+}  // namespace detail
+
+/// A distributed lock on `resources` meeting the standard TimedLockable requirements (as
+/// std::timed_mutex), for std::unique_lock, std::scoped_lock and std::lock_guard:
 ///
 ///     redlock::distributed_mutex m(manager, "orders:42");
 ///     { std::scoped_lock g(m); ... }  // acquired, extended in the background, released
+///     std::unique_lock lk(m, 200ms);  // waits at most 200 ms; check lk.owns_lock()
 ///
 /// Ownership is per object, not per thread (like std::mutex, but unlock() may come from a
 /// different thread than lock()). Threads of this process that share one object queue
@@ -72,6 +94,31 @@ class distributed_mutex {
   /// One attempt without waiting: false when another local user or another owner holds it.
   /// Throws lock_error on real failures (quorum_unreachable, closed...).
   bool try_lock();
+  /// Waits at most `rel_time` for the lock (as std::timed_mutex::try_lock_for): first behind
+  /// other local users of this object, then on the servers as one lock call whose total
+  /// wait budget (call_options::max_wait) is what is left of `rel_time`, so that a release
+  /// announced by the holder wakes it (manager_options::wakeup) instead of it waiting for
+  /// its next retry. mutex_options::lock_retry_count does not apply: the time bounds the
+  /// attempts. rel_time <= 0: one attempt, as try_lock(). Returns false when the time ran
+  /// out with the lock held by another local user or another owner. Throws lock_error on
+  /// real failures (the last attempt's error: quorum_unreachable, validity_exhausted,
+  /// closed...), as try_lock(). An attempt that started in time may end up to one request
+  /// timeout after `rel_time`.
+  template <class Rep, class Period>
+  bool try_lock_for(const std::chrono::duration<Rep, Period>& rel_time) {
+    return try_lock_within(detail::mutex_wait_budget(rel_time));
+  }
+  /// As try_lock_for(abs_time - Clock::now()): a time point of any clock is turned into a
+  /// steady budget at the call (later adjustments of a wall clock do not move it). A
+  /// deadline already past: one attempt, as try_lock().
+  template <class Clock, class Duration>
+  bool try_lock_until(const std::chrono::time_point<Clock, Duration>& abs_time) {
+    // In floating point: a far time point (time_point::max()) minus now must not overflow.
+    using seconds_f = std::chrono::duration<double>;
+    const auto now = Clock::now();
+    return try_lock_for(std::chrono::duration_cast<seconds_f>(abs_time.time_since_epoch()) -
+                        std::chrono::duration_cast<seconds_f>(now.time_since_epoch()));
+  }
   /// Stops extending and releases. Returns without waiting for the network; the next local
   /// lock()/try_lock() on this object waits until the release has finished. Never throws:
   /// a failed release is reported to the manager's node-error hook (node_error::node empty,
@@ -87,8 +134,28 @@ class distributed_mutex {
   const std::vector<std::string>& resources() const noexcept;
 
  private:
+  /// try_lock_for's work once the time is a steady budget (>= 0).
+  bool try_lock_within(std::chrono::steady_clock::duration budget);
+
   struct state;
   std::shared_ptr<state> state_;
 };
+
+namespace detail {
+/// The standard's TimedLockable requirements (those std::unique_lock's timed constructors
+/// and members use), for a steady and a wall clock.
+template <class M>
+concept timed_lockable = requires(M& m, std::chrono::milliseconds d,
+                                  std::chrono::steady_clock::time_point t,
+                                  std::chrono::system_clock::time_point w) {
+  m.lock();
+  m.unlock();
+  { m.try_lock() } -> std::convertible_to<bool>;
+  { m.try_lock_for(d) } -> std::convertible_to<bool>;
+  { m.try_lock_until(t) } -> std::convertible_to<bool>;
+  { m.try_lock_until(w) } -> std::convertible_to<bool>;
+};
+}  // namespace detail
+static_assert(detail::timed_lockable<distributed_mutex>);
 
 }  // namespace redlock

@@ -1,4 +1,5 @@
 // distributed_mutex.
+#include <algorithm>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -96,6 +97,36 @@ bool distributed_mutex::try_lock() {
     }
     s.keep(std::move(l));
     return true;
+  } catch (...) {
+    s.unclaim();
+    throw;
+  }
+}
+
+bool distributed_mutex::try_lock_within(std::chrono::steady_clock::duration budget) {
+  auto& s = *state_;
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  {
+    std::unique_lock g(s.mu);
+    if (!s.cv.wait_until(g, deadline, [&] { return !s.busy; }))
+      return false;
+    s.busy = true;
+  }
+  try {
+    // One lock call with the rest of the budget (not a loop of single tries): its waits
+    // are cut short by announced releases and by the holder's expiry. 0 = one attempt.
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    call_options o;
+    o.max_wait = std::max(left, std::chrono::milliseconds::zero());
+    s.keep(s.manager->lock(s.resources, s.opts.ttl, o));
+    return true;
+  } catch (const lock_error& e) {
+    s.unclaim();
+    // Held elsewhere until the budget ran out: the timed calls' "false", as try_lock's.
+    if (e.code() == errc::resource_locked)
+      return false;
+    throw;
   } catch (...) {
     s.unclaim();
     throw;

@@ -5,6 +5,7 @@
 #include <asio/use_future.hpp>
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -255,6 +256,60 @@ TEST_F(MutexTest, LossOfAHeldMutexIsVisibleThroughLostAndTheCallback) {
   EXPECT_TRUE(mu.loss_token().stop_requested());
   EXPECT_EQ(losses.load(), 1);
   g.unlock();
+}
+
+// --- timed calls (TimedLockable) ---------------------------------------------------------
+
+TEST_F(MutexTest, TryLockForAForeignHolderIsFalseAfterTheBudgetAndTouchesNothing) {
+  auto m = make_manager();
+  for (auto& s : servers_)
+    s->command({"SET", "mutex:timed-held", "someone-else", "PX", "60000"});
+  redlock::distributed_mutex mu(*m, "mutex:timed-held");
+  const auto t = std::chrono::steady_clock::now();
+  EXPECT_FALSE(mu.try_lock_for(300ms));
+  const auto took = std::chrono::steady_clock::now() - t;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 5s);
+  for (auto& s : servers_)
+    EXPECT_EQ(s->command({"GET", "mutex:timed-held"}).str, "someone-else");
+  // A deadline of the wall clock, already past: one attempt, also false.
+  EXPECT_FALSE(mu.try_lock_until(std::chrono::system_clock::now() - 1s));
+}
+
+TEST_F(MutexTest, TryLockForSucceedsWhenTheOtherObjectUnlocksDuringTheWait) {
+  auto m1 = make_manager();
+  auto m2 = make_manager();
+  redlock::distributed_mutex a(*m1, "mutex:timed-handoff");
+  redlock::distributed_mutex b(*m2, "mutex:timed-handoff");
+  a.lock();
+  const auto t = std::chrono::steady_clock::now();
+  auto w = std::async(std::launch::async, [&] { return b.try_lock_for(20s); });
+  // a unlocks ~300 ms into b's wait (b acquires whenever it tries after that).
+  wait_for([&] { return std::chrono::steady_clock::now() >= t + 300ms; }, 2s);
+  a.unlock();
+  ASSERT_EQ(w.wait_for(15s), std::future_status::ready);
+  EXPECT_TRUE(w.get());
+  EXPECT_LT(std::chrono::steady_clock::now() - t, 10s) << "well before the 20 s budget";
+  ASSERT_TRUE(b.current_lock().acquired());
+  for (std::size_t i = 0; i < servers_.size(); ++i)
+    EXPECT_EQ(servers_[i]->command({"GET", "mutex:timed-handoff"}).str, b.current_lock().value());
+  b.unlock();
+  EXPECT_TRUE(wait_for([&] { return absent_everywhere("mutex:timed-handoff"); }, 5s));
+}
+
+TEST_F(MutexTest, UniqueLockWithATimeoutOrADeadlineAcquiresAFreeResource) {
+  auto m = make_manager();
+  redlock::distributed_mutex mu(*m, "mutex:timed-free");
+  {
+    std::unique_lock<redlock::distributed_mutex> lk(mu, 200ms);
+    ASSERT_TRUE(lk.owns_lock());
+    for (std::size_t i = 0; i < servers_.size(); ++i)
+      EXPECT_EQ(exists(i, "mutex:timed-free"), 1);
+  }
+  std::unique_lock<redlock::distributed_mutex> lk(mu, std::chrono::system_clock::now() + 2s);
+  EXPECT_TRUE(lk.owns_lock());
+  lk.unlock();
+  EXPECT_TRUE(wait_for([&] { return absent_everywhere("mutex:timed-free"); }, 5s));
 }
 
 }  // namespace
