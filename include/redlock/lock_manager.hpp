@@ -83,6 +83,8 @@ struct lock_parts {
   /// such a node, an "absent" release answer there is proof again.
   std::uint64_t absolvable = 0;
   std::shared_ptr<const write_fates> fates;
+  /// Acquired in fair mode: its releases also leave the wait queues (and name the new head).
+  bool fair = false;
 };
 }  // namespace detail
 
@@ -196,6 +198,8 @@ struct lock_access {
   static const std::shared_ptr<const write_fates>& fates(const lock& l) noexcept {
     return l.p_.fates;
   }
+  /// See lock_parts::fair.
+  static bool fair(const lock& l) noexcept { return l.p_.fair; }
 };
 }  // namespace detail
 

@@ -54,6 +54,18 @@ struct manager_options {
   /// no subscriber is opened; waiting acquires poll (they still retry when the holders' keys
   /// expire, which every denial reports).
   bool wakeup = true;
+  /// Fair mode (README "Fair mode"): waiting acquires are served in the order they began,
+  /// across all managers in fair mode, over the N independent nodes. Each waiter takes a
+  /// ticket (its start time) once and queues on every node; a node grants only to the head
+  /// of its queue of live waiters, and a release wakes only the new head. Costs: every
+  /// attempt also refreshes the waiter's queue entry (a few more commands per script), and a
+  /// waiter refreshes it at least every fair_entry_timeout / 3. Clients not in fair mode
+  /// (and node-redlock) ignore the queues and may barge. Not combinable with fencing.
+  bool fair = false;
+  /// Fair mode: how long a waiter's queue entry lives without a refresh. A waiter that
+  /// crashed (or gave up without reaching a node) holds up the queue at most this long.
+  /// Must be positive.
+  std::chrono::milliseconds fair_entry_timeout{2000};
 };
 
 /// Per-call overrides; an unset field uses the manager's settings. retry_count = 0 is
@@ -75,6 +87,8 @@ struct call_options {
   /// retry_count is not, attempts are bounded by the budget alone (retry_count = -1); a
   /// retry_count set as well still applies. Must not be negative; 0 = a single attempt.
   std::optional<std::chrono::milliseconds> max_wait;
+  /// Lock only: fair mode for this call (see manager_options::fair); unset = the manager's.
+  std::optional<bool> fair;
 };
 
 }  // namespace redlock

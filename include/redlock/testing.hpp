@@ -59,7 +59,10 @@ class virtual_clock {
 /// Which of redlock's scripts a call ran, recognised by the script's SHA1.
 /// fenced_acquire and confirm are the two phases of a fenced acquire
 /// (manager_options::fencing); their KEYS are the lock keys, then one counter key each.
-enum class script_kind { acquire, extend, release, fenced_acquire, confirm, other };
+/// fair_acquire is the acquire of fair mode (manager_options::fair): KEYS = lock keys, their
+/// queues, their leases; ARGV = value, ttl, ticket, lease ms. Fair mode's release is a
+/// `release` whose KEYS are laid out the same way (call::fair).
+enum class script_kind { acquire, extend, release, fenced_acquire, confirm, other, fair_acquire };
 
 /// One request a fake server received.
 struct call {
@@ -70,6 +73,8 @@ struct call {
   /// release: the announcing script (manager_options::wakeup), which publishes each deleted
   /// key on its release channel to the server's notifiers.
   bool announces = false;
+  /// fair_acquire, or a release of a fair lock: KEYS = lock keys, queues, leases.
+  bool fair = false;
 };
 
 /// How a fake server answers one request. Build with the static functions.
@@ -142,6 +147,8 @@ class fake_server {
   std::vector<call> calls() const;
   /// How many requests of `kind` were received.
   std::size_t count(script_kind kind) const;
+  /// Fair mode: the live entries of `resource`'s wait queue, head first (lock values).
+  std::vector<std::string> queue(const std::string& resource) const;
   /// Notifiers subscribed to `channel` now (as PUBSUB SHARDNUMSUB).
   std::size_t subscribers(const std::string& channel) const;
   /// Release announcements delivered so far (one per notifier reached).
@@ -162,11 +169,13 @@ class fake_server {
   struct subscriber;  ///< internal: one notifier's state
 
  private:
-  step handle_locked(const call& c, std::vector<std::string>& announced);
-  redlock::reply run_store(const call& c, std::vector<std::string>& announced);
-  void purge_expired();  // mutex_ held
+  using announcements_t = std::vector<std::pair<std::string, std::string>>;  // channel, payload
+  step handle_locked(const call& c, announcements_t& announced);
+  redlock::reply run_store(const call& c, announcements_t& announced);
+  redlock::reply run_fair(const call& c, announcements_t& announced);  // mutex_ held
+  void purge_expired();                                                // mutex_ held
   void set_all(const step& s);
-  void announce(const std::vector<std::string>& channels, const std::string& payload);
+  void announce(const announcements_t& messages);
   void attach(const std::shared_ptr<subscriber>& s);
 
   std::shared_ptr<virtual_clock> clock_;
@@ -176,6 +185,13 @@ class fake_server {
   std::vector<call> calls_;
   std::map<std::string, entry> keys_;
   std::vector<std::weak_ptr<subscriber>> subscribers_;
+  struct queued {
+    double ticket = 0;
+    std::chrono::milliseconds lease_end{};  // on clock_
+  };
+  // Fair mode: queue key -> value -> entry (the lease ZSET of the real script folded in).
+  std::map<std::string, std::map<std::string, queued>> queues_;
+  std::vector<std::string> live_queue(const std::string& queue_key);  // mutex_ held; prunes
   bool drop_announcements_ = false;
   std::size_t announcements_ = 0;
 };

@@ -182,8 +182,12 @@ action quorum_machine::on_retry_timer(const event& e) {
     // The lock ran out while we waited: no retry can help any more.
     return finish(last_error_, e.now);
   }
-  if (e.now >= config_.wait_until)
-    return finish(last_error_, e.now);  // the wait budget is spent
+  if (e.now >= config_.wait_until) {
+    // The wait budget is spent. Fair mode: leave the queues (the failed attempt's release
+    // kept our entries there).
+    release_pending_ = config_.fair;
+    return finish(last_error_, e.now);
+  }
   return begin_round(e.now, config_.kind == op_kind::release);
 }
 
@@ -197,8 +201,10 @@ action quorum_machine::on_wake(const event& e) {
   }
   if (phase_ != phase::waiting)
     return {};
-  if (e.now >= config_.wait_until)
+  if (e.now >= config_.wait_until) {
+    release_pending_ = config_.fair;  // as in on_retry_timer
     return finish(last_error_, e.now);
+  }
   auto a = begin_round(e.now, false);
   woken_ = true;
   return a;
@@ -207,7 +213,9 @@ action quorum_machine::on_wake(const event& e) {
 action quorum_machine::on_cancel(const event& e) {
   if (phase_ == phase::done || phase_ == phase::settled)
     return {};
-  if (config_.kind == op_kind::acquire && dirty_) {
+  // Fair mode: our queue entries stay on the nodes after a failed attempt; a cancelled
+  // waiter leaves them at once rather than holding up the queue until they expire.
+  if (config_.kind == op_kind::acquire && (dirty_ || (config_.fair && attempts_ > 0))) {
     release_pending_ = true;
     dirty_ = false;
   }
@@ -298,6 +306,8 @@ action quorum_machine::fail(std::error_code code, time_point now) {
   // timeout, not only at the poll.
   if (woken_ && code == errc::quorum_unreachable)
     at = std::min(at, now + config_.node_timeout);
+  if (config_.fair && config_.refresh_every != duration::max())
+    at = std::min(at, now + config_.refresh_every);
   woken_ = false;
   return schedule(at, now);
 }

@@ -3,7 +3,11 @@
 namespace redlock::detail::core {
 
 void wake_table::add(waiter w, const std::vector<std::string>& channels,
-                     std::vector<std::string>& subscribe) {
+                     std::vector<std::string>& subscribe, std::string name) {
+  if (!name.empty()) {
+    by_name_[name] = w;
+    names_[w] = std::move(name);
+  }
   for (const auto& c : channels) {
     auto [it, fresh] = by_channel_.try_emplace(c);
     // Ids grow with registration, so appending keeps each queue oldest first.
@@ -15,6 +19,11 @@ void wake_table::add(waiter w, const std::vector<std::string>& channels,
 
 void wake_table::remove(waiter w, const std::vector<std::string>& channels,
                         std::vector<std::string>& unsubscribe) {
+  if (auto n = names_.find(w); n != names_.end()) {
+    if (auto b = by_name_.find(n->second); b != by_name_.end() && b->second == w)
+      by_name_.erase(b);
+    names_.erase(n);
+  }
   for (const auto& c : channels) {
     auto it = by_channel_.find(c);
     if (it == by_channel_.end())
@@ -42,6 +51,14 @@ std::optional<wake_table::waiter> wake_table::on_release(std::string_view channe
   if (it == by_channel_.end() || it->second.queue.empty())
     return std::nullopt;
   auto& e = it->second;
+  constexpr std::string_view head = "head:";
+  if (payload.substr(0, head.size()) == head) {
+    auto b = by_name_.find(payload.substr(head.size()));
+    if (b == by_name_.end() ||
+        std::find(e.queue.begin(), e.queue.end(), b->second) == e.queue.end())
+      return std::nullopt;
+    return b->second;
+  }
   const bool repeat = !payload.empty() && payload == e.last_payload;
   if (repeat) {
     // Another node's report of the same release: only for the waiter it woke, if still here.

@@ -245,6 +245,10 @@ struct op_config {
   /// acquire: the total wait budget's end (call_options::max_wait): no attempt starts at or
   /// after it, and a wait that would end later ends there with the last attempt's error.
   time_point wait_until = time_point::max();
+  /// acquire in fair mode: the queue entries must be refreshed (by an attempt) at least this
+  /// often; a failed or cancelled acquire always ends with a release (it leaves the queues).
+  bool fair = false;
+  duration refresh_every = duration::max();
 };
 
 /// An input to the machine.
@@ -364,7 +368,8 @@ using random_source = std::uint64_t (*)();
 ///   - a wake (event::wake: a release was announced): at once while waiting; during an attempt
 ///     it is remembered, and a failure of that attempt retries at once. A woken attempt that
 ///     failed for failing nodes (quorum_unreachable) gets one more try after node_timeout.
-///   Attempts started by the last two are not counted. Nothing starts at or after
+///   - fair mode: refresh_every after the attempt, to keep the queue entries alive.
+///   Attempts started by the last three are not counted. Nothing starts at or after
 ///   config.wait_until: a wait that would end later ends there with the last error.
 /// Memory: the node vector is sized once; only counts and the last attempt survive retries.
 class quorum_machine {
@@ -621,13 +626,18 @@ class cleanup {
 /// release is announced by every node that held the lock, with the same payload (the SHA1
 /// of the released value): the repeats go to the waiter the first one woke (whose attempt
 /// may have come too early for some node), never to another (the first may have won).
+/// Fair mode: a release that names the new head ("head:<sha1 of its value>") wakes that
+/// waiter only, if it waits here, and no other (the others are behind it in the queue).
 /// Waiter ids must grow with registration order (the driver counts them up).
 class wake_table {
  public:
   using waiter = std::uint64_t;
 
   /// Registers `w` on `channels` (distinct); appends to `subscribe` those that had no waiter.
-  void add(waiter w, const std::vector<std::string>& channels, std::vector<std::string>& subscribe);
+  /// `name` (fair mode: the SHA1 of its value) lets a release wake it by name
+  /// ("head:<name>"): only that waiter then, wherever it is in the queue.
+  void add(waiter w, const std::vector<std::string>& channels, std::vector<std::string>& subscribe,
+           std::string name = {});
   /// Deregisters `w` from `channels`; appends to `unsubscribe` those left without a waiter.
   void remove(waiter w, const std::vector<std::string>& channels,
               std::vector<std::string>& unsubscribe);
@@ -645,6 +655,8 @@ class wake_table {
     waiter woken = 0;          // ...and the waiter it woke
   };
   std::map<std::string, entry, std::less<>> by_channel_;
+  std::map<std::string, waiter, std::less<>> by_name_;
+  std::map<waiter, std::string> names_;
 };
 
 /// What an inspection read on one node, reduced to what the verdict needs.

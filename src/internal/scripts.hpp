@@ -20,6 +20,13 @@ const script& release_script();
 /// As release_script(), and announces each deleted key on its release_channel() (SPUBLISH,
 /// or PUBLISH where unknown) with the SHA1 of the value as the message.
 const script& release_notify_script();
+/// Fair mode: KEYS = lock keys, their queues, their leases; ARGV = value, ttl, ticket,
+/// lease ms. Grants (#keys) only when the keys are free and we head every queue; else a
+/// denial as acquire_script()'s (0 also when only the queue stands in the way).
+const script& fair_acquire_script();
+/// Fair mode: KEYS as fair_acquire_script(); ARGV = value, "stay" (keep our queue entries) or
+/// "leave". Returns how many keys were deleted; announces "head:<sha1>" of the new head.
+const script& fair_release_script();
 /// Fencing phase 1: the acquire, plus INCR of each key's counter; KEYS = lock keys then their
 /// counter keys; returns the largest counter (>= 1), else a denial as acquire_script()'s.
 const script& fenced_acquire_script();
@@ -31,5 +38,8 @@ const script& fence_confirm_script();
 std::string fencing_counter_key(std::string_view resource);
 /// The pub/sub channel on which releases of `resource` are announced (same slot rule).
 std::string release_channel(std::string_view resource);
+/// Fair mode: the wait queue and the lease keys of `resource` (same slot rule).
+std::string fair_queue_key(std::string_view resource);
+std::string fair_lease_key(std::string_view resource);
 
 }  // namespace redlock::detail

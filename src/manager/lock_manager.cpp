@@ -109,7 +109,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
 
   void open_notifiers();
   std::uint64_t add_waiter(const std::shared_ptr<operation>& op,
-                           const std::vector<std::string>& channels);
+                           const std::vector<std::string>& channels, std::string id);
   void remove_waiter(std::uint64_t id, const std::vector<std::string>& channels);
   void on_notification(notification::kind what, const std::string& channel,
                        const std::string& payload);
@@ -294,6 +294,25 @@ class operation final : public std::enable_shared_from_this<operation> {
         fenced_keys_.push_back(fencing_counter_key(k));
       confirm_args_[0] = args_[0];
     }
+    if (cfg.fair) {
+      // The fair scripts take the lock keys, their queues, then their leases.
+      fair_keys_.reserve(3 * keys_.size());
+      fair_keys_.insert(fair_keys_.end(), keys_.begin(), keys_.end());
+      for (const auto& k : keys_)
+        fair_keys_.push_back(fair_queue_key(k));
+      for (const auto& k : keys_)
+        fair_keys_.push_back(fair_lease_key(k));
+      // The ticket orders waiters on every node alike: chosen once, the wall clock in µs
+      // (comparable across machines up to their clock offset; ties go by value, alike
+      // everywhere too). A double holds it exactly (below 2^53).
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+      fair_acquire_args_ = {args_[0], args_[1], std::to_string(us),
+                            std::to_string(m_->settings_.fair_entry_timeout.count())};
+      stay_args_ = {args_[0], "stay"};
+      leave_args_ = {args_[0], "leave"};
+    }
   }
 
   lock_completion lock_done_;
@@ -396,7 +415,9 @@ class operation final : public std::enable_shared_from_this<operation> {
     channels_.reserve(keys_.size());
     for (const auto& k : keys_)
       channels_.push_back(release_channel(k));
-    waiter_ = m_->add_waiter(shared_from_this(), channels_);
+    // Fair: a release names the new head by the SHA1 of its value ("head:<sha1>").
+    waiter_ = m_->add_waiter(shared_from_this(), channels_,
+                             machine_.config().fair ? script(value()).sha1() : std::string());
   }
 
   void deregister_waiter() {
@@ -510,15 +531,30 @@ class operation final : public std::enable_shared_from_this<operation> {
     // Fenced: phase 1 (the primary acquire) and phase 2 (confirm) run the fenced scripts,
     // which also take the counter keys; releases and re-syncs are the plain scripts.
     const bool fenced_script = fenced(p);
-    const script& s = fenced_script && p == purpose::primary
-                          ? fenced_acquire_script()
-                          : script_for(core_ns::script_of(kind(), p), m_->settings_.wakeup);
-    const std::span<const std::string> keys = fenced_script
-                                                  ? std::span<const std::string>(fenced_keys_)
-                                                  : std::span<const std::string>(keys_);
-    const std::span<const std::string> args =
+    const script* s = fenced_script && p == purpose::primary
+                          ? &fenced_acquire_script()
+                          : &script_for(core_ns::script_of(kind(), p), m_->settings_.wakeup);
+    std::span<const std::string> keys = fenced_script ? std::span<const std::string>(fenced_keys_)
+                                                      : std::span<const std::string>(keys_);
+    std::span<const std::string> args =
         p == purpose::confirm ? std::span<const std::string>(confirm_args_) : args_;
-    m_->nodes_[i]->async_eval(s, keys, args,
+    if (machine_.config().fair) {
+      // Fair: acquires queue; releases leave the queues, except the release between two
+      // attempts of a waiter that goes on waiting (its place is kept).
+      const auto script_kind = core_ns::script_of(kind(), p);
+      if (script_kind == core_ns::op_kind::acquire && p == purpose::primary) {
+        s = &fair_acquire_script();
+        keys = fair_keys_;
+        args = fair_acquire_args_;
+      } else if (script_kind == core_ns::op_kind::release) {
+        s = &fair_release_script();
+        keys = fair_keys_;
+        const bool stay =
+            kind() == core_ns::op_kind::acquire && p == purpose::release && !machine_.finished();
+        args = stay ? std::span<const std::string>(stay_args_) : leave_args_;
+      }
+    }
+    m_->nodes_[i]->async_eval(*s, keys, args,
                               [self = shared_from_this(), i, p, attempt, round, ticket](
                                   std::error_code ec, reply r) mutable {
                                 auto& strand = self->m_->strand_;
@@ -889,6 +925,7 @@ class operation final : public std::enable_shared_from_this<operation> {
       parts.deadline = ec ? core_ns::time_point{} : machine_.deadline();
       parts.report = std::move(rep);
       parts.written = written_.bits();
+      parts.fair = machine_.config().fair;
       if (!ec) {
         parts.uncertain = uncertain_of_handle();
         // An acquire's token is the confirmed one; an extend keeps the handle's.
@@ -980,10 +1017,14 @@ class operation final : public std::enable_shared_from_this<operation> {
   std::shared_ptr<const write_fates> inherited_fates_;
   std::uint64_t absolvable_ = 0;
   std::shared_ptr<write_fates> own_fates_;
-  std::vector<std::string> fenced_keys_;     // fenced: keys_, then their counter keys
-  std::array<std::string, 2> confirm_args_;  // fenced phase 2: value, candidate token
-  std::uint64_t waiter_ = 0;                 // wake-up: registered as this waiter (0: not)
-  std::vector<std::string> channels_;        // wake-up: the release channels of keys_
+  std::vector<std::string> fenced_keys_;          // fenced: keys_, then their counter keys
+  std::array<std::string, 2> confirm_args_;       // fenced phase 2: value, candidate token
+  std::vector<std::string> fair_keys_;            // fair: keys_, their queues, their leases
+  std::array<std::string, 4> fair_acquire_args_;  // fair: value, ttl, ticket, lease ms
+  std::array<std::string, 2> stay_args_;          // fair release keeping our entries
+  std::array<std::string, 2> leave_args_;         // fair release leaving the queues
+  std::uint64_t waiter_ = 0;                      // wake-up: registered as this waiter (0: not)
+  std::vector<std::string> channels_;             // wake-up: the release channels of keys_
 };
 
 namespace {
@@ -1051,6 +1092,10 @@ core_ns::op_config config_for(core_ns::op_kind kind, const manager_impl& m, mill
   cfg.lock_deadline = lock_deadline;
   cfg.wait_all = kind == core_ns::op_kind::release && opts.wait_all_nodes;
   cfg.fenced = kind == core_ns::op_kind::acquire && opts.fencing.value_or(s.fencing);
+  if (kind == core_ns::op_kind::acquire && opts.fair.value_or(s.fair)) {
+    cfg.fair = true;
+    cfg.refresh_every = s.fair_entry_timeout / 3;
+  }
   if (kind == core_ns::op_kind::acquire && opts.max_wait) {
     // Counted from the call: time spent before the start (the identity check) counts too.
     cfg.wait_until = core_ns::clock::now() + *opts.max_wait;
@@ -1191,11 +1236,11 @@ void manager_impl::open_notifiers() {
 }
 
 std::uint64_t manager_impl::add_waiter(const std::shared_ptr<operation>& op,
-                                       const std::vector<std::string>& channels) {
+                                       const std::vector<std::string>& channels, std::string name) {
   const auto id = next_waiter_++;
   waiters_.emplace(id, op);
   std::vector<std::string> fresh;
-  wakes_.add(id, channels, fresh);
+  wakes_.add(id, channels, fresh, std::move(name));
   for (const auto& c : fresh) {
     for (auto& n : notifiers_) {
       if (n)
@@ -1276,6 +1321,8 @@ std::shared_ptr<manager_impl> make_manager(asio::any_io_executor ex,
     invalid("node_lag_limit must not be negative");
   if (s.quit_timeout.count() < 0)
     invalid("quit_timeout must not be negative");
+  if (s.fair_entry_timeout.count() <= 0)
+    invalid("fair_entry_timeout must be positive");
   auto m = std::make_shared<manager_impl>(std::move(ex), std::move(nodes), s);
   m->open_notifiers();  // needs weak_from_this: not in the constructor
   return m;
@@ -1295,6 +1342,11 @@ void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
   if (r)
     return post_lock_error(m, r.ec, std::move(done), std::move(r.detail));
   const auto cfg = config_for(core_ns::op_kind::acquire, *m, ttl, opts);
+  if (cfg.fair && cfg.fenced) {
+    return post_lock_error(m, errc::invalid_argument, std::move(done),
+                           "fair and fencing cannot be combined (fair mode has no fencing "
+                           "tokens yet)");
+  }
   if (!admit(m, cfg, std::move(resources), make_lock_value(), ttl, 0, 0, done, slot))
     post_lock_error(m, errc::closed, std::move(done));
 }
@@ -1326,7 +1378,8 @@ void start_extend(const std::shared_ptr<manager_impl>& m, const lock& l, millise
     r = check_ttl_and_options(m->settings_, ttl, opts);
   if (r)
     return post_lock_error(m, r.ec, std::move(done), std::move(r.detail));
-  const auto cfg = config_for(core_ns::op_kind::extend, *m, ttl, opts, l.validity_deadline());
+  auto cfg = config_for(core_ns::op_kind::extend, *m, ttl, opts, l.validity_deadline());
+  cfg.fair = lock_access::fair(l);  // kept in the extended handle
   if (!admit(m, cfg, l.resources(), l.value(), ttl, lock_access::written_nodes(l),
              lock_access::uncertain_nodes(l), done, {}, l.fencing_token(), &l))
     post_lock_error(m, errc::closed, std::move(done));
@@ -1343,7 +1396,8 @@ void start_unlock(const std::shared_ptr<manager_impl>& m, const lock& l, call_op
     r = check_options(m->settings_, opts);
   if (r)
     return post_unlock_error(m, r.ec, std::move(done), std::move(r.detail));
-  const auto cfg = config_for(core_ns::op_kind::release, *m, l.ttl(), opts, l.validity_deadline());
+  auto cfg = config_for(core_ns::op_kind::release, *m, l.ttl(), opts, l.validity_deadline());
+  cfg.fair = lock_access::fair(l);  // a fair lock's release also leaves the queues
   if (!admit(m, cfg, l.resources(), l.value(), l.ttl(), lock_access::written_nodes(l),
              lock_access::uncertain_nodes(l), done, {}, 0, &l))
     post_unlock_error(m, errc::closed, std::move(done));

@@ -104,6 +104,115 @@ return n
   return s;
 }
 
+// Fair mode (manager_options::fair). Per resource, besides the lock key K: a queue Q of live
+// waiters (ZSET: member = the waiter's lock value, score = its ticket, chosen once by the
+// waiter and sent unchanged to every node, so every node orders the same waiters the same
+// way) and their leases L (ZSET: member = value, score = lease end in the server's ms). KEYS
+// = K1..Kn, Q1..Qn, L1..Ln (fair_queue_key, fair_lease_key: in K's slot). Both ZSETs expire
+// as a whole once no member refreshed them for a lease, so nothing outlives its waiters.
+// Model: models/fair_queue.pml.
+//
+// Fair acquire: ARGV = value, ttl, ticket, lease ms. Drops entries whose lease ran out, adds
+// or refreshes ours (idempotent: same ticket), then grants (sets every K, removes our entry:
+// returns #K) only when every K is free or ours AND we are the head of every Q. Otherwise
+// nothing but our entry changes: -1 - PTTL of the longest-lived foreign K, or 0 when a
+// foreign K never expires or only the queue stands in the way (then the head's release
+// wakes us).
+const script& fair_acquire_script() {
+  static const script s(R"lua(
+local n = #KEYS / 3
+local v = ARGV[1]
+local lease = tonumber(ARGV[4])
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local head = true
+for i = 1, n do
+  local q, l = KEYS[n + i], KEYS[2 * n + i]
+  for _, m in ipairs(redis.call("ZRANGEBYSCORE", l, "-inf", now)) do
+    redis.call("ZREM", q, m)
+    redis.call("ZREM", l, m)
+  end
+  redis.call("ZADD", q, ARGV[3], v)
+  redis.call("ZADD", l, now + lease, v)
+  if redis.call("PTTL", q) < lease then
+    redis.call("PEXPIRE", q, lease)
+    redis.call("PEXPIRE", l, lease)
+  end
+  if redis.call("ZRANGE", q, 0, 0)[1] ~= v then head = false end
+end
+local wait
+for i = 1, n do
+  local cur = redis.call("GET", KEYS[i])
+  if cur and cur ~= v then
+    local p = redis.call("PTTL", KEYS[i])
+    if p < 0 then return 0 end
+    if not wait or p > wait then wait = p end
+  end
+end
+if wait then return -1 - wait end
+if not head then return 0 end
+for i = 1, n do
+  redis.call("SET", KEYS[i], v, "PX", ARGV[2])
+  redis.call("ZREM", KEYS[n + i], v)
+  redis.call("ZREM", KEYS[2 * n + i], v)
+end
+return n
+)lua");
+  return s;
+}
+
+// Fair release: KEYS as above; ARGV = value, "stay" to keep our queue entries (the release
+// after a failed attempt of a waiter that retries), anything else to leave the queues too.
+// Deletes each K holding our value (returns how many). Where that freed K, or our leaving made
+// another waiter the head, announces it on K's release channel (as release_notify_script):
+// "head:" .. SHA1 of the new head's value when waiters are queued (only that waiter is woken),
+// else the SHA1 of our value.
+const script& fair_release_script() {
+  static const script s(R"lua(
+local n = #KEYS / 3
+local v = ARGV[1]
+local stay = ARGV[2] == "stay"
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deleted = 0
+for i = 1, n do
+  local key, q, l = KEYS[i], KEYS[n + i], KEYS[2 * n + i]
+  local changed = false
+  if redis.call("GET", key) == v then
+    redis.call("DEL", key)
+    deleted = deleted + 1
+    changed = true
+  end
+  for _, m in ipairs(redis.call("ZRANGEBYSCORE", l, "-inf", now)) do
+    redis.call("ZREM", q, m)
+    redis.call("ZREM", l, m)
+  end
+  if not stay then
+    local was_head = redis.call("ZRANGE", q, 0, 0)[1] == v
+    if redis.call("ZREM", q, v) == 1 and was_head then changed = true end
+    redis.call("ZREM", l, v)
+  end
+  if changed then
+    local h = redis.call("ZRANGE", q, 0, 0)[1]
+    local id
+    if h then id = "head:" .. redis.sha1hex(h) else id = redis.sha1hex(v) end
+    local open = string.find(key, "{", 1, true)
+    local close = open and string.find(key, "}", open + 1, true)
+    local ch
+    if (close and close > open + 1) or string.find(key, "}", 1, true) then
+      ch = key .. ":redlock-release"
+    else
+      ch = "{" .. key .. "}:redlock-release"
+    end
+    local r = redis.pcall("SPUBLISH", ch, id)
+    if type(r) == "table" and r.err then redis.pcall("PUBLISH", ch, id) end
+  end
+end
+return deleted
+)lua");
+  return s;
+}
+
 // Fencing, phase 1 (the fenced acquire): KEYS = the n lock keys, then their n counter keys
 // (fencing_counter_key); ARGV = value, ttl. As the acquire script, and each granted key's
 // counter is raised by one (INCR: durable, never expiring; first, so that a counter key holding
@@ -193,6 +302,14 @@ std::string fencing_counter_key(std::string_view resource) {
 
 std::string release_channel(std::string_view resource) {
   return in_slot_of(resource, ":redlock-release");
+}
+
+std::string fair_queue_key(std::string_view resource) {
+  return in_slot_of(resource, ":redlock-queue");
+}
+
+std::string fair_lease_key(std::string_view resource) {
+  return in_slot_of(resource, ":redlock-lease");
 }
 
 }  // namespace redlock::detail

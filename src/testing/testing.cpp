@@ -62,9 +62,10 @@ step step::silence() {
 
 namespace {
 
-constexpr script_kind all_kinds[] = {script_kind::acquire, script_kind::extend,
-                                     script_kind::release, script_kind::fenced_acquire,
-                                     script_kind::confirm, script_kind::other};
+constexpr script_kind all_kinds[] = {script_kind::acquire,     script_kind::extend,
+                                     script_kind::release,     script_kind::fenced_acquire,
+                                     script_kind::confirm,     script_kind::other,
+                                     script_kind::fair_acquire};
 
 script_kind kind_of(const script& s) {
   // By SHA1, as a server's script cache would: the manager sends these exact scripts.
@@ -73,8 +74,11 @@ script_kind kind_of(const script& s) {
   if (s.sha1() == detail::extend_script().sha1())
     return script_kind::extend;
   if (s.sha1() == detail::release_script().sha1() ||
-      s.sha1() == detail::release_notify_script().sha1())
+      s.sha1() == detail::release_notify_script().sha1() ||
+      s.sha1() == detail::fair_release_script().sha1())
     return script_kind::release;
+  if (s.sha1() == detail::fair_acquire_script().sha1())
+    return script_kind::fair_acquire;
   if (s.sha1() == detail::fenced_acquire_script().sha1())
     return script_kind::fenced_acquire;
   if (s.sha1() == detail::fence_confirm_script().sha1())
@@ -195,14 +199,14 @@ std::size_t fake_server::count(script_kind kind) const {
 }
 
 step fake_server::handle(const call& c) {
-  std::vector<std::string> announced;
+  announcements_t announced;
   step st = handle_locked(c, announced);
   if (!announced.empty())
-    announce(announced, c.args.empty() ? std::string() : c.args[0]);
+    announce(announced);
   return st;
 }
 
-step fake_server::handle_locked(const call& c, std::vector<std::string>& announced) {
+step fake_server::handle_locked(const call& c, announcements_t& announced) {
   std::lock_guard lk(mutex_);
   calls_.push_back(c);
   step st = step::store();
@@ -221,7 +225,7 @@ step fake_server::handle_locked(const call& c, std::vector<std::string>& announc
   return st;
 }
 
-redlock::reply fake_server::run_store(const call& c, std::vector<std::string>& announced) {
+redlock::reply fake_server::run_store(const call& c, announcements_t& announced) {
   // The semantics of src/manager/scripts.cpp; TTLs on the virtual clock.
   purge_expired();
   redlock::reply r;
@@ -231,6 +235,8 @@ redlock::reply fake_server::run_store(const call& c, std::vector<std::string>& a
     r.str = "ERR unknown script";
     return r;
   }
+  if (c.fair)
+    return run_fair(c, announced);
   const auto& value = c.args[0];
   const auto n = static_cast<long long>(c.keys.size());
   const auto ttl = ttl_arg(c);
@@ -284,8 +290,9 @@ redlock::reply fake_server::run_store(const call& c, std::vector<std::string>& a
         if (auto it = keys_.find(k); it != keys_.end() && it->second.value == value) {
           keys_.erase(it);
           ++r.integer;
+          // The SHA1 of the value, as the real script's redis.sha1hex(ARGV[1]).
           if (c.announces)
-            announced.push_back(detail::release_channel(k));
+            announced.emplace_back(detail::release_channel(k), script(value).sha1());
         }
       }
       return r;
@@ -330,9 +337,106 @@ redlock::reply fake_server::run_store(const call& c, std::vector<std::string>& a
       return r;
     }
     case script_kind::other:
+    case script_kind::fair_acquire:
       break;
   }
   return r;
+}
+
+std::vector<std::string> fake_server::live_queue(const std::string& queue_key) {
+  std::vector<std::string> out;
+  auto it = queues_.find(queue_key);
+  if (it == queues_.end())
+    return out;
+  const auto now = clock_->now();
+  std::erase_if(it->second, [&](const auto& e) { return e.second.lease_end <= now; });
+  std::vector<std::pair<double, std::string>> order;
+  for (const auto& [v, e] : it->second)
+    order.emplace_back(e.ticket, v);
+  std::sort(order.begin(), order.end());  // by ticket, then by value (as a ZSET)
+  for (auto& o : order)
+    out.push_back(std::move(o.second));
+  if (it->second.empty())
+    queues_.erase(it);
+  return out;
+}
+
+// The semantics of fair_acquire_script() and fair_release_script() (src/manager/scripts.cpp);
+// leases on the virtual clock. KEYS = n lock keys, n queues, n leases (the lease ZSET is
+// folded into queues_, so the lease keys are not read).
+redlock::reply fake_server::run_fair(const call& c, announcements_t& announced) {
+  redlock::reply r;
+  r.kind = redlock::reply::type::integer;
+  const std::size_t n = c.keys.size() / 3;
+  const auto& value = c.args[0];
+  const auto now = clock_->now();
+  if (c.kind == script_kind::fair_acquire) {
+    if (c.args.size() < 4) {
+      r.kind = redlock::reply::type::error;
+      r.str = "ERR fair acquire needs value, ttl, ticket, lease";
+      return r;
+    }
+    const double ticket = std::stod(c.args[2]);
+    const auto lease = std::chrono::milliseconds(std::stoll(c.args[3]));
+    bool head = true;
+    for (std::size_t i = 0; i < n; ++i) {
+      live_queue(c.keys[n + i]);
+      queues_[c.keys[n + i]][value] = queued{ticket, now + lease};
+      if (live_queue(c.keys[n + i]).front() != value)
+        head = false;
+    }
+    std::optional<std::int64_t> wait;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (auto it = keys_.find(c.keys[i]); it != keys_.end() && it->second.value != value) {
+        if (!it->second.expires_at)
+          return r;
+        const std::int64_t left = (*it->second.expires_at - now).count();
+        wait = std::max(wait.value_or(0), left);
+      }
+    }
+    if (wait) {
+      r.integer = -1 - *wait;
+      return r;
+    }
+    if (!head)
+      return r;
+    const auto ttl = ttl_arg(c);
+    for (std::size_t i = 0; i < n; ++i) {
+      keys_[c.keys[i]] = entry{value, ttl ? std::optional(now + *ttl) : std::nullopt};
+      queues_[c.keys[n + i]].erase(value);
+      live_queue(c.keys[n + i]);
+    }
+    r.integer = static_cast<long long>(n);
+    return r;
+  }
+  // A fair release.
+  const bool stay = c.args.size() > 1 && c.args[1] == "stay";
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& key = c.keys[i];
+    bool changed = false;
+    if (auto it = keys_.find(key); it != keys_.end() && it->second.value == value) {
+      keys_.erase(it);
+      ++r.integer;
+      changed = true;
+    }
+    auto q = live_queue(c.keys[n + i]);
+    if (!stay && !q.empty()) {
+      const bool was_head = q.front() == value;
+      if (queues_[c.keys[n + i]].erase(value) == 1 && was_head)
+        changed = true;
+      q = live_queue(c.keys[n + i]);
+    }
+    if (changed) {
+      announced.emplace_back(detail::release_channel(key),
+                             q.empty() ? script(value).sha1() : "head:" + script(q.front()).sha1());
+    }
+  }
+  return r;
+}
+
+std::vector<std::string> fake_server::queue(const std::string& resource) const {
+  std::lock_guard lk(mutex_);
+  return const_cast<fake_server*>(this)->live_queue(detail::fair_queue_key(resource));
 }
 
 // --- notifiers -------------------------------------------------------------------------
@@ -398,7 +502,7 @@ void fake_server::attach(const std::shared_ptr<subscriber>& s) {
   subscribers_.push_back(s);
 }
 
-void fake_server::announce(const std::vector<std::string>& channels, const std::string& value) {
+void fake_server::announce(const announcements_t& messages) {
   std::vector<std::shared_ptr<subscriber>> subs;
   {
     std::lock_guard lk(mutex_);
@@ -409,10 +513,8 @@ void fake_server::announce(const std::vector<std::string>& channels, const std::
         subs.push_back(std::move(s));
     }
   }
-  // The SHA1 of the value, as the real script's redis.sha1hex(ARGV[1]).
-  const std::string payload = script(value).sha1();
   for (const auto& s : subs) {
-    for (const auto& ch : channels) {
+    for (const auto& [ch, payload] : messages) {
       {
         std::lock_guard lk(s->mutex);
         if (s->closed || s->channels.count(ch) == 0)
@@ -465,7 +567,9 @@ void fake_node::async_eval(const script& s, std::span<const std::string> keys,
                            std::span<const std::string> args, reply_handler handler) {
   call c;
   c.kind = kind_of(s);
-  c.announces = s.sha1() == detail::release_notify_script().sha1();
+  c.fair = s.sha1() == detail::fair_acquire_script().sha1() ||
+           s.sha1() == detail::fair_release_script().sha1();
+  c.announces = c.fair || s.sha1() == detail::release_notify_script().sha1();
   c.keys.assign(keys.begin(), keys.end());
   c.args.assign(args.begin(), args.end());
 

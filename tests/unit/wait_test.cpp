@@ -511,3 +511,200 @@ TEST_F(WakeManagerTest, MaxWaitMustNotBeNegative) {
 }
 
 }  // namespace
+
+// --- fair mode against fake deployments -------------------------------------------------
+
+namespace {
+
+redlock::manager_options fair_options() {
+  auto s = redlock::test::fast_options();
+  s.request_timeout = 100ms;
+  s.fair = true;
+  return s;
+}
+
+class FairTest : public WakeManagerTest {
+ public:
+  // Starts a fair waiter and waits until its entry is queued on every server.
+  std::shared_ptr<result> queue_up(rt::fake_deployment& d, redlock::lock_manager& m,
+                                   std::size_t expected_queue,
+                                   redlock::call_options o = patient()) {
+    auto w = start(m, {"r"}, o);
+    EXPECT_TRUE(run_until([&] {
+      for (std::size_t i = 0; i < d.size(); ++i) {
+        if (d[i].queue("r").size() != expected_queue)
+          return false;
+      }
+      return true;
+    }));
+    return w;
+  }
+};
+
+TEST_F(FairTest, WaitersOfDifferentManagersAreServedInTheOrderTheyBegan) {
+  rt::fake_deployment d(io.get_executor(), 3);
+  redlock::lock_manager holder(io.get_executor(), d.nodes(), fair_options());
+  constexpr std::size_t n = 4;
+  std::vector<std::unique_ptr<redlock::lock_manager>> managers;
+  for (std::size_t i = 0; i < n; ++i)
+    managers.push_back(
+        std::make_unique<redlock::lock_manager>(io.get_executor(), d.nodes(), fair_options()));
+  auto h = start(holder, {"r"});
+  ASSERT_TRUE(run_until([&] { return h->done; }));
+  ASSERT_FALSE(h->ec);
+  std::vector<std::shared_ptr<result>> w;
+  for (std::size_t i = 0; i < n; ++i)
+    w.push_back(queue_up(d, *managers[i], i + 1));
+  ASSERT_TRUE(run_until([&] { return subscribed(d, "r") == 3 * n; }));
+  // Quiet: the holder's acquire, and per waiter its first attempt and the one after its
+  // manager's confirmed subscriptions, each failed one released (staying queued).
+  ASSERT_TRUE(run_until([&] {
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      if (d[i].count(rt::script_kind::fair_acquire) != 2 * n + 1 ||
+          d[i].count(rt::script_kind::release) != 2 * n)
+        return false;
+    }
+    return true;
+  }));
+  // Each release names the new head: exactly one waiter in all the managers is woken, and
+  // the order is the order the waiters began in.
+  auto* prev_manager = &holder;
+  auto prev = h;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto before = d[0].count(rt::script_kind::fair_acquire);
+    ASSERT_TRUE(unlock(*prev_manager, prev->l));
+    ASSERT_TRUE(run_until([&] { return w[i]->done; }, 5s)) << "waiter " << i;
+    ASSERT_FALSE(w[i]->ec) << w[i]->ec.message();
+    for (std::size_t j = i + 1; j < n; ++j)
+      EXPECT_FALSE(w[j]->done) << "waiter " << j << " overtook waiter " << i;
+    // One attempt for the hand-off (refreshes of the others may add some; the patient
+    // waiters refresh every fair_entry_timeout / 3 = 667 ms, well after this).
+    EXPECT_EQ(d[0].count(rt::script_kind::fair_acquire) - before, 1u) << "hand-off " << i;
+    prev_manager = managers[i].get();
+    prev = w[i];
+  }
+  ASSERT_TRUE(unlock(*prev_manager, prev->l));
+  for (std::size_t i = 0; i < d.size(); ++i)
+    EXPECT_TRUE(d[i].queue("r").empty());
+  EXPECT_TRUE(run_until([&] { return subscribed(d, "r") == 0; }));
+}
+
+TEST_F(FairTest, ACrashedWaitersEntryHoldsUpTheQueueOnlyUntilItExpires) {
+  rt::fake_deployment d(io.get_executor(), 3);
+  auto s = fair_options();
+  s.fair_entry_timeout = 300ms;
+  // A key held by another client, and queued behind it a waiter that began long ago (ticket
+  // 1) and then crashed: its entry (lease 300 ms on the servers' clock) is never refreshed.
+  for (std::size_t i = 0; i < d.size(); ++i)
+    d[i].set_key("r", "holder");
+  for (auto& node : d.nodes()) {
+    const std::vector<std::string> keys{"r", redlock::detail::fair_queue_key("r"),
+                                        redlock::detail::fair_lease_key("r")};
+    const std::vector<std::string> args{"crashed-waiter", "10000", "1", "300"};
+    bool done = false;
+    node->async_eval(redlock::detail::fair_acquire_script(), keys, args,
+                     [&](std::error_code, redlock::reply) { done = true; });
+    ASSERT_TRUE(run_until([&] { return done; }));
+  }
+  redlock::lock_manager m(io.get_executor(), d.nodes(), s);
+  auto w = queue_up(d, m, 2);
+  // The holder goes without announcing it: the crashed waiter heads every queue, so ours
+  // waits, refreshing its entry every 100 ms (fair_entry_timeout / 3).
+  for (std::size_t i = 0; i < d.size(); ++i)
+    d[i].lose_keys();
+  for (std::size_t i = 0; i < d.size(); ++i)
+    ASSERT_EQ(d[i].queue("r").size(), 2u);  // lose_keys() leaves the queues
+  const auto attempts = d[0].count(rt::script_kind::fair_acquire);
+  ASSERT_TRUE(run_until([&] { return d[0].count(rt::script_kind::fair_acquire) >= attempts + 3; }));
+  EXPECT_FALSE(w->done);
+  // Its lease runs out on the servers' clock: ours is the head at its next refresh.
+  d.clock().advance(300ms);
+  ASSERT_TRUE(run_until([&] { return w->done; }, 5s));
+  ASSERT_FALSE(w->ec) << w->ec.message();
+  for (std::size_t i = 0; i < d.size(); ++i)
+    EXPECT_TRUE(d[i].queue("r").empty());
+}
+
+TEST_F(FairTest, ACancelledOrTimedOutWaiterLeavesTheQueueAtOnce) {
+  rt::fake_deployment d(io.get_executor(), 3);
+  for (std::size_t i = 0; i < d.size(); ++i)
+    d[i].set_key("r", "other");
+  redlock::lock_manager m(io.get_executor(), d.nodes(), fair_options());
+  auto o = patient();
+  o.max_wait = 200ms;
+  auto w = queue_up(d, m, 1, o);
+  ASSERT_TRUE(run_until([&] { return w->done; }, 5s));
+  EXPECT_EQ(w->ec, errc::resource_locked);
+  // Gone from every queue when the call returned (no lease to wait for).
+  ASSERT_TRUE(run_until(
+      [&] {
+        for (std::size_t i = 0; i < d.size(); ++i) {
+          if (!d[i].queue("r").empty())
+            return false;
+        }
+        return true;
+      },
+      1s));
+  // quit cancels a waiter: it leaves the queue too.
+  auto w2 = queue_up(d, m, 1);
+  bool quit = false;
+  m.async_quit([&](std::error_code) { quit = true; });
+  ASSERT_TRUE(run_until([&] { return quit && w2->done; }, 5s));
+  EXPECT_EQ(w2->ec, errc::closed);
+  for (std::size_t i = 0; i < d.size(); ++i)
+    EXPECT_TRUE(d[i].queue("r").empty());
+}
+
+TEST_F(FairTest, AClientNotInFairModeBargesButNeverBreaksExclusion) {
+  rt::fake_deployment d(io.get_executor(), 3);
+  redlock::lock_manager holder(io.get_executor(), d.nodes(), fair_options());
+  redlock::lock_manager fair_waiter(io.get_executor(), d.nodes(), fair_options());
+  auto plain_options = redlock::test::fast_options();
+  redlock::lock_manager plain(io.get_executor(), d.nodes(), plain_options);
+  auto h = start(holder, {"r"});
+  ASSERT_TRUE(run_until([&] { return h->done; }));
+  auto w = queue_up(d, fair_waiter, 1);
+  // The plain client ignores the queue: denied only by the key.
+  redlock::call_options once;
+  once.retry_count = 0;
+  auto p1 = start(plain, {"r"}, once);
+  ASSERT_TRUE(run_until([&] { return p1->done; }));
+  EXPECT_EQ(p1->ec, errc::resource_locked);
+  ASSERT_TRUE(unlock(holder, h->l));
+  ASSERT_TRUE(run_until([&] { return w->done; }, 5s));
+  ASSERT_FALSE(w->ec);
+  // Held by the fair waiter now: the plain client is still excluded.
+  auto p2 = start(plain, {"r"}, once);
+  ASSERT_TRUE(run_until([&] { return p2->done; }));
+  EXPECT_EQ(p2->ec, errc::resource_locked);
+  ASSERT_TRUE(unlock(fair_waiter, w->l));
+  // With a fair waiter queued and the key free, the plain client may take it (barging).
+  auto h2 = start(holder, {"r"});
+  ASSERT_TRUE(run_until([&] { return h2->done; }));
+  auto w2 = queue_up(d, fair_waiter, 1);
+  ASSERT_TRUE(unlock(holder, h2->l));   // wakes the fair waiter...
+  auto p3 = start(plain, {"r"}, once);  // ...and the plain client races it
+  ASSERT_TRUE(run_until([&] { return p3->done; }, 5s));
+  if (!p3->ec) {
+    // The plain client won the race: the fair waiter must not hold it too, and gets it
+    // when the plain client's release names it the head.
+    EXPECT_FALSE(w2->done);
+    ASSERT_TRUE(unlock(plain, p3->l));
+  }
+  ASSERT_TRUE(run_until([&] { return w2->done; }, 5s));
+  ASSERT_FALSE(w2->ec) << w2->ec.message();
+}
+
+TEST_F(FairTest, FairAndFencingTogetherAreRefused) {
+  rt::fake_deployment d(io.get_executor(), 1);
+  redlock::lock_manager m(io.get_executor(), d.nodes(), fair_options());
+  redlock::call_options o;
+  o.fencing = true;
+  auto w = start(m, {"r"}, o);
+  ASSERT_TRUE(run_until([&] { return w->done; }));
+  EXPECT_EQ(w->ec, errc::invalid_argument);
+  EXPECT_NE(w->l.report().detail.find("fair"), std::string::npos);
+  EXPECT_TRUE(d[0].calls().empty());
+}
+
+}  // namespace
