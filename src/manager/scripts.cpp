@@ -2,6 +2,10 @@
 // keys: key = resource verbatim, value = the lock's random value, PX = ttl in milliseconds.
 #include "internal/scripts.hpp"
 
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
 namespace redlock::detail {
 
 // Acquire: fails when any key holds a DIFFERENT value, else sets every key and returns
@@ -72,35 +76,74 @@ return n
   return s;
 }
 
+namespace {
+
+// The Lua prelude of the announcing releases: announce(key, id) publishes `id` on key's
+// release channel, computed by the rule of release_channel() (in_slot_of below), with
+// SPUBLISH, or PUBLISH on servers that do not know it. pcall: a failing publish must never
+// turn a release that happened into an error reply.
+constexpr std::string_view announce_lua = R"lua(
+local function announce(key, id)
+  local open = string.find(key, "{", 1, true)
+  local close = open and string.find(key, "}", open + 1, true)
+  local ch
+  if (close and close > open + 1) or string.find(key, "}", 1, true) then
+    ch = key .. ":redlock-release"
+  else
+    ch = "{" .. key .. "}:redlock-release"
+  end
+  local r = redis.pcall("SPUBLISH", ch, id)
+  if type(r) == "table" and r.err then redis.pcall("PUBLISH", ch, id) end
+end
+)lua";
+
+// The Lua prelude of the fair scripts: the server's clock in ms (leases are on it, never on
+// a client's), and prune(q, l, now) dropping the entries whose lease ran out.
+constexpr std::string_view fair_lua = R"lua(
+local function now_ms()
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function prune(q, l, now)
+  for _, m in ipairs(redis.call("ZRANGEBYSCORE", l, "-inf", now)) do
+    redis.call("ZREM", q, m)
+    redis.call("ZREM", l, m)
+  end
+end
+)lua";
+
+std::string with_preludes(std::initializer_list<std::string_view> preludes, std::string_view body) {
+  std::string text;
+  for (auto p : preludes)
+    text.append(p);
+  text.append(body);
+  return text;
+}
+
+std::string with_announce(std::string_view body) {
+  return with_preludes({announce_lua}, body);
+}
+
+}  // namespace
+
 // Release with wake-up (manager_options::wakeup): as release_script(), and for each key it
 // deleted, announces it on the key's release channel (release_channel(): same rule, so on a
 // Cluster it lives in the key's slot) with SPUBLISH, or PUBLISH on servers that do not know
 // SPUBLISH (Redis < 7). In the same script, so it costs no round trip. The payload is the
 // SHA1 of the released value: it tells releases apart without revealing the value (which
-// would let any subscriber release the lock). pcall: a failing publish must never turn a
-// release that happened into an error reply.
+// would let any subscriber release the lock).
 const script& release_notify_script() {
-  static const script s(R"lua(
+  static const script s(with_announce(R"lua(
 local n = 0
 for _, key in ipairs(KEYS) do
   if redis.call("GET", key) == ARGV[1] then
     redis.call("DEL", key)
     n = n + 1
-    local open = string.find(key, "{", 1, true)
-    local close = open and string.find(key, "}", open + 1, true)
-    local ch
-    if (close and close > open + 1) or string.find(key, "}", 1, true) then
-      ch = key .. ":redlock-release"
-    else
-      ch = "{" .. key .. "}:redlock-release"
-    end
-    local id = redis.sha1hex(ARGV[1])
-    local r = redis.pcall("SPUBLISH", ch, id)
-    if type(r) == "table" and r.err then redis.pcall("PUBLISH", ch, id) end
+    announce(key, redis.sha1hex(ARGV[1]))
   end
 end
 return n
-)lua");
+)lua"));
   return s;
 }
 
@@ -119,19 +162,15 @@ return n
 // foreign K never expires or only the queue stands in the way (then the head's release
 // wakes us).
 const script& fair_acquire_script() {
-  static const script s(R"lua(
+  static const script s(with_preludes({fair_lua}, R"lua(
 local n = #KEYS / 3
 local v = ARGV[1]
 local lease = tonumber(ARGV[4])
-local t = redis.call("TIME")
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local head = true
 for i = 1, n do
   local q, l = KEYS[n + i], KEYS[2 * n + i]
-  for _, m in ipairs(redis.call("ZRANGEBYSCORE", l, "-inf", now)) do
-    redis.call("ZREM", q, m)
-    redis.call("ZREM", l, m)
-  end
+  prune(q, l, now)
   redis.call("ZADD", q, ARGV[3], v)
   redis.call("ZADD", l, now + lease, v)
   if redis.call("PTTL", q) < lease then
@@ -157,7 +196,7 @@ for i = 1, n do
   redis.call("ZREM", KEYS[2 * n + i], v)
 end
 return n
-)lua");
+)lua"));
   return s;
 }
 
@@ -168,12 +207,11 @@ return n
 // "head:" .. SHA1 of the new head's value when waiters are queued (only that waiter is woken),
 // else the SHA1 of our value.
 const script& fair_release_script() {
-  static const script s(R"lua(
+  static const script s(with_preludes({announce_lua, fair_lua}, R"lua(
 local n = #KEYS / 3
 local v = ARGV[1]
 local stay = ARGV[2] == "stay"
-local t = redis.call("TIME")
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local deleted = 0
 for i = 1, n do
   local key, q, l = KEYS[i], KEYS[n + i], KEYS[2 * n + i]
@@ -183,10 +221,7 @@ for i = 1, n do
     deleted = deleted + 1
     changed = true
   end
-  for _, m in ipairs(redis.call("ZRANGEBYSCORE", l, "-inf", now)) do
-    redis.call("ZREM", q, m)
-    redis.call("ZREM", l, m)
-  end
+  prune(q, l, now)
   if not stay then
     local was_head = redis.call("ZRANGE", q, 0, 0)[1] == v
     if redis.call("ZREM", q, v) == 1 and was_head then changed = true end
@@ -194,22 +229,11 @@ for i = 1, n do
   end
   if changed then
     local h = redis.call("ZRANGE", q, 0, 0)[1]
-    local id
-    if h then id = "head:" .. redis.sha1hex(h) else id = redis.sha1hex(v) end
-    local open = string.find(key, "{", 1, true)
-    local close = open and string.find(key, "}", open + 1, true)
-    local ch
-    if (close and close > open + 1) or string.find(key, "}", 1, true) then
-      ch = key .. ":redlock-release"
-    else
-      ch = "{" .. key .. "}:redlock-release"
-    end
-    local r = redis.pcall("SPUBLISH", ch, id)
-    if type(r) == "table" and r.err then redis.pcall("PUBLISH", ch, id) end
+    if h then announce(key, "head:" .. redis.sha1hex(h)) else announce(key, redis.sha1hex(v)) end
   end
 end
 return deleted
-)lua");
+)lua"));
   return s;
 }
 

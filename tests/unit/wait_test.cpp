@@ -301,6 +301,21 @@ TEST(WakeTable, AReleaseWakesTheOldestAndItsRepeatsOnlyThatOne) {
   EXPECT_EQ(t.oldest("ch"), 2u);
 }
 
+TEST(WakeTable, AReleaseNamingTheHeadWakesOnlyThatWaiter) {
+  wake_table t;
+  std::vector<std::string> sub, unsub;
+  t.add(1, {"ch"}, sub, "sha-a");
+  t.add(2, {"ch"}, sub, "sha-b");
+  t.add(3, {"ch"}, sub);                                      // not in fair mode
+  EXPECT_EQ(t.on_release("ch", "head:sha-b"), 2u);            // not the oldest: the named one
+  EXPECT_EQ(t.on_release("ch", "head:sha-b"), 2u);            // another node's report
+  EXPECT_EQ(t.on_release("ch", "head:sha-z"), std::nullopt);  // waits in another process
+  EXPECT_EQ(t.on_release("other", "head:sha-a"), std::nullopt);
+  t.remove(2, {"ch"}, unsub);
+  EXPECT_EQ(t.on_release("ch", "head:sha-b"), std::nullopt);  // gone
+  EXPECT_EQ(t.on_release("ch", "plain-release"), 1u);         // unnamed: the oldest
+}
+
 // --- the manager against fake deployments ----------------------------------------------
 
 using namespace std::chrono_literals;
