@@ -60,6 +60,26 @@ class reply_reader {
   std::unique_ptr<impl> impl_;
 };
 
+/// The read loop of a connection: feeds `data` to `r`, then hands each complete reply to
+/// `on_reply(reply&&)` while `more()` is true. Returns what made the input unreadable, or
+/// nullptr.
+template <class More, class OnReply>
+const char* read_replies(reply_reader& r, const char* data, std::size_t size, More&& more,
+                         OnReply&& on_reply) {
+  if (r.feed(data, size))
+    return "reply exceeds the size limits";
+  while (more()) {
+    std::error_code ec;
+    std::optional<reply> next = r.next(ec);
+    if (ec)
+      return "malformed reply";
+    if (!next)
+      break;
+    on_reply(std::move(*next));
+  }
+  return nullptr;
+}
+
 /// An error reply carrying `msg` (for failures a node reports without a server reply).
 reply error_reply(std::string msg);
 

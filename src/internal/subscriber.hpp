@@ -32,6 +32,8 @@
 #include <string_view>
 #include <vector>
 
+#include <asio/post.hpp>
+
 #include "internal/backoff.hpp"
 #include "internal/pipeline.hpp"
 #include "internal/resp.hpp"
@@ -242,5 +244,22 @@ class subscriber final : public notifier_core, public std::enable_shared_from_th
   bool retry_armed_ = false;
   bool closed_ = false;
 };
+
+/// open_notifier of a node whose impl (on `impl->strand_`) keeps its notifiers in
+/// `impl->notifiers_` (weak) and closes them with itself (`impl->closed_`): registers a new
+/// `Core` on the strand, before any subscribe posted after this returns, and hands out its
+/// thread-safe face.
+template <class Core, class Impl>
+std::shared_ptr<notifier> open_registered_notifier(const std::shared_ptr<Impl>& impl,
+                                                   notification_handler on_event) {
+  auto core = std::make_shared<Core>(impl, std::move(on_event));
+  asio::post(impl->strand_, [i = impl, core] {
+    if (i->closed_)
+      return core->close();
+    std::erase_if(i->notifiers_, [](const auto& w) { return w.expired(); });
+    i->notifiers_.push_back(core);
+  });
+  return std::make_shared<strand_notifier>(impl->strand_, core);
+}
 
 }  // namespace redlock::detail

@@ -256,26 +256,18 @@ bool pipeline::take_write(std::string& out) {
 
 pipeline::read_result pipeline::on_read(const char* data, std::size_t size) {
   read_result out;
-  if (reader_.feed(data, size)) {
+  const char* why = read_replies(
+      reader_, data, size, [&] { return out.st == read_result::status::ok; },
+      [&](reply&& r) {
+        // The first reply of a connection without a handshake proves the server alive
+        // (with one, the handshake's success does that).
+        if (++replies_ == 1 && phase_ == phase::ready)
+          out.answered = true;
+        on_reply(std::move(r), out);
+      });
+  if (why) {
     out.st = read_result::status::protocol_error;
-    out.why = "reply exceeds the size limits";
-    return out;
-  }
-  while (out.st == read_result::status::ok) {
-    std::error_code ec;
-    std::optional<reply> r = reader_.next(ec);
-    if (ec) {
-      out.st = read_result::status::protocol_error;
-      out.why = "malformed reply";
-      break;
-    }
-    if (!r)
-      break;
-    // The first reply of a connection without a handshake proves the server alive (with
-    // one, the handshake's success does that).
-    if (++replies_ == 1 && phase_ == phase::ready)
-      out.answered = true;
-    on_reply(std::move(*r), out);
+    out.why = why;
   }
   return out;
 }

@@ -548,15 +548,7 @@ void sentinel_node::async_identify(identity_handler handler) {
 }
 
 std::shared_ptr<notifier> sentinel_node::open_notifier(notification_handler on_event) {
-  auto core = std::make_shared<notifier_impl>(impl_, std::move(on_event));
-  // Registered on the strand, before any subscribe posted after this returns.
-  asio::post(impl_->strand_, [i = impl_, core] {
-    if (i->closed_)
-      return core->close();
-    std::erase_if(i->notifiers_, [](const auto& w) { return w.expired(); });
-    i->notifiers_.push_back(core);
-  });
-  return std::make_shared<detail::strand_notifier>(impl_->strand_, core);
+  return detail::open_registered_notifier<notifier_impl>(impl_, std::move(on_event));
 }
 
 void sentinel_node::close() {

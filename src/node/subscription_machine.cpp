@@ -177,22 +177,12 @@ bool subscription_machine::take_write(std::string& out) {
 subscription_machine::read_result subscription_machine::on_read(const char* data,
                                                                 std::size_t size) {
   read_result out;
-  if (reader_.feed(data, size)) {
+  const char* why = read_replies(
+      reader_, data, size, [&] { return out.st == read_result::status::ok; },
+      [&](reply&& r) { on_reply(std::move(r), out); });
+  if (why) {
     out.st = read_result::status::protocol_error;
-    out.why = "reply exceeds the size limits";
-    return out;
-  }
-  while (out.st == read_result::status::ok) {
-    std::error_code ec;
-    std::optional<reply> r = reader_.next(ec);
-    if (ec) {
-      out.st = read_result::status::protocol_error;
-      out.why = "malformed reply";
-      break;
-    }
-    if (!r)
-      break;
-    on_reply(std::move(*r), out);
+    out.why = why;
   }
   return out;
 }
