@@ -21,8 +21,9 @@ const script& release_script();
 /// or PUBLISH where unknown) with the SHA1 of the value as the message.
 const script& release_notify_script();
 /// Fair mode: KEYS = lock keys, their queues, their leases; ARGV = value, ttl, ticket,
-/// lease ms. Grants (#keys) only when the keys are free and we head every queue; else a
-/// denial as acquire_script()'s (0 also when only the queue stands in the way).
+/// lease ms. Grants (#keys) only when the keys are free and we head every queue (the entry
+/// stays, leased for min(lease, ttl)); else a denial as acquire_script()'s (0 also when only
+/// the queue stands in the way).
 const script& fair_acquire_script();
 /// Fair mode: KEYS as fair_acquire_script(); ARGV = value, "stay" (keep our queue entries) or
 /// "leave". Returns how many keys were deleted; announces "head:<sha1>" of the new head.

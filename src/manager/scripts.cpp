@@ -156,9 +156,14 @@ return n
 // Model: models/fair_queue.pml.
 //
 // Fair acquire: ARGV = value, ttl, ticket, lease ms. Drops entries whose lease ran out, adds
-// or refreshes ours (idempotent: same ticket), then grants (sets every K, removes our entry:
-// returns #K) only when every K is free or ours AND we are the head of every Q. Otherwise
-// nothing but our entry changes: -1 - PTTL of the longest-lived foreign K, or 0 when a
+// or refreshes ours (idempotent: same ticket), then grants (sets every K: returns #K) only
+// when every K is free or ours AND we are the head of every Q. A grant KEEPS our entry: an
+// attempt granted here may still fail elsewhere (a lost reply), and a waiter that lost its
+// place on the nodes that granted it could be overtaken without bound, or two waiters could
+// swap heads forever (models/fair_queue.pml, variants grant-removes*). The holder's entry at
+// the head costs nothing while its key denies everyone; it leaves with the holder's release,
+// or when its lease runs out, cut to the TTL so a crashed holder's entry goes with its key.
+// Otherwise nothing but our entry changes: -1 - PTTL of the longest-lived foreign K, or 0 when a
 // foreign K never expires or only the queue stands in the way (then the head's release
 // wakes us).
 const script& fair_acquire_script() {
@@ -190,10 +195,10 @@ for i = 1, n do
 end
 if wait then return -1 - wait end
 if not head then return 0 end
+local ttl = tonumber(ARGV[2])
 for i = 1, n do
-  redis.call("SET", KEYS[i], v, "PX", ARGV[2])
-  redis.call("ZREM", KEYS[n + i], v)
-  redis.call("ZREM", KEYS[2 * n + i], v)
+  redis.call("SET", KEYS[i], v, "PX", ttl)
+  if ttl < lease then redis.call("ZADD", KEYS[2 * n + i], now + ttl, v) end
 end
 return n
 )lua"));

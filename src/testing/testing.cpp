@@ -403,8 +403,9 @@ redlock::reply fake_server::run_fair(const call& c, announcements_t& announced) 
     const auto ttl = ttl_arg(c);
     for (std::size_t i = 0; i < n; ++i) {
       keys_[c.keys[i]] = entry{value, ttl ? std::optional(now + *ttl) : std::nullopt};
-      queues_[c.keys[n + i]].erase(value);
-      live_queue(c.keys[n + i]);
+      // The entry stays, its lease cut to the TTL (see fair_acquire_script()).
+      if (ttl && *ttl < lease)
+        queues_[c.keys[n + i]][value].lease_end = now + *ttl;
     }
     r.integer = static_cast<long long>(n);
     return r;

@@ -636,6 +636,10 @@ TEST_F(FairTest, ACrashedWaitersEntryHoldsUpTheQueueOnlyUntilItExpires) {
   d.clock().advance(300ms);
   ASSERT_TRUE(run_until([&] { return w->done; }, 5s));
   ASSERT_FALSE(w->ec) << w->ec.message();
+  // The crashed waiter is gone; the holder's own entry stays until its release.
+  for (std::size_t i = 0; i < d.size(); ++i)
+    EXPECT_EQ(d[i].queue("r"), std::vector<std::string>{w->l.value()});
+  ASSERT_TRUE(unlock(m, w->l));
   for (std::size_t i = 0; i < d.size(); ++i)
     EXPECT_TRUE(d[i].queue("r").empty());
 }
