@@ -531,9 +531,13 @@ class operation final : public std::enable_shared_from_this<operation> {
     // Fenced: phase 1 (the primary acquire) and phase 2 (confirm) run the fenced scripts,
     // which also take the counter keys; releases and re-syncs are the plain scripts.
     const bool fenced_script = fenced(p);
+    // Only an unlock announces its release. The release after a failed attempt frees keys of
+    // a race nobody won (a split vote): announcing it would wake the other losers of the
+    // same race in every manager, whose failures would announce again, a storm at N >= 3.
+    const bool announce = m_->settings_.wakeup && kind() == core_ns::op_kind::release;
     const script* s = fenced_script && p == purpose::primary
                           ? &fenced_acquire_script()
-                          : &script_for(core_ns::script_of(kind(), p), m_->settings_.wakeup);
+                          : &script_for(core_ns::script_of(kind(), p), announce);
     std::span<const std::string> keys = fenced_script ? std::span<const std::string>(fenced_keys_)
                                                       : std::span<const std::string>(keys_);
     std::span<const std::string> args =

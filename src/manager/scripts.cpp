@@ -206,9 +206,10 @@ return n
 }
 
 // Fair release: KEYS as above; ARGV = value, "stay" to keep our queue entries (the release
-// after a failed attempt of a waiter that retries), anything else to leave the queues too.
-// Deletes each K holding our value (returns how many). Where that freed K, or our leaving made
-// another waiter the head, announces it on K's release channel (as release_notify_script):
+// after a failed attempt of a waiter that retries: silent, since it stays the head wherever
+// it was granted, and announcing a failed race feeds a storm), anything else to leave the
+// queues too. Deletes each K holding our value (returns how many). Unless staying, where
+// that freed K, or our leaving made another waiter the head, announces it on K's release channel (as release_notify_script):
 // "head:" .. SHA1 of the new head's value when waiters are queued (only that waiter is woken),
 // else the SHA1 of our value.
 const script& fair_release_script() {
@@ -232,7 +233,7 @@ for i = 1, n do
     if redis.call("ZREM", q, v) == 1 and was_head then changed = true end
     redis.call("ZREM", l, v)
   end
-  if changed then
+  if changed and not stay then
     local h = redis.call("ZRANGE", q, 0, 0)[1]
     if h then announce(key, "head:" .. redis.sha1hex(h)) else announce(key, redis.sha1hex(v)) end
   end

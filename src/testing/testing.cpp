@@ -427,7 +427,7 @@ redlock::reply fake_server::run_fair(const call& c, announcements_t& announced) 
         changed = true;
       q = live_queue(c.keys[n + i]);
     }
-    if (changed) {
+    if (changed && !stay) {
       announced.emplace_back(detail::release_channel(key),
                              q.empty() ? script(value).sha1() : "head:" + script(q.front()).sha1());
     }

@@ -492,6 +492,42 @@ TEST_F(WakeManagerTest, WithWakeupOffReleasesUseNodeRedlocksScriptAndNothingSubs
   }
 }
 
+TEST_F(WakeManagerTest, OnlyAnUnlockAnnouncesNotTheReleaseOfAFailedAttempt) {
+  // A failed attempt's release frees the keys of a race nobody won: announcing it would
+  // wake the other losers in every manager, and their failed attempts would announce again
+  // (a storm at N >= 3, seen in the waiting benchmark).
+  rt::fake_deployment d(io.get_executor(), 3);
+  redlock::lock_manager holder(io.get_executor(), d.nodes(), options());
+  redlock::lock_manager waiter(io.get_executor(), d.nodes(), options());
+  // Held on node 0 only: the waiter is granted nodes 1 and 2... but node 2 fails, so its
+  // attempts fail with a partial grant (node 1) to release.
+  d[0].set_key("r", "someone");
+  d[2].answer_with_error();
+  redlock::call_options two;
+  two.retry_count = 1;
+  two.retry_delay = 1ms;
+  auto w = start(waiter, {"r"}, two);
+  ASSERT_TRUE(run_until([&] { return w->done; }));
+  ASSERT_TRUE(w->ec);
+  std::size_t failure_releases = 0;
+  for (const auto& c : d[1].calls()) {
+    if (c.kind == rt::script_kind::release) {
+      ++failure_releases;
+      EXPECT_FALSE(c.announces) << "the release after a failed attempt announced";
+    }
+  }
+  EXPECT_GE(failure_releases, 2u);
+  EXPECT_EQ(d[1].announcements(), 0u);
+  // An unlock does announce.
+  d[0].lose_keys();
+  d[2].recover();
+  auto h = start(holder, {"r"});
+  ASSERT_TRUE(run_until([&] { return h->done; }));
+  ASSERT_FALSE(h->ec);
+  ASSERT_TRUE(unlock(holder, h->l));
+  EXPECT_TRUE(d[1].calls().back().announces);
+}
+
 TEST_F(WakeManagerTest, MaxWaitBoundsTheWaitAndRetriesWithinIt) {
   rt::fake_deployment d(io.get_executor(), 3);
   for (std::size_t i = 0; i < d.size(); ++i)
