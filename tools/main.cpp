@@ -179,9 +179,8 @@ int real_main(int argc, char** argv) {
                "Wait by polling, not woken by announced releases; releases announce nothing "
                "(node-redlock's script) (default: REDLOCK_WAKEUP, else wake-up on)");
   app.add_flag("--fair", g.fair,
-               "Fair mode: waiters get the lock in the order they began waiting (a queue per "
-               "resource on every server); give it to release and extend of such a lock too, so "
-               "that its release wakes only the next waiter; not with --fencing (default: "
+               "Fair mode: waiters get the lock in the order they began waiting; give it to "
+               "release and extend of such a lock too; not with --fencing (default: "
                "REDLOCK_FAIR, else off)");
   app.add_flag("-v,--verbose", g.verbose, "Per-server details on stderr");
 
