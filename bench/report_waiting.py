@@ -90,6 +90,8 @@ def main():
     w(f"- machine: {m.get('cpu', '?')}, {m.get('nproc', '?')} cores, kernel {m.get('kernel', '?')}; "
       f"load average at start {m.get('loadavg_start', '?')}, at end {m.get('loadavg_end', '?')}")
     w(f"- {m.get('redis', '?')}")
+    if m.get("aborted"):
+        w(f"- **run incomplete:** {m['aborted']}")
     w("")
     w("**Settings.** *Polling* = `manager_options::wakeup = false`: a waiter retries at its "
       "retry delay ± jitter, or when the holder's keys expire (every denial reports the "
