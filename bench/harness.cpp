@@ -6,8 +6,10 @@
 //   redlock_bench throughput --urls .. [--in-flight 64] [--max-count C] [--duration-ms D]
 //   redlock_bench contention --urls .. --counter HOST:PORT [--clients 16] [--think-ms T]
 //                            [--retry-delay-ms 10] [--retry-jitter-ms 10] [--wakeup 0|1]
+//                            [--fair 0|1]
 //   redlock_bench crash      --urls .. [--waiters 8] [--repetitions 10] [--ttl-ms 500]
 //                            [--retry-delay-ms 10] [--retry-jitter-ms 10] [--wakeup 0|1]
+//                            [--fair 0|1]
 //   redlock_bench churn      --urls .. [--max-count C] [--warmup W] [--duration-ms D]
 //   redlock_bench held       --urls .. [--max-count H] [--duration-ms D]
 //   redlock_bench floor      --urls .. (like seq, with a bare hiredis client: the fan-out floor)
@@ -81,6 +83,7 @@ struct options {
   long retry_delay_ms = 10;
   long retry_jitter_ms = 10;
   bool wakeup = true;     // manager_options::wakeup
+  bool fair = false;      // manager_options::fair (not with --fencing 1)
   long rtt_cycles = 200;  // contention: sequential acquires measuring the RTT of "ideal"
   long waiters = 8;       // crash: clients waiting for the crashed holder's keys
   long repetitions = 10;  // crash: fresh keys, one crash each
@@ -96,7 +99,8 @@ struct options {
                "[--counter HOST:PORT] [--max-count N] [--warmup N] [--in-flight N] "
                "[--clients N] [--duration-ms MS] [--ttl-ms MS] [--think-ms MS] [--cdf-out FILE] "
                "[--label S] [--request-timeout-ms MS] [--lag-limit-ms MS] [--fencing 0|1] "
-               "[--retry-delay-ms MS] [--retry-jitter-ms MS] [--wakeup 0|1] [--rtt-cycles N] "
+               "[--retry-delay-ms MS] [--retry-jitter-ms MS] [--wakeup 0|1] [--fair 0|1] "
+               "[--rtt-cycles N] "
                "[--waiters N] [--repetitions N]\n";
   std::exit(2);
 }
@@ -158,6 +162,8 @@ options parse(int argc, char** argv) {
       o.retry_jitter_ms = to_long(v);
     } else if (k == "--wakeup") {
       o.wakeup = to_long(v) != 0;
+    } else if (k == "--fair") {
+      o.fair = to_long(v) != 0;
     } else if (k == "--rtt-cycles") {
       o.rtt_cycles = std::max(1L, to_long(v));
     } else if (k == "--waiters") {
@@ -174,6 +180,8 @@ options parse(int argc, char** argv) {
   }
   if (o.urls.empty())
     usage("--urls is required");
+  if (o.fair && o.fencing)
+    usage("--fair 1 and --fencing 1 cannot be combined (fair mode takes no fencing tokens)");
   if (o.name == "crash") {
     // A crashed holder's keys live one TTL; 500 ms keeps ten repetitions within seconds.
     if (!o.ttl_given)
@@ -365,13 +373,14 @@ redlock::manager_options bench_settings() {
 }
 
 // The settings of the clients that wait (contention, crash): unlimited retries, the delay,
-// jitter and wake-up of the command line.
+// jitter, wake-up and fair mode of the command line.
 redlock::manager_options waiting_settings(const options& o) {
   redlock::manager_options s;
   s.retry_count = -1;  // unlimited: a client waits as long as it takes
   s.retry_delay = std::chrono::milliseconds(o.retry_delay_ms);
   s.retry_jitter = std::chrono::milliseconds(o.retry_jitter_ms);
   s.wakeup = o.wakeup;
+  s.fair = o.fair;
   if (o.request_timeout_ms >= 0)
     s.request_timeout = std::chrono::milliseconds(o.request_timeout_ms);
   return s;
@@ -380,7 +389,8 @@ redlock::manager_options waiting_settings(const options& o) {
 void waiting_fields(json& j, const options& o) {
   j.num("retry_delay_ms", o.retry_delay_ms)
       .num("retry_jitter_ms", o.retry_jitter_ms)
-      .num("wakeup", o.wakeup ? 1L : 0L);
+      .num("wakeup", o.wakeup ? 1L : 0L)
+      .num("fair", o.fair ? 1L : 0L);
 }
 
 // Shared state of a set of cycle workers on one io_context (one thread: plain counters).

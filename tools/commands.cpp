@@ -33,6 +33,10 @@ using std::chrono::milliseconds;
 /// holding a quorum is not adopted (the lock is lost or expired), so an adopted handle never
 /// claims more validity than the servers grant. For release no deadline is needed (release
 /// deletes only our value); the nominal ttl from now is used then.
+///
+/// A handle rebuilt from a value does not know whether the lock was taken in fair mode: with
+/// --fair (the manager's fair setting) it is adopted as a fair lock, so that its release also
+/// leaves the wait queues at once and wakes only the next waiter, as `run --fair` does.
 struct adopted {
   std::error_code ec;  ///< lock_lost: not held by this value; quorum_unreachable
   lock l;
@@ -42,7 +46,7 @@ asio::awaitable<adopted> adopt(session& s, const value_args& a, bool read_deadli
   adopted out;
   if (!read_deadline) {
     out.l = s.manager().adopt(a.resources, a.value, a.ttl, steady_clock::now() + a.ttl,
-                              a.fencing_token);
+                              a.fencing_token, s.conf().settings.fair);
     co_return out;
   }
   auto [ec, in] = co_await async_inspect(s.manager(), a.resources, as_tuple(asio::use_awaitable));
@@ -51,7 +55,8 @@ asio::awaitable<adopted> adopt(session& s, const value_args& a, bool read_deadli
     co_return out;
   }
   if (in.held() && in.holder == a.value && in.remaining() > steady_clock::duration::zero()) {
-    out.l = s.manager().adopt(a.resources, a.value, a.ttl, in.validity_deadline, a.fencing_token);
+    out.l = s.manager().adopt(a.resources, a.value, a.ttl, in.validity_deadline, a.fencing_token,
+                              s.conf().settings.fair);
   } else {
     std::size_t answered = 0;
     for (const auto& n : in.nodes)

@@ -85,6 +85,22 @@ bool resolve_wakeup(bool no_wakeup_flag) {
                     "'");
 }
 
+bool resolve_fair(bool flag) {
+  if (flag)
+    return true;
+  const char* env = std::getenv("REDLOCK_FAIR");
+  if (env == nullptr || std::strcmp(env, "") == 0 || std::strcmp(env, "0") == 0)
+    return false;
+  if (std::strcmp(env, "1") == 0)
+    return true;
+  throw usage_error("REDLOCK_FAIR must be 1 (fair mode on) or 0 (off), not '" + printable(env) +
+                    "'");
+}
+
+std::string fair_source(bool flag) {
+  return flag ? "--fair" : "REDLOCK_FAIR=1";
+}
+
 bool resolve_fencing(bool flag) {
   if (flag)
     return true;
@@ -170,6 +186,7 @@ config resolve(const global_options& g) {
   if (g.drift)
     c.settings.drift_factor = *g.drift;
   c.settings.wakeup = resolve_wakeup(g.no_wakeup);
+  c.settings.fair = resolve_fair(g.fair);
   if (!g.retry_delay.empty())
     c.settings.retry_delay = duration_option("--retry-delay", g.retry_delay);
   if (!g.retry_jitter.empty())

@@ -45,6 +45,7 @@ struct global_options {
   bool tls_insecure = false;
   bool verbose = false;
   bool no_wakeup = false;  ///< --no-wakeup
+  bool fair = false;       ///< --fair
 };
 
 /// The resolved configuration.
@@ -68,6 +69,14 @@ config resolve(const global_options& g);
 /// REDLOCK_WAKEUP ("0" off; "1", empty or unset on). Throws a usage error naming the variable
 /// for any other value.
 bool resolve_wakeup(bool no_wakeup_flag);
+
+/// Whether locks are taken in fair mode (manager_options::fair) and released as fair locks:
+/// on with `flag` (--fair), else REDLOCK_FAIR ("1" on; "0", empty or unset off). Throws a
+/// usage error naming the variable for any other value.
+bool resolve_fair(bool flag);
+
+/// The name of what turned fair mode on, for messages: "--fair" or "REDLOCK_FAIR=1".
+std::string fair_source(bool flag);
 
 /// Whether `run` and `acquire` take fenced locks: `flag` (--fencing) when set, else
 /// REDLOCK_FENCING ("1" on; "0", empty or unset off). Throws a usage error naming the

@@ -22,6 +22,7 @@ constexpr const char* environment_help =
     "                   (default redis://127.0.0.1:6379)\n"
     "  REDLOCK_FENCING  1: run and acquire take fenced locks, as with --fencing (0: off)\n"
     "  REDLOCK_WAKEUP   0: no wake-up on releases, as with --no-wakeup (1: on, the default)\n"
+    "  REDLOCK_FAIR     1: fair mode, as with --fair (0: off, the default)\n"
     "Set for run's command:\n"
     "  REDLOCK_LOCK_VALUE     the lock's value (always)\n"
     "  REDLOCK_FENCING_TOKEN  the lock's fencing token (with --fencing; removed otherwise)\n";
@@ -31,6 +32,7 @@ constexpr const char* examples_help =
     "  redlock run --ttl 30s --no-wait nightly-backup -- ./backup.sh --full\n"
     "  v=$(redlock acquire deploy) && ./deploy.sh && redlock release deploy --value \"$v\"\n"
     "  redlock run --fencing orders -- sh -c './write.sh --token \"$REDLOCK_FENCING_TOKEN\"'\n"
+    "  redlock --fair run --wait 5m reports -- ./report.sh\n"
     "  redlock status deploy --json\n";
 
 struct wait_flags {
@@ -52,6 +54,17 @@ void add_fencing_flag(CLI::App* cmd, bool& fencing, const char* token_goes) {
                 std::string("Fenced lock: get a fencing token, which grows with every "
                             "acquisition (a durable counter per resource on the servers); ") +
                     token_goes + " (default: REDLOCK_FENCING, else off)");
+}
+
+/// Fair mode cannot be combined with fencing (the library refuses it): a usage error naming
+/// where each came from (flag or environment).
+void check_fair_without_fencing(const global_options& g, const config& c, bool fencing,
+                                bool fencing_flag) {
+  if (c.settings.fair && fencing) {
+    throw usage_error(fair_source(g.fair) + " and " +
+                      (fencing_flag ? "--fencing" : "REDLOCK_FENCING=1") +
+                      " cannot be combined: fair mode takes no fencing tokens");
+  }
 }
 
 wait_options resolve_wait(const wait_flags& w) {
@@ -165,6 +178,10 @@ int real_main(int argc, char** argv) {
   app.add_flag("--no-wakeup", g.no_wakeup,
                "Wait by polling, not woken by announced releases; releases announce nothing "
                "(node-redlock's script) (default: REDLOCK_WAKEUP, else wake-up on)");
+  app.add_flag("--fair", g.fair,
+               "Fair mode: waiters get the lock in the order they began waiting; give it to "
+               "release and extend of such a lock too; not with --fencing (default: "
+               "REDLOCK_FAIR, else off)");
   app.add_flag("-v,--verbose", g.verbose, "Per-server details on stderr");
 
   // run
@@ -292,14 +309,18 @@ int real_main(int argc, char** argv) {
                    : run_on_lost == "ignore" ? on_lost_policy::ignore
                                              : on_lost_policy::term;
       ra.fencing = resolve_fencing(run_fencing);
-      return cmd_run(resolve(g), ra);
+      auto c = resolve(g);
+      check_fair_without_fencing(g, c, ra.fencing, run_fencing);
+      return cmd_run(c, ra);
     }
     if (acquire->parsed()) {
       check_resources(aa.resources);
       aa.ttl = resolve_ttl(acq_ttl);
       aa.wait = resolve_wait(acq_wait);
       aa.fencing = resolve_fencing(acq_fencing);
-      return cmd_acquire(resolve(g), aa);
+      auto c = resolve(g);
+      check_fair_without_fencing(g, c, aa.fencing, acq_fencing);
+      return cmd_acquire(c, aa);
     }
     if (extend->parsed()) {
       check_resources(ea.resources);
@@ -308,7 +329,12 @@ int real_main(int argc, char** argv) {
         throw usage_error("--value must not be empty");
       if (extend->count("--fencing-token") > 0)
         ea.fencing_token = fencing_token_option(ext_token);
-      return cmd_extend(resolve(g), ea);
+      auto c = resolve(g);
+      if (c.settings.fair && ea.fencing_token != 0)
+        throw usage_error(fair_source(g.fair) +
+                          " and --fencing-token cannot be combined: a fair lock has no "
+                          "fencing token");
+      return cmd_extend(c, ea);
     }
     if (release->parsed()) {
       check_resources(rla.resources);

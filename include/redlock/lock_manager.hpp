@@ -263,10 +263,14 @@ class lock_manager {
   /// `deadline` should come from evidence (e.g. async_inspect's conservative validity
   /// deadline); extend refuses once it has passed, and release deletes only `value`.
   /// `fencing_token` is the token the lock was acquired with (0: none); the handle carries it
-  /// unchanged, as extensions do.
+  /// unchanged, as extensions do. `fair`: the lock was acquired in fair mode
+  /// (manager_options::fair); its release then also leaves the wait queues and wakes only the
+  /// new head, as the acquiring process's would (false: a plain release, after which entries
+  /// the holder left in a queue expire with fair_entry_timeout).
   /// Returns an empty handle (acquired() == false) when resources or value are empty.
   lock adopt(std::vector<std::string> resources, std::string value, std::chrono::milliseconds ttl,
-             steady_clock::time_point deadline, std::uint64_t fencing_token = 0) const {
+             steady_clock::time_point deadline, std::uint64_t fencing_token = 0,
+             bool fair = false) const {
     if (resources.empty() || value.empty())
       return lock{};
     detail::lock_parts p;
@@ -276,6 +280,7 @@ class lock_manager {
     p.ttl = ttl;
     p.deadline = deadline;
     p.fencing_token = fencing_token;
+    p.fair = fair;
     p.report.quorum = quorum();
     return detail::lock_access::make(std::move(p));
   }

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -86,6 +87,20 @@ class cli : public ::testing::Test {
       }
     }
     return n;
+  }
+
+  /// Waiters in `key`'s fair-mode queue: the fewest on any running server (`largest`: the
+  /// most on any).
+  int fair_queue_length(const std::string& key, bool largest = false) const {
+    int n = -1;
+    for (const auto& s : servers_) {
+      if (!s->running())
+        continue;
+      const int c =
+          static_cast<int>(s->command({"ZCARD", redlock::detail::fair_queue_key(key)}).integer);
+      n = n < 0 ? c : largest ? std::max(n, c) : std::min(n, c);
+    }
+    return std::max(n, 0);
   }
 
   /// A `redlock run` holding `key` until `marker` exists, then `then_sleep` longer; started
@@ -350,6 +365,90 @@ TEST_F(cli, AcquireWaitIsWokenByTheHoldersReleaseLongBeforeItsRetryDelay) {
   EXPECT_TRUE(wait_for([&] { return release_subscribers(resource_) == 0; }, 5000ms))
       << "subscriptions left after the waiter exited";
   std::filesystem::remove(marker);
+}
+
+TEST_F(cli, FairWaitersStartedOneAfterAnotherAreGrantedInStartOrder) {
+  // The holder's lock and each granted waiter's live 60 s: only a release hands it on.
+  auto h = run_to_end(redlock({"acquire", "--fair", "--ttl", "60s", resource_}));
+  ASSERT_EQ(h.code, 0) << h.err;
+  std::string held = h.out.substr(0, 32);
+  std::vector<std::unique_ptr<process>> waiters;
+  for (int i = 0; i < 3; ++i) {
+    waiters.push_back(std::make_unique<process>(
+        redlock({"acquire", "--fair", "--wait", "10s", "--ttl", "60s", resource_})));
+    // Queued on every server before the next one starts, so the tickets are in start order.
+    ASSERT_TRUE(wait_for([&] { return fair_queue_length(resource_) == i + 1; }, 5000ms))
+        << "waiter #" << i << " did not queue (" << fair_queue_length(resource_) << " queued)";
+  }
+  std::vector<int> order;
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE("release #" + std::to_string(round));
+    auto r = run_to_end(redlock({"release", "--fair", resource_, "--value", held}));
+    ASSERT_EQ(r.code, 0) << r.err;
+    int got = -1;
+    ASSERT_TRUE(wait_for(
+        [&] {
+          for (int i = 0; i < 3 && got < 0; ++i) {
+            if (std::find(order.begin(), order.end(), i) == order.end() && waiters[i]->poll_exit())
+              got = i;
+          }
+          return got >= 0;
+        },
+        8000ms))
+        << "no waiter got the lock after the release";
+    ASSERT_TRUE(waiters[got]->wait_exit(5s));  // the rest of its output
+    ASSERT_EQ(waiters[got]->exit_code(), 0) << waiters[got]->err();
+    ASSERT_TRUE(std::regex_match(waiters[got]->out(), std::regex("[0-9a-f]{32}\n")))
+        << waiters[got]->out();
+    held = waiters[got]->out().substr(0, 32);
+    // A quorum: a server the release reached last may have refused the woken waiter.
+    EXPECT_GE(holders_of(resource_, held), 2);
+    order.push_back(got);
+    for (int i = 0; i < 3; ++i) {
+      if (std::find(order.begin(), order.end(), i) == order.end()) {
+        EXPECT_FALSE(waiters[i]->poll_exit()) << "waiter #" << i << " ended while not granted";
+      }
+    }
+  }
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2})) << "granted out of start order";
+  auto r = run_to_end(redlock({"release", "--fair", resource_, "--value", held}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(present_on(resource_), 0);
+  EXPECT_EQ(fair_queue_length(resource_, true), 0) << "queue entries left behind";
+}
+
+TEST_F(cli, FairWithFencingIsAUsageErrorNamingBoth) {
+  struct way {
+    std::vector<std::string> args;
+    std::string env, fair, fencing;
+  };
+  const std::vector<way> ways = {
+      {{"acquire", "--fair", "--fencing", resource_}, "", "--fair", "--fencing"},
+      {{"run", "--fencing", "--fair", resource_, "--", "true"}, "", "--fair", "--fencing"},
+      {{"acquire", "--fencing", resource_}, "REDLOCK_FAIR=1", "REDLOCK_FAIR=1", "--fencing"},
+      {{"acquire", "--fair", resource_}, "REDLOCK_FENCING=1", "--fair", "REDLOCK_FENCING=1"},
+      {{"extend", "--fair", resource_, "--value", std::string(32, 'a'), "--fencing-token", "7"},
+       "",
+       "--fair",
+       "--fencing-token"},
+  };
+  for (const auto& w : ways) {
+    SCOPED_TRACE(w.fair + " with " + w.fencing);
+    process_options o;
+    if (!w.env.empty())
+      o.env.push_back(w.env);
+    auto r = run_to_end(redlock(w.args), o);
+    EXPECT_EQ(r.code, exit_usage) << r.err;
+    EXPECT_NE(r.err.find(w.fair + " and " + w.fencing + " cannot be combined"), std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  process_options bad;
+  bad.env.push_back("REDLOCK_FAIR=yes");
+  auto r = run_to_end(redlock({"acquire", "--no-wait", resource_}), bad);
+  EXPECT_EQ(r.code, exit_usage);
+  EXPECT_NE(r.err.find("REDLOCK_FAIR must be 1"), std::string::npos) << r.err;
+  EXPECT_EQ(present_on(resource_), 0);
 }
 
 TEST_F(cli, AcquireWaitOnALockHeldForGoodExits75AfterTheBudget) {
