@@ -191,6 +191,9 @@ class fake_server {
   };
   // Fair mode: queue key -> value -> entry (the lease ZSET of the real script folded in).
   std::map<std::string, std::map<std::string, queued>> queues_;
+  // Fair mode: queue key -> value that left -> end of its tombstone (a late acquire of it is
+  // denied without queueing it again).
+  std::map<std::string, std::map<std::string, std::chrono::milliseconds>> left_;
   std::vector<std::string> live_queue(const std::string& queue_key);  // mutex_ held; prunes
   bool drop_announcements_ = false;
   std::size_t announcements_ = 0;

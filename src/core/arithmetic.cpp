@@ -99,6 +99,17 @@ answer interpret(op_kind kind, const std::error_code& ec, const reply& r, std::s
   return answer::error;
 }
 
+duration woken_delay(duration spread, duration age) noexcept {
+  if (spread <= duration::zero())
+    return duration::zero();
+  if (age < duration::zero())
+    age = duration::zero();
+  const double tau = 5.0 * static_cast<double>(spread.count());
+  const double d =
+      static_cast<double>(spread.count()) * tau / (tau + static_cast<double>(age.count()));
+  return duration(static_cast<duration::rep>(d));
+}
+
 namespace {
 
 // An acquire script's denial: 0 (the holder's TTL unknown, or its keys never expire) or

@@ -35,6 +35,8 @@ action quorum_machine::resume(const event& e) {
 
 action quorum_machine::begin_round(time_point now, bool only_not_done) {
   phase_ = phase::attempting;
+  if (attempts_ == 0)
+    first_start_ = now;
   ++attempts_;
   // Attempts before the poll instant (woken, or at the holders' expiry) are extra: see the
   // class comment.
@@ -205,9 +207,17 @@ action quorum_machine::on_wake(const event& e) {
     release_pending_ = config_.fair;  // as in on_retry_timer
     return finish(last_error_, e.now);
   }
-  auto a = begin_round(e.now, false);
   woken_ = true;
-  return a;
+  const auto defer = woken_delay(config_.wake_spread, e.now - first_start_);
+  if (defer > duration::zero()) {
+    // Keeps an earlier instant already scheduled (the poll, the holders' expiry).
+    if (e.now + defer < wake_at_) {
+      wake_at_ = e.now + defer;
+      return schedule(wake_at_, e.now);
+    }
+    return {};
+  }
+  return begin_round(e.now, false);
 }
 
 action quorum_machine::on_cancel(const event& e) {
@@ -358,6 +368,7 @@ action quorum_machine::schedule(time_point at, time_point now) {
   phase_ = phase::waiting;
   wait_pending_ = true;
   wait_delay_ = at - now;
+  wake_at_ = at;
   return next();
 }
 

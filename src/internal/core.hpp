@@ -57,6 +57,13 @@ duration validity(milliseconds ttl, double drift_factor, time_point attempt_star
 /// from `random`; never negative.
 duration jittered_delay(milliseconds delay, milliseconds jitter, std::uint64_t random) noexcept;
 
+/// How long a waiter woken by an announced release defers its attempt, given how long it
+/// has waited (`age`, since its first attempt): spread × τ / (τ + age), τ = 5 × spread. Every
+/// waiter of every manager is woken by a release; deferring the younger ones lets the one
+/// that waited longest try first, alone (fewer split votes at N >= 3, and waits ordered
+/// roughly by age instead of by luck), while an old waiter loses almost nothing.
+duration woken_delay(duration spread, duration age) noexcept;
+
 /// How many attempts an operation may make.
 struct retry_policy {
   int retry_count = 10;  ///< attempts after the first; −1 = unlimited
@@ -249,6 +256,9 @@ struct op_config {
   /// often; a failed or cancelled acquire always ends with a release (it leaves the queues).
   bool fair = false;
   duration refresh_every = duration::max();
+  /// acquire: how long a waiter woken while waiting may defer its attempt (see
+  /// woken_delay()); zero: at once.
+  duration wake_spread = duration::zero();
 };
 
 /// An input to the machine.
@@ -365,9 +375,10 @@ using random_source = std::uint64_t (*)();
 ///   - the holders' expiry: the instant at which a quorum can be free, counting the nodes that
 ///     granted this attempt as free and each denying node as free once the holder's TTL it
 ///     reported has passed (+1 ms); never when too few reported one;
-///   - a wake (event::wake: a release was announced): at once while waiting; during an attempt
-///     it is remembered, and a failure of that attempt retries at once. A woken attempt that
-///     failed for failing nodes (quorum_unreachable) gets one more try after node_timeout.
+///   - a wake (event::wake: a release was announced): while waiting, after woken_delay() of
+///     config.wake_spread and the time waited so far (at once with a zero spread); during an
+///     attempt it is remembered, and a failure of that attempt retries at once. A woken attempt
+///     that failed for failing nodes (quorum_unreachable) gets one more try after node_timeout.
 ///   - fair mode: refresh_every after the attempt, to keep the queue entries alive.
 ///   Attempts started by the last three are not counted. Nothing starts at or after
 ///   config.wait_until: a wait that would end later ends there with the last error.
@@ -430,6 +441,8 @@ class quorum_machine {
   time_point poll_at_ = time_point::min();  ///< acquire: the next counted attempt's instant
   bool wake_pending_ = false;               ///< acquire: woken during the current attempt
   bool attempt_counted_ = false;            ///< the current attempt counts (see above)
+  time_point first_start_{};                ///< the first attempt's start (a waiter's age)
+  time_point wake_at_{};                    ///< while waiting: when the wait ends
   bool woken_ = false;  ///< a release was announced since the current attempt began or during it
   std::uint32_t attempt_id_ = 0;
   std::size_t awaiting_ = 0;

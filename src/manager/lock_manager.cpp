@@ -310,8 +310,9 @@ class operation final : public std::enable_shared_from_this<operation> {
                           .count();
       fair_acquire_args_ = {args_[0], args_[1], std::to_string(us),
                             std::to_string(m_->settings_.fair_entry_timeout.count())};
-      stay_args_ = {args_[0], "stay"};
-      leave_args_ = {args_[0], "leave"};
+      const auto lease = std::to_string(m_->settings_.fair_entry_timeout.count());
+      stay_args_ = {args_[0], "stay", lease};
+      leave_args_ = {args_[0], "leave", lease};
     }
   }
 
@@ -1025,8 +1026,8 @@ class operation final : public std::enable_shared_from_this<operation> {
   std::array<std::string, 2> confirm_args_;       // fenced phase 2: value, candidate token
   std::vector<std::string> fair_keys_;            // fair: keys_, their queues, their leases
   std::array<std::string, 4> fair_acquire_args_;  // fair: value, ttl, ticket, lease ms
-  std::array<std::string, 2> stay_args_;          // fair release keeping our entries
-  std::array<std::string, 2> leave_args_;         // fair release leaving the queues
+  std::array<std::string, 3> stay_args_;          // fair release keeping our entries
+  std::array<std::string, 3> leave_args_;         // fair release leaving the queues
   std::uint64_t waiter_ = 0;                      // wake-up: registered as this waiter (0: not)
   std::vector<std::string> channels_;             // wake-up: the release channels of keys_
 };
@@ -1099,6 +1100,11 @@ core_ns::op_config config_for(core_ns::op_kind kind, const manager_impl& m, mill
   if (kind == core_ns::op_kind::acquire && opts.fair.value_or(s.fair)) {
     cfg.fair = true;
     cfg.refresh_every = s.fair_entry_timeout / 3;
+  } else if (kind == core_ns::op_kind::acquire) {
+    // Every manager's oldest waiter is woken by a release; deferring the younger ones by up
+    // to this much (core::woken_delay) lets the longest waiter try first, alone. Fair mode
+    // wakes only the head: no need. A few round trips of the slowest node, at least 2 ms.
+    cfg.wake_spread = std::max<core_ns::duration>(milliseconds(2), s.request_timeout / 50);
   }
   if (kind == core_ns::op_kind::acquire && opts.max_wait) {
     // Counted from the call: time spent before the start (the identity check) counts too.

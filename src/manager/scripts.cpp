@@ -172,10 +172,15 @@ local n = #KEYS / 3
 local v = ARGV[1]
 local lease = tonumber(ARGV[4])
 local now = now_ms()
+for i = 1, n do
+  prune(KEYS[n + i], KEYS[2 * n + i], now)
+  -- A request of a waiter that has left, arriving late (retransmitted after a partition):
+  -- it must not queue the waiter again.
+  if redis.call("ZSCORE", KEYS[2 * n + i], "left:" .. v) then return 0 end
+end
 local head = true
 for i = 1, n do
   local q, l = KEYS[n + i], KEYS[2 * n + i]
-  prune(q, l, now)
   redis.call("ZADD", q, ARGV[3], v)
   redis.call("ZADD", l, now + lease, v)
   if redis.call("PTTL", q) < lease then
@@ -205,18 +210,22 @@ return n
   return s;
 }
 
-// Fair release: KEYS as above; ARGV = value, "stay" to keep our queue entries (the release
+// Fair release: KEYS as above; ARGV = value, "stay" or "leave", lease ms. "stay" keeps our
+// queue entries (the release
 // after a failed attempt of a waiter that retries: silent, since it stays the head wherever
 // it was granted, and announcing a failed race feeds a storm), anything else to leave the
-// queues too. Deletes each K holding our value (returns how many). Unless staying, where
-// that freed K, or our leaving made another waiter the head, announces it on K's release channel (as release_notify_script):
-// "head:" .. SHA1 of the new head's value when waiters are queued (only that waiter is woken),
-// else the SHA1 of our value.
+// queues too, leaving a tombstone ("left:" .. value in L, for one lease) that makes a late
+// acquire of ours (a request retransmitted after a partition) deny without queueing us again.
+// Deletes each K holding our value (returns how many). Unless staying, where
+// that freed K, or our leaving made another waiter the head, announces it on K's release channel
+// (as release_notify_script): "head:" .. SHA1 of the new head's value when waiters are queued (only
+// that waiter is woken), else the SHA1 of our value.
 const script& fair_release_script() {
   static const script s(with_preludes({announce_lua, fair_lua}, R"lua(
 local n = #KEYS / 3
 local v = ARGV[1]
 local stay = ARGV[2] == "stay"
+local lease = tonumber(ARGV[3]) or 2000
 local now = now_ms()
 local deleted = 0
 for i = 1, n do
@@ -232,6 +241,9 @@ for i = 1, n do
     local was_head = redis.call("ZRANGE", q, 0, 0)[1] == v
     if redis.call("ZREM", q, v) == 1 and was_head then changed = true end
     redis.call("ZREM", l, v)
+    -- A tombstone for one lease: a late acquire of ours must not queue us again.
+    redis.call("ZADD", l, now + lease, "left:" .. v)
+    if redis.call("PTTL", l) < lease then redis.call("PEXPIRE", l, lease) end
   end
   if changed and not stay then
     local h = redis.call("ZRANGE", q, 0, 0)[1]

@@ -378,6 +378,12 @@ redlock::reply fake_server::run_fair(const call& c, announcements_t& announced) 
     }
     const double ticket = std::stod(c.args[2]);
     const auto lease = std::chrono::milliseconds(std::stoll(c.args[3]));
+    for (std::size_t i = 0; i < n; ++i) {
+      auto& gone = left_[c.keys[n + i]];
+      std::erase_if(gone, [&](const auto& e) { return e.second <= now; });
+      if (gone.count(value) != 0)
+        return r;  // a waiter that left: not queued again
+    }
     bool head = true;
     for (std::size_t i = 0; i < n; ++i) {
       live_queue(c.keys[n + i]);
@@ -412,6 +418,7 @@ redlock::reply fake_server::run_fair(const call& c, announcements_t& announced) 
   }
   // A fair release.
   const bool stay = c.args.size() > 1 && c.args[1] == "stay";
+  const auto lease = std::chrono::milliseconds(c.args.size() > 2 ? std::stoll(c.args[2]) : 2000);
   for (std::size_t i = 0; i < n; ++i) {
     const auto& key = c.keys[i];
     bool changed = false;
@@ -421,11 +428,14 @@ redlock::reply fake_server::run_fair(const call& c, announcements_t& announced) 
       changed = true;
     }
     auto q = live_queue(c.keys[n + i]);
-    if (!stay && !q.empty()) {
-      const bool was_head = q.front() == value;
-      if (queues_[c.keys[n + i]].erase(value) == 1 && was_head)
-        changed = true;
-      q = live_queue(c.keys[n + i]);
+    if (!stay) {
+      if (!q.empty()) {
+        const bool was_head = q.front() == value;
+        if (queues_[c.keys[n + i]].erase(value) == 1 && was_head)
+          changed = true;
+        q = live_queue(c.keys[n + i]);
+      }
+      left_[c.keys[n + i]][value] = now + lease;
     }
     if (changed && !stay) {
       announced.emplace_back(detail::release_channel(key),

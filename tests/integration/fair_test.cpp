@@ -81,7 +81,8 @@ TEST(FairScripts, OnlyTheHeadOfTheLiveQueueIsGrantedAndReleasesNameTheNewHead) {
   const auto server_ms = std::stoll(s.command({"TIME"}).elements[0].str) * 1000;
   EXPECT_LE(lease_end - server_ms, 4000);  // cut from 10 s to the 3 s TTL (+ TIME's rounding)
   // Its release names the new head (the SHA1 of its value) and wakes only it.
-  EXPECT_EQ(eval(s, d::fair_release_script(), fair_keys("r"), {"early", "leave"}).integer, 1);
+  EXPECT_EQ(eval(s, d::fair_release_script(), fair_keys("r"), {"early", "leave", "10000"}).integer,
+            1);
   auto msg = sub.command({"PING"});  // answered after the message pushed before it
   ASSERT_TRUE(msg && msg->elements.size() == 3);
   EXPECT_EQ(msg->elements[0].str, "smessage");
@@ -89,7 +90,8 @@ TEST(FairScripts, OnlyTheHeadOfTheLiveQueueIsGrantedAndReleasesNameTheNewHead) {
   sub.command({"PING"});  // the PING's own answer
   EXPECT_EQ(fair_acquire(s, "r", "late", "200"), 1);
   EXPECT_EQ(queue(s, "r"), (std::vector<std::string>{"late"}));
-  EXPECT_EQ(eval(s, d::fair_release_script(), fair_keys("r"), {"late", "leave"}).integer, 1);
+  EXPECT_EQ(eval(s, d::fair_release_script(), fair_keys("r"), {"late", "leave", "10000"}).integer,
+            1);
   EXPECT_TRUE(queue(s, "r").empty());
 }
 
@@ -99,17 +101,35 @@ TEST(FairScripts, StayKeepsTheEntryAndLeaveRemovesItAndWakesTheNextWhenTheHeadLe
   fair_acquire(s, "r", "a", "1");
   fair_acquire(s, "r", "b", "2");
   // "a" retries after a failed attempt: its release keeps its place.
-  EXPECT_EQ(eval(s, d::fair_release_script(), fair_keys("r"), {"a", "stay"}).integer, 0);
+  EXPECT_EQ(eval(s, d::fair_release_script(), fair_keys("r"), {"a", "stay", "10000"}).integer, 0);
   EXPECT_EQ(queue(s, "r"), (std::vector<std::string>{"a", "b"}));
   // "a" gives up: it leaves, and "b" (now the head) is told although no key was freed.
   blocking_client sub("127.0.0.1", s.port(), 5s);
   sub.command({"SSUBSCRIBE", d::release_channel("r")});
-  EXPECT_EQ(eval(s, d::fair_release_script(), fair_keys("r"), {"a", "leave"}).integer, 0);
+  EXPECT_EQ(eval(s, d::fair_release_script(), fair_keys("r"), {"a", "leave", "10000"}).integer, 0);
   EXPECT_EQ(queue(s, "r"), (std::vector<std::string>{"b"}));
   auto msg = sub.command({"PING"});
   ASSERT_TRUE(msg && msg->elements.size() == 3);
   EXPECT_EQ(msg->elements[2].str, "head:" + redlock::script("b").sha1());
   EXPECT_EQ(s.command({"GET", "r"}).str, "holder");  // someone else's key untouched
+}
+
+TEST(FairScripts, ALateAcquireOfAWaiterThatLeftDoesNotQueueItAgain) {
+  // Found by the fair soak: a request sent into a partition, retransmitted after the heal,
+  // ran after its waiter had left the queue, and queued it again at the head for a lease.
+  redis_server s;
+  s.command({"SET", "r", "holder", "PX", "10000"});
+  fair_acquire(s, "r", "gone", "1");
+  fair_acquire(s, "r", "next", "2");
+  ASSERT_EQ(eval(s, d::fair_release_script(), fair_keys("r"), {"gone", "leave", "10000"}).integer,
+            0);
+  EXPECT_EQ(queue(s, "r"), (std::vector<std::string>{"next"}));
+  EXPECT_EQ(fair_acquire(s, "r", "gone", "1"), 0);  // the late request
+  EXPECT_EQ(queue(s, "r"), (std::vector<std::string>{"next"}));
+  s.command({"DEL", "r"});
+  EXPECT_EQ(fair_acquire(s, "r", "next", "2"), 1);
+  // The tombstone lives one lease and then goes with the lease key.
+  EXPECT_GT(s.command({"PTTL", d::fair_lease_key("r")}).integer, 0);
 }
 
 TEST(FairScripts, AnEntryWhoseLeaseRanOutIsDropped) {
