@@ -39,7 +39,9 @@
 // operation ended and the server was last faulted, whichever is later). When its loop is over
 // each client reports "done" and keeps its manager open until the parent has looked: once
 // every client is done, no lock server may hold a queue or lease key of the resource or a
-// subscriber to its release channel. The last line is "N passed, N failed".
+// subscriber to its release channel. The parent also samples a lock server every 200 ms: some
+// sample must see managers subscribed to the release channel (wake-up ran), and in fair mode
+// some must see waiters queued (none without). The last line is "N passed, N failed".
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -64,9 +66,11 @@
 #include <thread>
 #include <vector>
 
+#include "internal/scripts.hpp"
 #include "raw_client.hpp"
 #include "redlock/lock_manager.hpp"
 #include "redlock/redis_node.hpp"
+#include "support/blocking_client.hpp"
 #include "support/fault_checker.hpp"
 #include "support/fault_fencing.hpp"
 #include "support/fault_leftovers.hpp"
@@ -531,6 +535,38 @@ struct leftover_watch {
   }
 };
 
+// Whether the run exercised wake-up and fair mode at all: every 200 ms one lock server without
+// a fault in progress is asked how many managers are subscribed to the resource's release
+// channel and how many waiters its queue holds.
+struct activity_sampler {
+  std::vector<rt::admin_access> servers;
+  std::size_t next_server = 0, samples = 0, subscribed = 0, queued = 0;
+  std::int64_t max_subscribers = 0, max_queued = 0;
+  std::int64_t next = 0;
+
+  void sample(const soak_faults& f) {
+    const auto now = now_ns();
+    if (now < next)
+      return;
+    next = now + 200'000'000;
+    const auto n = next_server++ % servers.size();
+    if (f.busy[n])
+      return;
+    rt::blocking_client c(servers[n].host, servers[n].port, 200ms);
+    auto subs = c.command({"PUBSUB", "SHARDNUMSUB", redlock::detail::release_channel(resource)});
+    auto q = c.command({"ZCARD", redlock::detail::fair_queue_key(resource)});
+    if (!subs || !q || subs->kind != redlock::reply::type::array || subs->elements.size() != 2 ||
+        q->kind != redlock::reply::type::integer)
+      return;
+    ++samples;
+    const auto nsubs = subs->elements[1].integer;
+    subscribed += nsubs > 0 ? 1 : 0;
+    queued += q->integer > 0 ? 1 : 0;
+    max_subscribers = std::max(max_subscribers, nsubs);
+    max_queued = std::max(max_queued, q->integer);
+  }
+};
+
 // A client is this binary again, with its output next to the parent's.
 std::unique_ptr<rt::process> spawn_client(std::vector<std::string> args) {
   rt::process_options o;
@@ -589,8 +625,11 @@ int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing, bool 
                      {},
                      {}};
   leftover_watch watch;
-  for (auto& srv : servers)
+  activity_sampler activity;
+  for (auto& srv : servers) {
     watch.servers.push_back(rt::admin_of(*srv));
+    activity.servers.push_back(rt::admin_of(*srv));
+  }
   for (int i = 0; i < clients; ++i)
     watch.logs.push_back(dir + "/client-" + std::to_string(i) + ".log.values");
   watch.offsets.assign(watch.logs.size(), 0);
@@ -605,6 +644,7 @@ int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing, bool 
     }
     faults.run_due(now_ns() >= faults_until);
     watch.round(faults, false);
+    activity.sample(faults);
     std::this_thread::sleep_for(10ms);
   }
   faults.run_due(true);
@@ -715,6 +755,11 @@ int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing, bool 
       watch.unchecked);
   for (const auto& p : watch.problems)
     std::printf("left behind: %s\n", p.c_str());
+  std::printf(
+      "waiting: %zu samples of a lock server, %zu saw wake-up subscribers (at most %lld), %zu saw "
+      "queued waiters (at most %lld)\n",
+      activity.samples, activity.subscribed, static_cast<long long>(activity.max_subscribers),
+      activity.queued, static_cast<long long>(activity.max_queued));
   std::printf("once every client was done (%d of %d): %s\n", done_clients, clients,
               quiet_report.to_string().c_str());
 
@@ -735,6 +780,11 @@ int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing, bool 
   check(quiet_ok,
         "no queue or lease key and no release-channel subscriber once every client was done");
   check(rt::faults_injected() > 0, "faults were injected");
+  check(activity.subscribed > 0, "waiters were subscribed for wake-up (wake-up exercised)");
+  if (fair)
+    check(activity.queued > 0, "waiters were queued (fair mode exercised)");
+  else
+    check(activity.queued == 0, "no wait queue without fair mode");
   if (fencing) {
     check(fenced.unfenced == 0 && fenced.not_increasing == 0,
           "fencing tokens of successive critical sections strictly increase");
