@@ -30,6 +30,7 @@
 
 #include "fault_common.hpp"
 #include "internal/scripts.hpp"
+#include "support/blocking_client.hpp"
 
 namespace redlock::test {
 namespace {
@@ -70,6 +71,8 @@ struct contention_run {
   std::chrono::milliseconds longest_wait{0};
   std::set<std::string> values;
   std::chrono::steady_clock::time_point last_completed{};
+  std::size_t not_fair = 0;   // acquired locks not marked fair (the option did not apply)
+  long long most_queued = 0;  // the longest queue a sampler saw on any server during the run
 };
 
 /// `waiters` clients in fair mode take `resource` `rounds` times each while `fault` runs on
@@ -84,6 +87,21 @@ contention_run contend(const cluster& c, const std::string& resource,
   std::mutex m;
   std::vector<std::thread> threads;
   std::thread fault_thread(fault);
+  // Samples the servers' queues while the waiters run (100 ms timeouts: a server under a
+  // fault just yields no sample), to show the waiters really queued.
+  std::atomic<bool> running{true};
+  std::atomic<long long> most_queued{0};
+  std::thread sampler([&] {
+    for (int i = 0; i < 100'000 && running; ++i) {
+      for (const auto& srv : c.servers) {
+        blocking_client b("127.0.0.1", srv->port(), 100ms);
+        auto r = b.command({"ZCARD", detail::fair_queue_key(resource)});
+        if (r && r->kind == reply::type::integer && r->integer > most_queued)
+          most_queued = r->integer;
+      }
+      sleep_for_ms(20ms);
+    }
+  });
   for (int i = 0; i < waiters; ++i) {
     threads.emplace_back([&, i] {
       auto& client = *clients[static_cast<std::size_t>(i)];
@@ -105,6 +123,7 @@ contention_run contend(const cluster& c, const std::string& resource,
           continue;
         }
         const auto start = got.started + got.took;
+        run.not_fair += detail::lock_access::fair(got.held) ? 0 : 1;
         g.unlock();
         sleep_for_ms(hold);
         const auto end = std::min(std::chrono::steady_clock::now(), got.held.validity_deadline());
@@ -118,6 +137,9 @@ contention_run contend(const cluster& c, const std::string& resource,
   for (auto& t : threads)
     t.join();
   fault_thread.join();
+  running = false;
+  sampler.join();
+  run.most_queued = most_queued;
   for (const auto& cl : clients)
     for (auto& v : cl->values())
       run.values.insert(std::move(v));
@@ -133,8 +155,10 @@ void expect_fair_run_ok(const cluster& c, const std::string& resource, const con
   auto check = check_sections(run.sections);
   EXPECT_EQ(check.overlaps, 0u) << check.first_problem;
   EXPECT_LE(run.longest_wait, bound) << "a waiter waited longer than the liveness bound";
-  std::printf("%zu sections, longest wait %lld ms\n", run.sections.size(),
-              static_cast<long long>(run.longest_wait.count()));
+  EXPECT_EQ(run.not_fair, 0u) << "locks acquired outside fair mode";
+  EXPECT_GE(run.most_queued, 2) << "the waiters never queued: fair mode was not exercised";
+  std::printf("%zu sections, longest wait %lld ms, longest queue seen %lld\n", run.sections.size(),
+              static_cast<long long>(run.longest_wait.count()), run.most_queued);
   leftover_probe p;
   for (const auto& s : c.servers)
     p.servers.push_back(admin_of(*s));
