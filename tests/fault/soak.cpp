@@ -316,10 +316,19 @@ struct soak_faults {
   std::vector<pending> later;
   std::vector<bool> busy;               // a node with a fault in progress gets no second one
   std::vector<std::int64_t> fault_end;  // per node: when its last fault ended (ns), or 0
+  std::vector<std::string> last_kind;   // per node: its last fault, for the leftover report
   std::map<std::string, int> counts;
   std::vector<std::unique_ptr<rt::iptables_rule>> rules;
 
   int uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+
+  // Counts a fault of `kind` on node n and remembers it as the node's last.
+  void note(std::size_t n, const std::string& kind) {
+    counts[kind] += 1;
+    if (last_kind.size() < busy.size())
+      last_kind.resize(busy.size());
+    last_kind[n] = kind;
+  }
 
   void done(std::size_t n) {
     busy[n] = false;
@@ -357,11 +366,11 @@ struct soak_faults {
         s.kill9();
         rt::count_fault("kill9");
         if (n < durable_nodes) {
-          ++counts["kill9+restart (appendfsync always)"];
+          note(n, "kill9+restart (appendfsync always)");
           s.start();
           done(n);
         } else {
-          ++counts["kill9+delayed restart (>= TTL)"];
+          note(n, "kill9+delayed restart (>= TTL)");
           schedule(lock_ttl + 200ms, [this, n] {
             servers[n]->start();
             done(n);
@@ -369,7 +378,7 @@ struct soak_faults {
         }
         break;
       case 1:
-        ++counts["SIGSTOP/SIGCONT"];
+        note(n, "SIGSTOP/SIGCONT");
         rt::count_fault("sigstop");
         s.pause();
         schedule(hold, [this, n] {
@@ -380,7 +389,7 @@ struct soak_faults {
       case 2:
       case 3: {
         const bool drop = kind == 2;
-        ++counts[drop ? "partition (DROP)" : "partition (REJECT)"];
+        note(n, drop ? "partition (DROP)" : "partition (REJECT)");
         rules.push_back(std::make_unique<rt::iptables_rule>(
             rt::partition(s.port(), drop ? rt::partition_mode::drop : rt::partition_mode::reject)));
         auto* r = rules.back().get();
@@ -391,7 +400,7 @@ struct soak_faults {
         break;
       }
       case 4: {
-        ++counts["lost replies"];
+        note(n, "lost replies");
         rules.push_back(std::make_unique<rt::iptables_rule>(rt::lose_replies(s.port())));
         auto* r = rules.back().get();
         schedule(hold, [this, n, r] {
@@ -401,7 +410,7 @@ struct soak_faults {
         break;
       }
       case 5:
-        ++counts["latency (proxy)"];
+        note(n, "latency (proxy)");
         rt::count_fault("latency");
         p.set_delay(milliseconds(uniform(20, 300)), milliseconds(uniform(0, 100)));
         schedule(hold, [this, n] {
@@ -410,7 +419,7 @@ struct soak_faults {
         });
         break;
       default:
-        ++counts["connection reset (proxy)"];
+        note(n, "connection reset (proxy)");
         rt::count_fault("reset");
         p.reset_all();
         done(n);
@@ -507,7 +516,10 @@ struct leftover_watch {
                    " ms before the look, the server's last fault " +
                    (f.fault_end[n] ? std::to_string((now - f.fault_end[n]) / 1'000'000) + " ms"
                                    : std::string("never")) +
-                   " before)";
+                   " before" +
+                   (n < f.last_kind.size() && !f.last_kind[n].empty() ? ": " + f.last_kind[n]
+                                                                      : std::string()) +
+                   ")";
         problems.push_back(r.to_string() + when);
       }
     }
@@ -622,6 +634,7 @@ int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing, bool 
                      {},
                      std::vector<bool>(lock_nodes),
                      std::vector<std::int64_t>(lock_nodes),
+                     std::vector<std::string>(lock_nodes),
                      {},
                      {}};
   leftover_watch watch;
