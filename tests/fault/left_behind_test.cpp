@@ -15,6 +15,8 @@
 #include <set>
 
 #include "fault_common.hpp"
+#include "internal/scripts.hpp"
+#include "support/blocking_client.hpp"
 #include "support/tcp_proxy.hpp"
 
 namespace redlock::test {
@@ -53,7 +55,8 @@ struct sent {
   void completed() { last_completed = std::chrono::steady_clock::now(); }
 };
 
-/// The checker over every server of `c`, after cleanup_bound(request_timeout).
+/// The checker over every server of `c`, after cleanup_bound(request_timeout), queues and
+/// subscriptions included.
 void expect_nothing_left_behind(const cluster& c, const sent& s,
                                 std::chrono::milliseconds request_timeout,
                                 const std::string& admin_password = {}) {
@@ -63,6 +66,10 @@ void expect_nothing_left_behind(const cluster& c, const sent& s,
     p.servers.push_back(admin_of(*server, admin_password));
   p.values.assign(s.values.begin(), s.values.end());
   p.keys = s.keys;
+  // The keys are the resources: no queue entry of ours either, and since every operation of
+  // the test has completed, no queue key and no wake-up subscription at all.
+  p.resources = s.keys;
+  p.all_done = true;
   const auto r = check_nothing_left_behind({p}, s.last_completed, cleanup_bound(request_timeout));
   EXPECT_TRUE(r.clean()) << r.to_string();
   EXPECT_TRUE(r.unreachable.empty()) << "every server must be checked: " << r.to_string();
@@ -117,7 +124,7 @@ TEST(LeftBehindChecker, FindsTheValueUnderAnyKeyInAnyDatabaseAndNamesServerDbAnd
   c[1].command({"EVAL", "redis.call('SELECT', 7) redis.call('SET', KEYS[1], ARGV[1]) return 1", "1",
                 "some-other-name", value});
   c[0].command({"SET", "left-checker", "another-value"});  // not ours
-  leftover_probe p{{admin_of(c[0]), admin_of(c[1])}, {value}, {"left-checker"}};
+  leftover_probe p{{admin_of(c[0]), admin_of(c[1])}, {value}, {"left-checker"}, {}, false};
   auto r = find_leftovers(p);
   ASSERT_EQ(r.found.size(), 2u) << r.to_string();
   EXPECT_EQ(r.servers_checked, 2u);
@@ -132,7 +139,7 @@ TEST(LeftBehindChecker, FindsTheValueUnderAnyKeyInAnyDatabaseAndNamesServerDbAnd
   EXPECT_NE(r.to_string().find(where + " db 7: key 'some-other-name'"), std::string::npos)
       << r.to_string();
   // Without values, any value under the keys counts (for callers that cannot know it).
-  leftover_probe any{{admin_of(c[0])}, {}, {"left-checker"}};
+  leftover_probe any{{admin_of(c[0])}, {}, {"left-checker"}, {}, false};
   EXPECT_EQ(find_leftovers(any).found.size(), 1u);
   // A stopped server is reported as not checked, never as clean.
   crash(c[0]);
@@ -144,7 +151,7 @@ TEST(LeftBehindChecker, FindsTheValueUnderAnyKeyInAnyDatabaseAndNamesServerDbAnd
 TEST(LeftBehindChecker, JudgesByTheLookAfterTheBoundAndSeesAKeyThatCameBack) {
   cluster c(1);
   const std::string value = "fedcba9876543210fedcba9876543210";
-  leftover_probe p{{admin_of(c[0])}, {value}, {"left-back"}};
+  leftover_probe p{{admin_of(c[0])}, {value}, {"left-back"}, {}, false};
   // Present at first, gone before the bound: clean.
   c[0].command({"SET", "left-back", value, "PX", "400"});
   const auto t0 = std::chrono::steady_clock::now();
@@ -161,6 +168,51 @@ TEST(LeftBehindChecker, JudgesByTheLookAfterTheBoundAndSeesAKeyThatCameBack) {
   late.join();
   ASSERT_EQ(r2.found.size(), 1u) << r2.to_string();
   EXPECT_NE(r2.history.find("present"), std::string::npos) << r2.history;
+}
+
+TEST(LeftBehindChecker, FindsQueueEntriesQueueKeysAndSubscriptions) {
+  cluster c(1);
+  const std::string done = "00112233445566778899aabbccddeeff";     // a completed operation
+  const std::string waiting = "ffeeddccbbaa99887766554433221100";  // one still waiting
+  const std::string res = "left-queue";
+  const auto q = detail::fair_queue_key(res), l = detail::fair_lease_key(res);
+  c[0].command({"ZADD", q, "1", done, "2", waiting});
+  c[0].command({"ZADD", l, "1", done, "99999999999999", waiting});
+  leftover_probe p{{admin_of(c[0])}, {done}, {res}, {res}, false};
+  auto r = find_leftovers(p);
+  // The completed operation's entry in the queue and in the lease; the waiter's is allowed.
+  ASSERT_EQ(r.found.size(), 2u) << r.to_string();
+  for (const auto& f : r.found) {
+    EXPECT_EQ(f.kind, leftover::what::queue_entry);
+    EXPECT_EQ(f.value, done);
+  }
+  EXPECT_NE(r.to_string().find("queue entry '" + done + "' in '" + q + "'"), std::string::npos)
+      << r.to_string();
+  EXPECT_NE(r.to_string().find("lease ran out"), std::string::npos) << r.to_string();
+  c[0].command({"ZREM", q, done});
+  c[0].command({"ZREM", l, done});
+  EXPECT_TRUE(find_leftovers(p).clean()) << find_leftovers(p).to_string();
+  // Once everyone is done, the queue keys themselves (the waiter's entry) are leftovers...
+  p.all_done = true;
+  auto all = find_leftovers(p);
+  EXPECT_EQ(all.found.size(), 2u) << all.to_string();
+  EXPECT_NE(all.to_string().find("queue key '" + q + "'"), std::string::npos) << all.to_string();
+  c[0].command({"DEL", q, l});
+  EXPECT_TRUE(find_leftovers(p).clean()) << find_leftovers(p).to_string();
+  // ... and so is a subscriber to the release channel, sharded or not.
+  for (const char* sub : {"SSUBSCRIBE", "SUBSCRIBE"}) {
+    SCOPED_TRACE(sub);
+    blocking_client subscriber("127.0.0.1", c[0].port(), 2000ms);
+    ASSERT_TRUE(subscriber.command({sub, detail::release_channel(res)}));
+    auto s = find_leftovers(p);
+    ASSERT_EQ(s.found.size(), 1u) << s.to_string();
+    EXPECT_EQ(s.found[0].kind, leftover::what::subscription);
+    EXPECT_EQ(s.found[0].key, detail::release_channel(res));
+    EXPECT_GT(s.channels_looked_at, 0u);
+  }
+  // The subscribers are gone with their connections.
+  EXPECT_TRUE(wait_for([&] { return find_leftovers(p).clean(); }, 3000ms))
+      << find_leftovers(p).to_string();
 }
 
 // --- refused access: a failed handshake (AUTH, SELECT) lets nothing else reach the server, ----

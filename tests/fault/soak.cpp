@@ -4,7 +4,8 @@
 // fencing (the default), also that the fencing tokens behaved and the fenced register never
 // took a stale write.
 //
-//   redlock_soak [--seconds S] [--seed N] [--clients K] [--fencing 1|0]   (via scripts/soak)
+//   redlock_soak [--seconds S] [--seed N] [--clients K] [--fencing 1|0] [--fair 0|1]
+//                                                                      (via scripts/soak)
 //
 // Setup: five lock servers -- nodes 0-2 restarted at once after a crash, nodes 3-4 only after
 // a full TTL -- each behind a TCP proxy, plus one register server that is never faulted.
@@ -20,6 +21,10 @@
 // - Without (--fencing 0): nodes 0-2 with appendfsync always, nodes 3-4 without persistence,
 //   so the delayed restart is the mitigation under test; the register is a plain string key
 //   (GET, then SET).
+// - Fair mode (--fair 1, only with --fencing 0): the clients lock in fair mode (per-resource
+//   wait queues on every node), with a queue entry timeout of one lock TTL so that an entry
+//   the cleanup failed to remove outlives the cleanup bound and the checker sees it. Wake-up
+//   is on in every mode (the default).
 //
 // Each client logs its critical sections -- CLOCK_MONOTONIC start/end on this one machine, the
 // register value read and written, the fencing token, whether the fenced register accepted or
@@ -29,9 +34,14 @@
 // with a token lower than one accepted before it, every refusal explained by a higher token
 // written before it, and the register ends with the highest token accepted. Each client also
 // logs the value of every operation that ended with a failure or an unlock, and the parent
-// checks with the "nothing left behind" checker that no lock server still holds it once the
-// cleanup bound has passed (counted from when the operation ended and the server was last
-// faulted, whichever is later). The last line is "N passed, N failed".
+// checks with the "nothing left behind" checker that no lock server still holds it -- as a key
+// or as a queue or lease entry -- once the cleanup bound has passed (counted from when the
+// operation ended and the server was last faulted, whichever is later). When its loop is over
+// each client reports "done" and keeps its manager open until the parent has looked: once
+// every client is done, no lock server may hold a queue or lease key of the resource or a
+// subscriber to its release channel. The parent also samples a lock server every 200 ms: some
+// sample must see managers subscribed to the release channel (wake-up ran), and in fair mode
+// some must see waiters queued (none without). The last line is "N passed, N failed".
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -56,9 +66,11 @@
 #include <thread>
 #include <vector>
 
+#include "internal/scripts.hpp"
 #include "raw_client.hpp"
 #include "redlock/lock_manager.hpp"
 #include "redlock/redis_node.hpp"
+#include "support/blocking_client.hpp"
 #include "support/fault_checker.hpp"
 #include "support/fault_fencing.hpp"
 #include "support/fault_leftovers.hpp"
@@ -104,8 +116,8 @@ std::vector<std::uint16_t> parse_ports(const std::string& s) {
 // --- client process -------------------------------------------------------------------------
 
 int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t register_port,
-               std::int64_t until_ns, const std::string& log_path, std::uint64_t seed,
-               bool fencing) {
+               std::int64_t until_ns, const std::string& log_path, std::uint64_t seed, bool fencing,
+               bool fair) {
   std::mt19937_64 rng(seed * 1000 + static_cast<std::uint64_t>(id));
   auto uniform = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   std::ofstream log(log_path, std::ios::app);
@@ -132,6 +144,9 @@ int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t re
   s.request_timeout = request_timeout;
   s.connect_timeout = 150ms;
   s.fencing = fencing;
+  s.fair = fair;
+  // An entry left behind must outlive the cleanup bound to be seen (see the header).
+  s.fair_entry_timeout = lock_ttl;
   std::vector<std::shared_ptr<redlock::node>> nodes;
   redlock::connection_options co;
   co.connect_timeout = s.connect_timeout;
@@ -271,6 +286,12 @@ int run_client(int id, const std::vector<std::uint16_t>& ports, std::uint16_t re
   std::fprintf(stderr,
                "client %d: %ld sections (%ld writes refused), %ld failed acquires, %ld aborted\n",
                id, sections, refused, failures, aborted);
+  // Done: the manager stays open (its subscriber connections too) until the parent has
+  // looked at the servers, or 60 s at most.
+  std::ofstream(log_path + ".done") << "done\n";
+  const auto go = std::filesystem::path(log_path).parent_path() / "checked";
+  for (int i = 0; i < 1200 && !std::filesystem::exists(go); ++i)
+    std::this_thread::sleep_for(50ms);
   auto q = std::make_shared<std::promise<void>>();
   auto qf = q->get_future();
   manager.async_quit([q](std::error_code) { q->set_value(); });
@@ -295,10 +316,19 @@ struct soak_faults {
   std::vector<pending> later;
   std::vector<bool> busy;               // a node with a fault in progress gets no second one
   std::vector<std::int64_t> fault_end;  // per node: when its last fault ended (ns), or 0
+  std::vector<std::string> last_kind;   // per node: its last fault, for the leftover report
   std::map<std::string, int> counts;
   std::vector<std::unique_ptr<rt::iptables_rule>> rules;
 
   int uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+
+  // Counts a fault of `kind` on node n and remembers it as the node's last.
+  void note(std::size_t n, const std::string& kind) {
+    counts[kind] += 1;
+    if (last_kind.size() < busy.size())
+      last_kind.resize(busy.size());
+    last_kind[n] = kind;
+  }
 
   void done(std::size_t n) {
     busy[n] = false;
@@ -336,11 +366,11 @@ struct soak_faults {
         s.kill9();
         rt::count_fault("kill9");
         if (n < durable_nodes) {
-          ++counts["kill9+restart (appendfsync always)"];
+          note(n, "kill9+restart (appendfsync always)");
           s.start();
           done(n);
         } else {
-          ++counts["kill9+delayed restart (>= TTL)"];
+          note(n, "kill9+delayed restart (>= TTL)");
           schedule(lock_ttl + 200ms, [this, n] {
             servers[n]->start();
             done(n);
@@ -348,7 +378,7 @@ struct soak_faults {
         }
         break;
       case 1:
-        ++counts["SIGSTOP/SIGCONT"];
+        note(n, "SIGSTOP/SIGCONT");
         rt::count_fault("sigstop");
         s.pause();
         schedule(hold, [this, n] {
@@ -359,7 +389,7 @@ struct soak_faults {
       case 2:
       case 3: {
         const bool drop = kind == 2;
-        ++counts[drop ? "partition (DROP)" : "partition (REJECT)"];
+        note(n, drop ? "partition (DROP)" : "partition (REJECT)");
         rules.push_back(std::make_unique<rt::iptables_rule>(
             rt::partition(s.port(), drop ? rt::partition_mode::drop : rt::partition_mode::reject)));
         auto* r = rules.back().get();
@@ -370,7 +400,7 @@ struct soak_faults {
         break;
       }
       case 4: {
-        ++counts["lost replies"];
+        note(n, "lost replies");
         rules.push_back(std::make_unique<rt::iptables_rule>(rt::lose_replies(s.port())));
         auto* r = rules.back().get();
         schedule(hold, [this, n, r] {
@@ -380,7 +410,7 @@ struct soak_faults {
         break;
       }
       case 5:
-        ++counts["latency (proxy)"];
+        note(n, "latency (proxy)");
         rt::count_fault("latency");
         p.set_delay(milliseconds(uniform(20, 300)), milliseconds(uniform(0, 100)));
         schedule(hold, [this, n] {
@@ -389,7 +419,7 @@ struct soak_faults {
         });
         break;
       default:
-        ++counts["connection reset (proxy)"];
+        note(n, "connection reset (proxy)");
         rt::count_fault("reset");
         p.reset_all();
         done(n);
@@ -466,7 +496,7 @@ struct leftover_watch {
       pending[n] = std::move(later);
       if (due.empty())
         continue;
-      rt::leftover_probe probe{{servers[n]}, {}, {resource}};
+      rt::leftover_probe probe{{servers[n]}, {}, {resource}, {resource}, false};
       for (const auto& e : due)
         probe.values.push_back(e.value);
       auto r = rt::find_leftovers(probe, 300ms);
@@ -486,7 +516,10 @@ struct leftover_watch {
                    " ms before the look, the server's last fault " +
                    (f.fault_end[n] ? std::to_string((now - f.fault_end[n]) / 1'000'000) + " ms"
                                    : std::string("never")) +
-                   " before)";
+                   " before" +
+                   (n < f.last_kind.size() && !f.last_kind[n].empty() ? ": " + f.last_kind[n]
+                                                                      : std::string()) +
+                   ")";
         problems.push_back(r.to_string() + when);
       }
     }
@@ -514,6 +547,38 @@ struct leftover_watch {
   }
 };
 
+// Whether the run exercised wake-up and fair mode at all: every 200 ms one lock server without
+// a fault in progress is asked how many managers are subscribed to the resource's release
+// channel and how many waiters its queue holds.
+struct activity_sampler {
+  std::vector<rt::admin_access> servers;
+  std::size_t next_server = 0, samples = 0, subscribed = 0, queued = 0;
+  std::int64_t max_subscribers = 0, max_queued = 0;
+  std::int64_t next = 0;
+
+  void sample(const soak_faults& f) {
+    const auto now = now_ns();
+    if (now < next)
+      return;
+    next = now + 200'000'000;
+    const auto n = next_server++ % servers.size();
+    if (f.busy[n])
+      return;
+    rt::blocking_client c(servers[n].host, servers[n].port, 200ms);
+    auto subs = c.command({"PUBSUB", "SHARDNUMSUB", redlock::detail::release_channel(resource)});
+    auto q = c.command({"ZCARD", redlock::detail::fair_queue_key(resource)});
+    if (!subs || !q || subs->kind != redlock::reply::type::array || subs->elements.size() != 2 ||
+        q->kind != redlock::reply::type::integer)
+      return;
+    ++samples;
+    const auto nsubs = subs->elements[1].integer;
+    subscribed += nsubs > 0 ? 1 : 0;
+    queued += q->integer > 0 ? 1 : 0;
+    max_subscribers = std::max(max_subscribers, nsubs);
+    max_queued = std::max(max_queued, q->integer);
+  }
+};
+
 // A client is this binary again, with its output next to the parent's.
 std::unique_ptr<rt::process> spawn_client(std::vector<std::string> args) {
   rt::process_options o;
@@ -521,14 +586,14 @@ std::unique_ptr<rt::process> spawn_client(std::vector<std::string> args) {
   return std::make_unique<rt::process>(std::move(args), std::move(o));
 }
 
-int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing) {
+int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing, bool fair) {
   std::printf(
       "soak: seed %llu, %d s, %d clients, %zu lock servers (%zu restarted at once, %zu after a "
-      "TTL; %s), fencing %s\n",
+      "TTL; %s), fencing %s, fair mode %s, wake-up on\n",
       static_cast<unsigned long long>(seed), seconds, clients, lock_nodes, durable_nodes,
       lock_nodes - durable_nodes,
-      fencing ? "all with appendfsync always" : "those without persistence",
-      fencing ? "on" : "off");
+      fencing ? "all with appendfsync always" : "those without persistence", fencing ? "on" : "off",
+      fair ? "on" : "off");
   std::fflush(stdout);
   if (!rt::in_private_netns()) {
     std::printf("soak must run inside scripts/in-netns\n0 passed, 1 failed\n");
@@ -556,11 +621,11 @@ int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing) {
       now_ns() + std::chrono::nanoseconds(std::chrono::seconds(seconds)).count();
   std::vector<std::unique_ptr<rt::process>> pids;
   for (int i = 0; i < clients; ++i) {
-    pids.push_back(
-        spawn_client({"/proc/self/exe", "--client", std::to_string(i), "--ports", ports,
-                      "--register", std::to_string(register_server.port()), "--until",
-                      std::to_string(until), "--log", dir + "/client-" + std::to_string(i) + ".log",
-                      "--seed", std::to_string(seed), "--fencing", fencing ? "1" : "0"}));
+    pids.push_back(spawn_client(
+        {"/proc/self/exe", "--client", std::to_string(i), "--ports", ports, "--register",
+         std::to_string(register_server.port()), "--until", std::to_string(until), "--log",
+         dir + "/client-" + std::to_string(i) + ".log", "--seed", std::to_string(seed), "--fencing",
+         fencing ? "1" : "0", "--fair", fair ? "1" : "0"}));
   }
 
   soak_faults faults{servers,
@@ -569,11 +634,15 @@ int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing) {
                      {},
                      std::vector<bool>(lock_nodes),
                      std::vector<std::int64_t>(lock_nodes),
+                     std::vector<std::string>(lock_nodes),
                      {},
                      {}};
   leftover_watch watch;
-  for (auto& srv : servers)
+  activity_sampler activity;
+  for (auto& srv : servers) {
     watch.servers.push_back(rt::admin_of(*srv));
+    activity.servers.push_back(rt::admin_of(*srv));
+  }
   for (int i = 0; i < clients; ++i)
     watch.logs.push_back(dir + "/client-" + std::to_string(i) + ".log.values");
   watch.offsets.assign(watch.logs.size(), 0);
@@ -588,24 +657,54 @@ int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing) {
     }
     faults.run_due(now_ns() >= faults_until);
     watch.round(faults, false);
+    activity.sample(faults);
     std::this_thread::sleep_for(10ms);
   }
   faults.run_due(true);
   faults.rules.clear();
 
+  // Every client done (bounded wait): the per-value checks until each bound has passed, then
+  // the look at a quiet system -- no queue or lease key, no subscriber -- while the clients'
+  // managers are still open; then the clients may quit.
+  const std::int64_t reap_until = now_ns() + 40'000'000'000;
+  int done_clients = 0;
+  for (int i = 0; i < 40'000 && now_ns() < reap_until; ++i) {
+    done_clients = 0;
+    for (int c = 0; c < clients; ++c)
+      done_clients += std::filesystem::exists(dir + "/client-" + std::to_string(c) + ".log.done");
+    if (done_clients == clients)
+      break;
+    std::this_thread::sleep_for(10ms);
+  }
+  watch.finish(faults);
+  std::int64_t quiet_from = watch.last_end;
+  for (auto e : faults.fault_end)
+    quiet_from = std::max(quiet_from, e);
+  rt::leftover_probe quiet{{}, {}, {resource}, {resource}, true};
+  for (auto& srv : servers)
+    quiet.servers.push_back(rt::admin_of(*srv));
+  const auto quiet_at = std::chrono::steady_clock::time_point(
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::nanoseconds(quiet_from)));
+  const auto quiet_report =
+      done_clients == clients
+          ? rt::check_nothing_left_behind({quiet}, quiet_at, rt::cleanup_bound(request_timeout))
+          : rt::leftover_report{};
+  const bool quiet_ok = done_clients == clients && quiet_report.clean() &&
+                        quiet_report.unreachable.empty() &&
+                        quiet_report.servers_checked == servers.size();
+  std::ofstream(dir + "/checked") << "checked\n";
+
   // Collect the clients: bounded wait, then SIGKILL stragglers (a failure).
   int clean_exits = 0;
-  const std::int64_t reap_until = now_ns() + 40'000'000'000;
+  const std::int64_t quit_until = now_ns() + 30'000'000'000;
   for (auto& p : pids) {
-    const auto left = std::max<std::int64_t>(0, reap_until - now_ns()) / 1'000'000;
+    const auto left = std::max<std::int64_t>(0, quit_until - now_ns()) / 1'000'000;
     if (!p->wait_exit(milliseconds(left)))
       p->kill9();
     else if (p->exit_code() == 0)
       ++clean_exits;
   }
-
-  // Every client has ended all its operations: look until each value's bound has passed.
-  watch.finish(faults);
 
   std::vector<rt::fenced_section> fenced_sections;
   std::size_t unreadable = 0;
@@ -669,6 +768,13 @@ int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing) {
       watch.unchecked);
   for (const auto& p : watch.problems)
     std::printf("left behind: %s\n", p.c_str());
+  std::printf(
+      "waiting: %zu samples of a lock server, %zu saw wake-up subscribers (at most %lld), %zu saw "
+      "queued waiters (at most %lld)\n",
+      activity.samples, activity.subscribed, static_cast<long long>(activity.max_subscribers),
+      activity.queued, static_cast<long long>(activity.max_queued));
+  std::printf("once every client was done (%d of %d): %s\n", done_clients, clients,
+              quiet_report.to_string().c_str());
 
   int passed = 0, failed = 0;
   auto check = [&](bool ok, const char* what) {
@@ -684,7 +790,14 @@ int run_parent(int seconds, std::uint64_t seed, int clients, bool fencing) {
   check(result.sections >= static_cast<std::size_t>(clients), "clients made progress");
   check(watch.left == 0 && watch.checked > 0,
         "nothing left behind after failed and unlocked operations (checked on every server)");
+  check(quiet_ok,
+        "no queue or lease key and no release-channel subscriber once every client was done");
   check(rt::faults_injected() > 0, "faults were injected");
+  check(activity.subscribed > 0, "waiters were subscribed for wake-up (wake-up exercised)");
+  if (fair)
+    check(activity.queued > 0, "waiters were queued (fair mode exercised)");
+  else
+    check(activity.queued == 0, "no wait queue without fair mode");
   if (fencing) {
     check(fenced.unfenced == 0 && fenced.not_increasing == 0,
           "fencing tokens of successive critical sections strictly increase");
@@ -713,20 +826,27 @@ int main(int argc, char** argv) {
       return run_client(std::stoi(args["--client"]), parse_ports(args["--ports"]),
                         static_cast<std::uint16_t>(std::stoi(args["--register"])),
                         std::stoll(args["--until"]), args["--log"], std::stoull(get("--seed", "1")),
-                        get("--fencing", "1") != "0");
+                        get("--fencing", "1") != "0", get("--fair", "0") == "1");
     }
     const int seconds = std::stoi(get("--seconds", "120"));
     const std::uint64_t seed = std::stoull(get("--seed", std::to_string(std::random_device{}())));
     const int clients = std::stoi(get("--clients", "4"));
     const std::string fencing = get("--fencing", "1");
+    const std::string fair = get("--fair", "0");
     if (seconds < 5 || seconds > 24 * 3600 || clients < 2 || clients > 32 ||
-        (fencing != "0" && fencing != "1")) {
+        (fencing != "0" && fencing != "1") || (fair != "0" && fair != "1")) {
       std::fprintf(stderr,
                    "usage: redlock_soak [--seconds 5..86400] [--seed N] [--clients 2..32] "
-                   "[--fencing 1|0]\n");
+                   "[--fencing 1|0] [--fair 0|1]\n");
       return 2;
     }
-    return run_parent(seconds, seed, clients, fencing == "1");
+    if (fair == "1" && fencing == "1") {
+      std::fprintf(stderr,
+                   "redlock_soak: --fair 1 needs --fencing 0 (fair mode cannot be combined with "
+                   "fencing)\n");
+      return 2;
+    }
+    return run_parent(seconds, seed, clients, fencing == "1", fair == "1");
   } catch (const std::exception& e) {
     std::printf("soak: error: %s\n0 passed, 1 failed\n", e.what());
     return 1;

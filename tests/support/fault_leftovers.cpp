@@ -9,6 +9,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "internal/scripts.hpp"
 #include "support/blocking_client.hpp"
 #include "support/redis_server.hpp"
 
@@ -24,6 +25,8 @@ constexpr std::size_t batch = 1000;
 // History polls look at this many keys of each probe (the final look checks them all).
 constexpr std::size_t history_keys = 256;
 constexpr auto history_interval = 200ms;
+// Members of one queue or lease ZSET read at most (a queue holds one entry per waiter).
+constexpr long long max_members = 10'000;
 
 // One blocking admin connection (AUTH done). Every call returns nullopt on I/O failure or
 // timeout.
@@ -92,7 +95,7 @@ void look_at(const admin_access& a, const leftover_probe& p, bool scan_values, s
     failed = true;
   };
   auto note = [&](int db, const std::string& key, const reply& v) {
-    leftover l{a.label(), db, key, v.str, 0};
+    leftover l{leftover::what::key, a.label(), db, key, v.str, 0, {}};
     if (auto t = c.run({"PTTL", key}); t && t->kind == reply::type::integer)
       l.pttl_ms = t->integer;
     out.found.push_back(std::move(l));
@@ -130,9 +133,79 @@ void look_at(const admin_access& a, const leftover_probe& p, bool scan_values, s
         }
       }
     }
+    // 2. The fair-mode queue and lease ZSETs of the resources: EXISTS over a batch first (one
+    // round trip for thousands of resources), then each ZSET of a batch where any exists.
+    const std::size_t nres = std::min(max_keys, p.resources.size());
+    for (std::size_t from = 0; from < nres && !failed; from += batch / 2) {
+      std::vector<std::string> zkeys;
+      for (std::size_t i = from; i < std::min(nres, from + batch / 2); ++i) {
+        zkeys.push_back(detail::fair_queue_key(p.resources[i]));
+        zkeys.push_back(detail::fair_lease_key(p.resources[i]));
+      }
+      std::vector<std::string> argv{"EXISTS"};
+      argv.insert(argv.end(), zkeys.begin(), zkeys.end());
+      auto e = c.run(argv);
+      if (!e || e->kind != reply::type::integer) {
+        fail("EXISTS in db " + std::to_string(db));
+        break;
+      }
+      out.queues_looked_at += zkeys.size();
+      if (e->integer == 0)
+        continue;
+      for (std::size_t zi = 0; zi < zkeys.size(); ++zi) {
+        const auto& zkey = zkeys[zi];
+        const bool lease = zi % 2 == 1;
+        auto r = c.run({"ZRANGE", zkey, "0", std::to_string(max_members - 1), "WITHSCORES"});
+        if (!r) {
+          fail("ZRANGE in db " + std::to_string(db));
+          break;
+        }
+        if (r->is_error() || r->kind != reply::type::array || r->elements.empty())
+          continue;  // absent (or not a ZSET: not ours)
+        long long server_ms = 0;
+        if (lease) {
+          if (auto t = c.run({"TIME"});
+              t && t->kind == reply::type::array && t->elements.size() == 2)
+            server_ms =
+                std::stoll(t->elements[0].str) * 1000 + std::stoll(t->elements[1].str) / 1000;
+        }
+        long long pttl = 0;
+        if (auto t = c.run({"PTTL", zkey}); t && t->kind == reply::type::integer)
+          pttl = t->integer;
+        std::string members;
+        for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+          const auto& m = r->elements[i];
+          const auto& score = r->elements[i + 1].str;
+          std::string info = (lease ? "lease " : "ticket ") + score;
+          if (lease && server_ms > 0) {
+            try {
+              const auto left = static_cast<long long>(std::stod(score)) - server_ms;
+              info = "lease " + std::string(left >= 0 ? "ends in " : "ran out ") +
+                     std::to_string(left >= 0 ? left : -left) + " ms" + (left >= 0 ? "" : " ago");
+            } catch (const std::exception&) {
+            }
+          }
+          if (m.kind == reply::type::string && (values.empty() || values.count(m.str) > 0)) {
+            leftover l{leftover::what::queue_entry, a.label(), db, zkey, m.str, pttl, info};
+            out.found.push_back(std::move(l));
+          }
+          members += (members.empty() ? "" : ",") + printable(m.str).substr(0, 16);
+        }
+        if (p.all_done) {
+          leftover l{leftover::what::queue_key,
+                     a.label(),
+                     db,
+                     zkey,
+                     members,
+                     pttl,
+                     std::to_string(r->elements.size() / 2) + " member(s)"};
+          out.found.push_back(std::move(l));
+        }
+      }
+    }
     if (!scan_values || p.values.empty() || failed)
       continue;
-    // 2. Any key holding one of the values (a script that ran in another db or as another
+    // 3. Any key holding one of the values (a script that ran in another db or as another
     // user, under whatever name). Bounded by the database size and a step limit.
     std::string cursor = "0";
     const long long max_steps = size->integer / 10 + 100;
@@ -162,6 +235,28 @@ void look_at(const admin_access& a, const leftover_probe& p, bool scan_values, s
         break;
     }
   }
+  // 4. Once all is done: nobody subscribed to a release channel (pub/sub spans databases).
+  for (std::size_t i = 0; p.all_done && !failed && i < p.resources.size(); ++i) {
+    const auto ch = detail::release_channel(p.resources[i]);
+    for (const char* sub : {"SHARDNUMSUB", "NUMSUB"}) {
+      auto r = c.run({"PUBSUB", sub, ch});
+      if (!r || r->kind != reply::type::array || r->elements.size() != 2) {
+        fail(std::string("PUBSUB ") + sub);
+        break;
+      }
+      ++out.channels_looked_at;
+      if (r->elements[1].kind == reply::type::integer && r->elements[1].integer != 0) {
+        leftover l{leftover::what::subscription,
+                   a.label(),
+                   0,
+                   ch,
+                   std::to_string(r->elements[1].integer) + " subscriber(s)",
+                   -1,
+                   std::string("PUBSUB ") + sub};
+        out.found.push_back(std::move(l));
+      }
+    }
+  }
   if (!failed)
     ++out.servers_checked;
 }
@@ -189,14 +284,32 @@ std::string leftover_report::to_string() const {
   if (found.empty())
     o << "nothing left behind";
   else
-    o << found.size() << " key(s) left behind:";
+    o << found.size() << " leftover(s):";
   // A 20,000-key lock left behind on five servers must not bury the message: the first few
   // keys in full, then a count per server and database.
   constexpr std::size_t listed = 10;
   for (std::size_t i = 0; i < found.size() && i < listed; ++i) {
     const auto& l = found[i];
-    o << "\n  " << l.server << " db " << l.db << ": key '" << printable(l.key) << "' = '"
-      << printable(l.value) << "' (PTTL " << l.pttl_ms << " ms)";
+    switch (l.kind) {
+      case leftover::what::key:
+        o << "\n  " << l.server << " db " << l.db << ": key '" << printable(l.key) << "' = '"
+          << printable(l.value) << "' (PTTL " << l.pttl_ms << " ms)";
+        break;
+      case leftover::what::queue_entry:
+        o << "\n  " << l.server << " db " << l.db << ": queue entry '" << printable(l.value)
+          << "' in '" << printable(l.key) << "' (" << l.detail << "; ZSET PTTL " << l.pttl_ms
+          << " ms)";
+        break;
+      case leftover::what::queue_key:
+        o << "\n  " << l.server << " db " << l.db << ": queue key '" << printable(l.key)
+          << "' after all clients were done (" << l.detail << ": " << l.value << "; PTTL "
+          << l.pttl_ms << " ms)";
+        break;
+      case leftover::what::subscription:
+        o << "\n  " << l.server << ": " << l.value << " to '" << printable(l.key) << "' ("
+          << l.detail << ") after all clients were done";
+        break;
+    }
   }
   if (found.size() > listed) {
     std::map<std::pair<std::string, int>, std::size_t> per;
@@ -206,7 +319,9 @@ std::string leftover_report::to_string() const {
     for (const auto& [where, n] : per)
       o << "\n    " << where.first << " db " << where.second << ": " << n << " key(s)";
   }
-  o << "\n  (" << servers_checked << " server look(s), " << keys_scanned << " keys scanned)";
+  o << "\n  (" << servers_checked << " server look(s), " << keys_scanned << " keys scanned, "
+    << queues_looked_at << " queue/lease ZSET look(s), " << channels_looked_at
+    << " channel look(s))";
   for (const auto& u : unreachable)
     o << "\n  not checked: " << u;
   if (!history.empty())

@@ -1,7 +1,12 @@
 // The "nothing left behind" checker (test-catalogue.md, "Nothing left behind"): after an
 // operation completed with a failure, a cancellation or an unlock, and its cleanup has had the
 // documented bound to settle, no reachable server holds that operation's value -- under its
-// resource keys, in any database, as seen by an administrator.
+// resource keys, in any database, as seen by an administrator -- nor a fair-mode queue or
+// lease entry of it (fair_queue_key / fair_lease_key of its resources). Entries of operations
+// still waiting are allowed: list only the values of completed operations. Once every client
+// of the resources is done (leftover_probe::all_done), no queue or lease key may exist at all
+// and nobody may be subscribed to the resources' release channels (PUBSUB SHARDNUMSUB and
+// NUMSUB are 0: no wake-up subscription left).
 //
 //   leftover_probe p{{admin_of(server)}, {value}, {"resource"}};
 //   auto r = check_nothing_left_behind({p}, completed_at, cleanup_bound(request_timeout));
@@ -51,21 +56,37 @@ struct leftover_probe {
   std::vector<std::string> values;
   /// The operations' resource keys, looked up in every database.
   std::vector<std::string> keys;
+  /// Resources (names, not keys) whose fair-mode queue and lease ZSETs are looked at in every
+  /// database: a member equal to one of `values` is a leftover (empty `values`: any member).
+  std::vector<std::string> resources;
+  /// Every client of `resources` is done: then any queue or lease key of them is a leftover,
+  /// whatever its members, and so is any subscriber to their release channels.
+  bool all_done = false;
 };
 
 struct leftover {
+  enum class what {
+    key,          ///< a lock key holding the value
+    queue_entry,  ///< a member of a queue or lease ZSET (key = the ZSET, value = the member)
+    queue_key,    ///< all_done: a queue or lease ZSET still there (value = its members)
+    subscription  ///< all_done: subscribers to a release channel (key = the channel)
+  };
+  what kind = what::key;
   std::string server;  ///< host:port
   int db = 0;
   std::string key;
   std::string value;
   long long pttl_ms = 0;  ///< the key's remaining TTL on that server (-1: none)
+  std::string detail;     ///< e.g. a queue entry's lease relative to the server's clock
 };
 
 struct leftover_report {
   std::vector<leftover> found;
   std::vector<std::string> unreachable;  ///< "host:port: why" (not checked)
   std::size_t servers_checked = 0;
-  std::size_t keys_scanned = 0;  ///< keys looked at by the value scan, all databases
+  std::size_t keys_scanned = 0;        ///< keys looked at by the value scan, all databases
+  std::size_t queues_looked_at = 0;    ///< queue and lease ZSETs read (existing or not)
+  std::size_t channels_looked_at = 0;  ///< release channels whose subscribers were counted
   /// Set by check_nothing_left_behind: how the polls before the bound went, e.g.
   /// "present at +0 ms, gone at +412 ms, present again at +905 ms".
   std::string history;
@@ -76,9 +97,10 @@ struct leftover_report {
 };
 
 /// Looks once, now: every key of `p.keys` in every database (holding one of `p.values`, or any
-/// value if `p.values` is empty), and every string key of every database whose value is one
-/// of `p.values`. A server that cannot be reached within `io_timeout` is listed as
-/// unreachable, not as clean. Never throws.
+/// value if `p.values` is empty), every string key of every database whose value is one
+/// of `p.values`, the queue and lease ZSETs of `p.resources` in every database and, when
+/// `p.all_done`, the subscribers of their release channels. A server that cannot be reached within
+/// `io_timeout` is listed as unreachable, not as clean. Never throws.
 leftover_report find_leftovers(const leftover_probe& p,
                                std::chrono::milliseconds io_timeout = std::chrono::seconds(2));
 

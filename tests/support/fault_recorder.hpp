@@ -35,7 +35,8 @@ class value_log {
 };
 
 /// A node that records ARGV[1] of every script it is asked to run (the lock value, in every
-/// script of the wire format) and forwards the call, identity and close to `inner` unchanged.
+/// script of the wire format) and forwards the call, identity, notifier (wake-up) and close to
+/// `inner` unchanged.
 class recording_node final : public node {
  public:
   recording_node(std::shared_ptr<node> inner, std::shared_ptr<value_log> log)
@@ -49,6 +50,11 @@ class recording_node final : public node {
   }
   void async_identify(identity_handler handler) override {
     inner_->async_identify(std::move(handler));
+  }
+  // Forwarded, or the manager would see a node without pub/sub and every waiting acquire of
+  // the fault suite and the soak would poll instead of being woken.
+  std::shared_ptr<notifier> open_notifier(notification_handler on_event) override {
+    return inner_->open_notifier(std::move(on_event));
   }
   void close() override { inner_->close(); }
   const std::shared_ptr<node>& inner() const noexcept { return inner_; }
