@@ -311,11 +311,17 @@ action quorum_machine::fail(std::error_code code, time_point now) {
     poll_at_ = now + jittered_delay(config_.retry.delay, config_.retry.jitter, random_());
   }
   auto at = woken ? now : std::min(poll_at_, quorum_free_at());
-  // A release was announced, but failing nodes kept this attempt from a decision (e.g. a
-  // node still talking to a demoted master after a failover): one more try after a node
-  // timeout, not only at the poll.
-  if (woken_ && code == errc::quorum_unreachable)
-    at = std::min(at, now + config_.node_timeout);
+  // A release was announced, or the holders' keys should have expired (an uncounted
+  // attempt), but failing nodes kept this attempt from a decision (a server paused or
+  // restarting, a node still on a demoted master after a failover): the lock is probably
+  // free, so try again after a backoff doubling from node_timeout, not only at the poll.
+  if ((woken_ || !attempt_counted_) && code == errc::quorum_unreachable) {
+    unreachable_backoff_ =
+        unreachable_backoff_ == duration::zero() ? config_.node_timeout : 2 * unreachable_backoff_;
+    at = std::min(at, now + unreachable_backoff_);
+  } else if (code != errc::quorum_unreachable) {
+    unreachable_backoff_ = duration::zero();
+  }
   if (config_.fair && config_.refresh_every != duration::max())
     at = std::min(at, now + config_.refresh_every);
   woken_ = false;

@@ -377,8 +377,9 @@ using random_source = std::uint64_t (*)();
 ///     reported has passed (+1 ms); never when too few reported one;
 ///   - a wake (event::wake: a release was announced): while waiting, after woken_delay() of
 ///     config.wake_spread and the time waited so far (at once with a zero spread); during an
-///     attempt it is remembered, and a failure of that attempt retries at once. A woken attempt
-///     that failed for failing nodes (quorum_unreachable) gets one more try after node_timeout.
+///     attempt it is remembered, and a failure of that attempt retries at once. A woken or
+///     uncounted attempt that failed for failing nodes (quorum_unreachable) is retried after
+///     a backoff doubling from node_timeout (never later than the poll).
 ///   - fair mode: refresh_every after the attempt, to keep the queue entries alive.
 ///   Attempts started by the last three are not counted. Nothing starts at or after
 ///   config.wait_until: a wait that would end later ends there with the last error.
@@ -443,6 +444,7 @@ class quorum_machine {
   bool attempt_counted_ = false;            ///< the current attempt counts (see above)
   time_point first_start_{};                ///< the first attempt's start (a waiter's age)
   time_point wake_at_{};                    ///< while waiting: when the wait ends
+  duration unreachable_backoff_{};          ///< see fail(): retries of a probably free lock
   bool woken_ = false;  ///< a release was announced since the current attempt began or during it
   std::uint32_t attempt_id_ = 0;
   std::size_t awaiting_ = 0;

@@ -173,8 +173,15 @@ void look_at(const admin_access& a, const leftover_probe& p, bool scan_values, s
         if (auto t = c.run({"PTTL", zkey}); t && t->kind == reply::type::integer)
           pttl = t->integer;
         std::string members;
+        std::size_t tombstones = 0;
         for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2) {
           const auto& m = r->elements[i];
+          // A waiter that left keeps a tombstone for one lease (against its late acquires):
+          // expected, and gone with the lease key's own expiry.
+          if (lease && m.kind == reply::type::string && m.str.starts_with("left:")) {
+            ++tombstones;
+            continue;
+          }
           const auto& score = r->elements[i + 1].str;
           std::string info = (lease ? "lease " : "ticket ") + score;
           if (lease && server_ms > 0) {
@@ -191,7 +198,8 @@ void look_at(const admin_access& a, const leftover_probe& p, bool scan_values, s
           }
           members += (members.empty() ? "" : ",") + printable(m.str).substr(0, 16);
         }
-        if (p.all_done) {
+        const bool only_tombstones = tombstones * 2 == r->elements.size() && pttl > 0;
+        if (p.all_done && !only_tombstones) {
           leftover l{leftover::what::queue_key,
                      a.label(),
                      db,

@@ -201,8 +201,33 @@ TEST(Wake, AWokenAttemptThatFailedForFailingNodesTriesOnceMoreAfterANodeTimeout)
   // Once: failing again waits for the poll.
   acts =
       answer_all(m, t0 + 102ms, {{answer::ok, -1ms}, {answer::error, -1ms}, {answer::error, -1ms}});
-  EXPECT_EQ(find(acts, at::wait)->delay, 98ms);
+  EXPECT_EQ(find(acts, at::wait)->delay, 98ms);  // 100 ms of backoff would pass the poll
   EXPECT_EQ(m.attempts(), 3);
+}
+
+TEST(Wake, AnAttemptAtTheHoldersExpiryThatFindsServersFailingBacksOffNotToThePoll) {
+  // The holder's keys should be gone (its TTL came from the denials), but the servers are
+  // paused: retry after 50, 100, 200 ms..., not only after the 30 s poll.
+  auto c = acquire_config(1, -1, 0ms);
+  c.retry.delay = 30s;
+  c.node_timeout = 50ms;
+  quorum_machine m(c, &zero_random);
+  drain(m, m.resume(event::start(t0)));
+  auto acts = answer_all(m, t0, {{answer::foreign, 99ms}});
+  ASSERT_EQ(find(acts, at::wait)->delay, 100ms);
+  auto t = t0 + 100ms;
+  for (auto backoff : {50ms, 100ms, 200ms, 400ms}) {
+    drain(m, m.resume(event::retry_timer(t)));
+    acts = answer_all(m, t + 50ms, {{answer::timeout, -1ms}});
+    ASSERT_TRUE(find(acts, at::wait));
+    EXPECT_EQ(find(acts, at::wait)->delay, backoff);
+    t += 50ms + backoff;
+  }
+  // Resumed: granted.
+  drain(m, m.resume(event::retry_timer(t)));
+  acts = answer_all(m, t + 1ms, {{answer::ok, -1ms}});
+  ASSERT_TRUE(find(acts, at::complete));
+  EXPECT_FALSE(find(acts, at::complete)->ec);
 }
 
 TEST(Wake, IgnoredByExtendReleaseAndFinishedOperations) {
