@@ -26,7 +26,8 @@ const script& release_notify_script();
 /// the queue stands in the way).
 const script& fair_acquire_script();
 /// Fair mode: KEYS as fair_acquire_script(); ARGV = value, "stay" (keep our queue entries) or
-/// "leave" (with a tombstone against late acquires), lease ms. Returns how many keys were deleted; announces "head:<sha1>" of the new head.
+/// "leave" (with a tombstone against late acquires), lease ms. Returns how many keys were
+/// deleted; announces "head:<sha1>" of the new head.
 const script& fair_release_script();
 /// Fencing phase 1: the acquire, plus INCR of each key's counter; KEYS = lock keys then their
 /// counter keys; returns the largest counter (>= 1), else a denial as acquire_script()'s.
