@@ -232,16 +232,8 @@ def main():
                     above.append(f"`{prefix}_{n}_{sname}` (R = {bound(x)['residual']:.0f})")
     if above:
         w("**Above the bound:** " + ", ".join(above) + ". The bound counts the wake-ups of "
-          "hand-offs only. From the code (src/manager/lock_manager.cpp, scripts.cpp): the "
-          "release that follows a *failed* attempt is the announcing release script too, and "
-          "it announces every key it deleted, i.e. every node where that attempt had been "
-          "granted. With N ≥ 3 a woken attempt often wins some nodes but no quorum (another "
-          "woken manager won the others), so its clean-up release announces and wakes one "
-          "waiter in every other manager, whose attempts split the nodes again: a wake-up "
-          "storm that feeds itself while the lock is free. In fair mode such a release wakes "
-          "only the named head. A fix (not in this branch: src/ is not this change's): releases "
-          "between attempts should not announce, or announce only a key that was held "
-          "before.")
+          "hand-offs only; look for attempts woken by something else (a storm of announced "
+          "releases after failed attempts was one, fixed in 98b0464: only unlocks announce).")
         w("")
 
     # ----- reading the numbers (figures computed from the runs above) -----
