@@ -198,10 +198,16 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
     const std::vector<std::string> no_args;
     const auto& ns = nodes_of(*op->m);
     for (std::size_t i = 0; i < ns.size(); ++i) {
-      ns[i]->async_eval(inspect_script(), op->keys, no_args, [op, i](std::error_code ec, reply r) {
-        asio::post(op->strand,
-                   [op, i, ec, r = std::move(r)]() mutable { op->on_reply(i, ec, std::move(r)); });
-      });
+      ns[i]->async_eval(
+          inspect_script(), op->keys, no_args, [op, i](std::error_code ec, reply r) mutable {
+            // The reference goes with the closure: a node destroys this handler
+            // on its own thread, maybe after the manager's io_context is gone,
+            // so it must not hold the last reference to the op (and its strand).
+            auto& strand = op->strand;
+            asio::post(strand, [op = std::move(op), i, ec, r = std::move(r)]() mutable {
+              op->on_reply(i, ec, std::move(r));
+            });
+          });
     }
   }
 

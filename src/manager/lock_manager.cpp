@@ -1186,9 +1186,11 @@ void manager_impl::begin_identify() {
   });
   auto self = shared_from_this();
   for (std::size_t i = 0; i < n; ++i) {
-    nodes_[i]->async_identify([self, i](std::error_code, std::vector<std::string> ids) {
-      // May run inline (the default) or on the node's executor: hop to the strand.
-      asio::post(self->strand_, [self, i, ids = std::move(ids)]() mutable {
+    nodes_[i]->async_identify([self, i](std::error_code, std::vector<std::string> ids) mutable {
+      // May run inline (the default) or on the node's executor: hop to the strand. The
+      // reference goes with the closure, so that the node's thread never holds the last one.
+      auto& strand = self->strand_;
+      asio::post(strand, [self = std::move(self), i, ids = std::move(ids)]() mutable {
         self->on_identity(i, std::move(ids));
       });
     });
@@ -1234,8 +1236,10 @@ void manager_impl::open_notifiers() {
       auto self = w.lock();
       if (!self)
         return;
-      asio::post(self->strand_, [self, what = e.what, channel = std::string(e.channel),
-                                 payload = std::string(e.payload)] {
+      // Moved into the closure: the notifier's thread must not hold the last reference.
+      auto& strand = self->strand_;
+      asio::post(strand, [self = std::move(self), what = e.what, channel = std::string(e.channel),
+                          payload = std::string(e.payload)] {
         self->on_notification(what, channel, payload);
       });
     };

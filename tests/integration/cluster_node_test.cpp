@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 
 #include "internal/resp.hpp"
 #include "redlock/blocking.hpp"
@@ -362,6 +363,14 @@ TEST_F(ClusterNode, InspectionReadsTheFencingCounterInTheResourcesSlot) {
   ASSERT_TRUE(odd.nodes[0].answered()) << odd.nodes[0].message;
   EXPECT_EQ(odd.status, redlock::lock_status::free);
   EXPECT_EQ(odd.nodes[0].fencing_counter, std::nullopt);
+  // The node runs on this test's io_context, the manager on its own: a request still in
+  // flight (an inspection completes at its deadline without waiting for a slow answer) would
+  // answer into the manager's io_context after it is gone (TSan saw it). Close the node and
+  // let its failed requests reach the manager while it still runs.
+  node->close();
+  std::promise<void> drained;
+  asio::post(io_, [&] { asio::post(io_, [&] { drained.set_value(); }); });
+  EXPECT_EQ(drained.get_future().wait_for(10s), std::future_status::ready);
 }
 
 TEST_F(ClusterNode, TwoSeedsOfOneClusterShareTheirIdentity) {
