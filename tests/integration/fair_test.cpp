@@ -20,6 +20,7 @@
 #include "support/blocking_client.hpp"
 #include "support/options.hpp"
 #include "support/redis_server.hpp"
+#include "support/waiting.hpp"
 
 namespace {
 
@@ -160,52 +161,6 @@ class FairManagers : public ::testing::Test {
     s.fair = true;
     return s;
   }
-
-  struct outcome {
-    std::error_code ec;
-    redlock::lock l;
-    clock_type::time_point at{};
-  };
-
-  static std::future<outcome> start(redlock::lock_manager& m, const std::string& k,
-                                    redlock::call_options o = {},
-                                    asio::cancellation_slot slot = {}) {
-    auto p = std::make_shared<std::promise<outcome>>();
-    auto f = p->get_future();
-    m.async_lock({k}, 20s, o,
-                 asio::bind_cancellation_slot(slot, [p](std::error_code ec, redlock::lock l) {
-                   p->set_value({ec, std::move(l), clock_type::now()});
-                 }));
-    return f;
-  }
-
-  static outcome get(std::future<outcome>& f) {
-    if (f.wait_for(20s) != std::future_status::ready) {
-      ADD_FAILURE() << "lock did not complete within 20 s";
-      return {};
-    }
-    return f.get();
-  }
-
-  static void unlock(redlock::lock_manager& m, const redlock::lock& l) {
-    std::promise<void> p;
-    m.async_unlock(l, [&](std::error_code, redlock::unlock_result) { p.set_value(); });
-    ASSERT_EQ(p.get_future().wait_for(20s), std::future_status::ready);
-  }
-
-  static void quit(redlock::lock_manager& m) {
-    std::promise<void> p;
-    m.async_quit([&](std::error_code) { p.set_value(); });
-    ASSERT_EQ(p.get_future().wait_for(20s), std::future_status::ready);
-  }
-
-  static redlock::call_options patient() {
-    redlock::call_options o;
-    o.retry_count = -1;
-    o.retry_delay = 30s;  // only the release naming the waiter can serve it in time
-    o.retry_jitter = 0ms;
-    return o;
-  }
 };
 
 TEST_F(FairManagers, WaitersInDifferentManagersAreServedInTheOrderTheyBegan) {
@@ -215,12 +170,12 @@ TEST_F(FairManagers, WaitersInDifferentManagersAreServedInTheOrderTheyBegan) {
   std::vector<std::unique_ptr<redlock::lock_manager>> m;
   for (std::size_t i = 0; i <= n; ++i)
     m.push_back(std::make_unique<redlock::lock_manager>(io.get_executor(), urls, fair()));
-  auto h = start(*m[0], "q");
-  auto held = get(h);
+  auto h = redlock::test::start_lock(*m[0], "q");
+  auto held = redlock::test::await_lock(h);
   ASSERT_FALSE(held.ec) << held.ec.message();
-  std::vector<std::future<outcome>> w;
+  std::vector<std::future<redlock::test::lock_outcome>> w;
   for (std::size_t i = 1; i <= n; ++i) {
-    w.push_back(start(*m[i], "q", patient()));
+    w.push_back(redlock::test::start_lock(*m[i], "q", redlock::test::patient()));
     ASSERT_TRUE(wait_for(
         [&] {
           for (const auto& s : servers) {
@@ -235,8 +190,8 @@ TEST_F(FairManagers, WaitersInDifferentManagersAreServedInTheOrderTheyBegan) {
   redlock::lock_manager* prev_m = m[0].get();
   for (std::size_t i = 0; i < n; ++i) {
     const auto released = clock_type::now();
-    unlock(*prev_m, prev);
-    auto got = get(w[i]);
+    redlock::test::unlock_and_wait(*prev_m, prev);
+    auto got = redlock::test::await_lock(w[i]);
     ASSERT_FALSE(got.ec) << "waiter " << i << ": " << got.ec.message();
     EXPECT_LT(got.at - released, 2s) << "waiter " << i << " was not woken";
     for (std::size_t j = i + 1; j < n; ++j)
@@ -244,7 +199,7 @@ TEST_F(FairManagers, WaitersInDifferentManagersAreServedInTheOrderTheyBegan) {
     prev = got.l;
     prev_m = m[i + 1].get();
   }
-  unlock(*prev_m, prev);
+  redlock::test::unlock_and_wait(*prev_m, prev);
   for (const auto& s : servers) {
     EXPECT_TRUE(queue(*s, "q").empty());
     EXPECT_TRUE(wait_for(
@@ -256,7 +211,7 @@ TEST_F(FairManagers, WaitersInDifferentManagersAreServedInTheOrderTheyBegan) {
         5s));
   }
   for (auto& x : m)
-    quit(*x);
+    redlock::test::quit_and_wait(*x);
 }
 
 TEST_F(FairManagers, ACancelledWaiterLeavesEveryQueueAtOnce) {
@@ -266,7 +221,7 @@ TEST_F(FairManagers, ACancelledWaiterLeavesEveryQueueAtOnce) {
     s->command({"SET", "c", "someone", "PX", "60000"});
   redlock::lock_manager m(io.get_executor(), urls, fair());
   asio::cancellation_signal cancel;
-  auto w = start(m, "c", patient(), cancel.slot());
+  auto w = redlock::test::start_lock(m, "c", redlock::test::patient(), cancel.slot());
   ASSERT_TRUE(wait_for(
       [&] {
         for (const auto& s : servers) {
@@ -277,7 +232,7 @@ TEST_F(FairManagers, ACancelledWaiterLeavesEveryQueueAtOnce) {
       },
       10s));
   asio::post(io, [&] { cancel.emit(asio::cancellation_type::terminal); });
-  auto got = get(w);
+  auto got = redlock::test::await_lock(w);
   EXPECT_EQ(got.ec, redlock::errc::cancelled);
   // Not after the entry's lease (2 s): at once, by the cancelled acquire's release.
   EXPECT_TRUE(wait_for(
@@ -289,7 +244,7 @@ TEST_F(FairManagers, ACancelledWaiterLeavesEveryQueueAtOnce) {
         return true;
       },
       1s));
-  quit(m);
+  redlock::test::quit_and_wait(m);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "redlock/sentinel_node.hpp"
 #include "support/options.hpp"
 #include "support/redis_server.hpp"
+#include "support/waiting.hpp"
 
 namespace {
 
@@ -27,12 +28,6 @@ using clock_type = std::chrono::steady_clock;
 using redlock::test::redis_server;
 using redlock::test::redis_server_options;
 using redlock::test::wait_for;
-
-struct outcome {
-  std::error_code ec;
-  redlock::lock l;
-  clock_type::time_point at{};
-};
 
 class Wake : public ::testing::Test {
  protected:
@@ -55,45 +50,6 @@ class Wake : public ::testing::Test {
     return s;
   }
 
-  // A waiter that only a wake-up can serve in time: its poll comes after 30 s.
-  static redlock::call_options patient() {
-    redlock::call_options o;
-    o.retry_count = -1;
-    o.retry_delay = 30s;
-    o.retry_jitter = 0ms;
-    return o;
-  }
-
-  static std::future<outcome> start(redlock::lock_manager& m, const std::string& k,
-                                    redlock::call_options o = {}) {
-    auto p = std::make_shared<std::promise<outcome>>();
-    auto f = p->get_future();
-    m.async_lock({k}, 20s, o, [p](std::error_code ec, redlock::lock l) {
-      p->set_value({ec, std::move(l), clock_type::now()});
-    });
-    return f;
-  }
-
-  static outcome get(std::future<outcome>& f, std::chrono::milliseconds limit = 20s) {
-    if (f.wait_for(limit) != std::future_status::ready) {
-      ADD_FAILURE() << "lock did not complete within " << limit.count() << " ms";
-      return {redlock::errc::timeout, {}, {}};
-    }
-    return f.get();
-  }
-
-  static void unlock(redlock::lock_manager& m, const redlock::lock& l) {
-    std::promise<void> p;
-    m.async_unlock(l, [&](std::error_code, redlock::unlock_result) { p.set_value(); });
-    ASSERT_EQ(p.get_future().wait_for(20s), std::future_status::ready);
-  }
-
-  static void quit(redlock::lock_manager& m) {
-    std::promise<void> p;
-    m.async_quit([&](std::error_code) { p.set_value(); });
-    ASSERT_EQ(p.get_future().wait_for(20s), std::future_status::ready);
-  }
-
   // PUBSUB SHARDNUMSUB of the resource's release channel on one server.
   static long long subscribers(const redis_server& s, const std::string& resource) {
     auto r = s.command({"PUBSUB", "SHARDNUMSUB", redlock::detail::release_channel(resource)});
@@ -103,7 +59,7 @@ class Wake : public ::testing::Test {
   // The test's waiter is waiting: subscribed on `servers` and denied at least twice (its
   // first attempt and the one after the confirmed subscriptions), with nothing granted.
   static bool waiting(const std::vector<std::unique_ptr<redis_server>>& servers,
-                      const std::string& k, std::future<outcome>& f) {
+                      const std::string& k, std::future<redlock::test::lock_outcome>& f) {
     for (const auto& s : servers) {
       if (subscribers(*s, k) != 1)
         return false;
@@ -117,14 +73,14 @@ TEST_F(Wake, AWaiterWithA30sRetryDelayAcquiresWithin2sOfTheRelease) {
   const auto k = key();
   redlock::lock_manager holder(io.get_executor(), redlock::test::urls_of(servers), settings());
   redlock::lock_manager waiter(io.get_executor(), redlock::test::urls_of(servers), settings());
-  auto h = start(holder, k);
-  auto held = get(h);
+  auto h = redlock::test::start_lock(holder, k);
+  auto held = redlock::test::await_lock(h);
   ASSERT_FALSE(held.ec) << held.ec.message();
-  auto w = start(waiter, k, patient());
+  auto w = redlock::test::start_lock(waiter, k, redlock::test::patient());
   ASSERT_TRUE(wait_for([&] { return waiting(servers, k, w); }, 10s));
   const auto released = clock_type::now();
-  unlock(holder, held.l);
-  auto got = get(w, 10s);
+  redlock::test::unlock_and_wait(holder, held.l);
+  auto got = redlock::test::await_lock(w, 10s);
   ASSERT_FALSE(got.ec) << got.ec.message();
   EXPECT_LT(got.at - released, 2s);
   EXPECT_GE(got.l.attempts(), 2);
@@ -138,9 +94,9 @@ TEST_F(Wake, AWaiterWithA30sRetryDelayAcquiresWithin2sOfTheRelease) {
         return true;
       },
       5s));
-  unlock(waiter, got.l);
-  quit(holder);
-  quit(waiter);
+  redlock::test::unlock_and_wait(waiter, got.l);
+  redlock::test::quit_and_wait(holder);
+  redlock::test::quit_and_wait(waiter);
 }
 
 TEST_F(Wake, ASubscriberConnectionKilledMidWaitIsReplacedAndStillWakes) {
@@ -148,10 +104,10 @@ TEST_F(Wake, ASubscriberConnectionKilledMidWaitIsReplacedAndStillWakes) {
   const auto k = key();
   redlock::lock_manager holder(io.get_executor(), redlock::test::urls_of(servers), settings());
   redlock::lock_manager waiter(io.get_executor(), redlock::test::urls_of(servers), settings());
-  auto h = start(holder, k);
-  auto held = get(h);
+  auto h = redlock::test::start_lock(holder, k);
+  auto held = redlock::test::await_lock(h);
   ASSERT_FALSE(held.ec) << held.ec.message();
-  auto w = start(waiter, k, patient());
+  auto w = redlock::test::start_lock(waiter, k, redlock::test::patient());
   ASSERT_TRUE(wait_for([&] { return waiting(servers, k, w); }, 10s));
   auto killed = servers[0]->command({"CLIENT", "KILL", "TYPE", "pubsub"});
   ASSERT_EQ(killed.integer, 1);
@@ -159,12 +115,12 @@ TEST_F(Wake, ASubscriberConnectionKilledMidWaitIsReplacedAndStillWakes) {
   // Reconnected and resubscribed by itself.
   ASSERT_TRUE(wait_for([&] { return subscribers(*servers[0], k) == 1; }, 10s));
   const auto released = clock_type::now();
-  unlock(holder, held.l);
-  auto got = get(w, 10s);
+  redlock::test::unlock_and_wait(holder, held.l);
+  auto got = redlock::test::await_lock(w, 10s);
   ASSERT_FALSE(got.ec) << got.ec.message();
   EXPECT_LT(got.at - released, 2s);
-  quit(holder);
-  quit(waiter);
+  redlock::test::quit_and_wait(holder);
+  redlock::test::quit_and_wait(waiter);
 }
 
 TEST_F(Wake, AServerRestartedMidWaitIsResubscribedAndTheWaiterAcquires) {
@@ -174,14 +130,14 @@ TEST_F(Wake, AServerRestartedMidWaitIsResubscribedAndTheWaiterAcquires) {
   // persistence), and only the resubscription's wake can tell the waiter before 30 s.
   servers[0]->command({"SET", k, "someone-else", "PX", "60000"});
   redlock::lock_manager waiter(io.get_executor(), redlock::test::urls_of(servers), settings());
-  auto w = start(waiter, k, patient());
+  auto w = redlock::test::start_lock(waiter, k, redlock::test::patient());
   ASSERT_TRUE(wait_for([&] { return waiting(servers, k, w); }, 10s));
   const auto restarted = clock_type::now();
   servers[0]->restart();
-  auto got = get(w, 15s);
+  auto got = redlock::test::await_lock(w, 15s);
   ASSERT_FALSE(got.ec) << got.ec.message();
   EXPECT_LT(got.at - restarted, 10s);
-  quit(waiter);
+  redlock::test::quit_and_wait(waiter);
 }
 
 TEST_F(Wake, AWaiterOnASentinelNodeIsWokenAfterAFailover) {
@@ -208,10 +164,10 @@ TEST_F(Wake, AWaiterOnASentinelNodeIsWokenAfterAFailover) {
   const auto k = key();
   redlock::lock_manager holder(io.get_executor(), std::vector<std::string>{url}, settings());
   redlock::lock_manager waiter(io.get_executor(), std::vector<std::string>{url}, settings());
-  auto h = start(holder, k);
-  auto held = get(h);
+  auto h = redlock::test::start_lock(holder, k);
+  auto held = redlock::test::await_lock(h);
   ASSERT_FALSE(held.ec) << held.ec.message();
-  auto w = start(waiter, k, patient());
+  auto w = redlock::test::start_lock(waiter, k, redlock::test::patient());
   ASSERT_TRUE(wait_for([&] { return subscribers(master, k) == 1; }, 10s));
   ASSERT_TRUE(wait_for(
       [&] {
@@ -237,14 +193,14 @@ TEST_F(Wake, AWaiterOnASentinelNodeIsWokenAfterAFailover) {
       },
       30s));
   const auto released = clock_type::now();
-  unlock(holder, held.l);
-  auto got = get(w, 30s);
+  redlock::test::unlock_and_wait(holder, held.l);
+  auto got = redlock::test::await_lock(w, 30s);
   ASSERT_FALSE(got.ec) << got.ec.message();
   // The holder's unlock may itself have to find the new master first; the waiter is woken
   // by the announcement on it, not by its 30 s poll.
   EXPECT_LT(got.at - released, 10s);
-  quit(holder);
-  quit(waiter);
+  redlock::test::quit_and_wait(holder);
+  redlock::test::quit_and_wait(waiter);
 }
 
 }  // namespace
