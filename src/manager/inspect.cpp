@@ -203,8 +203,8 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
             // The reference goes with the closure: a node destroys this handler
             // on its own thread, maybe after the manager's io_context is gone,
             // so it must not hold the last reference to the op (and its strand).
-            auto& strand = op->strand;
-            asio::post(strand, [op = std::move(op), i, ec, r = std::move(r)]() mutable {
+            auto& op_strand = op->strand;
+            asio::post(op_strand, [op = std::move(op), i, ec, r = std::move(r)]() mutable {
               op->on_reply(i, ec, std::move(r));
             });
           });
