@@ -244,24 +244,33 @@ void look_at(const admin_access& a, const leftover_probe& p, bool scan_values, s
     }
   }
   // 4. Once all is done: nobody subscribed to a release channel (pub/sub spans databases).
-  for (std::size_t i = 0; p.all_done && !failed && i < p.resources.size(); ++i) {
-    const auto ch = detail::release_channel(p.resources[i]);
+  // NUMSUB and SHARDNUMSUB take many channels and answer channel/count pairs: one round trip
+  // per batch, since a 20,000-resource lock would otherwise cost 40,000 per server.
+  const std::size_t nchan = p.all_done ? p.resources.size() : 0;
+  for (std::size_t from = 0; from < nchan && !failed; from += batch) {
+    const std::size_t to = std::min(nchan, from + batch);
     for (const char* sub : {"SHARDNUMSUB", "NUMSUB"}) {
-      auto r = c.run({"PUBSUB", sub, ch});
-      if (!r || r->kind != reply::type::array || r->elements.size() != 2) {
+      std::vector<std::string> argv{"PUBSUB", sub};
+      for (std::size_t i = from; i < to; ++i)
+        argv.push_back(detail::release_channel(p.resources[i]));
+      auto r = c.run(argv);
+      if (!r || r->kind != reply::type::array || r->elements.size() != 2 * (to - from)) {
         fail(std::string("PUBSUB ") + sub);
         break;
       }
-      ++out.channels_looked_at;
-      if (r->elements[1].kind == reply::type::integer && r->elements[1].integer != 0) {
-        leftover l{leftover::what::subscription,
-                   a.label(),
-                   0,
-                   ch,
-                   std::to_string(r->elements[1].integer) + " subscriber(s)",
-                   -1,
-                   std::string("PUBSUB ") + sub};
-        out.found.push_back(std::move(l));
+      out.channels_looked_at += to - from;
+      for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+        const auto& n = r->elements[i + 1];
+        if (n.kind == reply::type::integer && n.integer != 0) {
+          leftover l{leftover::what::subscription,
+                     a.label(),
+                     0,
+                     argv[2 + i / 2],
+                     std::to_string(n.integer) + " subscriber(s)",
+                     -1,
+                     std::string("PUBSUB ") + sub};
+          out.found.push_back(std::move(l));
+        }
       }
     }
   }
