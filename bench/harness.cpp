@@ -3,7 +3,9 @@
 // bench/report.py turns them into docs/benchmarks.md.
 //
 //   redlock_bench seq        --urls U1,U2,.. [--max-count C] [--duration-ms D] [--cdf-out F]
+//                            [--observer 0|1]
 //   redlock_bench throughput --urls .. [--in-flight 64] [--max-count C] [--duration-ms D]
+//                            [--observer 0|1]
 //   redlock_bench contention --urls .. --counter HOST:PORT [--clients 16] [--think-ms T]
 //                            [--retry-delay-ms 10] [--retry-jitter-ms 10] [--wakeup 0|1]
 //                            [--fair 0|1]
@@ -28,6 +30,7 @@
 
 #include <unistd.h>
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
@@ -78,6 +81,7 @@ struct options {
   long request_timeout_ms = -1;  // -1: the library's default
   long lag_limit_ms = -1;        // -1: the library's default (request timeout / 2)
   bool fencing = false;          // --fencing 1: fenced acquires (two phases, a token)
+  bool observer = false;         // --observer 1 (seq, throughput): a counting observer is set
   // contention and crash: the waiting clients' settings. 10 ms ± 10 ms is what case c always
   // used (scripts/bench), so that runs without these flags stay comparable with old ones.
   long retry_delay_ms = 10;
@@ -100,7 +104,7 @@ struct options {
                "[--clients N] [--duration-ms MS] [--ttl-ms MS] [--think-ms MS] [--cdf-out FILE] "
                "[--label S] [--request-timeout-ms MS] [--lag-limit-ms MS] [--fencing 0|1] "
                "[--retry-delay-ms MS] [--retry-jitter-ms MS] [--wakeup 0|1] [--fair 0|1] "
-               "[--rtt-cycles N] "
+               "[--rtt-cycles N] [--observer 0|1] "
                "[--waiters N] [--repetitions N]\n";
   std::exit(2);
 }
@@ -164,6 +168,8 @@ options parse(int argc, char** argv) {
       o.wakeup = to_long(v) != 0;
     } else if (k == "--fair") {
       o.fair = to_long(v) != 0;
+    } else if (k == "--observer") {
+      o.observer = to_long(v) != 0;
     } else if (k == "--rtt-cycles") {
       o.rtt_cycles = std::max(1L, to_long(v));
     } else if (k == "--waiters") {
@@ -358,6 +364,89 @@ class watchdog {
 
 const options* g_options = nullptr;
 
+// What a metrics adapter does per call, without a registry: counters by operation and
+// outcome, histograms (64 power-of-two buckets of nanoseconds) of durations and per-node
+// round trips, all relaxed atomics, so that --observer 1 measures the cost of feeding a real
+// one (scripts/bench-observer).
+class counting_observer final : public redlock::observer {
+ public:
+  void operation_done(const redlock::operation_event& e) override {
+    const auto op = static_cast<std::size_t>(e.op);
+    ops_[op][e.ec ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+    attempts_.fetch_add(static_cast<std::uint64_t>(e.attempts), std::memory_order_relaxed);
+    observe(duration_[op], e.duration);
+    if (e.op == redlock::operation::lock && !e.ec)
+      observe(acquire_, e.last_attempt);
+  }
+  void lock_ended(std::chrono::nanoseconds held, bool lost) override {
+    ended_[lost ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+    observe(held_, held);
+  }
+  void node_request(const redlock::node_request_event& e) override {
+    const auto i = std::min<std::size_t>(e.index, max_nodes - 1);
+    observe(round_trip_[i], e.round_trip);
+    if (e.ec)
+      node_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void node_state_changed(const redlock::node_state_change&) override {
+    changes_.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::uint64_t operations() const {
+    std::uint64_t n = 0;
+    for (const auto& op : ops_)
+      for (const auto& c : op)
+        n += c.load(std::memory_order_relaxed);
+    return n;
+  }
+  std::uint64_t requests() const {
+    std::uint64_t n = 0;
+    for (const auto& h : round_trip_)
+      n += h.count.load(std::memory_order_relaxed);
+    return n;
+  }
+
+ private:
+  static constexpr std::size_t max_nodes = 8;
+  struct histogram {
+    std::array<std::atomic<std::uint64_t>, 64> buckets{};
+    std::atomic<std::uint64_t> count{0};
+    std::atomic<std::uint64_t> sum_ns{0};
+  };
+  static void observe(histogram& h, std::chrono::nanoseconds d) {
+    const auto ns = static_cast<std::uint64_t>(std::max<std::int64_t>(d.count(), 1));
+    h.buckets[63 - static_cast<std::size_t>(__builtin_clzll(ns))].fetch_add(
+        1, std::memory_order_relaxed);
+    h.count.fetch_add(1, std::memory_order_relaxed);
+    h.sum_ns.fetch_add(ns, std::memory_order_relaxed);
+  }
+  std::array<std::array<std::atomic<std::uint64_t>, 2>, 4> ops_{};
+  std::atomic<std::uint64_t> attempts_{0};
+  std::array<histogram, 4> duration_{};
+  histogram acquire_;
+  histogram held_;
+  std::array<std::atomic<std::uint64_t>, 2> ended_{};
+  std::array<histogram, max_nodes> round_trip_{};
+  std::atomic<std::uint64_t> node_errors_{0};
+  std::atomic<std::uint64_t> changes_{0};
+};
+
+// --observer 1: sets a counting observer on `m` (kept alive by the manager).
+std::shared_ptr<counting_observer> maybe_observe(redlock::lock_manager& m) {
+  if (!g_options || !g_options->observer)
+    return nullptr;
+  auto obs = std::make_shared<counting_observer>();
+  m.set_observer(obs);
+  return obs;
+}
+
+void observer_fields(json& j, const std::shared_ptr<counting_observer>& obs) {
+  j.num("observer", obs ? 1L : 0L);
+  if (obs) {
+    j.num("observed_operations", static_cast<long>(obs->operations()))
+        .num("observed_requests", static_cast<long>(obs->requests()));
+  }
+}
+
 redlock::manager_options bench_settings() {
   redlock::manager_options s;
   if (g_options && g_options->request_timeout_ms >= 0)
@@ -485,9 +574,11 @@ std::string case_seq(const options& o) {
   std::vector<double> acq, rel;
   long failures = 0;
   std::string first_error;
+  std::shared_ptr<counting_observer> obs;
   run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
     redlock::lock_manager m(ex, o.urls, bench_settings());
     errs.watch(m);
+    obs = maybe_observe(m);
     auto ttl = std::chrono::milliseconds(o.ttl_ms);
     acq.reserve(static_cast<std::size_t>(o.max_count));
     rel.reserve(static_cast<std::size_t>(o.max_count));
@@ -522,6 +613,7 @@ std::string case_seq(const options& o) {
   latency_fields(j, "acquire", acq);
   latency_fields(j, "release", rel);
   write_cdf(o.cdf_out, acq);
+  observer_fields(j, obs);
   if (!first_error.empty())
     j.str("first_error", first_error);
   errs.add_to(j);
@@ -545,9 +637,11 @@ std::string case_throughput(const options& o) {
   error_count errs;
   cycle_pool p;
   double seconds = 0, cpu_us = 0;
+  std::shared_ptr<counting_observer> obs;
   run_on_context([&](asio::any_io_executor ex) -> awaitable<void> {
     redlock::lock_manager m(ex, o.urls, bench_settings());
     errs.watch(m);
+    obs = maybe_observe(m);
     co_await warm_up(p, m, o, "bw:", 2s);
     p = make_pool(m, key("b:"), p.ttl, o.max_count, std::chrono::milliseconds(o.duration_ms));
     auto t0 = clock_type::now();
@@ -566,6 +660,7 @@ std::string case_throughput(const options& o) {
       .num("client_cpu_us_per_cycle",
            p.completed > 0 ? cpu_us / static_cast<double>(p.completed) : 0.0)
       .num("client_cpu_share", seconds > 0 ? cpu_us / (seconds * 1e6) : 0.0);
+  observer_fields(j, obs);
   if (!p.first_error.empty())
     j.str("first_error", p.first_error);
   errs.add_to(j);

@@ -18,4 +18,9 @@ set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
 # package and redlock.pc need to build a consumer: nothing links them, so they are listed.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "libasio-dev, libhiredis-dev, libssl-dev")
+# redlock::prometheus, when built, needs prometheus-cpp-dev only for consumers that ask for the
+# component (find_package(redlock COMPONENTS prometheus)): suggested, not required.
+if(REDLOCK_WITH_PROMETHEUS)
+  set(CPACK_DEBIAN_PACKAGE_SUGGESTS "prometheus-cpp-dev")
+endif()
 include(CPack)

@@ -10,7 +10,9 @@
 #include <asio/use_awaitable.hpp>
 
 #include "duration.hpp"
+#include "json_report.hpp"
 #include "output.hpp"
+#include "owner.hpp"
 #include "redlock/asio_compat.hpp"
 #include "redlock/error.hpp"
 #include "redlock/inspect.hpp"
@@ -86,6 +88,23 @@ std::string token_text(const lock& l) {
                                 : ", fencing token " + std::to_string(l.fencing_token());
 }
 
+/// validity_ms: what is left of the lock's validity now (0 when none is).
+std::int64_t validity_ms(const lock& l) {
+  return duration_cast<milliseconds>(std::max(l.remaining(), steady_clock::duration::zero()))
+      .count();
+}
+
+/// The JSON fields of a lock that was acquired or extended (see docs/cli-json.md).
+void json_lock_fields(const lock& l) {
+  json_report& jr = invocation();
+  jr.set_string("value", l.value());
+  if (l.fencing_token() == 0)
+    jr.set_null("fencing_token");
+  else
+    jr.set_raw("fencing_token", std::to_string(l.fencing_token()));
+  jr.set_int("validity_ms", validity_ms(l));
+}
+
 /// Ctrl-C / SIGTERM while acquire waits: stop waiting, release anything won, exit 128+N.
 asio::awaitable<int> acquire_body(session& s, const acquire_args& a) {
   interruption intr;
@@ -95,15 +114,20 @@ asio::awaitable<int> acquire_body(session& s, const acquire_args& a) {
   });
   auto [ec, l, attempts] = co_await acquire_waiting(s, a.resources, a.ttl, a.wait, intr);
   s.on_signal({});
+  invocation().set_int("attempts", attempts);
   if (intr.signo != 0) {
     if (!ec)
       co_await release_quietly(s, l);
+    invocation().fail(std::string("interrupted by signal ") + std::to_string(intr.signo) +
+                      " while waiting");
     co_return exit_signal_base + intr.signo;
   }
   if (ec)
     co_return co_await report_acquire_failure(s, ec, a.resources, attempts, l.report());
   // The value alone on the first line (as without fencing), the token on the second.
-  if (a.fencing)
+  if (invocation().enabled)
+    json_lock_fields(l);
+  else if (a.fencing)
     std::printf("%s\n%llu\n", l.value().c_str(),
                 static_cast<unsigned long long>(l.fencing_token()));
   else
@@ -121,17 +145,21 @@ asio::awaitable<int> acquire_body(session& s, const acquire_args& a) {
 asio::awaitable<int> extend_body(session& s, const value_args& a) {
   auto ad = co_await adopt(s, a, true);
   if (ad.ec == errc::lock_lost) {
-    std::fprintf(stderr, "redlock: not extended: %s is not held by this value: %s\n",
-                 name_of(a.resources).c_str(), describe_not_held(ad.seen).c_str());
+    const std::string what = "not extended: " + name_of(a.resources) +
+                             " is not held by this value: " + describe_not_held(ad.seen);
+    std::fprintf(stderr, "redlock: %s\n", what.c_str());
+    invocation().fail(what);
     if (s.conf().verbose)
       std::fputs(ad.seen.to_string().c_str(), stderr);
     co_return exit_lost;
   }
   if (ad.ec) {
-    std::fprintf(stderr, "redlock: not extended: %s\n",
-                 ad.ec == errc::quorum_unreachable
-                     ? "too many servers unreachable or failing for a quorum"
-                     : ad.ec.message().c_str());
+    const std::string what =
+        std::string("not extended: ") +
+        (ad.ec == errc::quorum_unreachable ? "too many servers unreachable or failing for a quorum"
+                                           : ad.ec.message());
+    std::fprintf(stderr, "redlock: %s\n", what.c_str());
+    invocation().fail(what);
     if (!ad.seen.nodes.empty())
       std::fputs(ad.seen.to_string().c_str(), stderr);
     co_return exit_code_for(ad.ec);
@@ -141,6 +169,7 @@ asio::awaitable<int> extend_body(session& s, const value_args& a) {
     print_failure(failure_text("not extended", ec, l.report()), l.report(), true);
     co_return exit_code_for(ec);
   }
+  json_lock_fields(l);
   if (s.conf().verbose) {
     std::fprintf(stderr, "redlock: extended %s, valid for %s%s\n", name_of(a.resources).c_str(),
                  format_duration(duration_cast<milliseconds>(l.remaining())).c_str(),
@@ -158,6 +187,8 @@ asio::awaitable<int> release_body(session& s, const value_args& a) {
   every.wait_all_nodes = true;
   auto [ec, r] = co_await s.manager().async_unlock(ad.l, every, as_tuple(asio::use_awaitable));
   s.note_release(r.report);
+  invocation().set_int("released", static_cast<std::int64_t>(r.released));
+  invocation().set_int("servers", static_cast<std::int64_t>(r.nodes));
   if (ec) {
     std::string what = failure_text("release failed", ec, r.report);
     const auto hint = co_await wrong_type_hint(s, a.resources, r.report);
@@ -182,8 +213,10 @@ asio::awaitable<int> release_body(session& s, const value_args& a) {
         "released on " + std::to_string(r.released) + " of " + std::to_string(r.nodes) + " servers";
     if (silent > 0)
       counts += ", " + std::to_string(silent) + " did not answer";
-    std::fprintf(stderr, "redlock: %s was not held by this value (%s): %s\n",
-                 name_of(a.resources).c_str(), counts.c_str(), why.c_str());
+    const std::string what =
+        name_of(a.resources) + " was not held by this value (" + counts + "): " + why;
+    std::fprintf(stderr, "redlock: %s\n", what.c_str());
+    invocation().fail(what);
     if (s.conf().verbose)
       std::fputs(indent_report(r.report).c_str(), stderr);
     co_return exit_lost;
@@ -221,6 +254,8 @@ void print_status_text(const inspection& in) {
            " servers";
   }
   out += " (quorum " + std::to_string(in.quorum) + ")\n";
+  if (in.owner)
+    out += "owner: " + owner_text(*in.owner) + "\n";
   for (const auto& n : in.nodes) {
     out += "  " + n.node + ": ";
     if (!n.answered()) {
@@ -237,6 +272,8 @@ void print_status_text(const inspection& in) {
         out += "(not a string) ttl " + ttl_text(k.ttl);
       } else {
         out += printable(*k.value) + " ttl " + ttl_text(k.ttl);
+        if (k.owner)
+          out += " (" + owner_text(*k.owner) + ")";
       }
     }
     if (n.fencing_counter)
@@ -246,53 +283,80 @@ void print_status_text(const inspection& in) {
   std::fputs(out.c_str(), stdout);
 }
 
-void print_status_json(const inspection& in) {
-  std::string out = "{\n";
-  out += "  \"status\": " + json_string(to_string(in.status)) + ",\n";
-  out += "  \"quorum\": " + std::to_string(in.quorum) + ",\n";
-  out += "  \"resources\": [";
-  for (std::size_t i = 0; i < in.resources.size(); ++i)
-    out += (i ? ", " : "") + json_string(in.resources[i]);
-  out += "],\n";
-  out += "  \"holder\": " + (in.held() ? json_string(in.holder) : std::string("null")) + ",\n";
-  out += "  \"holding_nodes\": " + std::to_string(in.holding_nodes) + ",\n";
-  out += "  \"free_nodes\": " + std::to_string(in.free_nodes) + ",\n";
-  std::string validity = "null";
+/// What the exit code of status says: "held", "free", "indeterminate" (servers answered, no
+/// quorum agrees) or "unavailable" (too few answered to tell).
+const char* verdict_of(const inspection& in) {
+  std::size_t answered = 0;
+  for (const auto& n : in.nodes)
+    answered += n.answered() ? 1 : 0;
+  if (answered < in.quorum)
+    return "unavailable";
+  return to_string(in.status);
+}
+
+int status_exit_code(const inspection& in) {
+  const std::string v = verdict_of(in);
+  if (v == "held")
+    return exit_ok;
+  if (v == "free")
+    return exit_status_free;
+  if (v == "indeterminate")
+    return exit_status_indeterminate;
+  return exit_unavailable;
+}
+
+/// status's fields of the JSON object (docs/cli-json.md): the verdict, then per server
+/// what each resource key holds. The only place that renders an inspection as JSON.
+void status_json_fields(const inspection& in, json_report& out) {
+  out.set_string("status", to_string(in.status));
+  out.set_string("verdict", verdict_of(in));
+  out.set_int("quorum", static_cast<std::int64_t>(in.quorum));
+  out.set_strings("resources", in.resources);
+  if (in.held())
+    out.set_string("holder", in.holder);
+  else
+    out.set_null("holder");
+  out.set_int("holding_nodes", static_cast<std::int64_t>(in.holding_nodes));
+  out.set_int("free_nodes", static_cast<std::int64_t>(in.free_nodes));
   if (in.held() && in.validity_deadline != steady_clock::time_point::max()) {
-    validity = std::to_string(
-        duration_cast<milliseconds>(std::max(in.remaining(), steady_clock::duration::zero()))
-            .count());
+    out.set_int("validity_ms", duration_cast<milliseconds>(
+                                   std::max(in.remaining(), steady_clock::duration::zero()))
+                                   .count());
+  } else {
+    out.set_null("validity_ms");
   }
-  out += "  \"validity_ms\": " + validity + ",\n";
-  out += "  \"nodes\": [";
+  if (in.owner)
+    out.set_raw("owner", owner_json(*in.owner));
+  else
+    out.set_null("owner");
+  std::string nodes = "[";
   for (std::size_t n = 0; n < in.nodes.size(); ++n) {
     const auto& ns = in.nodes[n];
-    out += n ? ",\n" : "\n";
-    out += "    {\"node\": " + json_string(ns.node) + ", ";
+    nodes += n ? ", " : "";
+    nodes += "{\"node\": " + json_string(ns.node) + ", ";
     if (!ns.answered()) {
-      out += "\"error\": " + json_string(ns.message.empty() ? ns.ec.message() : ns.message) +
-             ", \"fencing_counter\": null, \"keys\": []}";
+      nodes += "\"error\": " + json_string(ns.message.empty() ? ns.ec.message() : ns.message) +
+               ", \"latency_us\": null, \"fencing_counter\": null, \"keys\": []}";
       continue;
     }
     const std::string counter =
         ns.fencing_counter ? std::to_string(*ns.fencing_counter) : std::string("null");
-    out += "\"error\": null, \"latency_us\": " + std::to_string(ns.latency.count()) +
-           ", \"fencing_counter\": " + counter + ", \"keys\": [";
+    nodes += "\"error\": null, \"latency_us\": " + std::to_string(ns.latency.count()) +
+             ", \"fencing_counter\": " + counter + ", \"keys\": [";
     for (std::size_t i = 0; i < ns.keys.size(); ++i) {
       const auto& k = ns.keys[i];
-      out += i ? ", " : "";
-      out +=
+      nodes += i ? ", " : "";
+      nodes +=
           "{\"resource\": " + json_string(in.resources[i]) +
           ", \"present\": " + (k.present ? "true" : "false") +
           ", \"value\": " + (k.value ? json_string(*k.value) : std::string("null")) +
           ", \"ttl_ms\": " +
           (k.present && k.ttl.count() >= 0 ? std::to_string(k.ttl.count()) : std::string("null")) +
-          "}";
+          ", \"owner\": " + (k.owner ? owner_json(*k.owner) : std::string("null")) + "}";
     }
-    out += "]}";
+    nodes += "]}";
   }
-  out += in.nodes.empty() ? "]\n}\n" : "\n  ]\n}\n";
-  std::fputs(out.c_str(), stdout);
+  out.set_raw("nodes", nodes + "]");
 }
 
 asio::awaitable<int> status_body(session& s, const status_args& a) {
@@ -302,23 +366,35 @@ asio::awaitable<int> status_body(session& s, const status_args& a) {
                                 ? "two servers are the same deployment: " + printable(in.detail)
                                 : ec.message();
     std::fprintf(stderr, "redlock: status failed: %s\n", why.c_str());
+    invocation().fail("status failed: " + why);
     co_return exit_code_for(ec);
   }
-  if (a.json)
-    print_status_json(in);
-  else
+  const int code = status_exit_code(in);
+  if (a.json) {
+    status_json_fields(in, invocation());
+  } else {
     print_status_text(in);
-  std::fflush(stdout);
-  std::size_t answered = 0;
-  for (const auto& n : in.nodes)
-    answered += n.answered() ? 1 : 0;
-  // The verdict itself is not a failure; too few servers answering to know is.
-  co_return answered < in.quorum ? exit_unavailable : exit_ok;
+    std::fflush(stdout);
+  }
+  // The verdict is the exit code (like `systemctl is-active`); only "unavailable" is a
+  // failure.
+  if (code == exit_unavailable) {
+    invocation().fail("too few servers answered for a quorum (" + std::to_string(in.quorum) +
+                      " needed): cannot tell whether it is held");
+  } else {
+    invocation().code_is_result = true;
+  }
+  co_return code;
 }
 
 }  // namespace
 
 int cmd_acquire(const config& c, const acquire_args& a) {
+  json_report& jr = invocation();
+  jr.set_strings("resources", a.resources);
+  for (const char* f : {"value", "fencing_token", "validity_ms"})
+    jr.set_null(f);
+  jr.set_int("attempts", 0);
   config fenced = c;
   fenced.settings.fencing = a.fencing;
   session s(std::move(fenced));
@@ -326,11 +402,25 @@ int cmd_acquire(const config& c, const acquire_args& a) {
 }
 
 int cmd_extend(const config& c, const value_args& a) {
+  json_report& jr = invocation();
+  jr.set_strings("resources", a.resources);
+  jr.set_string("value", a.value);
+  jr.set_null("validity_ms");
+  if (a.fencing_token == 0)
+    jr.set_null("fencing_token");
+  else
+    jr.set_raw("fencing_token", std::to_string(a.fencing_token));
   session s(c);
   return s.run([&] { return extend_body(s, a); });
 }
 
 int cmd_release(const config& c, const value_args& a) {
+  json_report& jr = invocation();
+  jr.set_bool("force", false);
+  jr.set_strings("resources", a.resources);
+  jr.set_string("value", a.value);
+  jr.set_null("released");
+  jr.set_null("servers");
   session s(c);
   return s.run([&] { return release_body(s, a); });
 }

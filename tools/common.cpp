@@ -11,34 +11,21 @@
 #include <cstring>
 #include <iostream>
 #include <set>
-#include <sstream>
 
 #include "duration.hpp"
+#include "json_report.hpp"
 #include "output.hpp"
 #include "redlock/error.hpp"
 #include "redlock/make_node.hpp"
 #include "redlock/redis_node.hpp"
+#include "redlock/sentinel_node.hpp"
+#include "server_list.hpp"
 
 namespace redlock::cli {
 
 namespace {
 
 constexpr const char* default_server = "redis://127.0.0.1:6379";
-
-std::vector<std::string> split_servers(const std::string& list) {
-  std::vector<std::string> out;
-  std::string item;
-  std::istringstream in(list);
-  while (std::getline(in, item, ',')) {
-    // Spaces around commas are a common way to write lists; URLs never contain them.
-    const auto b = item.find_first_not_of(" \t");
-    const auto e = item.find_last_not_of(" \t");
-    if (b == std::string::npos)
-      continue;
-    out.push_back(item.substr(b, e - b + 1));
-  }
-  return out;
-}
 
 /// Throws a usage error unless `path` is a readable file (or, with `dir`, a directory):
 /// a missing CA file would otherwise surface as a TLS failure on every server (exit 69).
@@ -133,15 +120,68 @@ std::chrono::milliseconds duration_option(const std::string& name, const std::st
   return *d;
 }
 
+std::string resolve_secret(const std::string& option, const std::string& file, const char* variable,
+                           const std::string& what_it_is) {
+  // Taken out of the environment even when the file wins: run's command must never see it.
+  std::string from_env;
+  if (char* env = std::getenv(variable); env != nullptr) {
+    from_env = env;
+    // getenv's pointer is into the environment block the kernel shows as
+    // /proc/<pid>/environ: blank it there, then drop the variable for children.
+    std::memset(env, '*', from_env.size());
+    ::unsetenv(variable);
+  }
+  if (file.empty())
+    return from_env;
+  const std::string what = option + " '" + printable(file) + "'";
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0)
+    throw usage_error(what + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    throw usage_error(what + " is not a regular file");
+  std::FILE* f = std::fopen(file.c_str(), "r");
+  if (f == nullptr)
+    throw usage_error(what + ": " + std::strerror(errno));
+  std::string line;
+  for (int ch = std::fgetc(f); ch != EOF && ch != '\n'; ch = std::fgetc(f))
+    line.push_back(static_cast<char>(ch));
+  const bool read_error = std::ferror(f) != 0;
+  std::fclose(f);
+  if (read_error)
+    throw usage_error(what + ": read error");
+  if (!line.empty() && line.back() == '\r')
+    line.pop_back();
+  if (line.empty())
+    throw usage_error(what + ": the first line is empty (no " + what_it_is + ")");
+  if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+    std::fprintf(stderr,
+                 "redlock: warning: %s can be read by other users (mode %03o); "
+                 "chmod 600 it\n",
+                 what.c_str(), static_cast<unsigned>(st.st_mode & 0777));
+  }
+  return line;
+}
+
 config resolve(const global_options& g) {
   config c;
   c.verbose = g.verbose;
+  c.password = resolve_secret("--password-file", g.password_file, "REDLOCK_PASSWORD", "password");
+  c.tls_flags.key_passphrase =
+      resolve_secret("--tls-key-passphrase-file", g.tls_key_passphrase_file,
+                     "REDLOCK_TLS_KEY_PASSPHRASE", "passphrase");
 
-  std::vector<std::string> urls = g.servers;
+  // --server takes one URL or a comma list, like REDLOCK_SERVERS (split the same way).
+  std::vector<std::string> urls;
+  for (const auto& given : g.servers) {
+    const auto listed = split_server_list(given);
+    if (listed.empty())
+      throw usage_error("--server '" + printable(given) + "' lists no server");
+    urls.insert(urls.end(), listed.begin(), listed.end());
+  }
   std::string source = "--server";
   if (urls.empty()) {
     if (const char* env = std::getenv("REDLOCK_SERVERS"); env != nullptr) {
-      urls = split_servers(env);
+      urls = split_server_list(env);
       source = "REDLOCK_SERVERS";
       if (urls.empty())
         throw usage_error("REDLOCK_SERVERS is set but lists no server");
@@ -152,7 +192,8 @@ config resolve(const global_options& g) {
   }
 
   const bool tls_files = !g.tls_ca.empty() || !g.tls_ca_dir.empty() || !g.tls_cert.empty() ||
-                         !g.tls_key.empty() || !g.tls_server_name.empty() || g.tls_insecure;
+                         !g.tls_key.empty() || !g.tls_server_name.empty() || g.tls_insecure ||
+                         !g.tls_key_passphrase_file.empty();
   if (g.tls_cert.empty() != g.tls_key.empty())
     throw usage_error("--tls-cert and --tls-key must be given together");
 
@@ -215,6 +256,8 @@ std::unique_ptr<lock_manager> make_manager(asio::any_io_executor ex, const confi
   // Flags override the URL's TLS settings on every endpoint that uses TLS.
   std::size_t position = 0;  // the server being built, for messages
   auto adjust = [&c, &position](endpoint& ep) {
+    if (!c.password.empty() && ep.password.empty())
+      ep.password = c.password;
     if (c.force_tls)
       ep.tls.enabled = true;
     if (!ep.tls.enabled)
@@ -228,6 +271,8 @@ std::unique_ptr<lock_manager> make_manager(asio::any_io_executor ex, const confi
       ep.tls.cert_file = f.cert_file;
     if (!f.key_file.empty())
       ep.tls.key_file = f.key_file;
+    if (!f.key_passphrase.empty())
+      ep.tls.key_passphrase = f.key_passphrase;
     if (!f.server_name.empty())
       ep.tls.server_name = f.server_name;
     if (f.insecure_skip_verify)
@@ -252,6 +297,21 @@ std::unique_ptr<lock_manager> make_manager(asio::any_io_executor ex, const confi
     // two URLs of one server can differ in db or user).
     if (!servers.insert(server_identity(url)).second)
       throw usage_error("the same server is listed twice: " + redacted_url(url));
+    if (is_sentinel_url(url)) {
+      // As make_node builds it, but the default password goes to the master only: sentinels
+      // usually have none (or their own, sentinel_password=), and AUTH to a sentinel without
+      // one fails.
+      sentinel_options cfg = parse_sentinel_url(url);
+      cfg.options = co;
+      for (auto& s : cfg.sentinels) {
+        const std::string own = s.password;
+        adjust(s);
+        s.password = own;
+      }
+      adjust(cfg.master);
+      nodes.push_back(std::make_shared<sentinel_node>(ex, std::move(cfg)));
+      continue;
+    }
     nodes.push_back(make_node(ex, url, co, adjust));
   }
   try {
@@ -314,6 +374,9 @@ bool saw_wrong_type(const report& r) {
 }
 
 void print_failure(const std::string& what, const report& r, bool with_report) {
+  // A warning does not fail the invocation: only failures become the JSON error.
+  if (what.rfind("warning:", 0) != 0)
+    invocation().fail(what);
   std::string out = "redlock: " + what + "\n";
   if (with_report && !r.nodes.empty())
     out += indent_report(r);

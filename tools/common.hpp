@@ -44,25 +44,46 @@ struct global_options {
   std::string tls_ca, tls_ca_dir, tls_cert, tls_key, tls_server_name;
   bool tls_insecure = false;
   bool verbose = false;
-  bool no_wakeup = false;  ///< --no-wakeup
-  bool fair = false;       ///< --fair
+  bool no_wakeup = false;               ///< --no-wakeup
+  bool fair = false;                    ///< --fair
+  bool json = false;                    ///< --json
+  std::string password_file;            ///< --password-file
+  std::string tls_key_passphrase_file;  ///< --tls-key-passphrase-file
 };
 
 /// The resolved configuration.
 struct config {
   /// Server URLs as given (plain servers, Sentinel or Cluster deployments), validated.
   std::vector<std::string> urls;
-  /// TLS flags given on the command line, applied to every TLS endpoint of every node.
+  /// TLS flags given on the command line, applied to every TLS endpoint of every node
+  /// (key_passphrase: from --tls-key-passphrase-file or REDLOCK_TLS_KEY_PASSPHRASE).
   tls_options tls_flags;
   bool force_tls = false;
   redlock::manager_options settings;
   bool verbose = false;
+  /// From --password-file or REDLOCK_PASSWORD (empty: none): AUTH for every server whose URL
+  /// has no password of its own (plain servers, Cluster members, a Sentinel deployment's
+  /// master; not the sentinels, which take sentinel_password= in the URL). Never printed.
+  std::string password;
 };
 
 /// Resolves servers (--server, else REDLOCK_SERVERS, else the default), parses durations,
-/// applies TLS files. Throws exit_error(exit_usage) saying what is wrong; never prints a
-/// password.
+/// applies TLS files, reads the password and the TLS key passphrase (resolve_secret). Throws
+/// exit_error(exit_usage) saying what is wrong; never prints a password.
 config resolve(const global_options& g);
+
+/// A secret given off the command line: the first line of `file` (the option `option`;
+/// trailing "\n" or "\r\n" removed) when given, else the environment variable `variable`,
+/// else empty. Used for the default password (--password-file, REDLOCK_PASSWORD) and the TLS
+/// key passphrase (--tls-key-passphrase-file, REDLOCK_TLS_KEY_PASSPHRASE). A file others may
+/// read gets a warning on stderr, not a refusal: secrets mounted by container runtimes are
+/// often 0644, and refusing would push people back to URLs on the command line. `variable` is
+/// always removed from the environment and its bytes overwritten, so that neither run's
+/// command nor /proc/<pid>/environ of redlock shows it. Throws a usage error for a missing,
+/// unreadable or empty file, naming the file (never its content; `what_it_is` names what is
+/// missing).
+std::string resolve_secret(const std::string& option, const std::string& file, const char* variable,
+                           const std::string& what_it_is);
 
 /// Whether waiting acquires are woken by announced releases, and releases announce
 /// themselves (manager_options::wakeup): off with `no_wakeup_flag` (--no-wakeup), else

@@ -8,6 +8,13 @@ namespace redlock::cli {
 
 enum exit_code : int {
   exit_ok = 0,
+  /// status: the resources are free (no holder on a quorum). 3 as in LSB init scripts and
+  /// `systemctl is-active` ("not running"), so `if redlock status R; then` means "held".
+  exit_status_free = 3,
+  /// status: servers answered (a quorum) but no quorum agrees on one holder or on free:
+  /// a lock being acquired or released, expiring, or split by a failure. 4 as LSB's
+  /// "status unknown".
+  exit_status_indeterminate = 4,
   /// Bad arguments: unknown option, bad duration or TTL, empty or repeated resource, bad or
   /// duplicate server URL (or two of one deployment), missing TLS files, no servers.
   exit_usage = 2,
@@ -31,10 +38,13 @@ enum exit_code : int {
 /// The table shown at the end of --help.
 inline constexpr const char* exit_code_help =
     "Exit codes:\n"
-    "  0        success (run: the command exited 0)\n"
+    "  0        success (run: the command exited 0; status: held)\n"
     "  N        run: the command's own exit code\n"
     "  2        usage error: bad option, duration, resource, server URL, no servers\n"
-    "  69       Redis unavailable: too many servers failing for a quorum\n"
+    "  3        status: free (no holder on a quorum of servers)\n"
+    "  4        status: indeterminate (a quorum answered but does not agree)\n"
+    "  69       Redis unavailable: too many servers failing for a quorum (status:\n"
+    "           too few answered to tell)\n"
     "  70       internal error\n"
     "  75       not acquired: held by another owner for the whole wait\n"
     "  76       lock lost while the command ran (run), or not held with this value\n"

@@ -11,6 +11,8 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "exit_codes.hpp"
+#include "json_report.hpp"
+#include "owner.hpp"
 
 namespace redlock::cli {
 
@@ -19,10 +21,17 @@ namespace {
 constexpr const char* environment_help =
     "Environment:\n"
     "  REDLOCK_SERVERS  comma-separated server URLs, used when no --server is given\n"
-    "                   (default redis://127.0.0.1:6379)\n"
+    "                   (default redis://127.0.0.1:6379); a comma followed by a scheme\n"
+    "                   (redis://...) starts the next URL, so Sentinel and Cluster member\n"
+    "                   lists (redis+sentinel://h1,h2/name) stay whole\n"
+    "  REDLOCK_PASSWORD password for servers whose URL has none (--password-file wins);\n"
+    "                   removed from run's command's environment\n"
+    "  REDLOCK_TLS_KEY_PASSPHRASE  passphrase of an encrypted TLS client key\n"
+    "                   (--tls-key-passphrase-file wins); removed likewise\n"
     "  REDLOCK_FENCING  1: run and acquire take fenced locks, as with --fencing (0: off)\n"
     "  REDLOCK_WAKEUP   0: no wake-up on releases, as with --no-wakeup (1: on, the default)\n"
     "  REDLOCK_FAIR     1: fair mode, as with --fair (0: off, the default)\n"
+    "  REDLOCK_PREFIX   key prefix, used when no --prefix is given\n"
     "Set for run's command:\n"
     "  REDLOCK_LOCK_VALUE     the lock's value (always)\n"
     "  REDLOCK_FENCING_TOKEN  the lock's fencing token (with --fencing; removed otherwise)\n";
@@ -33,7 +42,11 @@ constexpr const char* examples_help =
     "  v=$(redlock acquire deploy) && ./deploy.sh && redlock release deploy --value \"$v\"\n"
     "  redlock run --fencing orders -- sh -c './write.sh --token \"$REDLOCK_FENCING_TOKEN\"'\n"
     "  redlock --fair run --wait 5m reports -- ./report.sh\n"
-    "  redlock status deploy --json\n";
+    "  redlock status deploy --json   (schema: docs/cli-json.md)\n"
+    "  redlock status deploy >/dev/null; echo $?   (0 held, 3 free, 4 indeterminate)\n"
+    "  redlock release --force deploy          # asks first; --yes in scripts\n"
+    "Durations: 1500ms, 10s, 1.5s, 2m, 1h, and compounds 1m30s, 2h15m, 1s500ms (larger units\n"
+    "first, each once).\n";
 
 struct wait_flags {
   std::string wait;
@@ -151,8 +164,9 @@ int real_main(int argc, char** argv) {
 
   global_options g;
   app.add_option("-s,--server", g.servers,
-                 "Redis server URL, repeatable: redis://[user[:password]@]host[:port][/db], "
-                 "rediss://... (TLS), unix:///path.sock")
+                 "Redis server URL, repeatable, or a comma list split as REDLOCK_SERVERS: "
+                 "redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
+                 "unix:///path.sock, redis+sentinel://h1,h2/name, redis+cluster://h1,h2")
       ->type_name("URL")
       ->allow_extra_args(false);  // one URL per --server; RESOURCE... follows
   app.add_option("--drift", g.drift, "Clock drift factor (default 0.01)")->type_name("FACTOR");
@@ -171,6 +185,10 @@ int real_main(int argc, char** argv) {
       ->type_name("DIR");
   app.add_option("--tls-cert", g.tls_cert, "Client certificate (PEM)")->type_name("FILE");
   app.add_option("--tls-key", g.tls_key, "Client private key (PEM)")->type_name("FILE");
+  app.add_option("--tls-key-passphrase-file", g.tls_key_passphrase_file,
+                 "Passphrase of an encrypted --tls-key (or key= in the URL): the first line of "
+                 "FILE; warns when others may read it (default: REDLOCK_TLS_KEY_PASSPHRASE)")
+      ->type_name("FILE");
   app.add_option("--tls-server-name", g.tls_server_name, "Name to verify and send as SNI")
       ->type_name("NAME");
   app.add_flag("--tls-insecure", g.tls_insecure,
@@ -182,7 +200,26 @@ int real_main(int argc, char** argv) {
                "Fair mode: waiters get the lock in the order they began waiting; give it to "
                "release and extend of such a lock too; not with --fencing (default: "
                "REDLOCK_FAIR, else off)");
+  owner_flags of;
+  app.add_option("--prefix", of.prefix,
+                 "Key prefix: the lock key of RESOURCE is PREFIX+RESOURCE (a namespace; no '{' "
+                 "or '}') (default: REDLOCK_PREFIX, else none)")
+      ->type_name("PREFIX");
+  app.add_option("--owner-label", of.owner_label,
+                 "Free text stored with the lock's owner metadata (shown by status)")
+      ->type_name("LABEL");
+  app.add_flag("--no-owner", of.no_owner,
+               "Write no owner metadata (by default run and acquire store who holds the lock: "
+               "host, pid, program, label, since; not for --fencing or --fair locks)");
   app.add_flag("-v,--verbose", g.verbose, "Per-server details on stderr");
+  app.add_option("--password-file", g.password_file,
+                 "Password for servers whose URL has none (not for sentinels): the first line "
+                 "of FILE; warns when others may read it (default: REDLOCK_PASSWORD)")
+      ->type_name("FILE");
+  app.add_flag("--json", g.json,
+               "One JSON object per invocation, errors included (schema: docs/cli-json.md): "
+               "on stdout; for run on stderr, after the command exited (stdout is the "
+               "command's)");
 
   // run
   run_args ra;
@@ -241,12 +278,26 @@ int real_main(int argc, char** argv) {
       ->type_name("N");
 
   value_args rla;
+  force_args fa;
   auto* release = app.add_subcommand(
-      "release", "Release a lock acquired with `redlock acquire` (deletes only this value)");
+      "release",
+      "Release a lock acquired with `redlock acquire` (deletes only this value); with --force, "
+      "whatever value holds it");
   release->add_option("resources", rla.resources, "The lock's resources")
       ->required()
       ->type_name("RESOURCE");
-  release->add_option("--value", rla.value, "The value printed by acquire")->required();
+  auto* release_value = release->add_option("--value", rla.value, "The value printed by acquire");
+  bool force_flag = false;
+  auto* release_force = release->add_flag(
+      "--force", force_flag,
+      "Delete whatever value holds the resources on every server, and its owner metadata, "
+      "announcing the release; prints the owner removed and logs it on stderr. Asks y/N on "
+      "the terminal (declined: exit 1) unless --yes; refused without --yes when stdin is not "
+      "a terminal. For locks whose holder is gone: a live holder goes on believing it holds "
+      "the lock until its validity ends");
+  bool force_yes = false;
+  release->add_flag("--yes", force_yes, "With --force: do not ask");
+  release_value->excludes(release_force);
 
   // status
   status_args sa;
@@ -257,7 +308,6 @@ int real_main(int argc, char** argv) {
   status->add_option("resources", sa.resources, "Resources to inspect")
       ->required()
       ->type_name("RESOURCE");
-  status->add_flag("--json", sa.json, "Machine-readable output");
 
   verbatim_args verbatim;
   auto parse = [&](const std::vector<std::string>& args) {
@@ -283,19 +333,51 @@ int real_main(int argc, char** argv) {
     std::string what = e.what();
     verbatim.restore(what);
     std::fprintf(stderr, "%s\nRun with --help for more information.\n", what.c_str());
+    // The parser gave up, so --json and the subcommand are read from the words as given:
+    // a script that asked for JSON gets its error object.
+    json_report& jr = invocation();
+    for (std::size_t i = 1; i < head.size(); ++i) {
+      if (head[i] == "--json")
+        jr.enabled = true;
+      for (const char* name : {"run", "acquire", "extend", "release", "status"}) {
+        if (jr.command.empty() && head[i] == name)
+          jr.command = name;
+      }
+    }
+    jr.fail(what);
     return exit_usage;
+  }
+
+  json_report& jr = invocation();
+  jr.enabled = g.json;
+  for (const auto* sub : {run, acquire, extend, release, status}) {
+    if (sub->parsed())
+      jr.command = sub->get_name();
   }
 
   // Everything CLI11 stored, with the protected arguments put back.
   for (auto* v :
        {&g.servers, &ra.resources, &aa.resources, &ea.resources, &rla.resources, &sa.resources})
     verbatim.restore(*v);
-  for (auto* t :
-       {&g.retry_delay, &g.retry_jitter, &g.request_timeout, &g.connect_timeout, &g.tls_ca,
-        &g.tls_ca_dir, &g.tls_cert, &g.tls_key, &g.tls_server_name, &run_ttl, &run_grace,
-        &run_wait.wait, &acq_ttl, &acq_wait.wait, &ea.value, &ext_ttl, &ext_token, &rla.value})
+  for (auto* t : {&g.retry_delay,     &g.retry_jitter,    &g.request_timeout,
+                  &g.connect_timeout, &g.tls_ca,          &g.tls_ca_dir,
+                  &g.tls_cert,        &g.password_file,   &g.tls_key_passphrase_file,
+                  &g.tls_key,         &g.tls_server_name, &run_ttl,
+                  &run_grace,         &run_wait.wait,     &acq_ttl,
+                  &acq_wait.wait,     &ea.value,          &ext_ttl,
+                  &ext_token,         &rla.value})
     verbatim.restore(*t);
+  for (auto* t : {&of.prefix, &of.owner_label}) {
+    if (*t)
+      verbatim.restore(**t);
+  }
 
+  // The resolved configuration, with this part's settings (key prefix, owner metadata).
+  auto configure = [&] {
+    auto c = resolve(g);
+    resolve_owner(of, c);
+    return c;
+  };
   try {
     if (run->parsed()) {
       if (!has_separator || tail.empty())
@@ -309,8 +391,13 @@ int real_main(int argc, char** argv) {
                    : run_on_lost == "ignore" ? on_lost_policy::ignore
                                              : on_lost_policy::term;
       ra.fencing = resolve_fencing(run_fencing);
-      auto c = resolve(g);
+      auto c = configure();
       check_fair_without_fencing(g, c, ra.fencing, run_fencing);
+      std::string program;
+      for (const auto& arg : ra.command)
+        program += (program.empty() ? "" : " ") + arg;
+      owner_for_lock(c, of, program, ra.fencing, run_fencing ? "--fencing" : "REDLOCK_FENCING=1",
+                     fair_source(g.fair));
       return cmd_run(c, ra);
     }
     if (acquire->parsed()) {
@@ -318,8 +405,10 @@ int real_main(int argc, char** argv) {
       aa.ttl = resolve_ttl(acq_ttl);
       aa.wait = resolve_wait(acq_wait);
       aa.fencing = resolve_fencing(acq_fencing);
-      auto c = resolve(g);
+      auto c = configure();
       check_fair_without_fencing(g, c, aa.fencing, acq_fencing);
+      owner_for_lock(c, of, "redlock acquire", aa.fencing,
+                     acq_fencing ? "--fencing" : "REDLOCK_FENCING=1", fair_source(g.fair));
       return cmd_acquire(c, aa);
     }
     if (extend->parsed()) {
@@ -329,7 +418,7 @@ int real_main(int argc, char** argv) {
         throw usage_error("--value must not be empty");
       if (extend->count("--fencing-token") > 0)
         ea.fencing_token = fencing_token_option(ext_token);
-      auto c = resolve(g);
+      auto c = configure();
       if (c.settings.fair && ea.fencing_token != 0)
         throw usage_error(fair_source(g.fair) +
                           " and --fencing-token cannot be combined: a fair lock has no "
@@ -338,16 +427,29 @@ int real_main(int argc, char** argv) {
     }
     if (release->parsed()) {
       check_resources(rla.resources);
+      if (force_flag) {
+        fa.resources = rla.resources;
+        fa.yes = force_yes;
+        return cmd_force_release(configure(), fa);
+      }
+      if (force_yes)
+        throw usage_error("--yes is for release --force");
+      if (release->count("--value") == 0)
+        throw usage_error(
+            "release needs --value VALUE (the value printed by acquire), or "
+            "--force");
       if (rla.value.empty())
         throw usage_error("--value must not be empty");
-      return cmd_release(resolve(g), rla);
+      return cmd_release(configure(), rla);
     }
     if (status->parsed()) {
       check_resources(sa.resources);
-      return cmd_status(resolve(g), sa);
+      sa.json = g.json;
+      return cmd_status(configure(), sa);
     }
   } catch (const exit_error& e) {
     std::fprintf(stderr, "redlock: %s\n", e.what());
+    invocation().fail(e.what());
     if (e.code() == exit_usage)
       std::fputs("Run with --help for more information.\n", stderr);
     return e.code();
@@ -363,10 +465,16 @@ int main(int argc, char** argv) {
   // Before anything opens a descriptor: what is open now belongs to the caller and is
   // passed on to `run`'s command.
   redlock::cli::record_inherited_fds();
+  int code = redlock::cli::exit_software;
   try {
-    return redlock::cli::real_main(argc, argv);
+    code = redlock::cli::real_main(argc, argv);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "redlock: internal error: %s\n", e.what());
-    return redlock::cli::exit_software;
+    redlock::cli::invocation().fail(std::string("internal error: ") + e.what());
   }
+  const auto& report = redlock::cli::invocation();
+  // run's stdout is its command's: its object goes to stderr, after the command exited.
+  if (report.enabled)
+    report.print(report.command == "run" ? stderr : stdout, code);
+  return code;
 }

@@ -19,6 +19,7 @@
 #include "child.hpp"
 #include "commands.hpp"
 #include "duration.hpp"
+#include "json_report.hpp"
 #include "redlock/asio_compat.hpp"
 #include "redlock/error.hpp"
 #include "redlock/hold.hpp"
@@ -67,11 +68,14 @@ asio::awaitable<int> run_body(session& s, const run_args& a) {
   });
 
   auto [ec, l, attempts] = co_await acquire_waiting(s, a.resources, a.ttl, a.wait, intr);
+  json_report& jr = invocation();
+  jr.set_int("attempts", attempts);
   if (intr.signo != 0) {
     s.on_signal({});
     s.begin_cleanup();
     if (!ec)
       co_await release_quietly(s, l);
+    jr.fail(std::string("interrupted by signal ") + std::to_string(intr.signo) + " while waiting");
     co_return exit_signal_base + intr.signo;
   }
   if (ec) {
@@ -82,7 +86,14 @@ asio::awaitable<int> run_body(session& s, const run_args& a) {
   // What the command may need of its lock: the value (to tell it in `redlock status`) and,
   // when fenced, the token to send with its writes. An inherited token is removed when this
   // lock has none: a plain `redlock run` inside a fenced one must not pass the outer token on.
+  jr.set_string("value", l.value());
+  if (a.fencing)
+    jr.set_raw("fencing_token", std::to_string(l.fencing_token()));
+  // The secrets are gone from redlock's environment already (resolve_secret); named
+  // here too so that no later change can let it through to the command.
   const std::vector<env_change> env{
+      {"REDLOCK_PASSWORD", std::nullopt},
+      {"REDLOCK_TLS_KEY_PASSPHRASE", std::nullopt},
       {"REDLOCK_LOCK_VALUE", l.value()},
       {"REDLOCK_FENCING_TOKEN",
        a.fencing ? std::optional(std::to_string(l.fencing_token())) : std::nullopt}};
@@ -97,8 +108,10 @@ asio::awaitable<int> run_body(session& s, const run_args& a) {
       ::_exit(exit_lost);
   });
   if (sr.pid < 0) {
-    std::fprintf(stderr, "redlock: cannot run '%s': %s\n", printable(a.command[0]).c_str(),
-                 std::strerror(sr.error));
+    const std::string what =
+        "cannot run '" + printable(a.command[0]) + "': " + std::strerror(sr.error);
+    std::fprintf(stderr, "redlock: %s\n", what.c_str());
+    jr.fail(what);
     s.on_signal({});
     s.begin_cleanup();
     co_await release_quietly(s, l);
@@ -120,6 +133,8 @@ asio::awaitable<int> run_body(session& s, const run_args& a) {
     } else {
       reason += to_string(why);
     }
+    if (a.on_lost != on_lost_policy::ignore)
+      invocation().fail(reason);
     switch (a.on_lost) {
       case on_lost_policy::term:
         std::fprintf(stderr, "redlock: %s; sending SIGTERM to the command (SIGKILL in %s)\n",
@@ -163,8 +178,15 @@ asio::awaitable<int> run_body(session& s, const run_args& a) {
                   outcome.last_report, s.conf().verbose);
   }
 
+  jr.set_bool("lost", lost);
+  if (WIFEXITED(status))
+    jr.set_int("command_exit_code", WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    jr.set_int("command_signal", WTERMSIG(status));
   if (lost && a.on_lost != on_lost_policy::ignore)
     co_return exit_lost;
+  // From here the exit code is the command's, not a failure of redlock.
+  jr.code_is_result = true;
   if (WIFEXITED(status))
     co_return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) {
@@ -179,6 +201,12 @@ asio::awaitable<int> run_body(session& s, const run_args& a) {
 }  // namespace
 
 int cmd_run(const config& c, const run_args& a) {
+  json_report& jr = invocation();
+  jr.set_strings("resources", a.resources);
+  for (const char* f : {"value", "fencing_token", "command_exit_code", "command_signal"})
+    jr.set_null(f);
+  jr.set_int("attempts", 0);
+  jr.set_bool("lost", false);
   config fenced = c;
   fenced.settings.fencing = a.fencing;
   session s(std::move(fenced));

@@ -10,12 +10,16 @@ namespace redlock {
 
 /// TLS settings. Verification is on unless `insecure_skip_verify` is set.
 struct tls_options {
-  bool enabled = false;     ///< set by the rediss:// scheme
-  std::string ca_file;      ///< PEM bundle of trusted CAs; empty: system default paths
-  std::string ca_dir;       ///< directory of hashed CA certificates (c_rehash layout)
-  std::string cert_file;    ///< client certificate (PEM), for servers with tls-auth-clients
-  std::string key_file;     ///< client private key (PEM)
-  std::string server_name;  ///< SNI and name to verify; empty: the endpoint's host
+  bool enabled = false;   ///< set by the rediss:// scheme
+  std::string ca_file;    ///< PEM bundle of trusted CAs; empty: system default paths
+  std::string ca_dir;     ///< directory of hashed CA certificates (c_rehash layout)
+  std::string cert_file;  ///< client certificate (PEM), for servers with tls-auth-clients
+  std::string key_file;   ///< client private key (PEM)
+  /// Passphrase of an encrypted key_file; empty: the key must be unencrypted. Given to
+  /// OpenSSL only (never prompted for on a terminal, never printed). Not settable from a
+  /// URL, which would put it on command lines.
+  std::string key_passphrase;
+  std::string server_name;            ///< SNI and name to verify; empty: the endpoint's host
   bool insecure_skip_verify = false;  ///< disables certificate and name checks. Testing only.
 };
 

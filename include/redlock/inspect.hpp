@@ -18,6 +18,7 @@
 #include "redlock/blocking.hpp"
 #include "redlock/detail/unique_function.hpp"
 #include "redlock/lock_manager.hpp"
+#include "redlock/owner.hpp"
 #include "redlock/resource_list.hpp"
 
 namespace redlock {
@@ -30,6 +31,11 @@ struct key_state {
   /// PTTL as the server reported it: remaining time to live (>= 0), -1 when the key has no
   /// expiry (not set by a Redlock client), -2 when absent.
   std::chrono::milliseconds ttl{-2};
+  /// The owner record beside the key (manager_options::owner), when there is one and it was
+  /// written with the value the key holds now (a record of another value is not shown: it
+  /// says nothing about the holder). Not read for a resource whose name contains '}' but no
+  /// hash tag (its record cannot share the key's Cluster slot).
+  std::optional<lock_owner> owner;
 };
 
 /// One node's answer.
@@ -75,6 +81,9 @@ struct inspection {
   lock_status status = lock_status::indeterminate;
   /// held: the value that holds every key on a quorum (compare with lock::value()).
   std::string holder;
+  /// held: the holder's owner record (of its first resource, from the first node of the
+  /// quorum that has one), when it wrote one (manager_options::owner).
+  std::optional<lock_owner> owner;
   /// Nodes where `holder` holds every key (held) / where no key exists (any verdict).
   std::size_t holding_nodes = 0;
   std::size_t free_nodes = 0;
@@ -116,14 +125,16 @@ void start_inspect(lock_manager& m, std::vector<std::string> resources, inspect_
 /// out.
 void decide(inspection& in, double drift_factor, steady_clock::time_point started);
 
-/// The read-only script: KEYS = resources, then the fencing counter keys read (see
-/// node_state::fencing_counter); returns for each key {value or nil, PTTL}.
+/// The read-only script: KEYS = the resources' keys, then the fencing counter keys read (see
+/// node_state::fencing_counter), then the owner record keys read (key_state::owner); returns
+/// for each key {value or nil, PTTL}.
 const script& inspect_script();
 
 }  // namespace detail
 
-/// Reads every resource key and its fencing counter on every node (one read-only script per
-/// node, sent at once) and decides the verdict. Nothing is written.
+/// Reads every resource key, its fencing counter and its owner record on every node (one
+/// read-only script per node, sent at once) and decides the verdict. Nothing is written. The
+/// keys are the manager's (manager_options::key_prefix); the result names the resources.
 ///
 /// @par Completion signature
 /// `void(std::error_code, inspection)`
@@ -154,6 +165,85 @@ auto async_inspect(
       },
       token, std::move(resources).names());
 }
+
+/// What a force release found and deleted on one node.
+struct forced_node {
+  std::string node;  ///< the node's id(), never with a password
+  /// Empty when the node answered; otherwise why not (error reply, timeout, closed...).
+  std::error_code ec;
+  std::string message;  ///< the server's error message, if any
+  /// Per resource, in order (empty when ec is set): the lock value deleted (nullopt: no lock
+  /// key there, or one of another type, which is left alone).
+  std::vector<std::optional<std::string>> values;
+  /// Per resource: the owner record deleted with it, whichever value it names (nullopt:
+  /// none, or a key that is not a record; the key is deleted anyway).
+  std::vector<std::optional<lock_owner>> owners;
+
+  bool answered() const noexcept { return !ec; }
+  /// Answered and deleted at least one lock value.
+  bool removed_any() const noexcept;
+};
+
+/// The result of a force release.
+struct force_release_result {
+  std::vector<std::string> resources;
+  std::vector<forced_node> nodes;  ///< one per node, in manager order
+  /// Why it was refused before anything was sent (as inspection::detail). Empty otherwise.
+  std::string detail;
+  /// Nodes that answered / that deleted at least one lock value.
+  std::size_t answered_nodes() const noexcept;
+  std::size_t removed_nodes() const noexcept;
+};
+
+namespace detail {
+using force_completion = unique_function<void(std::error_code, force_release_result)>;
+/// Starts a force release; completes on a strand of the manager's executor (never inside).
+void start_force_release(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                         force_completion done);
+}  // namespace detail
+
+/// Deletes whatever lock value holds each resource on every node, whoever holds it, and the
+/// owner records beside them; announces each deleted key's release as an unlock does (waiting
+/// acquires wake). For operators clearing a stuck lock: the holder, if alive, still believes
+/// it holds the lock until its validity ends, so use it only on locks whose holder is gone.
+/// One script per node, sent at once. Fencing counters stay (tokens must keep growing); a
+/// fair waiter queue is not touched (an entry of the holder there leaves with its lease,
+/// manager_options::fair_entry_timeout).
+///
+/// @par Completion signature
+/// `void(std::error_code, force_release_result)`
+///
+/// @par Errors
+/// errc::invalid_argument (no resources, duplicates), errc::duplicate_deployment,
+/// errc::closed. Node failures are not errors: such a node appears with its error (it may
+/// still hold the lock; run it again).
+///
+/// @par Cancellation
+/// None (bounded by manager_options::request_timeout).
+///
+/// @par Handler
+/// Runs on its associated executor (default: the manager's), never from inside this call.
+template <asio::completion_token_for<void(std::error_code, force_release_result)> CompletionToken =
+              asio::default_completion_token_t<lock_manager::executor_type>>
+auto async_force_release(
+    lock_manager& m, resource_list resources,
+    CompletionToken&& token = asio::default_completion_token_t<lock_manager::executor_type>()) {
+  return asio::async_initiate<CompletionToken, void(std::error_code, force_release_result)>(
+      [impl = detail::impl_of(m)](auto handler, std::vector<std::string> r) {
+        auto fallback = detail::executor_of(*impl);
+        detail::start_force_release(
+            impl, std::move(r),
+            detail::bind_handler<decltype(handler), std::error_code, force_release_result>(
+                std::move(handler), fallback));
+      },
+      token, std::move(resources).names());
+}
+
+/// Blocking forms; the throwing one throws lock_error. Do not call from the manager's thread.
+force_release_result force_release(blocking_lock_manager& m,
+                                   const std::vector<std::string>& resources);
+force_release_result force_release(blocking_lock_manager& m,
+                                   const std::vector<std::string>& resources, std::error_code& ec);
 
 /// Blocking forms; the throwing one throws lock_error. Do not call from the manager's thread.
 inspection inspect(blocking_lock_manager& m, const std::vector<std::string>& resources);

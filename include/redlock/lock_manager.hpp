@@ -28,6 +28,7 @@
 #include "redlock/detail/manager_impl.hpp"
 #include "redlock/error.hpp"
 #include "redlock/node.hpp"
+#include "redlock/observer.hpp"
 #include "redlock/options.hpp"
 #include "redlock/report.hpp"
 #include "redlock/resource_list.hpp"
@@ -85,6 +86,10 @@ struct lock_parts {
   std::shared_ptr<const write_fates> fates;
   /// Acquired in fair mode: its releases also leave the wait queues (and name the new head).
   bool fair = false;
+  /// Owner metadata (manager_options::owner): the record written with the lock, which an
+  /// extend writes again where a node lost it. Null: none (or unknown, e.g. adopted). Shared:
+  /// handles are copied often, and the record never changes.
+  std::shared_ptr<const std::string> owner;
 };
 }  // namespace detail
 
@@ -200,6 +205,10 @@ struct lock_access {
   }
   /// See lock_parts::fair.
   static bool fair(const lock& l) noexcept { return l.p_.fair; }
+  /// See lock_parts::owner.
+  static std::string owner_record(const lock& l) {
+    return l.p_.owner ? *l.p_.owner : std::string();
+  }
 };
 }  // namespace detail
 
@@ -285,11 +294,41 @@ class lock_manager {
     return detail::lock_access::make(std::move(p));
   }
 
-  /// Called for every node error (per request: a node that is down answers every request of
-  /// every operation with an error, so this can fire hundreds of times a second). Every call,
-  /// also those from inspection and distributed_mutex, runs on the manager's strand, so calls
-  /// never overlap. Set it before the first operation. The hook must not throw or block.
+  /// Called for every node error, per request: while one node of three is down, every
+  /// request of every operation to it fails, so under load this fires hundreds of times a
+  /// second (about one call per operation per failing node, plus retries). For the state of
+  /// the nodes (one event per change, and "back") use on_node_state() and node_states().
+  /// Every call, also those from inspection and distributed_mutex, runs on the manager's
+  /// strand, so calls never overlap. Set it before the first operation. The hook must not
+  /// throw or block.
   void on_node_error(std::function<void(const node_error&)> hook);
+
+  /// Called once per change of a node's state (node_state: up, down with the reason,
+  /// lagging, and back up), as judged from the outcomes of this manager's requests: a node
+  /// that fails a thousand requests while down reports "down" once, and "up" again at the
+  /// first answer to a request sent after that. While a node is down or lagging the manager
+  /// probes it (manager_options::health_probe_interval), so that "back" is reported also
+  /// when nothing else is sent. Runs on the manager's strand, never concurrently with itself
+  /// or the observer. Set it before the first operation. The hook must not throw or block.
+  void on_node_state(std::function<void(const node_state_change&)> hook);
+
+  /// The current state of every node, in the manager's order (unknown until a request to it
+  /// completed). Thread safety: any thread, at any time (e.g. a metrics scrape).
+  std::vector<node_health> node_states() const;
+
+  /// Gauges: locks held and lock operations waiting (counted only while an observer is set,
+  /// see set_observer(); 0 otherwise) and node_states(). Thread safety: any thread.
+  manager_stats stats() const;
+
+  /// Sets the observer that receives this manager's measurements (see observer): every
+  /// completed lock, try_lock, extend and unlock (also those of the blocking facade, hold and
+  /// distributed_mutex), every lock that ended, every node request and node state change.
+  /// With an observer set the manager also counts the gauges of stats(). Set it before the
+  /// first operation (operations already started are not measured); null stops the
+  /// measuring. The manager keeps every observer it was given alive until it is destroyed.
+  /// Without an observer nothing is measured: one check per operation and per node answer.
+  /// Thread safety: any thread.
+  void set_observer(std::shared_ptr<observer> o);
 
   /// Acquires all `resources` (atomically per node) for `ttl`, retrying per the manager's
   /// options and `opts`.

@@ -3,6 +3,9 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
+
+#include "redlock/owner.hpp"
 
 namespace redlock {
 
@@ -66,6 +69,29 @@ struct manager_options {
   /// crashed (or gave up without reaching a node) holds up the queue at most this long.
   /// Must be positive.
   std::chrono::milliseconds fair_entry_timeout{2000};
+  /// Node health (lock_manager::on_node_state, node_states()): while a node is down or
+  /// lagging, the manager sends it a probe this often (one at a time per node; a script that
+  /// touches no key), so that its return is seen (and reported) even when nothing else is
+  /// sent to it. 0 turns the probe off: a node is then seen back at the first operation that
+  /// reaches it. Stops at async_quit and destruction. Must not be negative.
+  std::chrono::milliseconds health_probe_interval{1000};
+  /// A namespace for every key and channel the manager derives from a resource: the lock key
+  /// of resource R is `key_prefix + R`, and its fencing counter, fair queues, owner record and
+  /// release channel follow from that key. Empty (the default): keys are the resources
+  /// verbatim, as node-redlock's. Must not contain '{' or '}', so that a resource's own hash
+  /// tag still picks its Cluster slot (a prefix with a tag would put every lock in one slot).
+  /// Inspection and force release use it too; lock handles keep the unprefixed names.
+  std::string key_prefix;
+  /// Owner metadata (README "Owner metadata"): when set, every acquire also writes who holds
+  /// the lock (this, the acquisition's wall-clock time and the lock value) into a key beside
+  /// each lock key (`<key>:redlock-owner`, same slot, same PX), in the same script; extends
+  /// prolong it and releases delete it where it holds our value. The lock keys are unchanged,
+  /// so node-redlock clients still exclude; nothing depends on the record (a missing or
+  /// garbled one changes no outcome). Unset (the default): nothing changes on the wire
+  /// (node-redlock's scripts). Not combinable with fencing or fair mode: the constructor
+  /// throws lock_error(invalid_argument) when either is set here, and an acquire that turns
+  /// one on (call_options) fails with errc::invalid_argument. See this_process().
+  std::optional<owner_info> owner;
 };
 
 /// Per-call overrides; an unset field uses the manager's settings. retry_count = 0 is
@@ -89,6 +115,9 @@ struct call_options {
   std::optional<std::chrono::milliseconds> max_wait;
   /// Lock only: fair mode for this call (see manager_options::fair); unset = the manager's.
   std::optional<bool> fair;
+  /// Lock only, with manager_options::owner set: the owner label written with this lock
+  /// instead of the manager's owner_info::label.
+  std::optional<std::string> owner_label;
 };
 
 }  // namespace redlock

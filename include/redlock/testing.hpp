@@ -61,8 +61,20 @@ class virtual_clock {
 /// (manager_options::fencing); their KEYS are the lock keys, then one counter key each.
 /// fair_acquire is the acquire of fair mode (manager_options::fair): KEYS = lock keys, their
 /// queues, their leases; ARGV = value, ttl, ticket, lease ms. Fair mode's release is a
-/// `release` whose KEYS are laid out the same way (call::fair).
-enum class script_kind { acquire, extend, release, fenced_acquire, confirm, other, fair_acquire };
+/// `release` whose KEYS are laid out the same way (call::fair). With owner metadata
+/// (manager_options::owner) acquire, extend and release run their owner variants (call::owner).
+/// force_release is async_force_release's: KEYS = lock keys, then owner keys; ARGV = the
+/// number of lock keys.
+enum class script_kind {
+  acquire,
+  extend,
+  release,
+  fenced_acquire,
+  confirm,
+  other,
+  fair_acquire,
+  force_release
+};
 
 /// One request a fake server received.
 struct call {
@@ -75,6 +87,9 @@ struct call {
   bool announces = false;
   /// fair_acquire, or a release of a fair lock: KEYS = lock keys, queues, leases.
   bool fair = false;
+  /// The owner variant of acquire, extend or release: KEYS = lock keys, then their owner
+  /// record keys; ARGV[3] = the owner record.
+  bool owner = false;
 };
 
 /// How a fake server answers one request. Build with the static functions.
@@ -172,8 +187,10 @@ class fake_server {
   using announcements_t = std::vector<std::pair<std::string, std::string>>;  // channel, payload
   step handle_locked(const call& c, announcements_t& announced);
   redlock::reply run_store(const call& c, announcements_t& announced);
-  redlock::reply run_fair(const call& c, announcements_t& announced);  // mutex_ held
-  void purge_expired();                                                // mutex_ held
+  redlock::reply run_fair(const call& c, announcements_t& announced);   // mutex_ held
+  redlock::reply run_owner(const call& c, announcements_t& announced);  // mutex_ held
+  redlock::reply run_force(const call& c, announcements_t& announced);  // mutex_ held
+  void purge_expired();                                                 // mutex_ held
   void set_all(const step& s);
   void announce(const announcements_t& messages);
   void attach(const std::shared_ptr<subscriber>& s);

@@ -35,6 +35,20 @@ const script& fenced_acquire_script();
 /// Fencing phase 2: ARGV = value, t. 1 when every key holds our value and no counter is above
 /// t (counters are then raised to t); 0 when a key is not ours; -1 when a counter is above t.
 const script& fence_confirm_script();
+/// The health probe (lock_manager's probe of a node that is down or lagging): no keys, no
+/// arguments, returns 1. Any answer, an error reply too, shows that the server is up.
+const script& probe_script();
+/// Owner metadata: KEYS = lock keys, then their owner_key()s; ARGV = value, ttl, record. As
+/// acquire_script(), and a grant writes each record (PX ttl), keeping one of our value.
+const script& acquire_owner_script();
+/// As extend_script(), and prolongs our records (writes ARGV[3] where missing, if nonempty).
+const script& extend_owner_script();
+/// As release_script() / release_notify_script(), and deletes our records.
+const script& release_owner_script();
+const script& release_notify_owner_script();
+/// KEYS = lock keys, then owner keys; ARGV = the number of lock keys. Deletes every string there
+/// (announcing the lock keys' releases); returns per key what it held (or nil).
+const script& force_release_script();
 /// The durable counter key of `resource` (in the same Cluster slot whenever the resource's
 /// name allows it: see the implementation).
 std::string fencing_counter_key(std::string_view resource);
@@ -43,5 +57,7 @@ std::string release_channel(std::string_view resource);
 /// Fair mode: the wait queue and the lease keys of `resource` (same slot rule).
 std::string fair_queue_key(std::string_view resource);
 std::string fair_lease_key(std::string_view resource);
+/// The owner record key of the lock key `key` (same slot rule).
+std::string owner_key(std::string_view key);
 
 }  // namespace redlock::detail

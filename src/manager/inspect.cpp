@@ -39,6 +39,22 @@ std::optional<std::string> node_state::holder() const {
   return first;
 }
 
+bool forced_node::removed_any() const noexcept {
+  return answered() &&
+         std::any_of(values.begin(), values.end(),
+                     [](const std::optional<std::string>& v) { return v.has_value(); });
+}
+
+std::size_t force_release_result::answered_nodes() const noexcept {
+  return static_cast<std::size_t>(
+      std::count_if(nodes.begin(), nodes.end(), [](const forced_node& n) { return n.answered(); }));
+}
+
+std::size_t force_release_result::removed_nodes() const noexcept {
+  return static_cast<std::size_t>(std::count_if(
+      nodes.begin(), nodes.end(), [](const forced_node& n) { return n.removed_any(); }));
+}
+
 const char* to_string(lock_status s) noexcept {
   switch (s) {
     case lock_status::held:
@@ -104,6 +120,8 @@ std::string inspection::to_string() const {
         } else {
           out += " no expiry";
         }
+        if (k.owner)
+          out += " (" + redlock::to_string(*k.owner) + ")";
       }
     }
     if (n.fencing_counter)
@@ -161,6 +179,16 @@ void decide(inspection& in, double drift_factor, steady_clock::time_point starte
       break;
   }
   in.holder = std::move(verdict.holder);
+  in.owner.reset();
+  if (in.status == lock_status::held) {
+    for (std::size_t i = 0; i < in.nodes.size(); ++i) {
+      const auto& keys = in.nodes[i].keys;
+      if (holders[i] == in.holder && !keys.empty() && keys.front().owner) {
+        in.owner = keys.front().owner;
+        break;
+      }
+    }
+  }
   in.holding_nodes = verdict.holding_nodes;
   in.free_nodes = verdict.free_nodes;
   in.quorum = verdict.quorum;
@@ -178,8 +206,14 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
   asio::strand<asio::any_io_executor> strand;
   asio::steady_timer timer;
   inspection result;
-  /// KEYS of the script: the resources, then the fencing counter keys that are read.
+  /// KEYS of the script: the resources' keys, then the fencing counters and owner records
+  /// that are read, each described in `extras` (same order).
   std::vector<std::string> keys;
+  struct extra {
+    std::size_t resource = 0;
+    bool owner = false;  ///< an owner record (else a fencing counter)
+  };
+  std::vector<extra> extras;
   std::vector<bool> answered;
   std::size_t pending = 0;
   bool finished = false;
@@ -256,6 +290,15 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
         return make_error_code(errc::protocol_error);
       if (v.kind != reply::type::string && v.kind != reply::type::nil)
         return make_error_code(errc::protocol_error);
+      if (k >= resources && extras[k - resources].owner) {
+        // An owner record: shown only beside the value it was written with.
+        if (v.kind != reply::type::string)
+          continue;
+        auto& key = n.keys[extras[k - resources].resource];
+        if (auto o = decode_owner(v.str); o && key.value == o->value)
+          key.owner = std::move(o);
+        continue;
+      }
       if (k >= resources) {
         // A counter key. One that does not hold a decimal integer was not written by
         // redlock (INCR would fail on it): not a counter, and no reason to fail the node.
@@ -327,13 +370,21 @@ void start_inspect(const std::shared_ptr<manager_impl>& m, std::vector<std::stri
   auto op = register_operation(*m, [&] {
     auto o = std::make_shared<inspect_op>(m, asio::make_strand(ex));
     const auto& nodes = nodes_of(*m);
-    o->keys = resources;
-    for (const auto& r : resources) {
-      // A Cluster node runs one script only over keys of one hash slot (and refuses the
-      // call otherwise): a counter key that cannot share its resource's slot is not read.
-      auto counter = fencing_counter_key(r);
-      if (cluster_key_slot(counter) == cluster_key_slot(r))
-        o->keys.push_back(std::move(counter));
+    const auto& prefix = settings_of(*m).key_prefix;
+    for (const auto& r : resources)
+      o->keys.push_back(prefix + r);
+    // The fencing counters, then the owner records. A Cluster node runs one script only over
+    // keys of one hash slot (and refuses the call otherwise): a counter or record key that
+    // cannot share its resource's slot is not read.
+    for (bool owner : {false, true}) {
+      for (std::size_t i = 0; i < resources.size(); ++i) {
+        const std::string key = o->keys[i];
+        auto extra = owner ? owner_key(key) : fencing_counter_key(key);
+        if (cluster_key_slot(extra) == cluster_key_slot(key)) {
+          o->keys.push_back(std::move(extra));
+          o->extras.push_back({i, owner});
+        }
+      }
     }
     o->result.resources = std::move(resources);
     o->result.quorum = core::quorum_of(nodes.size());
@@ -356,7 +407,180 @@ void start_inspect(const std::shared_ptr<manager_impl>& m, std::vector<std::stri
       [op](const std::string& why) { op->refuse(why); });
 }
 
+namespace {
+
+// One force release in flight; every field is touched on `strand` only. As inspect_op, with
+// the deleting script.
+struct force_op : std::enable_shared_from_this<force_op> {
+  force_op(std::shared_ptr<manager_impl> mi, asio::strand<asio::any_io_executor> s)
+      : m(std::move(mi)), strand(s), timer(s) {}
+
+  std::shared_ptr<manager_impl> m;
+  asio::strand<asio::any_io_executor> strand;
+  asio::steady_timer timer;
+  force_release_result result;
+  std::vector<std::string> keys;      // lock keys, then the owner records read
+  std::vector<std::size_t> owner_of;  // per owner record key: its resource
+  std::vector<std::string> args;      // ARGV[1] = the number of lock keys
+  std::vector<bool> answered;
+  std::size_t pending = 0;
+  bool finished = false;
+  force_completion done;
+
+  void begin() {
+    auto op = shared_from_this();
+    op->timer.expires_after(settings_of(*op->m).request_timeout);
+    op->timer.async_wait([op](std::error_code ec) {
+      if (!ec)
+        op->on_timeout();
+    });
+    const auto& ns = nodes_of(*op->m);
+    for (std::size_t i = 0; i < ns.size(); ++i) {
+      ns[i]->async_eval(
+          force_release_script(), op->keys, op->args, [op, i](std::error_code ec, reply r) mutable {
+            // As inspect_op: the closure may be destroyed on the node's thread.
+            auto& op_strand = op->strand;
+            asio::post(op_strand, [op = std::move(op), i, ec, r = std::move(r)]() mutable {
+              op->on_reply(i, ec, std::move(r));
+            });
+          });
+    }
+  }
+
+  void refuse(const std::string& why) {
+    finished = true;
+    end_operation(*m);
+    result.detail = why;
+    auto d = std::move(done);
+    d(make_error_code(errc::duplicate_deployment), std::move(result));
+  }
+
+  void on_reply(std::size_t i, std::error_code ec, reply r) {
+    if (finished)
+      return;
+    answered[i] = true;
+    --pending;
+    auto& n = result.nodes[i];
+    const auto count = result.resources.size();
+    if (!ec && (r.kind != reply::type::array || r.elements.size() != keys.size()))
+      ec = make_error_code(errc::protocol_error);
+    if (ec) {
+      n.ec = ec;
+      if (r.kind == reply::type::error)
+        n.message = r.str;
+      report_node_error(*m, node_error{n.node, n.ec, n.message.empty() ? ec.message() : n.message});
+    } else {
+      n.values.assign(count, std::nullopt);
+      n.owners.assign(count, std::nullopt);
+      for (std::size_t k = 0; k < keys.size(); ++k) {
+        const auto& e = r.elements[k];
+        if (e.kind != reply::type::string)
+          continue;
+        if (k < count)
+          n.values[k] = e.str;
+        else
+          n.owners[owner_of[k - count]] = decode_owner(e.str);
+      }
+    }
+    if (pending == 0)
+      finish();
+  }
+
+  void on_timeout() {
+    if (finished)
+      return;
+    for (std::size_t i = 0; i < answered.size(); ++i) {
+      if (answered[i])
+        continue;
+      auto& n = result.nodes[i];
+      n.ec = make_error_code(errc::timeout);
+      report_node_error(*m,
+                        node_error{n.node, n.ec, "no force release reply within request_timeout"});
+    }
+    finish();
+  }
+
+  void finish() {
+    finished = true;
+    timer.cancel();
+    end_operation(*m);
+    auto d = std::move(done);
+    d(std::error_code{}, std::move(result));
+  }
+};
+
+}  // namespace
+
+void start_force_release(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                         force_completion done) {
+  auto ex = executor_of(*m);
+  const auto fail = [&ex](force_completion d, refusal r) {
+    asio::post(ex, [d = std::move(d), r = std::move(r)]() mutable {
+      force_release_result res;
+      res.detail = std::move(r.detail);
+      d(r.ec, std::move(res));
+    });
+  };
+  if (auto r = check_resources(resources)) {
+    fail(std::move(done), std::move(r));
+    return;
+  }
+  auto op = register_operation(*m, [&] {
+    auto o = std::make_shared<force_op>(m, asio::make_strand(ex));
+    const auto& nodes = nodes_of(*m);
+    const auto& prefix = settings_of(*m).key_prefix;
+    for (const auto& r : resources)
+      o->keys.push_back(prefix + r);
+    for (std::size_t i = 0; i < resources.size(); ++i) {
+      // As inspection: a record that cannot share its key's Cluster slot is not touched.
+      auto record = owner_key(o->keys[i]);
+      if (cluster_key_slot(record) == cluster_key_slot(o->keys[i])) {
+        o->keys.push_back(std::move(record));
+        o->owner_of.push_back(i);
+      }
+    }
+    o->args.push_back(std::to_string(resources.size()));
+    o->result.resources = std::move(resources);
+    o->result.nodes.resize(nodes.size());
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+      o->result.nodes[i].node = nodes[i]->id();
+    o->answered.assign(nodes.size(), false);
+    o->pending = nodes.size();
+    return o;
+  });
+  if (!op) {
+    fail(std::move(done), refusal{make_error_code(errc::closed), {}});
+    return;
+  }
+  op->done = std::move(done);
+  when_admitted(
+      m, [op] { asio::post(op->strand, [op] { op->begin(); }); },
+      [op](const std::string& why) { op->refuse(why); });
+}
+
 }  // namespace detail
+
+force_release_result force_release(blocking_lock_manager& m,
+                                   const std::vector<std::string>& resources, std::error_code& ec) {
+  std::promise<std::pair<std::error_code, force_release_result>> p;
+  auto f = p.get_future();
+  detail::start_force_release(detail::impl_of(m.async()), resources,
+                              [&p](std::error_code e, force_release_result r) {
+                                p.set_value({e, std::move(r)});
+                              });
+  auto [e, r] = f.get();
+  ec = e;
+  return std::move(r);
+}
+
+force_release_result force_release(blocking_lock_manager& m,
+                                   const std::vector<std::string>& resources) {
+  std::error_code ec;
+  auto r = force_release(m, resources, ec);
+  if (ec)
+    throw lock_error(ec, "force_release");
+  return r;
+}
 
 inspection inspect(blocking_lock_manager& m, const std::vector<std::string>& resources,
                    std::error_code& ec) {

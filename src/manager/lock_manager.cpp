@@ -12,6 +12,7 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -27,10 +28,12 @@
 
 #include "internal/admission.hpp"
 #include "internal/core.hpp"
+#include "internal/health.hpp"
 #include "internal/random.hpp"
 #include "internal/scripts.hpp"
 #include "redlock/error.hpp"
 #include "redlock/lock_manager.hpp"
+#include "redlock/observer.hpp"
 
 namespace redlock::detail {
 
@@ -51,7 +54,10 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
         backlog_(nodes_.size()),
         lag_floor_(s.node_lag_limit.count() > 0 ? s.node_lag_limit : s.request_timeout / 2),
         gate_timer_(strand_),
-        quit_timer_(strand_) {
+        quit_timer_(strand_),
+        health_(nodes_.size()),
+        probing_(nodes_.size(), 0),
+        probe_timer_(strand_) {
     // Reports keep copies of the ids, owned here and shared, never the node's own string: a
     // report may outlive the node (and the io_context its timers belong to).
     ids_.reserve(nodes_.size());
@@ -125,6 +131,54 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
   std::shared_ptr<const std::function<void(const node_error&)>> hook_;
   std::atomic<bool> has_hook_{false};
 
+  // ---- node health: written on the strand only; health_mutex_ guards those writes and the
+  // reads of other threads (node_states()), so the strand reads without it ----
+  std::vector<core_ns::health_machine> health_;
+  mutable std::mutex health_mutex_;
+  std::shared_ptr<const std::function<void(const node_state_change&)>> state_hook_;  // hook_mutex_
+  std::atomic<bool> has_state_hook_{false};
+  std::vector<char> probing_;  // per node: a probe in flight (strand only)
+  asio::steady_timer probe_timer_;
+  bool probe_armed_ = false;
+
+  // Feeds node i's health with one request outcome (strand only); `sent`: when the request
+  // was sent (or refused).
+  void on_request_outcome(std::size_t i, const std::error_code& ec, std::string_view message,
+                          core_ns::time_point sent, core_ns::time_point now);
+  void arm_probe();
+  void on_probe_timer();
+  void on_probe_reply(std::size_t i, std::error_code ec, const reply& r, core_ns::time_point sent);
+  std::vector<node_health> node_states() const;
+
+  // ---- metrics (set_observer) ----
+  // The hot paths check this pointer once; every observer ever set stays alive in
+  // observers_ (hook_mutex_) for the manager's lifetime, so an operation that read the
+  // pointer may use it after a later set_observer.
+  std::atomic<observer*> observer_{nullptr};
+  std::vector<std::shared_ptr<observer>> observers_;
+  // Gauges, counted only while an observer is set (so that a manager without one does no
+  // bookkeeping): acquires in flight, and the locks acquired here by value.
+  std::atomic<std::size_t> waiting_{0};
+  struct held_lock {
+    core_ns::time_point granted;
+    core_ns::time_point deadline;
+  };
+  mutable std::mutex held_mutex_;
+  // Keyed by the hash of the value (random 128 bits): no copy of the string per lock. Two held
+  // values colliding in 64 bits is far too unlikely to matter for a gauge.
+  mutable std::unordered_map<std::size_t, held_lock> held_;
+  mutable std::size_t held_sweep_at_ = 64;
+  // held_mutex_ held: forgets locks whose validity has passed (they end by expiry).
+  void sweep_held(core_ns::time_point now) const {
+    for (auto it = held_.begin(); it != held_.end();) {
+      if (it->second.deadline <= now)
+        it = held_.erase(it);
+      else
+        ++it;
+    }
+    held_sweep_at_ = std::max<std::size_t>(64, 2 * held_.size());
+  }
+
   std::mutex life_mutex_;
   std::size_t in_flight_ = 0;
   bool closing_ = false;
@@ -151,7 +205,8 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
     // waiting to retry (after the destructor, which does not wait) has no node to talk to.
     asio::post(strand_, [self = shared_from_this()] {
       self->quit_timer_.cancel();
-      self->open_gate();  // operations held for identities start, and fail with closed
+      self->probe_timer_.cancel();  // closing_flag_ is set: nothing re-arms it
+      self->open_gate();            // operations held for identities start, and fail with closed
       self->on_quit_deadline();
     });
     for (auto& w : waiters) {
@@ -278,7 +333,7 @@ class operation final : public std::enable_shared_from_this<operation> {
             std::uint64_t written = 0, std::uint64_t uncertain = 0, std::uint64_t token = 0)
       : m_(std::move(m)),
         machine_(cfg, &random_u64),
-        keys_(std::move(keys)),
+        resources_(std::move(keys)),
         args_{std::move(value), std::to_string(ttl.count())},
         ttl_(ttl),
         timer_(m_->strand_),
@@ -286,6 +341,19 @@ class operation final : public std::enable_shared_from_this<operation> {
         uncertain_(uncertain),
         per_node_(cfg.nodes),
         token_(token) {
+    // The keys are the resources in the manager's namespace (manager_options::key_prefix);
+    // handles keep the names the caller gave.
+    keys_.reserve(resources_.size());
+    for (const auto& r : resources_)
+      keys_.push_back(m_->settings_.key_prefix + r);
+    if (m_->settings_.owner && !cfg.fair && !cfg.fenced) {
+      // Owner metadata: the owner scripts take the lock keys, then their owner records.
+      owned_ = true;
+      owner_keys_.reserve(2 * keys_.size());
+      owner_keys_.insert(owner_keys_.end(), keys_.begin(), keys_.end());
+      for (const auto& k : keys_)
+        owner_keys_.push_back(owner_key(k));
+    }
     if (cfg.fenced) {
       // The fenced scripts take the lock keys, then their durable counters.
       fenced_keys_.reserve(2 * keys_.size());
@@ -321,10 +389,33 @@ class operation final : public std::enable_shared_from_this<operation> {
 
   const std::string& value() const noexcept { return args_[0]; }
 
-  // Extend and unlock: what the handle knows about the acquire's writes (lock_parts::fates).
+  // With an observer set (checked once, at admission): measure this operation.
+  void observe(observer* o, redlock::operation which) {
+    obs_ = o;
+    obs_op_ = which;
+    obs_start_ = core_ns::clock::now();
+    if (kind() == core_ns::op_kind::acquire) {
+      obs_waiting_ = true;
+      m_->waiting_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  // Extend and unlock: what the handle knows about the acquire's writes (lock_parts::fates),
+  // and its owner record (written again where an extend finds it missing).
   void inherit_fates(const lock& l) {
     inherited_fates_ = lock_access::fates(l);
     absolvable_ = lock_access::absolvable_nodes(l);
+    args_[2] = lock_access::owner_record(l);
+  }
+
+  // Acquire with owner metadata: who, with the call's label if it gave one. The record is
+  // written at each attempt with that attempt's wall-clock time (see send_round).
+  void set_owner(std::optional<std::string> label) {
+    if (!owned_)
+      return;
+    who_ = *m_->settings_.owner;
+    if (label)
+      who_.label = std::move(*label);
   }
 
   // On the strand, once the manager admits it.
@@ -473,6 +564,14 @@ class operation final : public std::enable_shared_from_this<operation> {
   }
 
   void send_round(core_ns::duration node_deadline) {
+    if (owned_ && kind() == core_ns::op_kind::acquire) {
+      // `since` is when the lock was taken: the attempt that wins is the one that counts (a
+      // record already there with our value keeps its time: see acquire_owner_script).
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+      args_[2] = encode_owner(value(), ms, who_);
+    }
     const auto& states = machine_.nodes();
     for (std::size_t i = 0; i < states.size(); ++i) {
       if (states[i].in_round)
@@ -491,10 +590,11 @@ class operation final : public std::enable_shared_from_this<operation> {
 
   // Answers node i without sending anything; posted, so the machine sees the same sequence of
   // events as with a real reply.
-  void answer_locally(std::size_t i, purpose p, std::error_code ec, reply r) {
+  void answer_locally(std::size_t i, purpose p, std::error_code ec, reply r,
+                      core_ns::time_point now) {
     asio::post(m_->strand_, [self = shared_from_this(), i, p, attempt = machine_.attempt_id(),
-                             round = release_round_, ec, r = std::move(r)] {
-      self->on_node_reply(i, p, attempt, round, ec, r, std::nullopt);
+                             round = release_round_, ec, r = std::move(r), now] {
+      self->on_node_reply(i, p, attempt, round, ec, r, std::nullopt, now);
     });
   }
 
@@ -519,10 +619,10 @@ class operation final : public std::enable_shared_from_this<operation> {
       reply absent;
       absent.kind = reply::type::integer;
       absent.integer = 0;
-      return answer_locally(i, p, {}, std::move(absent));
+      return answer_locally(i, p, {}, std::move(absent), now);
     }
     if (where == core_ns::route::answer_lagging)
-      return answer_locally(i, p, make_error_code(errc::node_lagging), reply{});
+      return answer_locally(i, p, make_error_code(errc::node_lagging), reply{}, now);
     if (core_ns::may_store(kind(), p)) {
       written_.mark(i);
       track.touched = now;
@@ -541,8 +641,27 @@ class operation final : public std::enable_shared_from_this<operation> {
                           : &script_for(core_ns::script_of(kind(), p), announce);
     std::span<const std::string> keys = fenced_script ? std::span<const std::string>(fenced_keys_)
                                                       : std::span<const std::string>(keys_);
-    std::span<const std::string> args =
-        p == purpose::confirm ? std::span<const std::string>(confirm_args_) : args_;
+    // Without owner metadata ARGV is value and ttl only: node-redlock's wire, exactly.
+    std::span<const std::string> args = p == purpose::confirm
+                                            ? std::span<const std::string>(confirm_args_)
+                                            : std::span<const std::string>(args_).first(2);
+    if (owned_ && !fenced_script) {
+      switch (core_ns::script_of(kind(), p)) {
+        case core_ns::op_kind::acquire:
+          s = &acquire_owner_script();
+          break;
+        case core_ns::op_kind::extend:
+          s = &extend_owner_script();
+          break;
+        case core_ns::op_kind::release:
+          s = announce ? &release_notify_owner_script() : &release_owner_script();
+          break;
+        case core_ns::op_kind::confirm:
+          break;
+      }
+      keys = owner_keys_;
+      args = args_;
+    }
     if (machine_.config().fair) {
       // Fair: acquires queue; releases leave the queues, except the release between two
       // attempts of a waiter that goes on waiting (its place is kept).
@@ -560,24 +679,37 @@ class operation final : public std::enable_shared_from_this<operation> {
       }
     }
     m_->nodes_[i]->async_eval(*s, keys, args,
-                              [self = shared_from_this(), i, p, attempt, round, ticket](
+                              [self = shared_from_this(), i, p, attempt, round, ticket, sent = now](
                                   std::error_code ec, reply r) mutable {
                                 auto& strand = self->m_->strand_;
                                 asio::post(strand, [self = std::move(self), i, p, attempt, round,
-                                                    ticket, ec, r = std::move(r)]() mutable {
-                                  self->on_node_reply(i, p, attempt, round, ec, r, ticket);
+                                                    ticket, sent, ec, r = std::move(r)]() mutable {
+                                  self->on_node_reply(i, p, attempt, round, ec, r, ticket, sent);
                                 });
                               });
   }
 
   void on_node_reply(std::size_t i, purpose p, std::uint32_t attempt, std::uint32_t round,
                      std::error_code ec, const reply& r,
-                     std::optional<core_ns::backlog::ticket> ticket) {
+                     std::optional<core_ns::backlog::ticket> ticket, core_ns::time_point sent) {
     --outstanding_;
     const auto now = core_ns::clock::now();
     // Only real answers from the server say how long it takes; connection failures do not.
     if (ticket)
       m_->backlog_[i].answered(*ticket, now, !ec || r.is_error());
+    // Requests sent, and those refused because the node lags, are news about the node; a
+    // local "absent" (nothing was ever written there) is not.
+    if (ticket || ec == errc::node_lagging) {
+      m_->on_request_outcome(i, ec, r.is_error() ? std::string_view(r.str) : "", sent, now);
+      if (auto* o = m_->observer_.load(std::memory_order_acquire)) {
+        try {
+          const auto rtt = ticket ? now - sent : core_ns::duration::zero();
+          o->node_request(node_request_event{i, m_->ids_[i].get(), ec, rtt});
+        } catch (...) {
+          // An observer must not throw; it must not tear down the operation either.
+        }
+      }
+    }
     auto& track = per_node_[i];
     std::error_code vote_ec;
     std::uint64_t counter = 0;
@@ -846,6 +978,10 @@ class operation final : public std::enable_shared_from_this<operation> {
         for (std::size_t i = 0; i < states.size(); ++i) {
           if (states[i].in_round && states[i].outcome == vote::pending) {
             hook(i, make_error_code(errc::timeout), {});
+            // Health too: a node without a deadline of its own (a custom node) may never
+            // complete the request.
+            m_->on_request_outcome(i, make_error_code(errc::timeout), "", machine_.attempt_start(),
+                                   now);
           }
         }
         run(machine_.resume(core_ns::event::attempt_timeout(now)));
@@ -893,11 +1029,60 @@ class operation final : public std::enable_shared_from_this<operation> {
     return rep;
   }
 
+  // The observer's view of this completion: the event, the gauges, a lock that ended.
+  void observe_completion(std::error_code ec, core_ns::time_point now) {
+    operation_event e;
+    e.op = obs_op_;
+    e.ec = ec;
+    e.attempts = machine_.attempts();
+    e.duration = now - obs_start_;
+    if (machine_.attempts() > 0)
+      e.last_attempt = now - machine_.attempt_start();
+    if (obs_waiting_) {
+      obs_waiting_ = false;
+      m_->waiting_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    std::optional<core_ns::duration> held;
+    bool lost = false;
+    {
+      std::lock_guard g(m_->held_mutex_);
+      auto& table = m_->held_;
+      const auto key = std::hash<std::string_view>{}(value());
+      if (kind() == core_ns::op_kind::acquire) {
+        if (!ec) {
+          if (table.size() >= m_->held_sweep_at_)
+            m_->sweep_held(now);
+          table.insert_or_assign(key, manager_impl::held_lock{now, machine_.deadline()});
+        }
+      } else if (auto it = table.find(key); it != table.end()) {
+        // Locks not acquired here (adopted) are not in the table: their grant is unknown.
+        if (kind() == core_ns::op_kind::extend && !ec) {
+          it->second.deadline = machine_.deadline();
+        } else if ((kind() == core_ns::op_kind::extend &&
+                    (ec == errc::lock_lost || ec == errc::lock_expired)) ||
+                   (kind() == core_ns::op_kind::release && (!ec || ec == errc::lock_expired))) {
+          held = now - it->second.granted;
+          lost = ec.operator bool();
+          table.erase(it);
+        }
+      }
+    }
+    try {
+      obs_->operation_done(e);
+      if (held)
+        obs_->lock_ended(*held, lost);
+    } catch (...) {
+      // An observer must not throw; it must not keep the operation from completing either.
+    }
+  }
+
   void complete(std::error_code ec) {
     completed_ = true;
     disarm();
     deregister_waiter();
     const auto now = core_ns::clock::now();
+    if (obs_)
+      observe_completion(ec, now);
     auto rep = make_report();
     if (kind() == core_ns::op_kind::release) {
       if (machine_.attempts() > 0)
@@ -923,9 +1108,12 @@ class operation final : public std::enable_shared_from_this<operation> {
       }
       lock_parts parts;
       parts.manager = m_;
-      parts.resources = keys_;
-      if (!ec)
+      parts.resources = resources_;
+      if (!ec) {
         parts.value = args_[0];
+        if (!args_[2].empty())
+          parts.owner = std::make_shared<const std::string>(args_[2]);
+      }
       parts.ttl = ttl_;
       parts.deadline = ec ? core_ns::time_point{} : machine_.deadline();
       parts.report = std::move(rep);
@@ -996,8 +1184,13 @@ class operation final : public std::enable_shared_from_this<operation> {
 
   std::shared_ptr<manager_impl> m_;
   core_ns::quorum_machine machine_;
-  std::vector<std::string> keys_;
-  std::array<std::string, 2> args_;  // ARGV[1] = value, ARGV[2] = ttl in ms
+  std::vector<std::string> resources_;  // as the caller named them (the handle's)
+  std::vector<std::string> keys_;       // key_prefix + resource
+  // ARGV[1] = value, ARGV[2] = ttl in ms; ARGV[3] = the owner record (owner scripts only).
+  std::array<std::string, 3> args_;
+  bool owned_ = false;                   // manager_options::owner: the owner scripts
+  owner_info who_;                       // acquire with owner: whom the records name
+  std::vector<std::string> owner_keys_;  // owned: keys_, then their owner record keys
   milliseconds ttl_;
   asio::steady_timer timer_;
   timer_use timer_use_ = timer_use::none;
@@ -1030,6 +1223,10 @@ class operation final : public std::enable_shared_from_this<operation> {
   std::array<std::string, 3> leave_args_;         // fair release leaving the queues
   std::uint64_t waiter_ = 0;                      // wake-up: registered as this waiter (0: not)
   std::vector<std::string> channels_;             // wake-up: the release channels of keys_
+  observer* obs_ = nullptr;                       // set: measured (see observe())
+  redlock::operation obs_op_ = redlock::operation::lock;
+  core_ns::time_point obs_start_{};
+  bool obs_waiting_ = false;  // counted in manager_impl::waiting_
 };
 
 namespace {
@@ -1120,7 +1317,9 @@ template <class Done>
 bool admit(const std::shared_ptr<manager_impl>& m, core_ns::op_config cfg,
            std::vector<std::string> keys, std::string value, milliseconds ttl,
            std::uint64_t written, std::uint64_t uncertain, Done& done,
-           asio::cancellation_slot slot = {}, std::uint64_t token = 0, const lock* from = nullptr) {
+           asio::cancellation_slot slot = {}, std::uint64_t token = 0, const lock* from = nullptr,
+           redlock::operation which = redlock::operation::lock,
+           std::optional<std::string> owner_label = std::nullopt) {
   auto op = register_operation(*m, [&] {
     return std::make_shared<operation>(m, cfg, std::move(keys), std::move(value), ttl, written,
                                        uncertain, token);
@@ -1129,6 +1328,16 @@ bool admit(const std::shared_ptr<manager_impl>& m, core_ns::op_config cfg,
     return false;
   if (from)
     op->inherit_fates(*from);
+  else
+    op->set_owner(std::move(owner_label));
+  // The one check of the metrics: a manager without an observer measures nothing.
+  if (auto* o = m->observer_.load(std::memory_order_acquire)) {
+    if (cfg.kind == core_ns::op_kind::extend)
+      which = redlock::operation::extend;
+    else if (cfg.kind == core_ns::op_kind::release)
+      which = redlock::operation::unlock;
+    op->observe(o, which);
+  }
   if constexpr (std::is_same_v<Done, lock_completion>) {
     op->lock_done_ = std::move(done);
   } else {
@@ -1303,6 +1512,131 @@ void manager_impl::on_quit_deadline() {
   }
 }
 
+void manager_impl::on_request_outcome(std::size_t i, const std::error_code& ec,
+                                      std::string_view message, core_ns::time_point sent,
+                                      core_ns::time_point now) {
+  const auto outcome = core_ns::classify(ec);
+  auto& h = health_[i];
+  // The common case (the node stays as it was) takes no lock: only this strand writes.
+  if (!h.may_change(outcome))
+    return;
+  std::optional<core_ns::health_machine::transition> t;
+  {
+    std::lock_guard g(health_mutex_);
+    // A connection failure has no server text: say what failed (made only at a transition).
+    t = h.on_outcome(outcome, ec, message.empty() && ec ? ec.message() : std::string(message), sent,
+                     now);
+  }
+  if (!t)
+    return;
+  node_state_change c;
+  c.index = i;
+  c.node = *ids_[i];
+  c.from = t->from;
+  c.to = t->to;
+  c.reason = h.reason();
+  c.message = h.message();
+  if (has_state_hook_.load(std::memory_order_acquire)) {
+    std::shared_ptr<const std::function<void(const node_state_change&)>> hk;
+    {
+      std::lock_guard lk(hook_mutex_);
+      hk = state_hook_;
+    }
+    if (hk && *hk) {
+      try {
+        (*hk)(c);
+      } catch (...) {
+        // The hook must not throw; an exception must not tear down an operation either.
+      }
+    }
+  }
+  if (auto* o = observer_.load(std::memory_order_acquire)) {
+    try {
+      o->node_state_changed(c);
+    } catch (...) {
+      // As above.
+    }
+  }
+  if (h.wants_probe())
+    arm_probe();
+}
+
+// On the strand: one timer serves every node that is down or lagging.
+void manager_impl::arm_probe() {
+  if (probe_armed_ || settings_.health_probe_interval.count() == 0 ||
+      closing_flag_.load(std::memory_order_acquire))
+    return;
+  probe_armed_ = true;
+  probe_timer_.expires_after(settings_.health_probe_interval);
+  probe_timer_.async_wait([w = weak_from_this()](std::error_code ec) {
+    auto self = w.lock();
+    if (!self)
+      return;
+    self->probe_armed_ = false;
+    if (!ec)
+      self->on_probe_timer();
+  });
+}
+
+void manager_impl::on_probe_timer() {
+  if (closing_flag_.load(std::memory_order_acquire))
+    return;
+  bool any = false;
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    if (!health_[i].wants_probe())
+      continue;
+    any = true;
+    if (probing_[i] != 0)
+      continue;  // one probe per node at a time: a silent node is not piled up
+    probing_[i] = 1;
+    const auto sent = core_ns::clock::now();
+    // Weak: a probe still in flight must not keep the manager (or its io_context) alive, and
+    // the node's thread must never hold the last reference.
+    nodes_[i]->async_eval(
+        probe_script(), {}, {},
+        [w = weak_from_this(), i, sent](std::error_code ec, reply r) mutable {
+          auto self = w.lock();
+          if (!self)
+            return;
+          auto& strand = self->strand_;
+          asio::post(strand, [self = std::move(self), i, sent, ec, r = std::move(r)]() mutable {
+            self->on_probe_reply(i, ec, r, sent);
+          });
+        });
+  }
+  if (any)
+    arm_probe();
+}
+
+void manager_impl::on_probe_reply(std::size_t i, std::error_code ec, const reply& r,
+                                  core_ns::time_point sent) {
+  probing_[i] = 0;
+  const auto now = core_ns::clock::now();
+  on_request_outcome(i, ec, r.is_error() ? std::string_view(r.str) : "", sent, now);
+  if (auto* o = observer_.load(std::memory_order_acquire)) {
+    try {
+      o->node_request(node_request_event{i, ids_[i].get(), ec, now - sent});
+    } catch (...) {
+      // An observer must not throw.
+    }
+  }
+}
+
+std::vector<node_health> manager_impl::node_states() const {
+  std::vector<node_health> v(nodes_.size());
+  std::lock_guard g(health_mutex_);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const auto& h = health_[i];
+    v[i].index = i;
+    v[i].node = *ids_[i];
+    v[i].state = h.state();
+    v[i].reason = h.reason();
+    v[i].message = h.message();
+    v[i].since = h.since();
+  }
+  return v;
+}
+
 std::shared_ptr<manager_impl> make_manager(asio::any_io_executor ex,
                                            std::vector<std::shared_ptr<node>> nodes,
                                            manager_options s) {
@@ -1337,6 +1671,17 @@ std::shared_ptr<manager_impl> make_manager(asio::any_io_executor ex,
     invalid("quit_timeout must not be negative");
   if (s.fair_entry_timeout.count() <= 0)
     invalid("fair_entry_timeout must be positive");
+  if (s.health_probe_interval.count() < 0)
+    invalid("health_probe_interval must not be negative (0 turns the probe off)");
+  if (s.key_prefix.find_first_of("{}") != std::string::npos)
+    invalid(
+        "key_prefix must not contain '{' or '}' (a hash tag in the prefix would put every "
+        "lock in one Cluster slot)");
+  // Per call, call_options may turn fencing or fair mode on: such a call is refused then.
+  if (s.owner && s.fencing)
+    invalid("owner metadata (manager_options::owner) cannot be combined with fencing");
+  if (s.owner && s.fair)
+    invalid("owner metadata (manager_options::owner) cannot be combined with fair mode");
   auto m = std::make_shared<manager_impl>(std::move(ex), std::move(nodes), s);
   m->open_notifiers();  // needs weak_from_this: not in the constructor
   return m;
@@ -1347,9 +1692,11 @@ void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
   start_lock(m, std::move(resources), ttl, opts, asio::cancellation_slot(), std::move(done));
 }
 
-void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
-                milliseconds ttl, call_options opts, asio::cancellation_slot slot,
-                lock_completion done) {
+namespace {
+// lock and try_lock (`which` says which, for the observer).
+void start_acquire(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                   milliseconds ttl, call_options opts, asio::cancellation_slot slot,
+                   lock_completion done, redlock::operation which) {
   refusal r = check_resources(resources);
   if (!r)
     r = check_ttl_and_options(m->settings_, ttl, opts);
@@ -1361,21 +1708,38 @@ void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string>
                            "fair and fencing cannot be combined (fair mode has no fencing "
                            "tokens yet)");
   }
-  if (!admit(m, cfg, std::move(resources), make_lock_value(), ttl, 0, 0, done, slot))
+  if (m->settings_.owner && (cfg.fair || cfg.fenced)) {
+    return post_lock_error(m, errc::invalid_argument, std::move(done),
+                           std::string("owner metadata (manager_options::owner) cannot be "
+                                       "combined with ") +
+                               (cfg.fair ? "fair mode" : "fencing"));
+  }
+  if (!admit(m, cfg, std::move(resources), make_lock_value(), ttl, 0, 0, done, slot, 0, nullptr,
+             which, opts.owner_label))
     post_lock_error(m, errc::closed, std::move(done));
+}
+}  // namespace
+
+void start_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                milliseconds ttl, call_options opts, asio::cancellation_slot slot,
+                lock_completion done) {
+  start_acquire(m, std::move(resources), ttl, opts, slot, std::move(done),
+                redlock::operation::lock);
 }
 
 void start_try_lock(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
                     milliseconds ttl, lock_completion done) {
   call_options once;
   once.retry_count = 0;
-  start_lock(m, std::move(resources), ttl, once,
-             [d = std::move(done)](std::error_code ec, lock l) mutable {
-               // Someone else holding it is the answer to the question, not a failure.
-               if (ec == errc::resource_locked)
-                 ec = {};
-               d(ec, std::move(l));
-             });
+  start_acquire(
+      m, std::move(resources), ttl, once, asio::cancellation_slot(),
+      [d = std::move(done)](std::error_code ec, lock l) mutable {
+        // Someone else holding it is the answer to the question, not a failure.
+        if (ec == errc::resource_locked)
+          ec = {};
+        d(ec, std::move(l));
+      },
+      redlock::operation::try_lock);
 }
 
 void start_extend(const std::shared_ptr<manager_impl>& m, const lock& l, milliseconds ttl,
@@ -1560,6 +1924,37 @@ std::size_t lock_manager::quorum() const noexcept {
 }
 const manager_options& lock_manager::options() const noexcept {
   return impl_->settings_;
+}
+
+void lock_manager::on_node_state(std::function<void(const node_state_change&)> hook) {
+  auto h = std::make_shared<const std::function<void(const node_state_change&)>>(std::move(hook));
+  std::lock_guard lk(impl_->hook_mutex_);
+  impl_->has_state_hook_.store(static_cast<bool>(*h), std::memory_order_release);
+  impl_->state_hook_ = std::move(h);
+}
+
+std::vector<node_health> lock_manager::node_states() const {
+  return impl_->node_states();
+}
+
+manager_stats lock_manager::stats() const {
+  auto& m = *impl_;
+  manager_stats st;
+  {
+    std::lock_guard g(m.held_mutex_);
+    m.sweep_held(std::chrono::steady_clock::now());
+    st.locks_held = m.held_.size();
+  }
+  st.operations_waiting = m.waiting_.load(std::memory_order_relaxed);
+  st.nodes = m.node_states();
+  return st;
+}
+
+void lock_manager::set_observer(std::shared_ptr<observer> o) {
+  std::lock_guard lk(impl_->hook_mutex_);
+  impl_->observer_.store(o.get(), std::memory_order_release);
+  if (o)
+    impl_->observers_.push_back(std::move(o));
 }
 
 void lock_manager::on_node_error(std::function<void(const node_error&)> hook) {

@@ -62,6 +62,12 @@ return #KEYS
 
 // Release: deletes each key that holds our value; returns how many were deleted.
 // node-redlock's, used when wake-up is off (manager_options::wakeup).
+// The cheapest request a node can run: touches no key, so it is valid on every deployment.
+const script& probe_script() {
+  static const script s("return 1");
+  return s;
+}
+
 const script& release_script() {
   static const script s(R"lua(
 local n = 0
@@ -143,6 +149,150 @@ for _, key in ipairs(KEYS) do
   end
 end
 return n
+)lua"));
+  return s;
+}
+
+// Owner metadata (manager_options::owner). KEYS = the n lock keys, then their n owner keys
+// (owner_key: in the lock key's slot); ARGV = value, ttl, the owner record (encode_owner:
+// it starts with value .. "\n"). The lock keys are handled exactly as by the plain scripts and
+// the answers are the same (n counts lock keys only), so node-redlock clients on the same keys
+// still exclude. Every owner-key command goes through pcall and its result decides nothing:
+// the record is information, and a key of another type there (or any failure on it) must not
+// change an outcome.
+namespace {
+
+// owner_is_ours(o, v): the owner key holds the record of lock value v.
+constexpr std::string_view owner_lua = R"lua(
+local function owner_is_ours(o, v)
+  local r = redis.pcall("GET", o)
+  return type(r) == "string" and string.sub(r, 1, #v + 1) == v .. "\n"
+end
+)lua";
+
+}  // namespace
+
+// Acquire with owner: as acquire_script(); a grant also writes each owner record with the
+// same PX, except where the record of our value is already there (a re-sync, or a retry that
+// met its own leftovers): that one keeps its `since` and only gets the new PX.
+const script& acquire_owner_script() {
+  static const script s(std::string(owner_lua) + R"lua(
+local n = #KEYS / 2
+local wait
+for i = 1, n do
+  local v = redis.call("GET", KEYS[i])
+  if v and v ~= ARGV[1] then
+    local t = redis.call("PTTL", KEYS[i])
+    if t < 0 then return 0 end
+    if not wait or t > wait then wait = t end
+  end
+end
+if wait then return -1 - wait end
+for i = 1, n do
+  redis.call("SET", KEYS[i], ARGV[1], "PX", ARGV[2])
+  if owner_is_ours(KEYS[n + i], ARGV[1]) then
+    redis.pcall("PEXPIRE", KEYS[n + i], ARGV[2])
+  elseif ARGV[3] and ARGV[3] ~= "" then
+    redis.pcall("SET", KEYS[n + i], ARGV[3], "PX", ARGV[2])
+  end
+end
+return n
+)lua");
+  return s;
+}
+
+// Extend with owner: as extend_script(); a success also gives each owner record of ours the
+// new PX, and writes ARGV[3] where the record is missing or not ours (the lock is ours, so
+// ours is the true record). ARGV[3] empty (a handle that does not know its record, e.g.
+// adopted): records are only prolonged.
+const script& extend_owner_script() {
+  static const script s(std::string(owner_lua) + R"lua(
+local n = #KEYS / 2
+local missing = false
+for i = 1, n do
+  local v = redis.call("GET", KEYS[i])
+  if not v then
+    missing = true
+  elseif v ~= ARGV[1] then
+    return 0
+  end
+end
+if missing then return -1 end
+for i = 1, n do
+  redis.call("PEXPIRE", KEYS[i], ARGV[2])
+  if owner_is_ours(KEYS[n + i], ARGV[1]) then
+    redis.pcall("PEXPIRE", KEYS[n + i], ARGV[2])
+  elseif ARGV[3] and ARGV[3] ~= "" then
+    redis.pcall("SET", KEYS[n + i], ARGV[3], "PX", ARGV[2])
+  end
+end
+return n
+)lua");
+  return s;
+}
+
+namespace {
+
+constexpr std::string_view release_owner_body = R"lua(
+local n = #KEYS / 2
+local deleted = 0
+for i = 1, n do
+  if redis.call("GET", KEYS[i]) == ARGV[1] then
+    redis.call("DEL", KEYS[i])
+    deleted = deleted + 1
+    ANNOUNCE
+  end
+  if owner_is_ours(KEYS[n + i], ARGV[1]) then redis.pcall("DEL", KEYS[n + i]) end
+end
+return deleted
+)lua";
+
+std::string release_owner_text(bool announces) {
+  std::string body(release_owner_body);
+  const std::string_view mark = "ANNOUNCE";
+  body.replace(body.find(mark), mark.size(),
+               announces ? "announce(KEYS[i], redis.sha1hex(ARGV[1]))" : "");
+  std::string text;
+  if (announces)
+    text.append(announce_lua);
+  text.append(owner_lua);
+  text.append(body);
+  return text;
+}
+
+}  // namespace
+
+// Release with owner: as release_script(); also deletes each owner record of our value
+// (also where the lock key is already gone: the record would only outlive it otherwise).
+const script& release_owner_script() {
+  static const script s(release_owner_text(false));
+  return s;
+}
+
+// As release_owner_script(), announcing like release_notify_script().
+const script& release_notify_owner_script() {
+  static const script s(release_owner_text(true));
+  return s;
+}
+
+// Force release (async_force_release): KEYS = the n lock keys, then owner keys; ARGV[1] = n.
+// Deletes every lock key that holds a string (whatever value: a key of another type is no
+// lock and stays) and announces its release as an unlock does; deletes every owner key that
+// holds a string. Returns, for each KEY in order, the string it held or nil.
+const script& force_release_script() {
+  static const script s(with_announce(R"lua(
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS do
+  local v = redis.pcall("GET", KEYS[i])
+  if type(v) ~= "string" then v = false end
+  if v then
+    redis.call("DEL", KEYS[i])
+    if i <= n then announce(KEYS[i], redis.sha1hex(v)) end
+  end
+  out[i] = v
+end
+return out
 )lua"));
   return s;
 }
@@ -352,6 +502,10 @@ std::string fair_queue_key(std::string_view resource) {
 
 std::string fair_lease_key(std::string_view resource) {
   return in_slot_of(resource, ":redlock-lease");
+}
+
+std::string owner_key(std::string_view key) {
+  return in_slot_of(key, ":redlock-owner");
 }
 
 }  // namespace redlock::detail

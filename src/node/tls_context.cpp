@@ -60,7 +60,15 @@ std::optional<asio::ssl::context> make_tls_context(const tls_options& t,
       return fail("cannot load client certificate " + t.cert_file, ec);
   }
   if (!ec && !t.key_file.empty()) {
-    ctx.use_private_key_file(t.key_file, asio::ssl::context::pem, ec);
+    // Always a callback: without one OpenSSL asks for an encrypted key's passphrase on the
+    // terminal, which would block a node's connect. An empty answer fails the load instead.
+    ctx.set_password_callback(
+        [passphrase = t.key_passphrase](std::size_t, asio::ssl::context::password_purpose) {
+          return passphrase;
+        },
+        ec);
+    if (!ec)
+      ctx.use_private_key_file(t.key_file, asio::ssl::context::pem, ec);
     if (ec)
       return fail("cannot load client key " + t.key_file, ec);
   }

@@ -62,19 +62,25 @@ step step::silence() {
 
 namespace {
 
-constexpr script_kind all_kinds[] = {script_kind::acquire,     script_kind::extend,
-                                     script_kind::release,     script_kind::fenced_acquire,
-                                     script_kind::confirm,     script_kind::other,
-                                     script_kind::fair_acquire};
+constexpr script_kind all_kinds[] = {script_kind::acquire,      script_kind::extend,
+                                     script_kind::release,      script_kind::fenced_acquire,
+                                     script_kind::confirm,      script_kind::other,
+                                     script_kind::fair_acquire, script_kind::force_release};
 
 script_kind kind_of(const script& s) {
   // By SHA1, as a server's script cache would: the manager sends these exact scripts.
-  if (s.sha1() == detail::acquire_script().sha1())
+  if (s.sha1() == detail::acquire_script().sha1() ||
+      s.sha1() == detail::acquire_owner_script().sha1())
     return script_kind::acquire;
-  if (s.sha1() == detail::extend_script().sha1())
+  if (s.sha1() == detail::extend_script().sha1() ||
+      s.sha1() == detail::extend_owner_script().sha1())
     return script_kind::extend;
+  if (s.sha1() == detail::force_release_script().sha1())
+    return script_kind::force_release;
   if (s.sha1() == detail::release_script().sha1() ||
       s.sha1() == detail::release_notify_script().sha1() ||
+      s.sha1() == detail::release_owner_script().sha1() ||
+      s.sha1() == detail::release_notify_owner_script().sha1() ||
       s.sha1() == detail::fair_release_script().sha1())
     return script_kind::release;
   if (s.sha1() == detail::fair_acquire_script().sha1())
@@ -237,6 +243,10 @@ redlock::reply fake_server::run_store(const call& c, announcements_t& announced)
   }
   if (c.fair)
     return run_fair(c, announced);
+  if (c.owner)
+    return run_owner(c, announced);
+  if (c.kind == script_kind::force_release)
+    return run_force(c, announced);
   const auto& value = c.args[0];
   const auto n = static_cast<long long>(c.keys.size());
   const auto ttl = ttl_arg(c);
@@ -338,7 +348,116 @@ redlock::reply fake_server::run_store(const call& c, announcements_t& announced)
     }
     case script_kind::other:
     case script_kind::fair_acquire:
+    case script_kind::force_release:
       break;
+  }
+  return r;
+}
+
+// The semantics of the owner scripts (acquire_owner_script() and the others in
+// src/manager/scripts.cpp): KEYS = n lock keys, then their n owner record keys; ARGV = value,
+// ttl, record. The lock keys behave exactly as with the plain scripts.
+redlock::reply fake_server::run_owner(const call& c, announcements_t& announced) {
+  redlock::reply r;
+  r.kind = redlock::reply::type::integer;
+  const std::size_t n = c.keys.size() / 2;
+  const auto& value = c.args[0];
+  const auto ttl = ttl_arg(c);
+  const auto now = clock_->now();
+  const std::string record = c.args.size() > 2 ? c.args[2] : std::string();
+  const auto ours = [&](const std::string& key) {
+    auto it = keys_.find(key);
+    return it != keys_.end() && it->second.value.rfind(value + "\n", 0) == 0;
+  };
+  // A grant or an extension: our record gets the new TTL; where it is missing or not ours,
+  // the record (if the call has one) is written.
+  const auto write_records = [&] {
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& o = c.keys[n + i];
+      if (ours(o))
+        keys_[o].expires_at = ttl ? std::optional(now + *ttl) : std::nullopt;
+      else if (!record.empty())
+        keys_[o] = entry{record, ttl ? std::optional(now + *ttl) : std::nullopt};
+    }
+  };
+  switch (c.kind) {
+    case script_kind::acquire: {
+      std::optional<std::int64_t> wait;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (auto it = keys_.find(c.keys[i]); it != keys_.end() && it->second.value != value) {
+          if (!it->second.expires_at)
+            return r;
+          wait = std::max<std::int64_t>(wait.value_or(0), (*it->second.expires_at - now).count());
+        }
+      }
+      if (wait) {
+        r.integer = -1 - *wait;
+        return r;
+      }
+      for (std::size_t i = 0; i < n; ++i)
+        keys_[c.keys[i]] = entry{value, ttl ? std::optional(now + *ttl) : std::nullopt};
+      write_records();
+      r.integer = static_cast<long long>(n);
+      return r;
+    }
+    case script_kind::extend: {
+      bool missing = false;
+      for (std::size_t i = 0; i < n; ++i) {
+        auto it = keys_.find(c.keys[i]);
+        if (it == keys_.end())
+          missing = true;
+        else if (it->second.value != value)
+          return r;
+      }
+      if (missing) {
+        r.integer = -1;
+        return r;
+      }
+      for (std::size_t i = 0; i < n; ++i)
+        keys_[c.keys[i]].expires_at = ttl ? std::optional(now + *ttl) : std::nullopt;
+      write_records();
+      r.integer = static_cast<long long>(n);
+      return r;
+    }
+    case script_kind::release:
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto& k = c.keys[i];
+        if (auto it = keys_.find(k); it != keys_.end() && it->second.value == value) {
+          keys_.erase(it);
+          ++r.integer;
+          if (c.announces)
+            announced.emplace_back(detail::release_channel(k), script(value).sha1());
+        }
+        if (ours(c.keys[n + i]))
+          keys_.erase(c.keys[n + i]);
+      }
+      return r;
+    default:
+      break;
+  }
+  r.kind = redlock::reply::type::error;
+  r.str = "ERR not an owner script";
+  return r;
+}
+
+// The semantics of force_release_script(): every key is deleted, its value returned (nil
+// when absent); the first ARGV[1] keys are lock keys, whose releases are announced.
+redlock::reply fake_server::run_force(const call& c, announcements_t& announced) {
+  redlock::reply r;
+  r.kind = redlock::reply::type::array;
+  std::size_t locks = 0;
+  std::from_chars(c.args[0].data(), c.args[0].data() + c.args[0].size(), locks);
+  for (std::size_t i = 0; i < c.keys.size(); ++i) {
+    redlock::reply e;
+    e.kind = redlock::reply::type::nil;
+    if (auto it = keys_.find(c.keys[i]); it != keys_.end()) {
+      e.kind = redlock::reply::type::string;
+      e.str = it->second.value;
+      if (i < locks)
+        announced.emplace_back(detail::release_channel(c.keys[i]), script(e.str).sha1());
+      keys_.erase(it);
+    }
+    r.elements.push_back(std::move(e));
   }
   return r;
 }
@@ -580,7 +699,12 @@ void fake_node::async_eval(const script& s, std::span<const std::string> keys,
   c.kind = kind_of(s);
   c.fair = s.sha1() == detail::fair_acquire_script().sha1() ||
            s.sha1() == detail::fair_release_script().sha1();
-  c.announces = c.fair || s.sha1() == detail::release_notify_script().sha1();
+  c.owner = s.sha1() == detail::acquire_owner_script().sha1() ||
+            s.sha1() == detail::extend_owner_script().sha1() ||
+            s.sha1() == detail::release_owner_script().sha1() ||
+            s.sha1() == detail::release_notify_owner_script().sha1();
+  c.announces = c.fair || s.sha1() == detail::release_notify_script().sha1() ||
+                s.sha1() == detail::release_notify_owner_script().sha1();
   c.keys.assign(keys.begin(), keys.end());
   c.args.assign(args.begin(), args.end());
 

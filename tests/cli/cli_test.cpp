@@ -24,6 +24,8 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr int exit_usage = 2;
+constexpr int exit_status_free = 3;
+constexpr int exit_status_indeterminate = 4;
 constexpr int exit_unavailable = 69;
 constexpr int exit_not_acquired = 75;
 constexpr int exit_lost = 76;
@@ -840,7 +842,7 @@ TEST_F(cli, StatusJsonStaysValidForBinaryValuesAndDownServers) {
 
 TEST_F(cli, StatusTextShowsVerdictAndEveryServer) {
   auto s = run_to_end(redlock({"status", resource_}));
-  ASSERT_EQ(s.code, 0) << s.err;
+  ASSERT_EQ(s.code, exit_status_free) << s.err;
   EXPECT_NE(s.out.find("free"), std::string::npos) << s.out;
   for (auto& srv : servers_)
     EXPECT_NE(s.out.find(":" + std::to_string(srv->port())), std::string::npos) << s.out;
@@ -874,7 +876,7 @@ TEST_F(cli, StatusShowsEachServersFencingCounter) {
   // A resource never locked with fencing has no counter; a down server shows null.
   servers_[0]->kill9();
   auto plain = run_to_end(redlock({"status", "--json", resource_ + ":plain"}));
-  EXPECT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(plain.code, exit_status_free) << plain.err;
   EXPECT_EQ(check_json(plain.out,
                        "assert [n['fencing_counter'] for n in d['nodes']] == "
                        "[None, None, None], d\n"
@@ -951,7 +953,7 @@ TEST_F(cli, BracketedResourceNamesReachTheServersVerbatim) {
     auto r = run_to_end(redlock({"release", key, "--value", value}));
     EXPECT_EQ(r.code, 0) << r.err;
     auto st = run_to_end(redlock({"status", "--json", name}));
-    EXPECT_EQ(st.code, 0) << st.err;
+    EXPECT_EQ(st.code, 0) << "held by the bare acquire" << st.err;
     EXPECT_NE(st.out.find("\"" + name + "\""), std::string::npos) << st.out;
   }
 }
@@ -1090,6 +1092,393 @@ TEST_F(cli, HelpListsTheExitCodes) {
   for (const char* code : {"69", "75", "76", "126", "128+N", "REDLOCK_SERVERS", "REDLOCK_FENCING",
                            "REDLOCK_LOCK_VALUE", "REDLOCK_FENCING_TOKEN"})
     EXPECT_NE(r.out.find(code), std::string::npos) << code << "\n" << r.out;
+}
+
+// --- issue 14: server lists, compound durations, passwords, status codes, JSON ----------
+
+TEST_F(cli, ServerOptionTakesACommaListAndStaysRepeatable) {
+  auto a = run_to_end({REDLOCK_CLI_PATH, "acquire", "--server",
+                       servers_[0]->url() + ", " + servers_[1]->url() + ",", "--server",
+                       servers_[2]->url(), resource_});
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(holders_of(resource_, a.out.substr(0, 32)), 3) << "not all three servers were used";
+  auto s = run_to_end({REDLOCK_CLI_PATH, "status", "--server",
+                       servers_[0]->url() + "," + servers_[1]->url() + "," + servers_[2]->url(),
+                       resource_});
+  EXPECT_EQ(s.code, 0) << s.err;
+  EXPECT_NE(s.out.find("on 3 of 3 servers"), std::string::npos) << s.out;
+}
+
+TEST_F(cli, CommasInsideSentinelAndClusterUrlsDoNotSplitThem) {
+  // Two URLs of one Cluster deployment, members listed in a different order: refused as the
+  // same deployment, which needs each kept whole (split at its commas, "127.0.0.1:7001"
+  // would be a URL without a scheme).
+  const std::string a = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001";
+  const std::string b = "redis+cluster://127.0.0.1:7001,127.0.0.1:7000";
+  const std::string sentinel = "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster";
+  auto r = run_to_end({REDLOCK_CLI_PATH, "status", "--server", a + "," + sentinel + "," + b, "x"});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("listed twice: " + b), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("invalid URL"), std::string::npos) << r.err;
+  process_options o;
+  o.env.push_back("REDLOCK_SERVERS=" + sentinel + ", " + a + "," + b);
+  r = run_to_end({REDLOCK_CLI_PATH, "status", "x"}, o);
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("listed twice: " + b), std::string::npos) << r.err;
+  // A member that is not host[:port] stays in its URL, which reports it.
+  r = run_to_end(
+      {REDLOCK_CLI_PATH, "status", "--server", "redis+cluster://127.0.0.1:7000,:x", "x"});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("server #1"), std::string::npos) << r.err;
+}
+
+TEST_F(cli, CompoundDurationsAreAcceptedAndGarbageNamesTheOption) {
+  auto a = run_to_end(redlock({"acquire", "--ttl", "1m30s", resource_}));
+  ASSERT_EQ(a.code, 0) << a.err;
+  for (auto& s : servers_) {
+    const auto pttl = s->command({"PTTL", resource_}).integer;
+    EXPECT_GT(pttl, 85'000);
+    EXPECT_LE(pttl, 90'000);
+  }
+  for (const std::string bad : {"30s1m", "1m1m", "1m30", "1.5m30s", "1h1x"}) {
+    auto r = run_to_end(redlock({"acquire", "--wait", bad, resource_ + ":2"}));
+    EXPECT_EQ(r.code, exit_usage) << bad << ": " << r.err;
+    EXPECT_NE(r.err.find("--wait: duration '" + bad + "'"), std::string::npos) << r.err;
+  }
+}
+
+/// A password-protected redis-server and a URL to it without the password.
+struct guarded_server {
+  guarded_server() : server(options()) {}
+  static redis_server_options options() {
+    redis_server_options o;
+    o.requirepass = "pw-from-elsewhere-123";
+    return o;
+  }
+  std::string bare_url() const { return "redis://127.0.0.1:" + std::to_string(server.port()); }
+  redis_server server;
+};
+
+std::filesystem::path write_password_file(const std::string& name, const std::string& content,
+                                          std::filesystem::perms perms) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("redlock-cli-pw-" + std::to_string(::getpid()) + "-" + name);
+  std::ofstream(path) << content;
+  std::filesystem::permissions(path, perms);
+  return path;
+}
+
+TEST_F(cli, PasswordComesFromTheEnvironmentOrAFileForUrlsWithoutOne) {
+  guarded_server g;
+  const std::string pw = guarded_server::options().requirepass;
+  auto none = run_to_end(
+      {REDLOCK_CLI_PATH, "acquire", "--no-wait", "--server", g.bare_url(), resource_ + ":none"});
+  EXPECT_EQ(none.code, exit_unavailable) << none.err;
+
+  process_options env;
+  env.env.push_back("REDLOCK_PASSWORD=" + pw);
+  auto a = run_to_end({REDLOCK_CLI_PATH, "acquire", "--no-wait", "-v", "--json", "--server",
+                       g.bare_url(), resource_ + ":env"},
+                      env);
+  EXPECT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(a.out.find(pw), std::string::npos) << a.out;
+  EXPECT_EQ(a.err.find(pw), std::string::npos) << a.err;
+
+  const auto file = write_password_file("ok", pw + "\n", std::filesystem::perms::owner_read);
+  auto f = run_to_end({REDLOCK_CLI_PATH, "acquire", "--no-wait", "--password-file", file.string(),
+                       "--server", g.bare_url(), resource_ + ":file"});
+  EXPECT_EQ(f.code, 0) << f.err;
+  EXPECT_EQ(f.err.find("warning"), std::string::npos) << f.err;
+
+  // A URL's own password wins over both.
+  process_options wrong;
+  wrong.env.push_back("REDLOCK_PASSWORD=not-the-password");
+  auto own = run_to_end(
+      {REDLOCK_CLI_PATH, "acquire", "--no-wait", "--server", g.server.url(), resource_ + ":own"},
+      wrong);
+  EXPECT_EQ(own.code, 0) << own.err;
+  auto bad = run_to_end(
+      {REDLOCK_CLI_PATH, "acquire", "--no-wait", "--server", g.bare_url(), resource_ + ":wrong"},
+      wrong);
+  EXPECT_EQ(bad.code, exit_unavailable) << bad.err;
+  EXPECT_EQ(bad.err.find("not-the-password"), std::string::npos) << bad.err;
+  std::filesystem::remove(file);
+}
+
+TEST_F(cli, PasswordFileThatOthersCanReadWarnsAndAMissingOrEmptyOneIsAUsageError) {
+  guarded_server g;
+  const std::string pw = guarded_server::options().requirepass;
+  using std::filesystem::perms;
+  const auto open = write_password_file("open", pw + "\r\n",
+                                        perms::owner_read | perms::group_read | perms::others_read);
+  auto r = run_to_end({REDLOCK_CLI_PATH, "acquire", "--no-wait", "--password-file", open.string(),
+                       "--server", g.bare_url(), resource_});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("can be read by other users (mode 444)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(pw), std::string::npos) << r.err;
+
+  const auto empty = write_password_file("empty", "\n" + pw, perms::owner_read);
+  r = run_to_end({REDLOCK_CLI_PATH, "acquire", "--password-file", empty.string(), "--server",
+                  g.bare_url(), resource_});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("--password-file '" + empty.string() + "': the first line is empty"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find(pw), std::string::npos) << r.err;
+  r = run_to_end({REDLOCK_CLI_PATH, "acquire", "--password-file", "/nonexistent/redlock-pw",
+                  "--server", g.bare_url(), resource_});
+  EXPECT_EQ(r.code, exit_usage) << r.err;
+  EXPECT_NE(r.err.find("--password-file '/nonexistent/redlock-pw': No such file"),
+            std::string::npos)
+      << r.err;
+  std::filesystem::remove(open);
+  std::filesystem::remove(empty);
+}
+
+std::string read_proc(pid_t pid, const char* what) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + what, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_F(cli, RunShowsThePasswordNeitherInItsProcessNorInTheCommands) {
+  guarded_server g;
+  const std::string pw = guarded_server::options().requirepass;
+  const auto file = write_password_file("run", pw + "\n", std::filesystem::perms::owner_read);
+  struct way {
+    std::string name;
+    std::vector<std::string> flags;
+    std::string env;
+  };
+  for (const way& w : {way{"file", {"--password-file", file.string()}, ""},
+                       way{"environment", {}, "REDLOCK_PASSWORD=" + pw}}) {
+    SCOPED_TRACE(w.name);
+    const auto marker = marker_path();
+    std::filesystem::remove(marker);
+    std::vector<std::string> argv{REDLOCK_CLI_PATH, "run", "--server", g.bare_url()};
+    argv.insert(argv.end(), w.flags.begin(), w.flags.end());
+    argv.insert(argv.end(), {resource_, "--", "sh", "-c",
+                             "echo pid=$$; i=0; while [ ! -e '" + marker.string() +
+                                 "' ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done"});
+    process_options o;
+    if (!w.env.empty())
+      o.env.push_back(w.env);
+    process p(argv, o);
+    std::smatch m;
+    ASSERT_TRUE(p.wait_output(
+        [&](auto& out, auto&) { return std::regex_search(out, m, std::regex("pid=([0-9]+)\n")); },
+        20s))
+        << p.err();
+    const pid_t child = std::stoi(m[1].str());
+    EXPECT_EQ(g.server.command({"EXISTS", resource_}).integer, 1) << "the lock was not taken";
+    for (const auto& [pid, who] : {std::pair{p.pid(), "redlock"}, std::pair{child, "command"}}) {
+      for (const char* what : {"cmdline", "environ"}) {
+        const std::string seen = read_proc(pid, what);
+        EXPECT_FALSE(seen.empty()) << who << " " << what << " unreadable";
+        EXPECT_EQ(seen.find(pw), std::string::npos) << who << "'s " << what << " shows it";
+      }
+    }
+    EXPECT_EQ(read_proc(child, "environ").find("REDLOCK_PASSWORD"), std::string::npos);
+    std::ofstream(marker).put('\n');
+    ASSERT_TRUE(p.wait_exit(20s));
+    EXPECT_EQ(p.exit_code(), 0) << p.err();
+    EXPECT_EQ(p.err().find(pw), std::string::npos) << p.err();
+    std::filesystem::remove(marker);
+  }
+  std::filesystem::remove(file);
+}
+
+TEST_F(cli, EncryptedTlsKeyLoadsWithAPassphraseFromAFileOrTheEnvironment) {
+  redis_server_options so;
+  so.tls = true;
+  so.tls_auth_clients = true;
+  redis_server tls_server(so);
+  const auto& c = certs();
+  const std::vector<std::string> base{
+      REDLOCK_CLI_PATH, "acquire",    "--no-wait",   "--server",  tls_server.tls_url(),  "--tls-ca",
+      c.ca_cert,        "--tls-cert", c.client_cert, "--tls-key", c.encrypted_client_key};
+  auto with = [&](std::vector<std::string> extra, const std::string& resource) {
+    auto argv = base;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(resource);
+    return argv;
+  };
+  auto none = run_to_end(with({}, resource_ + ":none"));
+  EXPECT_EQ(none.code, exit_unavailable) << none.err;
+  EXPECT_NE(none.err.find("cannot load client key"), std::string::npos) << none.err;
+
+  const auto file = write_password_file("tls", c.client_key_passphrase + "\n",
+                                        std::filesystem::perms::owner_read);
+  auto f = run_to_end(with({"--tls-key-passphrase-file", file.string()}, resource_ + ":file"));
+  EXPECT_EQ(f.code, 0) << f.err;
+  process_options env;
+  env.env.push_back("REDLOCK_TLS_KEY_PASSPHRASE=" + c.client_key_passphrase);
+  auto e = run_to_end(with({"-v"}, resource_ + ":env"), env);
+  EXPECT_EQ(e.code, 0) << e.err;
+  for (const auto* r : {&none, &f, &e}) {
+    EXPECT_EQ(r->err.find(c.client_key_passphrase), std::string::npos) << r->err;
+    EXPECT_EQ(r->out.find(c.client_key_passphrase), std::string::npos) << r->out;
+  }
+  // Without a TLS server the option is a mistake, like the other TLS files.
+  auto plain =
+      run_to_end(redlock({"acquire", "--tls-key-passphrase-file", file.string(), resource_}));
+  EXPECT_EQ(plain.code, exit_usage) << plain.err;
+  std::filesystem::remove(file);
+}
+
+TEST_F(cli, StatusExitCodeSaysHeldFreeIndeterminateOrUnavailable) {
+  auto free = run_to_end(redlock({"status", resource_}));
+  EXPECT_EQ(free.code, exit_status_free) << free.out << free.err;
+  hold_elsewhere(resource_);
+  auto held = run_to_end(redlock({"status", resource_}));
+  EXPECT_EQ(held.code, 0) << held.out << held.err;
+  // Every server answers, no quorum agrees: one value, another value, nothing.
+  servers_[0]->command({"SET", resource_ + ":split", "value-a", "PX", "60000"});
+  servers_[1]->command({"SET", resource_ + ":split", "value-b", "PX", "60000"});
+  auto split = run_to_end(redlock({"status", resource_ + ":split"}));
+  EXPECT_EQ(split.code, exit_status_indeterminate) << split.out << split.err;
+  EXPECT_NE(split.out.find("indeterminate"), std::string::npos) << split.out;
+  servers_[1]->kill9();
+  servers_[2]->kill9();
+  auto down = run_to_end(redlock({"status", resource_}));
+  EXPECT_EQ(down.code, exit_unavailable) << down.out << down.err;
+}
+
+/// Checks `text` against docs/cli-json.md's schema with tests/cli/check_cli_json.py: exactly
+/// one line, every documented field with its type, no undocumented one.
+int check_schema(const std::string& text, const std::string& command, bool ok) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("redlock-cli-schema-" + std::to_string(::getpid()) + ".json");
+  std::ofstream(path) << text;
+  auto r = run_to_end({"/usr/bin/python3", REDLOCK_SOURCE_DIR "/tests/cli/check_cli_json.py",
+                       path.string(), command, ok ? "true" : "false"});
+  std::filesystem::remove(path);
+  if (r.code != 0)
+    ADD_FAILURE() << command << (ok ? " success" : " failure") << ": " << r.err;
+  return r.code;
+}
+
+/// The last line of `err`: run's JSON object, after anything else written to stderr.
+std::string last_line(const std::string& err) {
+  const auto end = err.size() > 0 && err.back() == '\n' ? err.size() - 1 : err.size();
+  const auto nl = err.rfind('\n', end == 0 ? 0 : end - 1);
+  return err.substr(nl == std::string::npos ? 0 : nl + 1);
+}
+
+TEST_F(cli, JsonOfEverySubcommandMatchesTheSchemaOnSuccessAndFailure) {
+  // acquire
+  auto a = run_to_end(redlock({"acquire", "--json", "--fencing", "--ttl", "30s", resource_}));
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(check_schema(a.out, "acquire", true), 0);
+  EXPECT_EQ(check_json(a.out,
+                       "assert len(d['value']) == 32 and d['fencing_token'] >= 1, d\n"
+                       "assert 0 < d['validity_ms'] <= 30000 and d['attempts'] == 1, d\n"),
+            0);
+  const std::string value = a.out.substr(a.out.find("\"value\": \"") + 10, 32);
+  EXPECT_EQ(holders_of(resource_, value), 3);
+  auto busy = run_to_end(redlock({"acquire", "--json", "--no-wait", resource_}));
+  EXPECT_EQ(busy.code, exit_not_acquired);
+  EXPECT_EQ(check_schema(busy.out, "acquire", false), 0);
+  EXPECT_EQ(check_json(busy.out,
+                       "assert d['error']['name'] == 'not_acquired', d\n"
+                       "assert 'held by another owner' in d['error']['message'], d\n"
+                       "assert d['value'] is None, d\n"),
+            0);
+  // status: held, free
+  auto st = run_to_end(redlock({"status", resource_, "--json"}));
+  EXPECT_EQ(st.code, 0);
+  EXPECT_EQ(check_schema(st.out, "status", true), 0);
+  auto st_free = run_to_end(redlock({"status", "--json", resource_ + ":free"}));
+  EXPECT_EQ(st_free.code, exit_status_free);
+  EXPECT_EQ(check_schema(st_free.out, "status", true), 0);
+  // extend
+  auto e = run_to_end(redlock({"extend", "--json", resource_, "--value", value}));
+  EXPECT_EQ(e.code, 0) << e.err;
+  EXPECT_EQ(check_schema(e.out, "extend", true), 0);
+  auto e_lost =
+      run_to_end(redlock({"extend", "--json", resource_, "--value", std::string(32, 'a')}));
+  EXPECT_EQ(e_lost.code, exit_lost);
+  EXPECT_EQ(check_schema(e_lost.out, "extend", false), 0);
+  // release
+  auto r = run_to_end(redlock({"release", "--json", resource_, "--value", value}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(check_schema(r.out, "release", true), 0);
+  EXPECT_EQ(check_json(r.out, "assert d['released'] == 3 and d['servers'] == 3, d\n"), 0);
+  auto r_lost = run_to_end(redlock({"release", "--json", resource_, "--value", value}));
+  EXPECT_EQ(r_lost.code, exit_lost);
+  EXPECT_EQ(check_schema(r_lost.out, "release", false), 0);
+  EXPECT_EQ(check_json(r_lost.out, "assert d['error']['name'] == 'lost', d\n"), 0);
+  // owner metadata (on by default without --fencing) in status, and release --force
+  const std::string owned = resource_ + ":force";
+  auto oa = run_to_end(redlock({"acquire", "--owner-label", "json-test", owned}));
+  ASSERT_EQ(oa.code, 0) << oa.err;
+  auto ost = run_to_end(redlock({"status", "--json", owned}));
+  EXPECT_EQ(ost.code, 0) << ost.err;
+  EXPECT_EQ(check_schema(ost.out, "status", true), 0);
+  EXPECT_EQ(check_json(ost.out,
+                       "assert d['owner']['label'] == 'json-test', d\n"
+                       "assert d['nodes'][0]['keys'][0]['owner']['pid'] > 0, d\n"),
+            0);
+  auto fr = run_to_end(redlock({"release", "--force", "--yes", "--json", owned}));
+  EXPECT_EQ(fr.code, 0) << fr.err;
+  EXPECT_EQ(check_schema(fr.out, "release --force", true), 0);
+  EXPECT_EQ(check_json(fr.out,
+                       "assert d['force'] is True and d['answered'] == 3, d\n"
+                       "assert len(d['removed']) == 1 and d['removed'][0]['servers'] == 3, d\n"
+                       "assert d['removed'][0]['owner']['label'] == 'json-test', d\n"),
+            0);
+  EXPECT_EQ(present_on(owned), 0);
+  // run: the object on stderr, after the command; the command's own code is not an error.
+  auto run_ok =
+      run_to_end(redlock({"run", "--json", resource_, "--", "sh", "-c", "echo out; exit 7"}));
+  EXPECT_EQ(run_ok.code, 7) << run_ok.err;
+  EXPECT_EQ(run_ok.out, "out\n") << "stdout belongs to the command";
+  EXPECT_EQ(check_schema(last_line(run_ok.err), "run", true), 0);
+  EXPECT_EQ(check_json(last_line(run_ok.err),
+                       "assert d['command_exit_code'] == 7 and d['exit_code'] == 7, d\n"
+                       "assert d['lost'] is False and len(d['value']) == 32, d\n"),
+            0);
+  auto run_missing =
+      run_to_end(redlock({"run", "--json", resource_, "--", "/nonexistent/redlock-test-cmd"}));
+  EXPECT_EQ(run_missing.code, 127);
+  EXPECT_EQ(check_schema(last_line(run_missing.err), "run", false), 0);
+  EXPECT_EQ(check_json(last_line(run_missing.err),
+                       "assert d['error']['name'] == 'not_found', d\n"
+                       "assert 'cannot run' in d['error']['message'], d\n"),
+            0);
+  hold_elsewhere(resource_);
+  auto run_busy = run_to_end(redlock({"run", "--json", "--no-wait", resource_, "--", "true"}));
+  EXPECT_EQ(run_busy.code, exit_not_acquired);
+  EXPECT_EQ(check_schema(last_line(run_busy.err), "run", false), 0);
+  // unavailable, and usage errors: from the parser (bad option, unknown subcommand) and later.
+  servers_[1]->kill9();
+  servers_[2]->kill9();
+  auto st_down = run_to_end(redlock({"status", "--json", resource_}));
+  EXPECT_EQ(st_down.code, exit_unavailable);
+  EXPECT_EQ(check_schema(st_down.out, "status", false), 0);
+  auto fr_down = run_to_end(redlock({"release", "--force", "--yes", "--json", owned}));
+  EXPECT_EQ(fr_down.code, exit_unavailable);
+  EXPECT_EQ(check_schema(fr_down.out, "release --force", false), 0);
+  auto acq_down = run_to_end(redlock({"acquire", "--json", "--no-wait", resource_ + ":down"}));
+  EXPECT_EQ(acq_down.code, exit_unavailable);
+  EXPECT_EQ(check_schema(acq_down.out, "acquire", false), 0);
+  struct usage_case {
+    std::vector<std::string> args;
+    std::string command;
+  };
+  for (const auto& u :
+       std::vector<usage_case>{{{"acquire", "--json", "--frobnicate", "x"}, "acquire"},
+                               {{"status", "--json"}, "status"},
+                               {{"release", "--json", "x"}, "release"},
+                               {{"extend", "--json", "--ttl", "5", "x", "--value", "v"}, "extend"},
+                               {{"run", "--json", "--ttl", "1m1m", "x", "--", "true"}, "run"},
+                               {{"frobnicate", "--json"}, "-"}}) {
+    SCOPED_TRACE(u.args.front());
+    auto bad = run_to_end(redlock(u.args));
+    EXPECT_EQ(bad.code, exit_usage) << bad.err;
+    const std::string json = u.command == "run" ? last_line(bad.err) : bad.out;
+    EXPECT_EQ(check_schema(json, u.command, false), 0);
+    EXPECT_EQ(check_json(json, "assert d['error']['name'] == 'usage', d\n"), 0);
+  }
 }
 
 }  // namespace

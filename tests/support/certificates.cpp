@@ -71,6 +71,12 @@ const test_certs& certs() {
               "keyUsage=critical,digitalSignature,keyEncipherment\n"
               "extendedKeyUsage=clientAuth\n");
 
+    // The client key again, encrypted: for key passphrases.
+    t.encrypted_client_key = d + "client-encrypted.key";
+    t.client_key_passphrase = "redlock-test-key-passphrase";
+    run_checked({"openssl", "pkey", "-in", t.client_key, "-aes256", "-passout",
+                 "pass:" + t.client_key_passphrase, "-out", t.encrypted_client_key});
+
     // A c_rehash-style directory holding only the test CA.
     fs::create_directories(t.ca_dir);
     fs::copy_file(t.ca_cert, t.ca_dir + "/ca.crt");

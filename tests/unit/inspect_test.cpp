@@ -211,13 +211,16 @@ class InspectFakeTest : public ::testing::Test {
     st.r.elements.push_back(v);
     st.r.elements.push_back(t);
   }
-  /// The answer for the resource "k": its key, then its fencing counter (none by default).
+  /// The answer for the resource "k": its key, then its fencing counter (none by default),
+  /// then its owner record (none by default).
   static fake_node::step answer(std::optional<std::string> value, long long ttl,
-                                std::optional<std::string> counter = std::nullopt) {
+                                std::optional<std::string> counter = std::nullopt,
+                                std::optional<std::string> owner = std::nullopt) {
     fake_node::step st;
     st.r.kind = redlock::reply::type::array;
     add_key(st, std::move(value), ttl);
     add_key(st, counter, counter ? -1 : -2);
+    add_key(st, owner, owner ? ttl : -2);
     return st;
   }
   redlock::inspection inspect(std::vector<std::string> res = {"k"}) {
@@ -267,7 +270,7 @@ TEST_F(InspectFakeTest, ErrorRepliesKeepTheServerMessage) {
   }
 }
 
-TEST_F(InspectFakeTest, SendsTheResourcesThenTheirFencingCountersAsKeysAndNoArguments) {
+TEST_F(InspectFakeTest, SendsTheResourcesThenTheirFencingCountersThenOwnersAndNoArguments) {
   for (auto& f : fakes_)
     f->push(sk::other, answer(std::nullopt, -2));
   (void)inspect();
@@ -275,7 +278,8 @@ TEST_F(InspectFakeTest, SendsTheResourcesThenTheirFencingCountersAsKeysAndNoArgu
     auto calls = f->calls();
     ASSERT_EQ(calls.size(), 1u);
     EXPECT_EQ(calls[0].kind, sk::other);
-    EXPECT_EQ(calls[0].keys, (std::vector<std::string>{"k", "{k}:redlock-fencing"}));
+    EXPECT_EQ(calls[0].keys,
+              (std::vector<std::string>{"k", "{k}:redlock-fencing", "{k}:redlock-owner"}));
     EXPECT_TRUE(calls[0].args.empty());
   }
 }
@@ -304,6 +308,8 @@ TEST_F(InspectFakeTest, ForSeveralResourcesANodesCounterIsTheLargest) {
     add_key(st, "v", 900);
     add_key(st, "3", -1);
     add_key(st, "18446744073709551615", -1);  // the largest a uint64 holds
+    add_key(st, std::nullopt, -2);
+    add_key(st, std::nullopt, -2);
     f->push(sk::other, st);
   }
   auto in = inspect({"a", "{tag}b"});
@@ -312,7 +318,8 @@ TEST_F(InspectFakeTest, ForSeveralResourcesANodesCounterIsTheLargest) {
     EXPECT_EQ(n.fencing_counter, std::optional<std::uint64_t>(18446744073709551615u)) << n.node;
   EXPECT_EQ(
       fakes_[0]->calls()[0].keys,
-      (std::vector<std::string>{"a", "{tag}b", "{a}:redlock-fencing", "{tag}b:redlock-fencing"}));
+      (std::vector<std::string>{"a", "{tag}b", "{a}:redlock-fencing", "{tag}b:redlock-fencing",
+                                "{a}:redlock-owner", "{tag}b:redlock-owner"}));
 }
 
 TEST_F(InspectFakeTest, ACounterThatIsNotADecimalIntegerIsIgnoredNotAnError) {
@@ -328,6 +335,44 @@ TEST_F(InspectFakeTest, ACounterThatIsNotADecimalIntegerIsIgnoredNotAnError) {
     EXPECT_TRUE(n.answered()) << n.node;
     EXPECT_EQ(n.fencing_counter, std::nullopt) << n.node;
   }
+}
+
+TEST_F(InspectFakeTest, AnOwnerRecordIsShownOnlyBesideTheValueItNames) {
+  redlock::owner_info who;
+  who.host = "h1";
+  who.pid = 99;
+  const auto ours = redlock::encode_owner("v", 1000, who);
+  fakes_[0]->push(sk::other, answer("v", 900, std::nullopt, ours));
+  // A record of an earlier lock (another value) says nothing about this holder.
+  fakes_[1]->push(sk::other, answer("v", 900, std::nullopt, redlock::encode_owner("old", 1, who)));
+  fakes_[2]->push(sk::other, answer("v", 900, std::nullopt, "garbled"));
+  auto in = inspect();
+  ASSERT_EQ(in.status, lock_status::held);
+  ASSERT_TRUE(in.nodes[0].keys[0].owner);
+  EXPECT_EQ(in.nodes[0].keys[0].owner->who.pid, 99);
+  EXPECT_FALSE(in.nodes[1].keys[0].owner);
+  EXPECT_FALSE(in.nodes[2].keys[0].owner);
+  ASSERT_TRUE(in.owner);
+  EXPECT_EQ(in.owner->who.host, "h1");
+  for (const auto& n : in.nodes)
+    EXPECT_TRUE(n.answered()) << n.node;
+}
+
+TEST_F(InspectFakeTest, TheManagersPrefixIsInspectedAndTheResultNamesTheResource) {
+  redlock::test::io_thread io;
+  std::vector<std::shared_ptr<fake_node>> fakes;
+  auto nodes = redlock::test::make_fake_nodes(io.executor(), 1, fakes, "p");
+  redlock::manager_options s;
+  s.key_prefix = "ns:";
+  redlock::lock_manager m(io.executor(), nodes, s);
+  fakes[0]->push(sk::other, answer("v", 900));
+  auto f = redlock::async_inspect(m, {"k"}, asio::use_future);
+  auto in = redlock::test::get_within(f);
+  EXPECT_EQ(in.resources, std::vector<std::string>{"k"});
+  EXPECT_EQ(fakes[0]->calls()[0].keys,
+            (std::vector<std::string>{"ns:k", "{ns:k}:redlock-fencing", "{ns:k}:redlock-owner"}));
+  EXPECT_TRUE(in.held());
+  io.stop(m);
 }
 
 TEST_F(InspectFakeTest, ACounterThatCannotShareTheResourcesClusterSlotIsNotRead) {

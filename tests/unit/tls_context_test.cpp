@@ -11,6 +11,7 @@
 #include <string>
 
 #include "internal/tls_context.hpp"
+#include "support/certificates.hpp"
 
 namespace {
 
@@ -67,6 +68,32 @@ TEST(TlsContext, AMissingFileIsNamedInTheError) {
     EXPECT_FALSE(make_tls_context(t, "h", why));
     EXPECT_EQ(why.rfind(c.expected, 0), 0u) << why;
   }
+}
+
+TEST(TlsContext, AnEncryptedKeyLoadsWithItsPassphraseOnlyAndNeverPrompts) {
+  const auto& c = redlock::test::certs();
+  tls_options t;
+  t.enabled = true;
+  t.insecure_skip_verify = true;
+  t.cert_file = c.client_cert;
+  t.key_file = c.encrypted_client_key;
+  t.key_passphrase = c.client_key_passphrase;
+  std::string why;
+  auto ctx = make_tls_context(t, "h", why);
+  ASSERT_TRUE(ctx) << why;
+  EXPECT_EQ(SSL_CTX_check_private_key(ctx->native_handle()), 1) << "the key is not the cert's";
+  // Wrong or no passphrase: the load fails at once (no prompt on a terminal), naming the file
+  // and not the passphrase.
+  for (const char* wrong : {"not-it", ""}) {
+    t.key_passphrase = wrong;
+    EXPECT_FALSE(make_tls_context(t, "h", why)) << "passphrase '" << wrong << "'";
+    EXPECT_EQ(why.rfind("cannot load client key " + c.encrypted_client_key, 0), 0u) << why;
+    EXPECT_EQ(why.find(c.client_key_passphrase), std::string::npos) << why;
+  }
+  // An unencrypted key ignores a passphrase.
+  t.key_file = c.client_key;
+  t.key_passphrase = "unused";
+  EXPECT_TRUE(make_tls_context(t, "h", why)) << why;
 }
 
 TEST(TlsContext, SniIsSetForHostNamesOnly) {
