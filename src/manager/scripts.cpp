@@ -8,80 +8,6 @@
 
 namespace redlock::detail {
 
-// Acquire: fails when any key holds a DIFFERENT value, else sets every key and returns
-// #KEYS. A failure answers -1 - PTTL of the longest-lived foreign key, so that a waiter can
-// retry when the holder's keys expire (a crashed holder costs its TTL, not TTL plus a poll);
-// 0 when a foreign key never expires. Nothing is written on failure, as in node-redlock's. A key
-// that already holds OUR value counts as ours: values are unique per lock, so such a key can only
-// be a leftover of an earlier attempt of this very lock (e.g. a reply that timed out before its
-// release landed). Treating it as ours removes self-blocking on our own leftovers entirely, and it
-// is what lets extend re-set keys a restarted node lost.
-const script& acquire_script() {
-  static const script s(R"lua(
-local wait
-for _, key in ipairs(KEYS) do
-  local v = redis.call("GET", key)
-  if v and v ~= ARGV[1] then
-    local t = redis.call("PTTL", key)
-    if t < 0 then return 0 end
-    if not wait or t > wait then wait = t end
-  end
-end
-if wait then return -1 - wait end
-for _, key in ipairs(KEYS) do
-  redis.call("SET", key, ARGV[1], "PX", ARGV[2])
-end
-return #KEYS
-)lua");
-  return s;
-}
-
-// Extend: resets the TTL of every key when all hold our value and returns #KEYS. Otherwise
-// changes nothing and returns 0 when some key holds another value, or -1 when no key is
-// foreign but some are missing (the node lost them, e.g. a restart without persistence):
-// the manager then re-sets them with the acquire script while the lock is still valid.
-const script& extend_script() {
-  static const script s(R"lua(
-local missing = false
-for _, key in ipairs(KEYS) do
-  local v = redis.call("GET", key)
-  if not v then
-    missing = true
-  elseif v ~= ARGV[1] then
-    return 0
-  end
-end
-if missing then return -1 end
-for _, key in ipairs(KEYS) do
-  redis.call("PEXPIRE", key, ARGV[2])
-end
-return #KEYS
-)lua");
-  return s;
-}
-
-// Release: deletes each key that holds our value; returns how many were deleted.
-// node-redlock's, used when wake-up is off (manager_options::wakeup).
-// The cheapest request a node can run: touches no key, so it is valid on every deployment.
-const script& probe_script() {
-  static const script s("return 1");
-  return s;
-}
-
-const script& release_script() {
-  static const script s(R"lua(
-local n = 0
-for _, key in ipairs(KEYS) do
-  if redis.call("GET", key) == ARGV[1] then
-    redis.call("DEL", key)
-    n = n + 1
-  end
-end
-return n
-)lua");
-  return s;
-}
-
 namespace {
 
 // The Lua prelude of the announcing releases: announce(key, id) publishes `id` on key's
@@ -118,6 +44,43 @@ local function prune(q, l, now)
 end
 )lua";
 
+// The check of every acquire script: denial(n) is nil when each of KEYS[1..n] is free or
+// holds ARGV[1] (ours), else the answer of a refused acquire: -1 - PTTL of the longest-lived
+// foreign key, or 0 when a foreign key never expires.
+constexpr std::string_view denial_lua = R"lua(
+local function denial(n)
+  local wait
+  for i = 1, n do
+    local v = redis.call("GET", KEYS[i])
+    if v and v ~= ARGV[1] then
+      local t = redis.call("PTTL", KEYS[i])
+      if t < 0 then return 0 end
+      if not wait or t > wait then wait = t end
+    end
+  end
+  if wait then return -1 - wait end
+  return nil
+end
+)lua";
+
+// The check of both extend scripts: refusal(n) is nil when each of KEYS[1..n] holds ARGV[1],
+// else 0 when one holds another value, or -1 when none is foreign but some are missing.
+constexpr std::string_view refusal_lua = R"lua(
+local function refusal(n)
+  local missing = false
+  for i = 1, n do
+    local v = redis.call("GET", KEYS[i])
+    if not v then
+      missing = true
+    elseif v ~= ARGV[1] then
+      return 0
+    end
+  end
+  if missing then return -1 end
+  return nil
+end
+)lua";
+
 std::string with_preludes(std::initializer_list<std::string_view> preludes, std::string_view body) {
   std::string text;
   for (auto p : preludes)
@@ -131,6 +94,64 @@ std::string with_announce(std::string_view body) {
 }
 
 }  // namespace
+
+// Acquire: fails when any key holds a DIFFERENT value, else sets every key and returns
+// #KEYS. A failure answers -1 - PTTL of the longest-lived foreign key, so that a waiter can
+// retry when the holder's keys expire (a crashed holder costs its TTL, not TTL plus a poll);
+// 0 when a foreign key never expires. Nothing is written on failure, as in node-redlock's. A key
+// that already holds OUR value counts as ours: values are unique per lock, so such a key can only
+// be a leftover of an earlier attempt of this very lock (e.g. a reply that timed out before its
+// release landed). Treating it as ours removes self-blocking on our own leftovers entirely, and it
+// is what lets extend re-set keys a restarted node lost.
+const script& acquire_script() {
+  static const script s(with_preludes({denial_lua}, R"lua(
+local d = denial(#KEYS)
+if d then return d end
+for _, key in ipairs(KEYS) do
+  redis.call("SET", key, ARGV[1], "PX", ARGV[2])
+end
+return #KEYS
+)lua"));
+  return s;
+}
+
+// Extend: resets the TTL of every key when all hold our value and returns #KEYS. Otherwise
+// changes nothing and returns 0 when some key holds another value, or -1 when no key is
+// foreign but some are missing (the node lost them, e.g. a restart without persistence):
+// the manager then re-sets them with the acquire script while the lock is still valid.
+const script& extend_script() {
+  static const script s(with_preludes({refusal_lua}, R"lua(
+local r = refusal(#KEYS)
+if r then return r end
+for _, key in ipairs(KEYS) do
+  redis.call("PEXPIRE", key, ARGV[2])
+end
+return #KEYS
+)lua"));
+  return s;
+}
+
+// Release: deletes each key that holds our value; returns how many were deleted.
+// node-redlock's, used when wake-up is off (manager_options::wakeup).
+// The cheapest request a node can run: touches no key, so it is valid on every deployment.
+const script& probe_script() {
+  static const script s("return 1");
+  return s;
+}
+
+const script& release_script() {
+  static const script s(R"lua(
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call("GET", key) == ARGV[1] then
+    redis.call("DEL", key)
+    n = n + 1
+  end
+end
+return n
+)lua");
+  return s;
+}
 
 // Release with wake-up (manager_options::wakeup): as release_script(), and for each key it
 // deleted, announces it on the key's release channel (release_channel(): same rule, so on a
@@ -176,18 +197,10 @@ end
 // same PX, except where the record of our value is already there (a re-sync, or a retry that
 // met its own leftovers): that one keeps its `since` and only gets the new PX.
 const script& acquire_owner_script() {
-  static const script s(std::string(owner_lua) + R"lua(
+  static const script s(with_preludes({denial_lua, owner_lua}, R"lua(
 local n = #KEYS / 2
-local wait
-for i = 1, n do
-  local v = redis.call("GET", KEYS[i])
-  if v and v ~= ARGV[1] then
-    local t = redis.call("PTTL", KEYS[i])
-    if t < 0 then return 0 end
-    if not wait or t > wait then wait = t end
-  end
-end
-if wait then return -1 - wait end
+local d = denial(n)
+if d then return d end
 for i = 1, n do
   redis.call("SET", KEYS[i], ARGV[1], "PX", ARGV[2])
   if owner_is_ours(KEYS[n + i], ARGV[1]) then
@@ -197,7 +210,7 @@ for i = 1, n do
   end
 end
 return n
-)lua");
+)lua"));
   return s;
 }
 
@@ -206,18 +219,10 @@ return n
 // ours is the true record). ARGV[3] empty (a handle that does not know its record, e.g.
 // adopted): records are only prolonged.
 const script& extend_owner_script() {
-  static const script s(std::string(owner_lua) + R"lua(
+  static const script s(with_preludes({refusal_lua, owner_lua}, R"lua(
 local n = #KEYS / 2
-local missing = false
-for i = 1, n do
-  local v = redis.call("GET", KEYS[i])
-  if not v then
-    missing = true
-  elseif v ~= ARGV[1] then
-    return 0
-  end
-end
-if missing then return -1 end
+local r = refusal(n)
+if r then return r end
 for i = 1, n do
   redis.call("PEXPIRE", KEYS[i], ARGV[2])
   if owner_is_ours(KEYS[n + i], ARGV[1]) then
@@ -227,7 +232,7 @@ for i = 1, n do
   end
 end
 return n
-)lua");
+)lua"));
   return s;
 }
 
@@ -317,7 +322,7 @@ return out
 // foreign K never expires or only the queue stands in the way (then the head's release
 // wakes us).
 const script& fair_acquire_script() {
-  static const script s(with_preludes({fair_lua}, R"lua(
+  static const script s(with_preludes({fair_lua, denial_lua}, R"lua(
 local n = #KEYS / 3
 local v = ARGV[1]
 local lease = tonumber(ARGV[4])
@@ -339,16 +344,8 @@ for i = 1, n do
   end
   if redis.call("ZRANGE", q, 0, 0)[1] ~= v then head = false end
 end
-local wait
-for i = 1, n do
-  local cur = redis.call("GET", KEYS[i])
-  if cur and cur ~= v then
-    local p = redis.call("PTTL", KEYS[i])
-    if p < 0 then return 0 end
-    if not wait or p > wait then wait = p end
-  end
-end
-if wait then return -1 - wait end
+local d = denial(n)
+if d then return d end
 if not head then return 0 end
 local ttl = tonumber(ARGV[2])
 for i = 1, n do
@@ -414,18 +411,10 @@ return deleted
 // denial as the acquire script: -1 - PTTL of the longest-lived foreign key, 0 when one never
 // expires.
 const script& fenced_acquire_script() {
-  static const script s(R"lua(
+  static const script s(with_preludes({denial_lua}, R"lua(
 local n = #KEYS / 2
-local wait
-for i = 1, n do
-  local v = redis.call("GET", KEYS[i])
-  if v and v ~= ARGV[1] then
-    local p = redis.call("PTTL", KEYS[i])
-    if p < 0 then return 0 end
-    if not wait or p > wait then wait = p end
-  end
-end
-if wait then return -1 - wait end
+local d = denial(n)
+if d then return d end
 local t = 0
 for i = 1, n do
   local c = redis.call("INCR", KEYS[n + i])
@@ -435,7 +424,7 @@ for i = 1, n do
   redis.call("SET", KEYS[i], ARGV[1], "PX", ARGV[2])
 end
 return t
-)lua");
+)lua"));
   return s;
 }
 
