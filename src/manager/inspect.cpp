@@ -197,46 +197,46 @@ void decide(inspection& in, double drift_factor, steady_clock::time_point starte
 
 namespace {
 
-// One inspection in flight. Every field is touched on `strand` only.
-struct inspect_op : std::enable_shared_from_this<inspect_op> {
-  inspect_op(std::shared_ptr<manager_impl> mi, asio::strand<asio::any_io_executor> s)
+// One script sent to every node at once under one request_timeout, answered when all replied
+// or the timeout passed: the frame inspection and force release share. Every field is touched
+// on `strand` only. Derived supplies which_script(), take(i, ec, r) (one node's reply: returns the
+// node's error, if any), no_reply(i) (a node silent at the timeout) and verdict() (the result
+// before it goes out); and, as static members, Result, Completion and timeout_message.
+template <class Derived, class Result, class Completion>
+struct every_node_op : std::enable_shared_from_this<Derived> {
+  every_node_op(std::shared_ptr<manager_impl> mi, asio::strand<asio::any_io_executor> s)
       : m(std::move(mi)), strand(s), timer(s) {}
 
   std::shared_ptr<manager_impl> m;
   asio::strand<asio::any_io_executor> strand;
   asio::steady_timer timer;
-  inspection result;
-  /// KEYS of the script: the resources' keys, then the fencing counters and owner records
-  /// that are read, each described in `extras` (same order).
-  std::vector<std::string> keys;
-  struct extra {
-    std::size_t resource = 0;
-    bool owner = false;  ///< an owner record (else a fencing counter)
-  };
-  std::vector<extra> extras;
+  Result result;
+  std::vector<std::string> keys;  ///< KEYS of the script
+  std::vector<std::string> args;  ///< ARGV of the script
   std::vector<bool> answered;
   std::size_t pending = 0;
   bool finished = false;
   steady_clock::time_point started;
-  inspect_completion done;
+  Completion done;
 
-  // The inspection proper, on `strand` once the manager admitted it.
+  Derived& self() { return static_cast<Derived&>(*this); }
+
+  // The operation proper, on `strand` once the manager admitted it.
   void begin() {
-    auto op = shared_from_this();
-    op->started = steady_clock::now();
-    op->timer.expires_after(settings_of(*op->m).request_timeout);
-    op->timer.async_wait([op](std::error_code ec) {
+    auto op = this->shared_from_this();
+    started = steady_clock::now();
+    timer.expires_after(settings_of(*m).request_timeout);
+    timer.async_wait([op](std::error_code ec) {
       if (!ec)
         op->on_timeout();
     });
-    const std::vector<std::string> no_args;
-    const auto& ns = nodes_of(*op->m);
+    const auto& ns = nodes_of(*m);
     for (std::size_t i = 0; i < ns.size(); ++i) {
       ns[i]->async_eval(
-          inspect_script(), op->keys, no_args, [op, i](std::error_code ec, reply r) mutable {
-            // The reference goes with the closure: a node destroys this handler
-            // on its own thread, maybe after the manager's io_context is gone,
-            // so it must not hold the last reference to the op (and its strand).
+          self().which_script(), keys, args, [op, i](std::error_code ec, reply r) mutable {
+            // The reference goes with the closure: a node destroys this handler on its own
+            // thread, maybe after the manager's io_context is gone, so it must not hold the
+            // last reference to the op (and its strand).
             auto& op_strand = op->strand;
             asio::post(op_strand, [op = std::move(op), i, ec, r = std::move(r)]() mutable {
               op->on_reply(i, ec, std::move(r));
@@ -260,21 +260,121 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
     answered[i] = true;
     --pending;
     auto& n = result.nodes[i];
-    n.latency =
-        std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - started);
-    if (!ec)
-      ec = parse(r, n);
+    ec = self().take(i, ec, r);
     if (ec) {
       n.ec = ec;
       if (r.kind == reply::type::error)
         n.message = r.str;
-      n.keys.clear();
-      n.fencing_counter.reset();
       report_node_error(*m, node_error{n.node, n.ec, n.message.empty() ? ec.message() : n.message});
     }
     if (pending == 0)
       finish();
   }
+
+  void on_timeout() {
+    if (finished)
+      return;
+    for (std::size_t i = 0; i < answered.size(); ++i) {
+      if (answered[i])
+        continue;
+      auto& n = result.nodes[i];
+      n.ec = make_error_code(errc::timeout);
+      self().no_reply(i);
+      report_node_error(*m, node_error{n.node, n.ec, Derived::timeout_message});
+    }
+    finish();
+  }
+
+  void finish() {
+    finished = true;
+    timer.cancel();
+    self().verdict();
+    end_operation(*m);
+    auto d = std::move(done);
+    d(std::error_code{}, std::move(result));
+  }
+};
+
+// Starts an every_node_op over `resources` (their keys, with the manager's prefix, are the
+// first KEYS); `setup(op)` adds what the operation needs beyond them. A bad resource list or a
+// closed manager completes `done` with the error, later, never from within this call.
+template <class Op, class Setup>
+void start_every_node(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
+                      typename Op::completion done, Setup&& setup) {
+  auto ex = executor_of(*m);
+  const auto fail = [&ex](typename Op::completion d, refusal r) {
+    asio::post(ex, [d = std::move(d), r = std::move(r)]() mutable {
+      typename Op::result_type res;
+      res.detail = std::move(r.detail);
+      d(r.ec, std::move(res));
+    });
+  };
+  if (auto r = check_resources(resources)) {
+    fail(std::move(done), std::move(r));
+    return;
+  }
+  auto op = register_operation(*m, [&] {
+    auto o = std::make_shared<Op>(m, asio::make_strand(ex));
+    const auto& nodes = nodes_of(*m);
+    const auto& prefix = settings_of(*m).key_prefix;
+    for (const auto& r : resources)
+      o->keys.push_back(prefix + r);
+    o->result.resources = std::move(resources);
+    o->result.nodes.resize(nodes.size());
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+      o->result.nodes[i].node = nodes[i]->id();
+    o->answered.assign(nodes.size(), false);
+    o->pending = nodes.size();
+    setup(*o);
+    return o;
+  });
+  if (!op) {
+    fail(std::move(done), refusal{make_error_code(errc::closed), {}});
+    return;
+  }
+  op->done = std::move(done);
+  // After the manager's identity check (one deployment listed twice is refused as for every
+  // other operation); then on the op's strand, so a reply cannot overtake the setup.
+  when_admitted(
+      m, [op] { asio::post(op->strand, [op] { op->begin(); }); },
+      [op](const std::string& why) { op->refuse(why); });
+}
+
+// One inspection in flight: the read-only script, then the sans-I/O verdict (decide()).
+struct inspect_op : every_node_op<inspect_op, inspection, inspect_completion> {
+  using result_type = inspection;
+  using completion = inspect_completion;
+  static constexpr const char* timeout_message = "no inspection reply within request_timeout";
+  using every_node_op::every_node_op;
+
+  /// What each KEY after the resources' is: a fencing counter or an owner record, of which
+  /// resource (same order as those KEYS).
+  struct extra {
+    std::size_t resource = 0;
+    bool owner = false;  ///< an owner record (else a fencing counter)
+  };
+  std::vector<extra> extras;
+
+  const script& which_script() const { return inspect_script(); }
+
+  std::error_code take(std::size_t i, std::error_code ec, const reply& r) {
+    auto& n = result.nodes[i];
+    no_reply(i);  // the latency, measured the same way for an answer
+    if (!ec)
+      ec = parse(r, n);
+    if (ec) {
+      n.keys.clear();
+      n.fencing_counter.reset();
+    }
+    return ec;
+  }
+
+  void no_reply(std::size_t i) {
+    result.nodes[i].latency =
+        std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - started);
+  }
+
+  void verdict() { decide(result, settings_of(*m).drift_factor, started); }
 
   std::error_code parse(const reply& r, node_state& n) const {
     const auto resources = result.resources.size();
@@ -320,39 +420,7 @@ struct inspect_op : std::enable_shared_from_this<inspect_op> {
     }
     return {};
   }
-
-  void on_timeout() {
-    if (finished)
-      return;
-    for (std::size_t i = 0; i < answered.size(); ++i) {
-      if (answered[i])
-        continue;
-      auto& n = result.nodes[i];
-      n.ec = make_error_code(errc::timeout);
-      n.latency =
-          std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - started);
-      report_node_error(*m, node_error{n.node, n.ec, "no inspection reply within request_timeout"});
-    }
-    finish();
-  }
-
-  void finish() {
-    finished = true;
-    timer.cancel();
-    decide(result, settings_of(*m).drift_factor, started);
-    end_operation(*m);
-    auto d = std::move(done);
-    d(std::error_code{}, std::move(result));
-  }
 };
-
-void fail_later(const asio::any_io_executor& ex, inspect_completion done, refusal r) {
-  asio::post(ex, [d = std::move(done), r = std::move(r)]() mutable {
-    inspection in;
-    in.detail = std::move(r.detail);
-    d(r.ec, std::move(in));
-  });
-}
 
 }  // namespace
 
@@ -362,200 +430,79 @@ void start_inspect(lock_manager& lm, std::vector<std::string> resources, inspect
 
 void start_inspect(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
                    inspect_completion done) {
-  auto ex = executor_of(*m);
-  if (auto r = check_resources(resources)) {
-    fail_later(ex, std::move(done), std::move(r));
-    return;
-  }
-  auto op = register_operation(*m, [&] {
-    auto o = std::make_shared<inspect_op>(m, asio::make_strand(ex));
-    const auto& nodes = nodes_of(*m);
-    const auto& prefix = settings_of(*m).key_prefix;
-    for (const auto& r : resources)
-      o->keys.push_back(prefix + r);
+  start_every_node<inspect_op>(m, std::move(resources), std::move(done), [](inspect_op& o) {
     // The fencing counters, then the owner records. A Cluster node runs one script only over
     // keys of one hash slot (and refuses the call otherwise): a counter or record key that
     // cannot share its resource's slot is not read.
+    const auto count = o.keys.size();
     for (bool owner : {false, true}) {
-      for (std::size_t i = 0; i < resources.size(); ++i) {
-        const std::string key = o->keys[i];
+      for (std::size_t i = 0; i < count; ++i) {
+        const std::string key = o.keys[i];
         auto extra = owner ? owner_key(key) : fencing_counter_key(key);
         if (cluster_key_slot(extra) == cluster_key_slot(key)) {
-          o->keys.push_back(std::move(extra));
-          o->extras.push_back({i, owner});
+          o.keys.push_back(std::move(extra));
+          o.extras.push_back({i, owner});
         }
       }
     }
-    o->result.resources = std::move(resources);
-    o->result.quorum = core::quorum_of(nodes.size());
-    o->result.nodes.resize(nodes.size());
-    for (std::size_t i = 0; i < nodes.size(); ++i)
-      o->result.nodes[i].node = nodes[i]->id();
-    o->answered.assign(nodes.size(), false);
-    o->pending = nodes.size();
-    return o;
+    o.result.quorum = core::quorum_of(o.result.nodes.size());
   });
-  if (!op) {
-    fail_later(ex, std::move(done), refusal{make_error_code(errc::closed), {}});
-    return;
-  }
-  op->done = std::move(done);
-  // After the manager's identity check (one deployment listed twice is refused as for
-  // every other operation); then on the op's strand, so a reply cannot overtake the setup.
-  when_admitted(
-      m, [op] { asio::post(op->strand, [op] { op->begin(); }); },
-      [op](const std::string& why) { op->refuse(why); });
 }
 
 namespace {
 
-// One force release in flight; every field is touched on `strand` only. As inspect_op, with
-// the deleting script.
-struct force_op : std::enable_shared_from_this<force_op> {
-  force_op(std::shared_ptr<manager_impl> mi, asio::strand<asio::any_io_executor> s)
-      : m(std::move(mi)), strand(s), timer(s) {}
+// One force release in flight: the deleting script; its result is what each node removed.
+struct force_op : every_node_op<force_op, force_release_result, force_completion> {
+  using result_type = force_release_result;
+  using completion = force_completion;
+  static constexpr const char* timeout_message = "no force release reply within request_timeout";
+  using every_node_op::every_node_op;
 
-  std::shared_ptr<manager_impl> m;
-  asio::strand<asio::any_io_executor> strand;
-  asio::steady_timer timer;
-  force_release_result result;
-  std::vector<std::string> keys;      // lock keys, then the owner records read
-  std::vector<std::size_t> owner_of;  // per owner record key: its resource
-  std::vector<std::string> args;      // ARGV[1] = the number of lock keys
-  std::vector<bool> answered;
-  std::size_t pending = 0;
-  bool finished = false;
-  force_completion done;
+  std::vector<std::size_t> owner_of;  ///< per owner record key (after the lock keys): its resource
 
-  void begin() {
-    auto op = shared_from_this();
-    op->timer.expires_after(settings_of(*op->m).request_timeout);
-    op->timer.async_wait([op](std::error_code ec) {
-      if (!ec)
-        op->on_timeout();
-    });
-    const auto& ns = nodes_of(*op->m);
-    for (std::size_t i = 0; i < ns.size(); ++i) {
-      ns[i]->async_eval(
-          force_release_script(), op->keys, op->args, [op, i](std::error_code ec, reply r) mutable {
-            // As inspect_op: the closure may be destroyed on the node's thread.
-            auto& op_strand = op->strand;
-            asio::post(op_strand, [op = std::move(op), i, ec, r = std::move(r)]() mutable {
-              op->on_reply(i, ec, std::move(r));
-            });
-          });
-    }
-  }
+  const script& which_script() const { return force_release_script(); }
 
-  void refuse(const std::string& why) {
-    finished = true;
-    end_operation(*m);
-    result.detail = why;
-    auto d = std::move(done);
-    d(make_error_code(errc::duplicate_deployment), std::move(result));
-  }
-
-  void on_reply(std::size_t i, std::error_code ec, reply r) {
-    if (finished)
-      return;
-    answered[i] = true;
-    --pending;
+  std::error_code take(std::size_t i, std::error_code ec, const reply& r) {
     auto& n = result.nodes[i];
     const auto count = result.resources.size();
     if (!ec && (r.kind != reply::type::array || r.elements.size() != keys.size()))
       ec = make_error_code(errc::protocol_error);
-    if (ec) {
-      n.ec = ec;
-      if (r.kind == reply::type::error)
-        n.message = r.str;
-      report_node_error(*m, node_error{n.node, n.ec, n.message.empty() ? ec.message() : n.message});
-    } else {
-      n.values.assign(count, std::nullopt);
-      n.owners.assign(count, std::nullopt);
-      for (std::size_t k = 0; k < keys.size(); ++k) {
-        const auto& e = r.elements[k];
-        if (e.kind != reply::type::string)
-          continue;
-        if (k < count)
-          n.values[k] = e.str;
-        else
-          n.owners[owner_of[k - count]] = decode_owner(e.str);
-      }
-    }
-    if (pending == 0)
-      finish();
-  }
-
-  void on_timeout() {
-    if (finished)
-      return;
-    for (std::size_t i = 0; i < answered.size(); ++i) {
-      if (answered[i])
+    if (ec)
+      return ec;
+    n.values.assign(count, std::nullopt);
+    n.owners.assign(count, std::nullopt);
+    for (std::size_t k = 0; k < keys.size(); ++k) {
+      const auto& e = r.elements[k];
+      if (e.kind != reply::type::string)
         continue;
-      auto& n = result.nodes[i];
-      n.ec = make_error_code(errc::timeout);
-      report_node_error(*m,
-                        node_error{n.node, n.ec, "no force release reply within request_timeout"});
+      if (k < count)
+        n.values[k] = e.str;
+      else
+        n.owners[owner_of[k - count]] = decode_owner(e.str);
     }
-    finish();
+    return {};
   }
 
-  void finish() {
-    finished = true;
-    timer.cancel();
-    end_operation(*m);
-    auto d = std::move(done);
-    d(std::error_code{}, std::move(result));
-  }
+  void no_reply(std::size_t) {}
+  void verdict() {}
 };
 
 }  // namespace
 
 void start_force_release(const std::shared_ptr<manager_impl>& m, std::vector<std::string> resources,
                          force_completion done) {
-  auto ex = executor_of(*m);
-  const auto fail = [&ex](force_completion d, refusal r) {
-    asio::post(ex, [d = std::move(d), r = std::move(r)]() mutable {
-      force_release_result res;
-      res.detail = std::move(r.detail);
-      d(r.ec, std::move(res));
-    });
-  };
-  if (auto r = check_resources(resources)) {
-    fail(std::move(done), std::move(r));
-    return;
-  }
-  auto op = register_operation(*m, [&] {
-    auto o = std::make_shared<force_op>(m, asio::make_strand(ex));
-    const auto& nodes = nodes_of(*m);
-    const auto& prefix = settings_of(*m).key_prefix;
-    for (const auto& r : resources)
-      o->keys.push_back(prefix + r);
-    for (std::size_t i = 0; i < resources.size(); ++i) {
+  start_every_node<force_op>(m, std::move(resources), std::move(done), [](force_op& o) {
+    const auto count = o.keys.size();
+    for (std::size_t i = 0; i < count; ++i) {
       // As inspection: a record that cannot share its key's Cluster slot is not touched.
-      auto record = owner_key(o->keys[i]);
-      if (cluster_key_slot(record) == cluster_key_slot(o->keys[i])) {
-        o->keys.push_back(std::move(record));
-        o->owner_of.push_back(i);
+      auto record = owner_key(o.keys[i]);
+      if (cluster_key_slot(record) == cluster_key_slot(o.keys[i])) {
+        o.keys.push_back(std::move(record));
+        o.owner_of.push_back(i);
       }
     }
-    o->args.push_back(std::to_string(resources.size()));
-    o->result.resources = std::move(resources);
-    o->result.nodes.resize(nodes.size());
-    for (std::size_t i = 0; i < nodes.size(); ++i)
-      o->result.nodes[i].node = nodes[i]->id();
-    o->answered.assign(nodes.size(), false);
-    o->pending = nodes.size();
-    return o;
+    o.args.push_back(std::to_string(count));  // ARGV[1]: the number of lock keys
   });
-  if (!op) {
-    fail(std::move(done), refusal{make_error_code(errc::closed), {}});
-    return;
-  }
-  op->done = std::move(done);
-  when_admitted(
-      m, [op] { asio::post(op->strand, [op] { op->begin(); }); },
-      [op](const std::string& why) { op->refuse(why); });
 }
 
 }  // namespace detail
