@@ -24,6 +24,8 @@ enum class health_state : std::uint8_t {
   down,     ///< its last request failed on the connection level (connect, timeout, lost, TLS, auth)
 };
 
+/// The enumerator's name ("unknown", "up", "lagging", "down"). A stable identifier, not a
+/// message: the Prometheus adapter uses it as a label value, so it never changes.
 const char* to_string(health_state s) noexcept;
 
 /// The current state of one node (lock_manager::node_states()).
@@ -52,6 +54,8 @@ struct node_state_change {
 /// The operations a manager counts.
 enum class operation : std::uint8_t { lock, try_lock, extend, unlock };
 
+/// The enumerator's name ("lock", "try_lock", "extend", "unlock"); stable like the one of
+/// health_state (a metric label value).
 const char* to_string(operation o) noexcept;
 
 /// One operation as it completed.

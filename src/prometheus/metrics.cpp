@@ -102,38 +102,8 @@ const char* result_name(std::size_t index) noexcept {
 constexpr std::array<operation, 4> all_operations{operation::lock, operation::try_lock,
                                                   operation::extend, operation::unlock};
 
-// Our own strings rather than to_string(operation): the label values are part of the metrics'
-// contract and must not change with a log message's wording.
-const char* operation_name(operation o) noexcept {
-  switch (o) {
-    case operation::lock:
-      return "lock";
-    case operation::try_lock:
-      return "try_lock";
-    case operation::extend:
-      return "extend";
-    case operation::unlock:
-      return "unlock";
-  }
-  return "other";
-}
-
 constexpr std::array<health_state, 4> all_states{health_state::unknown, health_state::up,
                                                  health_state::lagging, health_state::down};
-
-const char* state_name(health_state s) noexcept {
-  switch (s) {
-    case health_state::unknown:
-      return "unknown";
-    case health_state::up:
-      return "up";
-    case health_state::lagging:
-      return "lagging";
-    case health_state::down:
-      return "down";
-  }
-  return "unknown";
-}
 
 double seconds(std::chrono::nanoseconds d) noexcept {
   return std::chrono::duration<double>(d).count();
@@ -237,9 +207,9 @@ class prometheus_metrics::feed final : public observer {
     for (operation o : all_operations) {
       const auto i = static_cast<std::size_t>(o);
       results_[i][0].store(
-          &operations_.Add(with(labels_, {{"operation", operation_name(o)}, {"result", "ok"}})),
+          &operations_.Add(with(labels_, {{"operation", to_string(o)}, {"result", "ok"}})),
           std::memory_order_release);
-      attempts_[i] = &attempts_family_.Add(with(labels_, {{"operation", operation_name(o)}}));
+      attempts_[i] = &attempts_family_.Add(with(labels_, {{"operation", to_string(o)}}));
     }
   }
 
@@ -296,7 +266,7 @@ class prometheus_metrics::feed final : public observer {
 
   void node_state_changed(const node_state_change& c) override {
     // Rare (one per transition): the family's own lookup is good enough here.
-    node_changes_.Add(with(labels_, {{"node", c.node}, {"state", state_name(c.to)}})).Increment();
+    node_changes_.Add(with(labels_, {{"node", c.node}, {"state", to_string(c.to)}})).Increment();
   }
 
  private:
@@ -313,8 +283,8 @@ class prometheus_metrics::feed final : public observer {
   prometheus::Counter& result_counter(std::size_t op, std::size_t r) {
     prometheus::Counter* c = results_[op][r].load(std::memory_order_acquire);
     if (c == nullptr) {
-      c = &operations_.Add(with(labels_, {{"operation", operation_name(all_operations[op])},
-                                          {"result", result_name(r)}}));
+      c = &operations_.Add(with(
+          labels_, {{"operation", to_string(all_operations[op])}, {"result", result_name(r)}}));
       results_[op][r].store(c, std::memory_order_release);
     }
     return *c;
@@ -446,7 +416,7 @@ std::vector<prometheus::MetricFamily> prometheus_gauges::Collect() const {
       add_gauge(waiting, s.labels, static_cast<double>(stats.operations_waiting));
       for (const node_health& n : stats.nodes) {
         for (health_state st : all_states) {
-          add_gauge(state, with(s.labels, {{"node", n.node}, {"state", state_name(st)}}),
+          add_gauge(state, with(s.labels, {{"node", n.node}, {"state", to_string(st)}}),
                     n.state == st ? 1 : 0);
         }
         add_gauge(up, with(s.labels, {{"node", n.node}}), n.state == health_state::up ? 1 : 0);
