@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <future>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -30,6 +31,30 @@ bool run_until(asio::io_context& io, Pred pred,
     io.run_one_for(std::chrono::milliseconds(5));
   }
   return true;
+}
+
+/// What one asynchronous call completed with; `done` false when it did not complete in time.
+template <class T>
+struct outcome {
+  bool done = false;
+  std::error_code ec;
+  T value{};
+};
+
+/// Calls `start(handler)`, then runs `io` until the handler ran (at most `limit`): the call's
+/// outcome. For the fixtures that drive a manager on a fake deployment, single-threaded.
+template <class T, class Start>
+outcome<T> complete(asio::io_context& io, Start&& start,
+                    std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  auto out = std::make_shared<outcome<T>>();
+  start([out](std::error_code ec, T v) {
+    out->done = true;
+    out->ec = ec;
+    out->value = std::move(v);
+  });
+  run_until(
+      io, [&] { return out->done; }, limit);
+  return *out;
 }
 
 /// Runs its io_context on a thread from construction until stop().

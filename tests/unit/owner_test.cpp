@@ -23,12 +23,7 @@ using namespace std::chrono_literals;
 using redlock::errc;
 namespace rt = redlock::testing;
 
-template <class T>
-struct outcome {
-  bool done = false;
-  std::error_code ec;
-  T value{};
-};
+using redlock::test::outcome;
 
 redlock::owner_info someone() {
   redlock::owner_info o;
@@ -51,60 +46,37 @@ class Owner : public ::testing::Test {
     return o;
   }
 
-  template <class Pred>
-  bool run_until(Pred pred) {
-    return redlock::test::run_until(io, std::move(pred), 10s);
-  }
-
   outcome<redlock::lock> lock(redlock::lock_manager& m, const std::string& resource,
                               redlock::call_options opts = {}) {
-    auto out = std::make_shared<outcome<redlock::lock>>();
-    m.async_lock(std::vector<std::string>{resource}, 10s, opts,
-                 [out](std::error_code ec, redlock::lock l) {
-                   out->done = true;
-                   out->ec = ec;
-                   out->value = std::move(l);
-                 });
-    EXPECT_TRUE(run_until([&] { return out->done; })) << "lock did not complete";
-    return *out;
+    auto out = redlock::test::complete<redlock::lock>(
+        io, [&](auto done) { m.async_lock(std::vector<std::string>{resource}, 10s, opts, done); });
+    EXPECT_TRUE(out.done) << "lock did not complete";
+    return out;
   }
 
   outcome<redlock::lock> extend(redlock::lock_manager& m, const redlock::lock& l,
                                 std::chrono::milliseconds ttl) {
-    auto out = std::make_shared<outcome<redlock::lock>>();
-    m.async_extend(l, ttl, [out](std::error_code ec, redlock::lock r) {
-      out->done = true;
-      out->ec = ec;
-      out->value = std::move(r);
-    });
-    EXPECT_TRUE(run_until([&] { return out->done; })) << "extend did not complete";
-    return *out;
+    auto out = redlock::test::complete<redlock::lock>(
+        io, [&](auto done) { m.async_extend(l, ttl, done); });
+    EXPECT_TRUE(out.done) << "extend did not complete";
+    return out;
   }
 
   outcome<redlock::unlock_result> unlock(redlock::lock_manager& m, const redlock::lock& l) {
-    auto out = std::make_shared<outcome<redlock::unlock_result>>();
     redlock::call_options all;
     all.wait_all_nodes = true;
-    m.async_unlock(l, all, [out](std::error_code ec, redlock::unlock_result r) {
-      out->done = true;
-      out->ec = ec;
-      out->value = std::move(r);
-    });
-    EXPECT_TRUE(run_until([&] { return out->done; })) << "unlock did not complete";
-    return *out;
+    auto out = redlock::test::complete<redlock::unlock_result>(
+        io, [&](auto done) { m.async_unlock(l, all, done); });
+    EXPECT_TRUE(out.done) << "unlock did not complete";
+    return out;
   }
 
   outcome<redlock::force_release_result> force(redlock::lock_manager& m,
                                                std::vector<std::string> resources) {
-    auto out = std::make_shared<outcome<redlock::force_release_result>>();
-    redlock::async_force_release(m, std::move(resources),
-                                 [out](std::error_code ec, redlock::force_release_result r) {
-                                   out->done = true;
-                                   out->ec = ec;
-                                   out->value = std::move(r);
-                                 });
-    EXPECT_TRUE(run_until([&] { return out->done; })) << "force release did not complete";
-    return *out;
+    auto out = redlock::test::complete<redlock::force_release_result>(
+        io, [&](auto done) { redlock::async_force_release(m, std::move(resources), done); });
+    EXPECT_TRUE(out.done) << "force release did not complete";
+    return out;
   }
 };
 

@@ -20,12 +20,7 @@ using redlock::errc;
 using redlock::vote;
 namespace rt = redlock::testing;
 
-template <class T>
-struct outcome {
-  bool done = false;
-  std::error_code ec;
-  T value{};
-};
+using redlock::test::outcome;
 
 class TestingKit : public ::testing::Test {
  protected:
@@ -39,45 +34,27 @@ class TestingKit : public ::testing::Test {
     return o;
   }
 
-  template <class Pred>
-  bool run_until(Pred pred, std::chrono::milliseconds limit = 10s) {
-    return redlock::test::run_until(io, std::move(pred), limit);
-  }
-
   outcome<redlock::lock> lock(redlock::lock_manager& m, const std::string& resource,
                               std::chrono::milliseconds ttl = 10s) {
-    auto out = std::make_shared<outcome<redlock::lock>>();
-    m.async_lock(std::vector<std::string>{resource}, ttl,
-                 [out](std::error_code ec, redlock::lock l) {
-                   out->done = true;
-                   out->ec = ec;
-                   out->value = std::move(l);
-                 });
-    EXPECT_TRUE(run_until([&] { return out->done; })) << "lock did not complete";
-    return *out;
+    auto out = redlock::test::complete<redlock::lock>(
+        io, [&](auto done) { m.async_lock(std::vector<std::string>{resource}, ttl, done); });
+    EXPECT_TRUE(out.done) << "lock did not complete";
+    return out;
   }
 
   outcome<redlock::lock> extend(redlock::lock_manager& m, const redlock::lock& l,
                                 std::chrono::milliseconds ttl = 10s) {
-    auto out = std::make_shared<outcome<redlock::lock>>();
-    m.async_extend(l, ttl, [out](std::error_code ec, redlock::lock r) {
-      out->done = true;
-      out->ec = ec;
-      out->value = std::move(r);
-    });
-    EXPECT_TRUE(run_until([&] { return out->done; })) << "extend did not complete";
-    return *out;
+    auto out = redlock::test::complete<redlock::lock>(
+        io, [&](auto done) { m.async_extend(l, ttl, done); });
+    EXPECT_TRUE(out.done) << "extend did not complete";
+    return out;
   }
 
   outcome<redlock::unlock_result> unlock(redlock::lock_manager& m, const redlock::lock& l) {
-    auto out = std::make_shared<outcome<redlock::unlock_result>>();
-    m.async_unlock(l, [out](std::error_code ec, redlock::unlock_result r) {
-      out->done = true;
-      out->ec = ec;
-      out->value = std::move(r);
-    });
-    EXPECT_TRUE(run_until([&] { return out->done; })) << "unlock did not complete";
-    return *out;
+    auto out = redlock::test::complete<redlock::unlock_result>(
+        io, [&](auto done) { m.async_unlock(l, done); });
+    EXPECT_TRUE(out.done) << "unlock did not complete";
+    return out;
   }
 };
 
