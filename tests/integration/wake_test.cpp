@@ -180,13 +180,7 @@ TEST_F(Wake, AWaiterOnASentinelNodeIsWokenAfterAFailover) {
   // kills the promoted server's normal clients (CLIENT KILL TYPE normal) while it
   // reconfigures it, our probe's connection among them: a reset probe is "not yet".
   ASSERT_TRUE(wait_for(
-      [&] {
-        try {
-          return subscribers(replica, k) == 1;
-        } catch (const std::exception&) {
-          return false;
-        }
-      },
+      [&] { return redlock::test::unless_killed([&] { return subscribers(replica, k) == 1; }); },
       30s));
   ASSERT_EQ(w.wait_for(0s), std::future_status::timeout);
   // Until the sentinel has turned the old master into a replica, both accept writes: an

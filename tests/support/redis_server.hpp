@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -110,6 +111,18 @@ inline std::vector<std::unique_ptr<redis_server>> start_servers(
 /// Options of a Sentinel (redis-server --sentinel) that monitors `master` as "mymaster" with
 /// quorum 1 and down-after-milliseconds 1000.
 redis_server_options sentinel_options(const redis_server& master);
+
+/// pred(), or false when it threw: for probes of a server a Sentinel is reconfiguring, which
+/// kills the promoted replica's normal clients (CLIENT KILL TYPE normal) and may take the
+/// probe's own connection with them. Such a probe is "not yet", to be asked again.
+template <class Pred>
+bool unless_killed(Pred pred) {
+  try {
+    return pred();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
 
 /// A Redis Cluster of `masters` cluster-enabled servers on free ports, joined with
 /// `redis-cli --cluster create` and waited for (30 s at most) until each reports
