@@ -127,7 +127,14 @@ TEST_F(HealthIntegration, APausedServerReportsDownOnceAndBackOnceAfterItResumes)
   traffic(*m, 20);
   ASSERT_TRUE(state_is(*m, 2, health_state::down));
   EXPECT_EQ(rec.count(2, health_state::down), 1);
-  EXPECT_EQ(m->node_states()[2].reason, redlock::errc::timeout);
+  // The reason is the first failure the manager sees: a request's timeout, or the reset of
+  // the connection that the timeout causes, which fails the requests queued behind it with
+  // connection_lost (a CI run under load reported that one).
+  const auto down = m->node_states()[2];
+  EXPECT_TRUE(down.reason == redlock::errc::timeout ||
+              down.reason == redlock::errc::connection_lost)
+      << down.reason.message();
+  EXPECT_FALSE(down.message.empty());
 
   servers[2]->resume();
   ASSERT_TRUE(state_is(*m, 2, health_state::up));
