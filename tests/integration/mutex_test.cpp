@@ -291,8 +291,12 @@ TEST_F(MutexTest, TryLockForSucceedsWhenTheOtherObjectUnlocksDuringTheWait) {
   EXPECT_TRUE(w.get());
   EXPECT_LT(std::chrono::steady_clock::now() - t, 10s) << "well before the 20 s budget";
   ASSERT_TRUE(b.current_lock().acquired());
+  // A quorum: a's unlock completes once a quorum released, so b, woken by it, may reach the
+  // last server before a's release does and be refused there.
+  std::size_t holding = 0;
   for (std::size_t i = 0; i < servers_.size(); ++i)
-    EXPECT_EQ(servers_[i]->command({"GET", "mutex:timed-handoff"}).str, b.current_lock().value());
+    holding += servers_[i]->command({"GET", "mutex:timed-handoff"}).str == b.current_lock().value();
+  EXPECT_GE(holding, servers_.size() / 2 + 1);
   b.unlock();
   EXPECT_TRUE(wait_for([&] { return absent_everywhere("mutex:timed-handoff"); }, 5s));
 }
