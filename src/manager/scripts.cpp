@@ -183,11 +183,21 @@ return n
 // change an outcome.
 namespace {
 
-// owner_is_ours(o, v): the owner key holds the record of lock value v.
+// owner_is_ours(o, v): the owner key holds the record of lock value v. keep_record(o): after
+// a grant or an extension of lock value ARGV[1] with PX ARGV[2], the record of ours gets the new
+// PX (keeping its `since`); a missing or foreign one is replaced by ARGV[3], unless that is
+// empty (a handle that does not know its record).
 constexpr std::string_view owner_lua = R"lua(
 local function owner_is_ours(o, v)
   local r = redis.pcall("GET", o)
   return type(r) == "string" and string.sub(r, 1, #v + 1) == v .. "\n"
+end
+local function keep_record(o)
+  if owner_is_ours(o, ARGV[1]) then
+    redis.pcall("PEXPIRE", o, ARGV[2])
+  elseif ARGV[3] and ARGV[3] ~= "" then
+    redis.pcall("SET", o, ARGV[3], "PX", ARGV[2])
+  end
 end
 )lua";
 
@@ -203,11 +213,7 @@ local d = denial(n)
 if d then return d end
 for i = 1, n do
   redis.call("SET", KEYS[i], ARGV[1], "PX", ARGV[2])
-  if owner_is_ours(KEYS[n + i], ARGV[1]) then
-    redis.pcall("PEXPIRE", KEYS[n + i], ARGV[2])
-  elseif ARGV[3] and ARGV[3] ~= "" then
-    redis.pcall("SET", KEYS[n + i], ARGV[3], "PX", ARGV[2])
-  end
+  keep_record(KEYS[n + i])
 end
 return n
 )lua"));
@@ -225,11 +231,7 @@ local r = refusal(n)
 if r then return r end
 for i = 1, n do
   redis.call("PEXPIRE", KEYS[i], ARGV[2])
-  if owner_is_ours(KEYS[n + i], ARGV[1]) then
-    redis.pcall("PEXPIRE", KEYS[n + i], ARGV[2])
-  elseif ARGV[3] and ARGV[3] ~= "" then
-    redis.pcall("SET", KEYS[n + i], ARGV[3], "PX", ARGV[2])
-  end
+  keep_record(KEYS[n + i])
 end
 return n
 )lua"));
