@@ -775,6 +775,13 @@ struct client_result {
   long overran = 0;              // critical sections that ended after the lock's validity deadline
   long repeats = 0;              // acquisitions right after this same client's previous one
   std::vector<double> attempts;  // attempts used by each acquisition
+  /// Per acquisition, on the clock all clients share: when the lock was acquired, when its
+  /// critical section ended (the unlock begins), when the unlock completed. Merged over the
+  /// clients they give the hand-off: from one holder's end of work to the next one's grant.
+  struct turn {
+    clock_type::time_point acquired, worked, released;
+  };
+  std::vector<turn> turns;
   std::string error;
   error_count errs;
 };
@@ -952,6 +959,7 @@ void contention_client(const options& o, const std::string& counter_key,
         res.waits.push_back(micros(t1 - t0));
         res.cs_sum_us += micros(t2 - t1);
         auto [uec, ur] = co_await m.async_unlock(l, redlock::as_tuple(use_awaitable));
+        res.turns.push_back({t1, t2, clock_type::now()});
         if (uec) {
           ++res.failures;
           if (res.error.empty())
@@ -986,6 +994,7 @@ std::string case_contention(const options& o) {
   const double rtt_us = measure_rtt_us(o);
   const auto stats_before = command_stats(o.urls);
   std::vector<client_result> results(static_cast<std::size_t>(o.clients));
+  const double cpu0 = cpu_micros();
   auto t0 = clock_type::now();
   auto deadline = t0 + std::chrono::milliseconds(o.duration_ms);
   {
@@ -1002,6 +1011,8 @@ std::string case_contention(const options& o) {
       t.join();
   }
   double seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+  // The clients' CPU (all 16 threads): whether they, or the waits between them, bound a turn.
+  const double client_cpu_us = cpu_micros() - cpu0;
   const auto stats_after = command_stats(o.urls);
   long long counter = 0;
   {
@@ -1016,7 +1027,9 @@ std::string case_contention(const options& o) {
   std::string error;
   long min_per_client = -1, max_per_client = 0;
   error_count errs;
+  std::vector<client_result::turn> turns;
   for (auto& r : results) {
+    turns.insert(turns.end(), r.turns.begin(), r.turns.end());
     waits.insert(waits.end(), r.waits.begin(), r.waits.end());
     acquisitions += r.acquisitions;
     failures += r.failures;
@@ -1058,6 +1071,25 @@ std::string case_contention(const options& o) {
                                                      static_cast<double>(min_per_client)
                                                : 0.0);
   latency_fields(j, "wait", waits);
+  // What a turn costs beyond the critical section. handoff: from a holder's end of work to the
+  // next grant (anyone's), so rate = 1 / (cs_mean + handoff_mean). release: the holder's unlock
+  // round trip, part of it. after_release: from the unlock's completion to that grant (the
+  // announcement, the waiter's wake-up and its acquire round trip; negative when the grant
+  // came before the holder saw its unlock's reply).
+  std::sort(turns.begin(), turns.end(),
+            [](const auto& a, const auto& b) { return a.acquired < b.acquired; });
+  std::vector<double> handoff, release, after_release;
+  for (std::size_t i = 0; i + 1 < turns.size(); ++i) {
+    handoff.push_back(micros(turns[i + 1].acquired - turns[i].worked));
+    release.push_back(micros(turns[i].released - turns[i].worked));
+    after_release.push_back(micros(turns[i + 1].acquired - turns[i].released));
+  }
+  j.num("client_cpu_us_per_acquisition",
+        acquisitions > 0 ? client_cpu_us / static_cast<double>(acquisitions) : 0.0)
+      .num("client_cpu_share", seconds > 0 ? client_cpu_us / (seconds * 1e6) : 0.0);
+  latency_fields(j, "handoff", handoff);
+  latency_fields(j, "release", release);
+  latency_fields(j, "after_release", after_release);
   command_fields(j, stats_before, stats_after, acquisitions);
   std::sort(attempts.begin(), attempts.end());
   j.num("attempts_p50", pct(attempts, 0.5))

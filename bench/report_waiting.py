@@ -312,6 +312,37 @@ def main():
     contention_table("c", "c: 16 clients, tight loop",
                      ideal_note + " Each client asks again as soon as it released.")
 
+    # ----- where a turn goes -----
+    w("## Where a turn goes: what bounds the rate")
+    w("")
+    w("A turn is one critical section and the hand-off after it. *Hand-off* = from a holder's end "
+      "of work (its unlock begins) to the next grant, anyone's, on the clock the 16 clients share; "
+      "so rate = 1 / (critical section + mean hand-off), and % of ideal = (critical section + "
+      "RTT) / (critical section + mean hand-off): the ideal assumes a hand-off of one acquire "
+      "round trip. *Release* = the holder's unlock round trip (p50); *after release* = from its "
+      "completion to the next grant (p50): the announcement, the next waiter's wake-up and its "
+      "acquire round trip. *Needed* = the mean hand-off at which the rate target would be met "
+      "(90 % for c-variant, 85 % for c). *Client CPU* = CPU time of the whole client process "
+      "(16 threads) per second of the run, in cores of the 2; per acquisition in µs.")
+    w("")
+    w("| case | N | setting | run | % of ideal | critical section | RTT | hand-off mean / p50 / p99 | "
+      "hand-off / RTT | release p50 | after release p50 | needed | client CPU (cores, per acq.) |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for prefix, target in (("cv", 0.90), ("c", 0.85)):
+        for n in NS:
+            for sname, label in SETTINGS:
+                x = r.get(f"{prefix}_{n}_{sname}")
+                if not x or "handoff_mean_us" not in x:
+                    continue
+                cs, rtt = x["cs_mean_us"], x["rtt_us"]
+                needed = (cs + rtt) / target - cs
+                w(f"| {prefix} | {n} | {label} | `{prefix}_{n}_{sname}` | {x['pct_ideal']:.0f} % | "
+                  f"{ms(cs)} | {ms(rtt)} | {ms(x['handoff_mean_us'])} / {ms(x['handoff_p50_us'])} / "
+                  f"{ms(x['handoff_p99_us'])} | {x['handoff_mean_us'] / max(rtt, 1e-9):.1f} | "
+                  f"{ms(x['release_p50_us'])} | {ms(x['after_release_p50_us'])} | {ms(needed)} | "
+                  f"{x['client_cpu_share']:.2f}, {x['client_cpu_us_per_acquisition']:.0f} µs |")
+    w("")
+
     # ----- herd -----
     w("## 64 waiters on one resource: server commands per acquisition")
     w("")
