@@ -343,6 +343,41 @@ def main():
                   f"{x['client_cpu_share']:.2f}, {x['client_cpu_us_per_acquisition']:.0f} µs |")
     w("")
 
+    # What the table says about the missed rate targets, computed from the same runs.
+    def med(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2] if xs else 0.0
+    fair1 = r.get("c_1_fair200")
+    if fair1 and "handoff_mean_us" in fair1:
+        w(f"- **Fair mode at N = 1 is bound by the hand-off chain, not by CPU.** A turn's hand-off "
+          f"is {ms(fair1['handoff_p50_us'])} (p50), {fair1['handoff_mean_us'] / max(fair1['rtt_us'], 1e-9):.0f} "
+          f"acquire round trips: the holder's unlock ({ms(fair1['release_p50_us'])}: the fair "
+          f"release script prunes and edits two ZSETs and publishes), then the announcement, the "
+          f"head's wake-up and its acquire ({ms(fair1['after_release_p50_us'])}). The client "
+          f"process uses {fair1['client_cpu_share']:.2f} of 2 cores. The target needs a mean "
+          f"hand-off of {ms((fair1['cs_mean_us'] + fair1['rtt_us']) / 0.85 - fair1['cs_mean_us'])}: "
+          "a release and then an acquire, each a script and a round trip of its own, plus a "
+          "thread wake-up on a machine whose 2 cores also run the servers, do not fit in it. "
+          "Meeting it would need the release to hand the lock to the head inside its own script "
+          "(no second round trip), which this library does not do.")
+    wakes = [r[f"{p}_{n}_wake200"] for p in ("c", "cv") for n in NS
+             if r.get(f"{p}_{n}_wake200") and "client_cpu_share" in r[f"{p}_{n}_wake200"]]
+    polls = [r[f"{p}_{n}_poll10"] for p in ("c", "cv") for n in NS
+             if r.get(f"{p}_{n}_poll10") and "client_cpu_us_per_acquisition" in r[f"{p}_{n}_poll10"]]
+    if wakes and polls:
+        w(f"- **Wake-up without fairness is bound by its herd's CPU at N = 3 and 5.** Every release "
+          f"wakes one waiter in each of the 16 managers, and each then runs an attempt on every "
+          f"node: client CPU per acquisition {span([x['client_cpu_us_per_acquisition'] for x in wakes], lambda v: f'{v:.0f} µs')} "
+          f"against {span([x['client_cpu_us_per_acquisition'] for x in polls], lambda v: f'{v:.0f} µs')} "
+          f"polling at 10 ± 10 ms; the client alone takes up to "
+          f"{max(x['client_cpu_share'] for x in wakes):.2f} of the 2 cores, and the critical "
+          f"section itself stretches (its 1 ms timer fires late) from "
+          f"{ms(med([x['cs_mean_us'] for x in polls]))} to up to {ms(max(x['cs_mean_us'] for x in wakes))}. "
+          "Fair mode wakes only the head and is the setting to use when many independent clients "
+          "contend; the c-variant target with plain wake-up would need the herd bounded across "
+          "managers, which independent managers cannot coordinate without another round trip.")
+    w("")
+
     # ----- herd -----
     w("## 64 waiters on one resource: server commands per acquisition")
     w("")
