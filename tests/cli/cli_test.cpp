@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cli_argv.hpp"
 #include "internal/scripts.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
@@ -40,20 +41,8 @@ class cli : public ::testing::Test {
   }
 
   /// argv for the binary with every server given as --server.
-  std::vector<std::string> redlock(std::vector<std::string> args) const {
-    std::vector<std::string> argv{REDLOCK_CLI_PATH};
-    if (args.empty())
-      return argv;
-    argv.push_back(args.front());  // the subcommand
-    for (const auto& s : servers_) {
-      argv.emplace_back("--server");
-      argv.push_back(s->url());
-    }
-    // Generous per-server deadline: CI runs these beside other suites and under sanitizers.
-    argv.emplace_back("--request-timeout");
-    argv.emplace_back("1s");
-    argv.insert(argv.end(), args.begin() + 1, args.end());
-    return argv;
+  std::vector<std::string> redlock(const std::vector<std::string>& args) const {
+    return cli_argv(REDLOCK_CLI_PATH, servers_, args);
   }
 
   /// Sets `key` to a foreign value on every server, as another holder would.

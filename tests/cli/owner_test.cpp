@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cli_argv.hpp"
 #include "redlock/owner.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
@@ -37,16 +38,8 @@ class cli_owner : public ::testing::Test {
   }
 
   /// argv for the binary: the subcommand, every server, then `args`' rest.
-  std::vector<std::string> redlock(std::vector<std::string> args) const {
-    std::vector<std::string> argv{REDLOCK_CLI_PATH, args.front()};
-    for (const auto& s : servers_) {
-      argv.emplace_back("--server");
-      argv.push_back(s->url());
-    }
-    argv.emplace_back("--request-timeout");
-    argv.emplace_back("1s");
-    argv.insert(argv.end(), args.begin() + 1, args.end());
-    return argv;
+  std::vector<std::string> redlock(const std::vector<std::string>& args) const {
+    return cli_argv(REDLOCK_CLI_PATH, servers_, args);
   }
 
   /// The same command line as one shell word list, for `script -c` (no argument here needs
